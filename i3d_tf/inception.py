@@ -1,0 +1,230 @@
+"""Inception-v1 (with batch norm) and its inflation, I3D: one ordered endpoint table drives both builds.
+
+Paper Sec. 2.4 and Fig. 3.  Inception-v1 [Ioffe & Szegedy 2015] is the 2D backbone of every model in the
+paper except C3D.  I3D inflates every N x N kernel to N x N x N, except the first two max-pools (1x3x3,
+temporal stride 1: "we found it helpful to not perform temporal pooling in the first two max-pooling
+layers") and the final 2x7x7 average pool.  Names are the official checkpoint names (deepmind
+kinetics-i3d `i3d.py`, slim `inception_v1.py` for 2D), with '/' written '.' in Keras layer names.
+"""
+
+import dataclasses
+from typing import Optional, Sequence, Tuple
+
+import keras
+
+from i3d_tf import layers as L
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+  """One trunk endpoint.  `kind` is 'conv', 'pool' or 'mixed'.
+
+  Spatial kernel/stride are the 2D network's; `t_kernel`/`t_stride` are what inflation gives time
+  (None = same as spatial, the default N x N -> N x N x N).
+  """
+  suffix: str  # '1a_7x7' (prefixed by Conv3d_/Conv2d_ or MaxPool3d_/MaxPool_) or 'Mixed_3b'.
+  kind: str
+  kernel: int = 1
+  stride: int = 1
+  filters: int = 0
+  t_kernel: Optional[int] = None
+  t_stride: Optional[int] = None
+  channels: Tuple[int, ...] = ()  # mixed: (b0, b1a, b1b, b2a, b2b, b3)
+  branch2_name: str = '0b'
+
+  def name(self, rank: int) -> str:
+    if self.kind == 'mixed':
+      return self.suffix
+    if self.kind == 'conv':
+      return ('Conv3d_' if rank == 3 else 'Conv2d_') + self.suffix
+    return ('MaxPool3d_' if rank == 3 else 'MaxPool_') + self.suffix
+
+  def kernel_size(self, rank: int) -> Tuple[int, ...]:
+    if rank == 2:
+      return (self.kernel,) * 2
+    return (self.kernel if self.t_kernel is None else self.t_kernel, self.kernel, self.kernel)
+
+  def strides(self, rank: int) -> Tuple[int, ...]:
+    if rank == 2:
+      return (self.stride,) * 2
+    return (self.stride if self.t_stride is None else self.t_stride, self.stride, self.stride)
+
+
+# The trunk of Fig. 3, in order.  Channel table: official i3d.py / slim inception_v1.py.
+TRUNK = (
+    Block('1a_7x7', 'conv', kernel=7, stride=2, filters=64),
+    Block('2a_3x3', 'pool', kernel=3, stride=2, t_kernel=1, t_stride=1),  # no temporal pooling
+    Block('2b_1x1', 'conv', kernel=1, filters=64),
+    Block('2c_3x3', 'conv', kernel=3, filters=192),
+    Block('3a_3x3', 'pool', kernel=3, stride=2, t_kernel=1, t_stride=1),  # no temporal pooling
+    Block('Mixed_3b', 'mixed', channels=(64, 96, 128, 16, 32, 32)),
+    Block('Mixed_3c', 'mixed', channels=(128, 128, 192, 32, 96, 64)),
+    Block('4a_3x3', 'pool', kernel=3, stride=2),
+    Block('Mixed_4b', 'mixed', channels=(192, 96, 208, 16, 48, 64)),
+    Block('Mixed_4c', 'mixed', channels=(160, 112, 224, 24, 64, 64)),
+    Block('Mixed_4d', 'mixed', channels=(128, 128, 256, 24, 64, 64)),
+    Block('Mixed_4e', 'mixed', channels=(112, 144, 288, 32, 64, 64)),
+    Block('Mixed_4f', 'mixed', channels=(256, 160, 320, 32, 128, 128)),
+    Block('5a_2x2', 'pool', kernel=2, stride=2),
+    # Official quirk: Mixed_5b's Branch_2 3x3 unit is named `..._0a_3x3` (slim has the same name).
+    Block('Mixed_5b', 'mixed', channels=(256, 160, 320, 32, 128, 128), branch2_name='0a'),
+    Block('Mixed_5c', 'mixed', channels=(384, 192, 384, 48, 128, 128)),
+)
+# Head: average pool (2x7x7 in I3D, 7x7 in 2D), dropout, 1x1(x1) logits conv with bias.
+HEAD_POOL = {3: (2, 7, 7), 2: (7, 7)}
+LOGITS_UNIT = {3: 'Conv3d_0c_1x1', 2: 'Conv2d_0c_1x1'}
+FEATURE_DIM = 1024
+
+
+def endpoints(rank: int = 3) -> Tuple[str, ...]:
+  """The ordered endpoint names: VALID_ENDPOINTS of the official i3d.py for rank 3."""
+  return tuple(b.name(rank) for b in TRUNK) + ('Logits', 'Predictions')
+
+
+VALID_ENDPOINTS = endpoints(3)
+VALID_ENDPOINTS_2D = endpoints(2)
+
+
+def build_trunk(x, rank: int = 3, final_endpoint: str = 'Mixed_5c', synchronized_bn: bool = False,
+                first_unit_filters: Optional[int] = None):
+  """Applies the trunk up to `final_endpoint` (inclusive) and returns its output tensor.
+
+  Every endpoint is a named layer of the resulting graph, so `model.get_layer(endpoint).output` gives it.
+  """
+  valid = endpoints(rank)[:-2]
+  if final_endpoint not in valid:
+    raise ValueError(f'Unknown trunk endpoint {final_endpoint!r}; valid: {valid}. '
+                     f'Received: final_endpoint={final_endpoint}')
+  for block in TRUNK:
+    name = block.name(rank)
+    if block.kind == 'conv':
+      x = L.Unit(block.filters, block.kernel_size(rank), block.strides(rank), rank=rank,
+                 synchronized_bn=synchronized_bn, name=name)(x)
+    elif block.kind == 'pool':
+      x = L.max_pool(rank, block.kernel_size(rank), block.strides(rank), name=name)(x)
+    else:
+      x = L.inception_module(x, block.channels, name, rank=rank, branch2_name=block.branch2_name,
+                             synchronized_bn=synchronized_bn)
+    if name == final_endpoint:
+      break
+  return x
+
+
+def build_head(x, num_classes: int, rank: int = 3, dropout_keep_prob: float = 0.5,
+               head_pooling: str = 'official', spatial_squeeze: bool = True,
+               temporal_average: bool = True, final_endpoint: str = 'Logits'):
+  """Logits head of Fig. 3: avg pool -> dropout -> 1x1 conv (bias, no BN, no ReLU) -> mean over time.
+
+  Returns the 'Logits' tensor, or the softmax 'Predictions' when `final_endpoint='Predictions'`.
+  Shapes (rank 3): (B, num_classes) with `temporal_average`, else per-time (B, T', num_classes);
+  `spatial_squeeze=False` keeps the (1, 1) spatial axes (spatially larger inputs are averaged when
+  squeezing: spatially-convolutional testing, Sec. 2.5).
+  """
+  if not 0.0 < dropout_keep_prob <= 1.0:
+    raise ValueError(f'dropout_keep_prob must be in (0, 1]. Received: dropout_keep_prob={dropout_keep_prob}')
+  x = L.HeadAveragePooling(HEAD_POOL[rank], mode=head_pooling, name='Logits.AvgPool')(x)
+  x = keras.layers.Dropout(1.0 - dropout_keep_prob, name='Logits.Dropout')(x)
+  x = L.Unit(num_classes, 1, rank=rank, use_batch_norm=False, use_bias=True, activation=None,
+             name=f'Logits.{LOGITS_UNIT[rank]}')(x)
+  spatial_axes = (2, 3) if rank == 3 else (1, 2)
+  if spatial_squeeze:
+    x = L.Mean(spatial_axes, name='Logits.SpatialSqueeze')(x)
+  if rank == 3 and temporal_average:
+    x = L.Mean(1, name='Logits.TemporalAverage')(x)
+  x = keras.layers.Identity(name='Logits')(x)
+  if final_endpoint == 'Predictions':
+    x = keras.layers.Softmax(name='Predictions', dtype='float32')(x)
+  return x
+
+
+def _check_input_shape(input_shape, rank: int, channels: int):
+  if len(input_shape) != rank + 1:
+    raise ValueError(f'input_shape must have {rank + 1} entries ({"T, " if rank == 3 else ""}H, W, C). '
+                     f'Received: input_shape={input_shape}')
+  if input_shape[-1] != channels:
+    raise ValueError(f'The last input dimension must be {channels} channels. Received: input_shape={input_shape}')
+  for d in input_shape[:-1]:
+    if d is not None and d < 1:
+      raise ValueError(f'Input dimensions must be >= 1 or None. Received: input_shape={input_shape}')
+
+
+def inception_network(rank: int, num_classes: int, input_shape: Sequence, channels: int, name: str,
+                      final_endpoint: str = 'Logits', dropout_keep_prob: float = 0.5,
+                      spatial_squeeze: bool = True, temporal_average: bool = True,
+                      head_pooling: str = 'official', synchronized_bn: bool = False) -> keras.Model:
+  """Shared builder of `I3D` (rank 3) and `InceptionV1` (rank 2)."""
+  valid = endpoints(rank)
+  if final_endpoint not in valid:
+    raise ValueError(f'Unknown final_endpoint {final_endpoint!r}; valid: {valid}. '
+                     f'Received: final_endpoint={final_endpoint}')
+  if num_classes < 1:
+    raise ValueError(f'num_classes must be >= 1. Received: num_classes={num_classes}')
+  input_shape = tuple(input_shape)
+  _check_input_shape(input_shape, rank, channels)
+  inputs = keras.Input(shape=input_shape, name='inputs')
+  trunk_end = final_endpoint if final_endpoint in valid[:-2] else valid[-3]
+  x = build_trunk(inputs, rank, trunk_end, synchronized_bn=synchronized_bn)
+  if final_endpoint in ('Logits', 'Predictions'):
+    x = build_head(x, num_classes, rank, dropout_keep_prob, head_pooling, spatial_squeeze,
+                   temporal_average, final_endpoint)
+  return keras.Model(inputs, x, name=name)
+
+
+MODALITY_CHANNELS = {'rgb': 3, 'flow': 2}
+MODALITY_SCOPE = {'rgb': 'RGB', 'flow': 'Flow'}  # Official checkpoint prefixes.
+
+
+def I3D(modality: str = 'rgb', num_classes: int = 400, final_endpoint: str = 'Logits',
+        dropout_keep_prob: float = 0.5, spatial_squeeze: bool = True, temporal_average: bool = True,
+        input_shape: Optional[Sequence] = None, head_pooling: str = 'official',
+        synchronized_bn: bool = False, weights: Optional[str] = None,
+        name: Optional[str] = None) -> keras.Model:
+  """Inflated Inception-v1 (Fig. 3), one stream of Two-Stream I3D.
+
+  Args:
+    modality: 'rgb' (3 channels) or 'flow' (2 channels, x and y), inputs in [-1, 1].
+    num_classes: logits size (Kinetics-400: 400).
+    final_endpoint: one of `VALID_ENDPOINTS`; the model outputs that endpoint.
+    dropout_keep_prob: keep probability of the dropout before the logits (official: 0.5 at train).
+    spatial_squeeze: drop (average) the spatial axes of the logits.
+    temporal_average: average logits over time (B, C); False gives per-time logits (B, T', C).
+    input_shape: (T, H, W, C); default (None, None, None, C): any length, e.g. 64 frames at training
+      and the whole video at test (Sec. 2.5).
+    head_pooling: 'official' (2x7x7 VALID, window capped at the map size) or 'global'.
+    synchronized_bn: cross-replica batch norm under tf.distribute.
+    weights: None, or a path to Keras weights (`.weights.h5`) of this exact configuration.  Official
+      checkpoints load through `i3d_tf.checkpoints`.
+    name: model name (default 'i3d_rgb' / 'i3d_flow').
+
+  Returns:
+    A `keras.Model`.
+  """
+  if modality not in MODALITY_CHANNELS:
+    raise ValueError(f'modality must be "rgb" or "flow". Received: modality={modality}')
+  channels = MODALITY_CHANNELS[modality]
+  if input_shape is None:
+    input_shape = (None, None, None, channels)
+  model = inception_network(3, num_classes, input_shape, channels, name or f'i3d_{modality}', final_endpoint,
+                            dropout_keep_prob, spatial_squeeze, temporal_average, head_pooling,
+                            synchronized_bn)
+  if weights is not None:
+    model.load_weights(weights)
+  return model
+
+
+def InceptionV1(num_classes: int = 1000, final_endpoint: str = 'Logits', dropout_keep_prob: float = 0.8,
+                spatial_squeeze: bool = True, input_shape: Optional[Sequence] = None, channels: int = 3,
+                head_pooling: str = 'official', synchronized_bn: bool = False,
+                weights: Optional[str] = None, name: str = 'inception_v1') -> keras.Model:
+  """Inception-v1 with batch norm (the 2D network the paper inflates; slim names, 2D).
+
+  `channels` lets the two-stream flow network take 2 x 10 stacked flow fields (Sec. 2.3).  Default
+  keep probability 0.8 as slim's ImageNet training.
+  """
+  if input_shape is None:
+    input_shape = (None, None, channels)
+  model = inception_network(2, num_classes, input_shape, channels, name, final_endpoint, dropout_keep_prob,
+                            spatial_squeeze, True, head_pooling, synchronized_bn)
+  if weights is not None:
+    model.load_weights(weights)
+  return model

@@ -1,0 +1,152 @@
+"""Bootstrapping 3D filters from 2D filters: the boring-video fixed point (Sec. 2.4).
+
+"repeating the weights of the 2D filters N times along the time dimension, and rescaling them by
+dividing by N" makes the response of a 3D conv on a video made of one repeated image equal to the 2D
+conv's response on the image; BN, ReLU and pooling then commute with the repetition, so every endpoint
+of the inflated network equals the 2D endpoint (away from the temporal borders, where SAME zero padding
+sees fewer copies of the image).
+
+Three forms of the one operation:
+  * `inflate_kernel`: one kernel, numpy.
+  * `InflatedInitializer`: the same as a Keras initializer, for a single new layer.
+  * `inflate(model_2d, model_3d)`: the whole network, by the explicit 2D->3D name map
+    (`Conv3d_*` <- `Conv2d_*`), a shape check per weight, and an error on any unmatched weight.
+"""
+
+from typing import Dict, List, Optional
+
+import keras
+import numpy as np
+
+from i3d_tf.layers import Unit
+
+CHANNEL_RULES = ('mean', 'tile')
+
+
+def adapt_input_channels(kernel: np.ndarray, in_channels: int, rule: str = 'mean') -> np.ndarray:
+  """Maps a kernel's input-channel axis (-2) to `in_channels` (RGB-trained kernel -> flow stream).
+
+  'mean' (default; the TSN "cross-modality" initialisation, Wang et al. 2016): every new input channel
+  gets the mean of the RGB kernels over colour, so a flow field of constant value v gives the response
+  an RGB image of grey level v gives.  'tile': repeat the original channels cyclically and rescale by
+  (old / new) so a constant input keeps its response.  Same-size kernels are returned unchanged.
+  """
+  old = kernel.shape[-2]
+  if old == in_channels:
+    return kernel
+  if rule == 'mean':
+    mean = kernel.mean(axis=-2, keepdims=True)
+    return np.repeat(mean, in_channels, axis=-2).astype(kernel.dtype)
+  if rule == 'tile':
+    idx = np.arange(in_channels) % old
+    return (np.take(kernel, idx, axis=-2) * (old / in_channels)).astype(kernel.dtype)
+  raise ValueError(f'rule must be one of {CHANNEL_RULES}. Received: rule={rule}')
+
+
+def inflate_kernel(kernel_2d: np.ndarray, time_size: int) -> np.ndarray:
+  """[kh, kw, cin, cout] -> [time_size, kh, kw, cin, cout]: repeated over time, divided by time_size."""
+  kernel_2d = np.asarray(kernel_2d)
+  if kernel_2d.ndim != 4:
+    raise ValueError(f'kernel_2d must be [kh, kw, cin, cout]. Received shape {kernel_2d.shape}')
+  if time_size < 1:
+    raise ValueError(f'time_size must be >= 1. Received: time_size={time_size}')
+  return (np.repeat(kernel_2d[None], time_size, axis=0) / time_size).astype(kernel_2d.dtype)
+
+
+@keras.saving.register_keras_serializable(package='i3d_tf')
+class InflatedInitializer(keras.initializers.Initializer):
+  """Initializes a Conv3D kernel [t, kh, kw, cin, cout] from a 2D kernel by boring-video inflation."""
+
+  def __init__(self, kernel_2d, channel_rule: str = 'mean'):
+    self.kernel_2d = np.asarray(kernel_2d, dtype=np.float32)
+    self.channel_rule = channel_rule
+
+  def __call__(self, shape, dtype=None):
+    t, kh, kw, cin, cout = shape
+    k = adapt_input_channels(self.kernel_2d, cin, self.channel_rule)
+    if k.shape != (kh, kw, cin, cout):
+      raise ValueError(f'2D kernel {self.kernel_2d.shape} cannot be inflated to {tuple(shape)}')
+    return keras.ops.convert_to_tensor(inflate_kernel(k, t), dtype=dtype or 'float32')
+
+  def get_config(self):
+    return {'kernel_2d': self.kernel_2d.tolist(), 'channel_rule': self.channel_rule}
+
+
+def units(model: keras.Model) -> Dict[str, Unit]:
+  """All `Unit` layers of a model by name (nested models included; their names must not collide)."""
+  found = {}
+  for layer in model._flatten_layers(include_self=False, recursive=True):
+    if isinstance(layer, Unit):
+      if layer.name in found:
+        raise ValueError(f'Two units named {layer.name!r} in {model.name}; inflate each stream separately.')
+      found[layer.name] = layer
+  return found
+
+
+def name_3d_to_2d(name: str) -> str:
+  """Explicit name map: `Mixed_4b.Branch_1.Conv3d_0b_3x3` -> `Mixed_4b.Branch_1.Conv2d_0b_3x3`."""
+  return name.replace('Conv3d_', 'Conv2d_')
+
+
+def inflate(model_2d: keras.Model, model_3d: keras.Model, *, include_logits: Optional[bool] = None,
+            channel_rule: str = 'mean') -> Dict[str, List[str]]:
+  """Copies every weight of a 2D Inception-v1 into its inflated twin (boring-video fixed point).
+
+  Conv kernels are inflated with `inflate_kernel` (time size read from the 3D kernel), input channels
+  adapted by `adapt_input_channels` (RGB -> flow); BN offsets and moving statistics and the logits bias
+  are copied.  Any 3D unit without a 2D twin, any 2D unit left over, or any shape mismatch raises
+  before a single weight is written: nothing is half-loaded.
+
+  Args:
+    model_2d: an `InceptionV1` (or any model of 2D units with the slim names).
+    model_3d: an `I3D` (or any model of 3D units with the official names).
+    include_logits: copy the classifier too; default: only when the class counts agree (transfer to
+      new classes keeps the 3D model's fresh classifier).
+    channel_rule: see `adapt_input_channels`.
+
+  Returns:
+    {'inflated': [3D unit names], 'skipped': [names deliberately not copied]}.
+  """
+  src, dst = units(model_2d), units(model_3d)
+  logits = [n for n in dst if n.startswith('Logits.')]
+  if include_logits is None:
+    include_logits = all(name_3d_to_2d(n) in src and src[name_3d_to_2d(n)].filters == dst[n].filters
+                         for n in logits)
+  skipped = [] if include_logits else logits
+  assignments, problems = [], []
+  for name, unit3d in dst.items():
+    if name in skipped:
+      continue
+    unit2d = src.get(name_3d_to_2d(name))
+    if unit2d is None:
+      problems.append(f'{name}: no 2D unit {name_3d_to_2d(name)!r}')
+      continue
+    if (unit2d.use_batch_norm, unit2d.use_bias) != (unit3d.use_batch_norm, unit3d.use_bias):
+      problems.append(f'{name}: BN/bias configuration differs from {unit2d.name}')
+      continue
+    k2 = adapt_input_channels(keras.ops.convert_to_numpy(unit2d.conv.kernel),
+                              unit3d.conv.kernel.shape[-2], channel_rule)
+    k3_shape = tuple(unit3d.conv.kernel.shape)
+    if k2.shape != k3_shape[1:]:
+      problems.append(f'{name}: 2D kernel {k2.shape} does not inflate to {k3_shape}')
+      continue
+    pairs = [(unit3d.conv.kernel, inflate_kernel(k2, k3_shape[0]))]
+    if unit3d.use_bias:
+      pairs.append((unit3d.conv.bias, keras.ops.convert_to_numpy(unit2d.conv.bias)))
+    if unit3d.use_batch_norm:
+      for attr in ('beta', 'moving_mean', 'moving_variance'):
+        pairs.append((getattr(unit3d.bn, attr), keras.ops.convert_to_numpy(getattr(unit2d.bn, attr))))
+    for var, value in pairs:
+      if tuple(var.shape) != value.shape:
+        problems.append(f'{var.path}: shape {tuple(var.shape)} != 2D {value.shape}')
+    assignments.append((name, pairs))
+  used_2d = {name_3d_to_2d(n) for n in dst if n not in skipped}
+  leftover = sorted(set(src) - used_2d - {name_3d_to_2d(n) for n in skipped})
+  if leftover:
+    problems.append(f'2D units with no 3D twin: {leftover}')
+  if problems:
+    raise ValueError(f'Cannot inflate {model_2d.name} into {model_3d.name}:\n  ' + '\n  '.join(problems))
+  for _, pairs in assignments:
+    for var, value in pairs:
+      var.assign(value)
+  return {'inflated': [n for n, _ in assignments], 'skipped': skipped}

@@ -1,0 +1,37 @@
+"""i3d_tf: Two-Stream Inflated 3D ConvNets (Quo Vadis, Action Recognition?) in TensorFlow 2 / Keras 3."""
+
+import setuptools
+
+# Exact pins: the versions measured together on the reference machine (2026-11).  tensorflow-io is not
+# a dependency: 0.37.1 loads no op on TF 2.21 and its FFmpeg decode fails on Debian 12 (see README).
+INSTALL_REQUIRES = [
+    'tensorflow==2.21.0',
+    'keras==3.15.0',
+    'numpy==2.4.6',
+    'absl-py==2.5.1',
+    'opencv-contrib-python-headless==5.0.0.93',  # cv2.optflow (TV-L1); never with opencv-python
+    'tensorflow-datasets==4.9.10',
+    'importlib_resources==6.5.2',  # needed by tensorflow-datasets 4.9.10
+    'tqdm==4.70.1',
+    'matplotlib==3.11.2',
+    'pillow==13.0.0',
+]
+
+EXTRAS = {
+    'dev': ['pytest==9.2.0'],
+    'beam': ['apache-beam==2.77.0'],
+    'torch': ['torch==2.9.1'],
+}
+
+setuptools.setup(
+    name='i3d_tf',
+    version='0.1.0',
+    description='Two-Stream Inflated 3D ConvNets (Carreira & Zisserman, CVPR 2017) in TensorFlow 2 / Keras 3',
+    long_description=open('README.md', encoding='utf-8').read() if __import__('os').path.exists('README.md') else '',
+    long_description_content_type='text/markdown',
+    packages=setuptools.find_packages(include=['i3d_tf', 'i3d_tf.*', 'data_pipelines', 'data_pipelines.*']),
+    python_requires='>=3.10',
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    license='Apache-2.0',
+)
