@@ -28,8 +28,8 @@ def adapt_input_channels(kernel: np.ndarray, in_channels: int, rule: str = 'mean
 
   'mean' (default; the TSN "cross-modality" initialisation, Wang et al. 2016): every new input channel
   gets the mean of the RGB kernels over colour, so a flow field of constant value v gives the response
-  an RGB image of grey level v gives.  'tile': repeat the original channels cyclically and rescale by
-  (old / new) so a constant input keeps its response.  Same-size kernels are returned unchanged.
+  an RGB image of grey level v gives.  'tile': repeat the original channels cyclically, each copy divided by its number
+  of copies, so a constant input keeps its response.  Same-size kernels are returned unchanged.
   """
   old = kernel.shape[-2]
   if old == in_channels:
@@ -39,7 +39,8 @@ def adapt_input_channels(kernel: np.ndarray, in_channels: int, rule: str = 'mean
     return np.repeat(mean, in_channels, axis=-2).astype(kernel.dtype)
   if rule == 'tile':
     idx = np.arange(in_channels) % old
-    return (np.take(kernel, idx, axis=-2) * (old / in_channels)).astype(kernel.dtype)
+    copies = np.bincount(idx, minlength=old)[idx]  # each original channel is shared among its copies
+    return (np.take(kernel, idx, axis=-2) / copies[:, None]).astype(kernel.dtype)
   raise ValueError(f'rule must be one of {CHANNEL_RULES}. Received: rule={rule}')
 
 
