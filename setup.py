@@ -11,10 +11,11 @@ INSTALL_REQUIRES = [
     'absl-py==2.5.1',
     'opencv-contrib-python-headless==5.0.0.93',  # cv2.optflow (TV-L1); never with opencv-python
     'tensorflow-datasets==4.9.10',
-    'importlib_resources==6.5.2',  # needed by tensorflow-datasets 4.9.10
+    'importlib_resources==7.1.0',  # needed by tensorflow-datasets 4.9.10
     'tqdm==4.70.1',
     'matplotlib==3.11.2',
-    'pillow==13.0.0',
+    'pillow==12.3.0',  # the newest apache-beam 2.77 accepts
+    'protobuf==6.33.6',
 ]
 
 EXTRAS = {
