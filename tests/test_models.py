@@ -197,3 +197,16 @@ def test_save_and_load_round_trip(tmp_path):
   np.testing.assert_array_equal(fresh(x, training=False).numpy(), ref)
   for a, b in zip(model.weights, fresh.weights):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize('preset,expected', [(None, '1'), ('0', '0')])
+def test_entry_points_enable_onednn_unless_user_set_it(preset, expected):
+  import subprocess
+  import sys
+  env = {k: v for k, v in os.environ.items() if k != 'TF_ENABLE_ONEDNN_OPTS'}
+  if preset is not None:
+    env['TF_ENABLE_ONEDNN_OPTS'] = preset
+  code = 'import os, i3d_tf; print(os.environ["TF_ENABLE_ONEDNN_OPTS"])'
+  out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, check=True,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert out.stdout.strip().splitlines()[-1] == expected
