@@ -1,0 +1,75 @@
+"""Pictures of a model: the conv1 filters over time (paper Fig. 4).
+
+Fig. 4 shows "all 64 conv1 filters of each Inflated 3D ConvNet after training on Kinetics (the filter
+dimensions are 7x7x7, and the 7 time dimensions are shown left-to-right across the figure)".
+`conv1_filter_grid` renders the same: one row per filter, its time slices left to right, filters
+in `columns` blocks; RGB filters in colour, flow filters as an x slice and a y slice in grey.
+"""
+
+import os
+import tempfile
+from typing import Optional
+
+import numpy as np
+from PIL import Image
+
+
+def conv1_filter_grid(kernel: np.ndarray, columns: int = 4, zoom: int = 4, gap: int = 2) -> np.ndarray:
+  """Renders a [t, kh, kw, cin, cout] kernel as a uint8 RGB image.
+
+  Each filter is scaled symmetrically around grey (0 -> 128) by its own max |w|, so positive and
+  negative weights read as in the paper's figure.  `cin` 3: colour; `cin` 2 (flow): the x and y
+  kernels side by side in grey.
+  """
+  kernel = np.asarray(kernel, np.float32)
+  if kernel.ndim != 5 or kernel.shape[3] not in (2, 3):
+    raise ValueError(f'kernel must be [t, kh, kw, 3 or 2, cout]. Received shape {kernel.shape}')
+  t, kh, kw, cin, cout = kernel.shape
+  scale = np.abs(kernel).reshape(-1, cout).max(axis=0)
+  scale[scale == 0] = 1.0
+  normalized = 0.5 + 0.5 * kernel / scale  # [t, kh, kw, cin, cout] in [0, 1]
+  if cin == 3:
+    tiles = [normalized[..., :, f] for f in range(cout)]  # each [t, kh, kw, 3]
+  else:  # flow: x then y, grey
+    tiles = [np.concatenate([np.repeat(normalized[..., c:c + 1, f], 3, axis=-1) for c in range(2)], axis=2)
+             for f in range(cout)]
+  rows_per_column = -(-cout // columns)
+  tile_w = tiles[0].shape[2] * zoom
+  tile_h = kh * zoom
+  strip_w = t * (tile_w + 1)
+  height = rows_per_column * (tile_h + gap) + gap
+  width = columns * (strip_w + 4 * gap) + gap
+  canvas = np.ones((height, width, 3), np.float32)
+  for f, tile in enumerate(tiles):
+    col, row = divmod(f, rows_per_column)
+    y0 = gap + row * (tile_h + gap)
+    x0 = gap + col * (strip_w + 4 * gap)
+    for ti in range(t):
+      frame = np.kron(tile[ti], np.ones((zoom, zoom, 1), np.float32))
+      x = x0 + ti * (tile_w + 1)
+      canvas[y0:y0 + tile_h, x:x + tile_w] = frame
+  return (np.clip(canvas, 0, 1) * 255).round().astype(np.uint8)
+
+
+def save_png(image: np.ndarray, path: str):
+  """Writes a uint8 image atomically (temporary name in the same folder, then rename)."""
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(suffix='.png', dir=folder)
+  os.close(fd)
+  try:
+    Image.fromarray(image).save(tmp, format='PNG')
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def save_conv1_filters(model, path: str, layer_name: Optional[str] = None, **kwargs) -> np.ndarray:
+  """Saves the Fig. 4 picture of a model's first conv (default: the I3D `Conv3d_1a_7x7` unit)."""
+  layer = model.get_layer(layer_name or 'Conv3d_1a_7x7')
+  kernel = getattr(layer, 'conv', layer).kernel
+  image = conv1_filter_grid(np.asarray(kernel), **kwargs)
+  save_png(image, path)
+  return image
