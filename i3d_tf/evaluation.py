@@ -1,0 +1,436 @@
+"""Evaluation: whole-video convolutional testing, stream fusion, metrics and result files (Sec. 2.4-2.5, 4, 5).
+
+Test protocol (Sec. 2.5): "at test time the models are applied convolutionally over the whole video taking
+224 x 224 center crops, and the predictions are averaged".  The I3D head already averages per-time logits
+over time, so a whole video `[1, T, 224, 224, C]` gives one score vector.  Models that sample several clips
+(views) per video get a view axis `[B, V, T, H, W, C]`: views are folded into the batch and their softmax
+averaged.  Two-Stream I3D adds the streams' logits (the official release) or averages their softmax.
+
+Metrics are pure numpy functions of `(labels [N], scores [N, K])`:
+  * top-k accuracy: the label is among the k highest scores;
+  * mean per-class accuracy: top-1 accuracy averaged over the classes present in `labels` (the
+    UCF-101 / HMDB-51 convention reported next to top-1 in Sec. 4-5).
+Result files (all written atomically): `results.json`, `predictions.csv`, `confusion_matrix.png`.
+"""
+
+import csv
+import io
+import json
+import os
+import tempfile
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+# ----------------------------------------------------------------------------------------------- metrics
+
+
+def softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
+  """Numerically stable softmax in float64."""
+  s = np.asarray(scores, np.float64)
+  s = s - s.max(axis=axis, keepdims=True)
+  e = np.exp(s)
+  return e / e.sum(axis=axis, keepdims=True)
+
+
+def _check(labels, scores) -> Tuple[np.ndarray, np.ndarray]:
+  labels = np.asarray(labels).astype(np.int64).reshape(-1)
+  scores = np.asarray(scores, np.float64)
+  if scores.ndim != 2 or scores.shape[0] != labels.shape[0]:
+    raise ValueError(f'scores must be [N, num_classes] with N = len(labels). Received: scores.shape='
+                     f'{scores.shape}, len(labels)={labels.shape[0]}')
+  if labels.size and (labels.min() < 0 or labels.max() >= scores.shape[1]):
+    raise ValueError(f'labels must be in [0, {scores.shape[1]}). Received: labels in '
+                     f'[{labels.min()}, {labels.max()}]')
+  return labels, scores
+
+
+def top_k_accuracy(labels, scores, k: int = 1) -> float:
+  """Fraction of rows whose label is among the k highest scores (ties broken by the lower class index)."""
+  labels, scores = _check(labels, scores)
+  if k < 1:
+    raise ValueError(f'k must be >= 1. Received: k={k}')
+  if labels.size == 0:
+    return float('nan')
+  k = min(k, scores.shape[1])
+  order = np.argsort(-scores, axis=1, kind='stable')[:, :k]
+  return float(np.mean(np.any(order == labels[:, None], axis=1)))
+
+
+def predictions_from_scores(scores) -> np.ndarray:
+  return np.argmax(np.asarray(scores), axis=1)
+
+
+def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:
+  """int64 [num_classes, num_classes]; row = true class, column = predicted class."""
+  labels = np.asarray(labels, np.int64).reshape(-1)
+  predictions = np.asarray(predictions, np.int64).reshape(-1)
+  cm = np.zeros((num_classes, num_classes), np.int64)
+  np.add.at(cm, (labels, predictions), 1)
+  return cm
+
+
+def per_class_accuracy(labels, scores) -> np.ndarray:
+  """Top-1 accuracy of every class; NaN for classes absent from `labels`."""
+  labels, scores = _check(labels, scores)
+  cm = confusion_matrix(labels, predictions_from_scores(scores), scores.shape[1])
+  support = cm.sum(axis=1)
+  with np.errstate(invalid='ignore', divide='ignore'):
+    return np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
+
+
+def mean_class_accuracy(labels, scores) -> float:
+  """Mean over the classes present in `labels` of their top-1 accuracy."""
+  acc = per_class_accuracy(labels, scores)
+  return float(np.nanmean(acc)) if np.any(~np.isnan(acc)) else float('nan')
+
+
+def compute_metrics(labels, scores, top_k: Sequence[int] = (1, 5)) -> Dict[str, float]:
+  """{'top1', 'top5', 'mean_class_accuracy', 'num_videos', 'num_classes'} from labels and scores."""
+  labels, scores = _check(labels, scores)
+  out = {f'top{k}': top_k_accuracy(labels, scores, k) for k in top_k}
+  out['mean_class_accuracy'] = mean_class_accuracy(labels, scores)
+  out['num_videos'] = int(labels.shape[0])
+  out['num_classes'] = int(scores.shape[1])
+  return out
+
+
+def fuse_scores(stream_logits: Sequence[np.ndarray], fusion: str = 'logits_sum') -> np.ndarray:
+  """Numpy twin of `layers.StreamFusion`: scores whose softmax is the fused prediction."""
+  stack = np.stack([np.asarray(s, np.float64) for s in stream_logits], 0)
+  if fusion == 'logits_sum':
+    return stack.sum(0)
+  if fusion == 'logits_mean':
+    return stack.mean(0)
+  if fusion == 'softmax_mean':
+    return np.log(softmax(stack).mean(0) + 1e-12)
+  raise ValueError(f'fusion must be logits_sum, logits_mean or softmax_mean. Received: fusion={fusion}')
+
+
+def average_results(results: Sequence[Dict], keys: Sequence[str] = ('top1', 'top5', 'mean_class_accuracy')
+                    ) -> Dict:
+  """Table 5 protocol: the mean (and std) of each metric over splits' results.json dicts."""
+  if not results:
+    raise ValueError('average_results needs at least one results dict.')
+  out = {'num_splits': len(results)}
+  for key in keys:
+    values = [float(r['metrics'][key] if 'metrics' in r else r[key]) for r in results
+              if key in r.get('metrics', r)]
+    if len(values) != len(results):
+      continue
+    out[key] = float(np.mean(values))
+    out[f'{key}_std'] = float(np.std(values))
+    out[f'{key}_per_split'] = values
+  return out
+
+
+# ------------------------------------------------------------------------------------------- prediction
+
+
+def _as_numpy_inputs(inputs):
+  if isinstance(inputs, dict):
+    return {k: np.asarray(v) for k, v in inputs.items()}
+  return np.asarray(inputs)
+
+
+def _fold_views(x):
+  """[B, V, T, H, W, C] -> ([B * V, T, H, W, C], V); [B, T, H, W, C] -> (x, 1)."""
+  if x.ndim == 6:
+    b, v = x.shape[:2]
+    return x.reshape((b * v,) + x.shape[2:]), v
+  if x.ndim != 5:
+    raise ValueError(f'Video inputs must be [B, T, H, W, C] or [B, V, T, H, W, C]. Received: {x.shape}')
+  return x, 1
+
+
+def predict_video_batch(predict_fn, inputs) -> np.ndarray:
+  """Per-video class probabilities [B, K]: views folded into the batch, softmax averaged over views.
+
+  `predict_fn(inputs) -> logits [B', K]`; `inputs` an array or a dict of arrays (two-stream).
+  """
+  if isinstance(inputs, dict):
+    folded, views = {}, set()
+    for k, v in inputs.items():
+      folded[k], nv = _fold_views(np.asarray(v))
+      views.add(nv)
+    if len(views) != 1:
+      raise ValueError(f'All streams need the same number of views. Received: {views}')
+    num_views = views.pop()
+    batch = next(iter(inputs.values())).shape[0]
+  else:
+    folded, num_views = _fold_views(np.asarray(inputs))
+    batch = inputs.shape[0]
+  logits = np.asarray(predict_fn(folded), np.float64)
+  probs = softmax(logits.reshape(batch, num_views, -1))
+  return probs.mean(axis=1)
+
+
+def make_predict_fn(model):
+  """A retrace-free `predict_fn` for any video length (None time/space dims), dict or array inputs."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  @tf.function(reduce_retracing=True)
+  def _call(x):
+    return tf.cast(model(x, training=False), tf.float32)
+
+  def predict_fn(x):
+    if isinstance(x, dict):
+      x = {k: tf.convert_to_tensor(v, tf.float32) for k, v in x.items()}
+    else:
+      x = tf.convert_to_tensor(x, tf.float32)
+    return _call(x).numpy()
+
+  return predict_fn
+
+
+def run_predictions(predict_fn, dataset: Iterable, max_videos: Optional[int] = None, progress: bool = True
+                    ) -> Dict[str, np.ndarray]:
+  """Iterates `(inputs, labels)` (or `(inputs, labels, video_ids)`) batches; returns labels, probs, ids.
+
+  A batch that fails is reported on stderr and skipped (its videos are counted in 'num_failed').
+  """
+  import sys  # pylint: disable=g-import-not-at-top
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  labels, probs, ids = [], [], []
+  failed = 0
+  bar = tqdm(total=max_videos, unit='video', disable=not progress, desc='evaluate')
+  try:
+    for element in dataset:
+      inputs, batch_labels = element[0], element[1]
+      batch_ids = element[2] if len(element) > 2 else None
+      if isinstance(inputs, dict) and 'video_id' in inputs:
+        inputs = dict(inputs)
+        batch_ids = inputs.pop('video_id')
+      batch_labels = np.asarray(batch_labels).reshape(-1)
+      try:
+        p = predict_video_batch(predict_fn, _as_numpy_inputs(inputs))
+      except Exception as e:  # pylint: disable=broad-except
+        failed += len(batch_labels)
+        print(f'evaluate: skipped a batch of {len(batch_labels)} video(s): {e!r}', file=sys.stderr)
+        continue
+      if batch_ids is None:
+        batch_ids = [f'video_{len(ids) + i:06d}' for i in range(len(batch_labels))]
+      batch_ids = [i.decode() if isinstance(i, bytes) else str(i) for i in np.asarray(batch_ids).reshape(-1)]
+      labels.append(batch_labels)
+      probs.append(p)
+      ids.extend(batch_ids)
+      bar.update(len(batch_labels))
+      if max_videos and len(ids) >= max_videos:
+        break
+  finally:
+    bar.close()
+  if not probs:
+    raise RuntimeError(f'No video could be evaluated ({failed} failed).')
+  return {'labels': np.concatenate(labels).astype(np.int64), 'probabilities': np.concatenate(probs),
+          'video_ids': np.asarray(ids), 'num_failed': failed}
+
+
+# ------------------------------------------------------------------------------------------ result files
+
+
+def atomic_write_bytes(path: str, data: bytes):
+  """Writes `data` to `path` through a temporary file in the same folder and a rename."""
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=folder)
+  try:
+    with os.fdopen(fd, 'wb') as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def atomic_write_json(path: str, obj):
+  atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + '\n').encode())
+
+
+def _json_default(o):
+  if isinstance(o, np.generic):
+    return o.item()
+  if isinstance(o, np.ndarray):
+    return o.tolist()
+  raise TypeError(f'not JSON serializable: {type(o)}')
+
+
+def predictions_csv(video_ids, labels, probs, class_names: Optional[Sequence[str]] = None, top_k: int = 5
+                    ) -> str:
+  """CSV text: video_id, label, predicted, confidence, correct, top-k classes with probabilities."""
+  probs = np.asarray(probs)
+  k = min(top_k, probs.shape[1])
+  name = (lambda c: class_names[c]) if class_names else str
+  buf = io.StringIO()
+  w = csv.writer(buf)
+  w.writerow(['video_id', 'label', 'label_name', 'predicted', 'predicted_name', 'confidence', 'correct',
+              f'top{k}'])
+  for vid, y, p in zip(video_ids, labels, probs):
+    order = np.argsort(-p, kind='stable')[:k]
+    w.writerow([vid, int(y), name(int(y)), int(order[0]), name(int(order[0])), f'{p[order[0]]:.6f}',
+                int(order[0] == y), ' '.join(f'{name(int(c))}:{p[c]:.4f}' for c in order)])
+  return buf.getvalue()
+
+
+def plot_confusion_matrix(cm: np.ndarray, path: str, class_names: Optional[Sequence[str]] = None,
+                          max_named_classes: int = 30, title: str = 'Confusion matrix'):
+  """Row-normalised confusion matrix PNG (matplotlib Agg); class names on the axes when few classes."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  cm = np.asarray(cm, np.float64)
+  n = cm.shape[0]
+  norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+  size = min(4 + 0.35 * n, 16)
+  fig, ax = plt.subplots(figsize=(size, size))
+  im = ax.imshow(norm, cmap='Blues', vmin=0, vmax=1, interpolation='nearest')
+  fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+  ax.set_xlabel('predicted')
+  ax.set_ylabel('true')
+  ax.set_title(title)
+  if class_names and n <= max_named_classes:
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_xticklabels(class_names, rotation=90, fontsize=8)
+    ax.set_yticklabels(class_names, fontsize=8)
+    if n <= 12:
+      for i in range(n):
+        for j in range(n):
+          if cm[i, j]:
+            ax.text(j, i, int(cm[i, j]), ha='center', va='center', fontsize=8,
+                    color='white' if norm[i, j] > 0.5 else 'black')
+  fig.tight_layout()
+  buf = io.BytesIO()
+  fig.savefig(buf, format='png', dpi=100)
+  plt.close(fig)
+  atomic_write_bytes(path, buf.getvalue())
+
+
+def write_results(output_dir: str, labels, probs, video_ids, num_classes: int,
+                  class_names: Optional[Sequence[str]] = None, extra: Optional[Dict] = None) -> Dict:
+  """Writes results.json, predictions.csv and confusion_matrix.png into `output_dir`; returns the results."""
+  labels = np.asarray(labels, np.int64)
+  probs = np.asarray(probs, np.float64)
+  if probs.shape[1] != num_classes:
+    raise ValueError(f'probabilities have {probs.shape[1]} classes, expected {num_classes}.')
+  metrics = compute_metrics(labels, probs)
+  cm = confusion_matrix(labels, predictions_from_scores(probs), num_classes)
+  results = {'metrics': metrics, 'per_class_accuracy': per_class_accuracy(labels, probs).tolist(),
+             'class_names': list(class_names) if class_names else None}
+  results.update(extra or {})
+  os.makedirs(output_dir, exist_ok=True)
+  atomic_write_bytes(os.path.join(output_dir, 'predictions.csv'),
+                     predictions_csv(video_ids, labels, probs, class_names).encode())
+  plot_confusion_matrix(cm, os.path.join(output_dir, 'confusion_matrix.png'), class_names)
+  atomic_write_json(os.path.join(output_dir, 'results.json'), results)
+  return results
+
+
+def format_metrics(metrics: Dict) -> str:
+  return (f"top-1 {100 * metrics['top1']:.2f}%  top-5 {100 * metrics['top5']:.2f}%  "
+          f"mean-class {100 * metrics['mean_class_accuracy']:.2f}%  ({metrics['num_videos']} videos)")
+
+
+# -------------------------------------------------------------------------------------- model restoring
+
+
+def load_model(model_name: str, num_classes: int, checkpoint: Optional[str], allow_random_weights: bool = False,
+               **model_kwargs):
+  """Builds `model_name` and restores `checkpoint`.
+
+  `checkpoint` may be a Keras weights file (`*.weights.h5`, e.g. converted official weights), a training
+  `model_dir` or a TF checkpoint prefix (through `i3d_tf.training.restore_model` when it is available, else a
+  `tf.train.Checkpoint(model=...)` restore).  `None` gives random weights only with `allow_random_weights`.
+
+  Raises:
+    ValueError: no checkpoint without `allow_random_weights`; FileNotFoundError: a missing path.
+  """
+  from i3d_tf.registry import build_model  # pylint: disable=g-import-not-at-top
+  if checkpoint is None or checkpoint == '':
+    if not allow_random_weights:
+      raise ValueError(f'No checkpoint given for {model_name}; pass one, or allow random weights explicitly '
+                       '(demos and tests only).')
+    return build_model(model_name, num_classes, **model_kwargs)
+  if checkpoint.endswith('.h5') or checkpoint.endswith('.keras'):
+    if not os.path.exists(checkpoint):
+      raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+    model = build_model(model_name, num_classes, **model_kwargs)
+    model.load_weights(checkpoint)
+    return model
+  try:
+    from i3d_tf.training import restore_model  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    restore_model = None
+  if restore_model is not None and not model_kwargs:
+    return restore_model(checkpoint, model_name, num_classes)
+  return _restore_tf_checkpoint(checkpoint, model_name, num_classes, **model_kwargs)
+
+
+def _restore_tf_checkpoint(checkpoint: str, model_name: str, num_classes: int, **model_kwargs):
+  import glob  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from i3d_tf.registry import build_model  # pylint: disable=g-import-not-at-top
+  model = build_model(model_name, num_classes, **model_kwargs)
+  path = checkpoint
+  if os.path.isdir(checkpoint):
+    weights = sorted(glob.glob(os.path.join(checkpoint, '*.weights.h5')))
+    if weights:
+      model.load_weights(weights[-1])
+      return model
+    path = tf.train.latest_checkpoint(checkpoint)
+    if path is None:
+      raise FileNotFoundError(f'no checkpoint in {checkpoint}')
+  elif not tf.io.gfile.exists(path + '.index'):
+    raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+  tf.train.Checkpoint(model=model).restore(path).expect_partial()
+  return model
+
+
+def restore_stream_models(model_name: str, num_classes: int, checkpoint: Optional[str] = None,
+                          rgb_checkpoint: Optional[str] = None, flow_checkpoint: Optional[str] = None,
+                          fusion: str = 'logits_sum', allow_random_weights: bool = False):
+  """The model to evaluate: one stream from `checkpoint`, or Two-Stream I3D from an RGB and a flow checkpoint."""
+  if model_name == 'two_stream_i3d' and not checkpoint:
+    from i3d_tf.models import TwoStreamI3D  # pylint: disable=g-import-not-at-top
+    rgb = load_model('i3d_rgb', num_classes, rgb_checkpoint, allow_random_weights)
+    flow = load_model('i3d_flow', num_classes, flow_checkpoint, allow_random_weights)
+    return TwoStreamI3D(num_classes, fusion=fusion, rgb_model=rgb, flow_model=flow)
+  kwargs = {'fusion': fusion} if model_name == 'two_stream_i3d' else {}
+  return load_model(model_name, num_classes, checkpoint, allow_random_weights, **kwargs)
+
+
+def read_class_names(path: Optional[str]) -> Optional[List[str]]:
+  """Class names from a text file (one per line) or a manifest/label-map JSON (list, or 'labels' key)."""
+  if not path:
+    return None
+  with open(path, encoding='utf-8') as f:
+    text = f.read()
+  if path.endswith('.json'):
+    obj = json.loads(text)
+    for key in ('labels', 'class_names', 'label_map'):
+      if isinstance(obj, dict) and key in obj:
+        obj = obj[key]
+        break
+    if isinstance(obj, dict):  # {name: index}
+      return [n for n, _ in sorted(obj.items(), key=lambda kv: kv[1])]
+    return [str(n) for n in obj]
+  return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def evaluate(model, dataset: Iterable, num_classes: int, output_dir: Optional[str] = None,
+             class_names: Optional[Sequence[str]] = None, max_videos: Optional[int] = None,
+             extra: Optional[Dict] = None, progress: bool = True) -> Dict:
+  """Whole-video evaluation of `model` on `(inputs, labels)` batches; writes result files to `output_dir`.
+
+  Returns the results dict (`metrics`: top1, top5, mean_class_accuracy, num_videos, num_classes).
+  """
+  out = run_predictions(make_predict_fn(model), dataset, max_videos=max_videos, progress=progress)
+  extra = dict(extra or {}, num_failed=out['num_failed'])
+  if output_dir is None:
+    results = {'metrics': compute_metrics(out['labels'], out['probabilities'])}
+    results.update(extra)
+  else:
+    results = write_results(output_dir, out['labels'], out['probabilities'], out['video_ids'], num_classes,
+                            class_names, extra)
+  results['_predictions'] = out  # In memory only (not in results.json).
+  return results

@@ -1,0 +1,152 @@
+"""Evaluation: metrics on a hand-made prediction set, fusion, views, result files, split averaging."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from i3d_tf import evaluation as E
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# 6 videos, 4 classes.  Rows are scores; the comment gives the rank of the true label.
+LABELS = np.array([0, 0, 1, 2, 3, 3])
+SCORES = np.array([
+    [0.9, 0.05, 0.03, 0.02],  # label 0 rank 1
+    [0.1, 0.6, 0.2, 0.1],  # label 0 rank 3 (wrong; 0.1 ties with class 3 -> class 0 wins the tie)
+    [0.2, 0.5, 0.2, 0.1],  # label 1 rank 1
+    [0.5, 0.3, 0.15, 0.05],  # label 2 rank 3
+    [0.1, 0.2, 0.3, 0.4],  # label 3 rank 1
+    [0.4, 0.3, 0.2, 0.1],  # label 3 rank 4
+])
+
+
+def test_top_k_hand_made():
+  assert E.top_k_accuracy(LABELS, SCORES, 1) == pytest.approx(3 / 6)
+  assert E.top_k_accuracy(LABELS, SCORES, 2) == pytest.approx(3 / 6)
+  assert E.top_k_accuracy(LABELS, SCORES, 3) == pytest.approx(5 / 6)
+  assert E.top_k_accuracy(LABELS, SCORES, 5) == pytest.approx(1.0)  # k > K: everything is in the top-K
+
+
+def test_mean_class_accuracy_hand_made():
+  # Per class: 0 -> 1/2, 1 -> 1/1, 2 -> 0/1, 3 -> 1/2; mean = (0.5 + 1 + 0 + 0.5) / 4.
+  np.testing.assert_allclose(E.per_class_accuracy(LABELS, SCORES), [0.5, 1.0, 0.0, 0.5])
+  assert E.mean_class_accuracy(LABELS, SCORES) == pytest.approx(0.5)
+  # A class absent from the labels does not count.
+  labels = np.array([0, 0, 0, 1])
+  scores = np.eye(3)[[0, 0, 1, 1]]
+  assert E.mean_class_accuracy(labels, scores) == pytest.approx((2 / 3 + 1) / 2)
+  assert E.top_k_accuracy(labels, scores, 1) == pytest.approx(3 / 4)
+
+
+def test_compute_metrics_and_confusion():
+  m = E.compute_metrics(LABELS, SCORES)
+  assert m == {'top1': pytest.approx(0.5), 'top5': pytest.approx(1.0), 'mean_class_accuracy': pytest.approx(0.5),
+               'num_videos': 6, 'num_classes': 4}
+  cm = E.confusion_matrix(LABELS, E.predictions_from_scores(SCORES), 4)
+  assert cm.sum() == 6 and np.trace(cm) == 3
+  assert cm[0, 1] == 1 and cm[2, 0] == 1 and cm[3, 0] == 1
+
+
+def test_metric_errors():
+  with pytest.raises(ValueError, match='labels must be in'):
+    E.top_k_accuracy([4], np.zeros((1, 4)))
+  with pytest.raises(ValueError, match='scores must be'):
+    E.top_k_accuracy([0, 1], np.zeros((3, 4)))
+  with pytest.raises(ValueError, match='k must be'):
+    E.top_k_accuracy([0], np.zeros((1, 4)), 0)
+
+
+def test_fuse_scores_matches_stream_fusion_layer():
+  import keras
+  from i3d_tf.layers import StreamFusion
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+  for fusion in ('logits_sum', 'logits_mean', 'softmax_mean'):
+    layer = StreamFusion(fusion)
+    expected = keras.ops.convert_to_numpy(layer([a.astype('float32'), b.astype('float32')]))
+    np.testing.assert_allclose(E.fuse_scores([a, b], fusion), expected, atol=1e-5)
+  np.testing.assert_allclose(E.softmax(E.fuse_scores([a, b], 'softmax_mean')),
+                             (E.softmax(a) + E.softmax(b)) / 2, atol=1e-9)
+  with pytest.raises(ValueError):
+    E.fuse_scores([a, b], 'max')
+
+
+def test_views_are_folded_and_softmax_averaged():
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(2, 3, 4, 1, 1, 2))  # B=2, V=3
+  w = rng.normal(size=(2, 5))
+  predict = lambda v: v.mean(axis=(1, 2, 3)) @ w  # [B', C] -> [B', 5]
+  probs = E.predict_video_batch(predict, x)
+  expected = np.stack([np.mean([E.softmax(predict(x[i, v][None]))[0] for v in range(3)], 0) for i in range(2)])
+  np.testing.assert_allclose(probs, expected, atol=1e-12)
+  # Whole-video inputs (no view axis) and two-stream dicts.
+  assert E.predict_video_batch(predict, x[:, 0]).shape == (2, 5)
+  two = E.predict_video_batch(lambda d: predict(d['rgb']) + predict(d['flow']), {'rgb': x, 'flow': x})
+  assert two.shape == (2, 5)
+
+
+def test_write_results_files(tmp_path):
+  names = ['open', 'close', 'left', 'right']
+  results = E.write_results(str(tmp_path), LABELS, SCORES, [f'v{i}' for i in range(6)], 4, names,
+                            extra={'model': 'i3d_rgb'})
+  on_disk = json.loads((tmp_path / 'results.json').read_text())
+  assert on_disk['metrics']['top1'] == pytest.approx(0.5)
+  assert on_disk['model'] == 'i3d_rgb' and on_disk['class_names'] == names
+  assert results['metrics'] == on_disk['metrics']
+  rows = list(csv.DictReader(open(tmp_path / 'predictions.csv')))
+  assert [r['video_id'] for r in rows] == [f'v{i}' for i in range(6)]
+  assert rows[0]['predicted_name'] == 'open' and rows[0]['correct'] == '1' and rows[1]['correct'] == '0'
+  png = (tmp_path / 'confusion_matrix.png').read_bytes()
+  assert png[:8] == b'\x89PNG\r\n\x1a\n'
+  assert not [p for p in os.listdir(tmp_path) if p.startswith('.tmp')]
+
+
+def test_evaluate_model_on_whole_videos(tmp_path):
+  import i3d_tf
+  model = i3d_tf.build_model('i3d_rgb', 3)
+  rng = np.random.default_rng(2)
+  # Whole videos of different lengths, batch size 1, as make_dataset yields at test.
+  data = [(rng.uniform(-1, 1, (1, t, 32, 32, 3)).astype('float32'), np.array([t % 3])) for t in (8, 12, 9)]
+  results = E.evaluate(model, data, 3, str(tmp_path), class_names=['a', 'b', 'c'], progress=False)
+  probs = results['_predictions']['probabilities']
+  expected = np.concatenate([E.softmax(model(x, training=False).numpy()) for x, _ in data])
+  np.testing.assert_allclose(probs, expected, atol=1e-5)
+  assert results['metrics']['num_videos'] == 3 and (tmp_path / 'results.json').exists()
+
+
+def test_load_model_refuses_random_weights_and_reads_h5(tmp_path):
+  import i3d_tf
+  with pytest.raises(ValueError, match='No checkpoint'):
+    E.load_model('i3d_flow', 3, None)
+  m = i3d_tf.build_model('i3d_flow', 3)
+  path = str(tmp_path / 'flow.weights.h5')
+  m.save_weights(path)
+  restored = E.load_model('i3d_flow', 3, path)
+  x = np.random.default_rng(3).uniform(-1, 1, (1, 8, 32, 32, 2)).astype('float32')
+  np.testing.assert_allclose(restored(x).numpy(), m(x).numpy(), atol=1e-6)
+  with pytest.raises(FileNotFoundError):
+    E.load_model('i3d_flow', 3, str(tmp_path / 'missing.weights.h5'))
+
+
+def test_average_splits_binary(tmp_path):
+  paths = []
+  for split, top1 in zip((1, 2, 3), (0.8, 0.9, 0.7)):
+    d = tmp_path / f'split{split}'
+    d.mkdir()
+    (d / 'results.json').write_text(json.dumps({'metrics': {'top1': top1, 'top5': 1.0,
+                                                            'mean_class_accuracy': top1 - 0.1}}))
+    paths.append(str(d / 'results.json'))
+  out = tmp_path / 'avg.json'
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'average_splits.py'),
+                         f'--results={",".join(paths)}', f'--output={out}'], capture_output=True, text=True,
+                        cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+  assert proc.returncode == 0, proc.stderr
+  avg = json.loads(out.read_text())
+  assert avg['top1'] == pytest.approx(0.8) and avg['num_splits'] == 3
+  assert avg['mean_class_accuracy'] == pytest.approx(0.7)
+  assert 'top-1' in proc.stdout.splitlines()[-1]
