@@ -1,0 +1,105 @@
+"""Training configuration: one typed dataclass, validated, written as JSON into every model_dir.
+
+Defaults follow the paper (Sec. 2.5: SGD, momentum 0.9, synchronous replicas, LR divided by 10 when the
+validation loss plateaus) and the official release (weight decay 1e-7, dropout keep 0.5, RGB piecewise
+schedule 0.1 -> 0.01 at 97k -> 0.001 at 108k of 110k steps).
+"""
+
+import dataclasses
+import json
+import os
+from typing import Optional, Tuple
+
+LR_SCHEDULES = ('piecewise', 'plateau', 'constant')
+STRATEGIES = ('default', 'mirrored', 'multi_worker')
+MIXED_PRECISION = ('none', 'bfloat16', 'float16')
+TRANSFERS = ('none', 'fixed', 'full')
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """Everything a training run needs; `experiments/train.py` flags map one to one onto these fields."""
+  model: str = 'i3d_rgb'  # registry name
+  num_classes: int = 400
+  train_data: Optional[str] = None  # TFRecord glob (or 'synthetic' for smoke runs, see training.testing)
+  eval_data: Optional[str] = None
+  model_dir: Optional[str] = None
+  batch_size: int = 8  # global batch, split evenly over replicas
+  train_steps: int = 110_000
+  learning_rate: float = 0.1  # base LR (piecewise: value before the first boundary)
+  lr_schedule: str = 'piecewise'
+  lr_boundaries: Tuple[int, ...] = (97_000, 108_000)  # piecewise: steps where the LR is multiplied
+  lr_decay: float = 0.1  # piecewise multiplier at each boundary; plateau: multiplier on a plateau
+  plateau_patience: int = 3  # evaluations without improvement before the LR is multiplied by lr_decay
+  plateau_min_delta: float = 0.0  # improvement smaller than this does not count
+  momentum: float = 0.9
+  weight_decay: float = 1e-7  # L2 on conv kernels: loss += weight_decay * sum(w**2) / 2 (slim convention)
+  dropout_keep_prob: float = 0.5
+  strategy: str = 'default'
+  num_logical_devices: int = 0  # mirrored on CPU: split the CPU into this many logical devices (0: no)
+  synchronized_bn: bool = False
+  mixed_precision: str = 'none'
+  init: str = 'scratch'  # scratch | inflate_2d:<2D .weights.h5> | <checkpoint or model_dir>
+  transfer: str = 'none'
+  seed: int = 0
+  deterministic: bool = False
+  num_frames: Optional[int] = None  # override the Table 1 training clip length
+  crop_size: Optional[int] = None  # override the Table 1 crop
+  checkpoint_every: int = 1000
+  max_checkpoints: int = 3
+  eval_every: int = 1000
+  eval_steps: Optional[int] = None  # batches per evaluation (None: the whole eval set)
+  log_every: int = 10
+  jit_compile: bool = False  # XLA: 2-4x slower on CPU here, try it on GPU
+  progress_bar: bool = True
+
+  def validate(self) -> 'TrainConfig':
+    def check(ok, what):
+      if not ok:
+        raise ValueError(f'Invalid training config: {what}. Received: {what.split()[0]}={getattr(self, what.split()[0])!r}')
+    check(self.lr_schedule in LR_SCHEDULES, f'lr_schedule must be one of {LR_SCHEDULES}')
+    check(self.strategy in STRATEGIES, f'strategy must be one of {STRATEGIES}')
+    check(self.mixed_precision in MIXED_PRECISION, f'mixed_precision must be one of {MIXED_PRECISION}')
+    check(self.transfer in TRANSFERS, f'transfer must be one of {TRANSFERS}')
+    check(self.num_classes >= 1, 'num_classes must be >= 1')
+    check(self.batch_size >= 1, 'batch_size must be >= 1')
+    check(self.train_steps >= 0, 'train_steps must be >= 0')
+    check(self.learning_rate > 0, 'learning_rate must be > 0')
+    check(0.0 < self.dropout_keep_prob <= 1.0, 'dropout_keep_prob must be in (0, 1]')
+    check(self.weight_decay >= 0, 'weight_decay must be >= 0')
+    check(self.checkpoint_every >= 1, 'checkpoint_every must be >= 1')
+    check(self.eval_every >= 1, 'eval_every must be >= 1')
+    check(self.log_every >= 1, 'log_every must be >= 1')
+    check(self.plateau_patience >= 1, 'plateau_patience must be >= 1')
+    check(list(self.lr_boundaries) == sorted(self.lr_boundaries), 'lr_boundaries must be increasing')
+    if self.transfer != 'none' and self.init in ('scratch', '') or (
+        self.transfer != 'none' and self.init.startswith('inflate_2d:')):
+      raise ValueError(f'transfer={self.transfer} starts from a trained I3D checkpoint or model_dir. '
+                       f'Received: init={self.init}')
+    if self.lr_schedule == 'plateau' and not self.eval_data:
+      raise ValueError('lr_schedule=plateau needs eval data (the validation loss). Received: eval_data=None')
+    return self
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+  @classmethod
+  def from_dict(cls, d) -> 'TrainConfig':
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+      raise ValueError(f'Unknown training config keys {sorted(unknown)}')
+    d = dict(d)
+    if 'lr_boundaries' in d:
+      d['lr_boundaries'] = tuple(int(b) for b in d['lr_boundaries'])
+    return cls(**d)
+
+  def write(self, model_dir: str, name: str = 'config.json'):
+    """Writes the resolved config atomically into model_dir."""
+    os.makedirs(model_dir, exist_ok=True)
+    path = os.path.join(model_dir, name)
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+      f.write(self.to_json())
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,130 @@
+"""Small helpers for tests, smoke runs and demos: a tiny I3D-shaped model and synthetic labelled videos.
+
+`tiny_i3d` keeps what the trainer relies on (Units with BN, the I3D head with dropout and the
+`Logits.Conv3d_0c_1x1` classifier) at a few thousand parameters.  `synthetic_dataset_fn` makes videos whose
+class is visible (a class-dependent brightness ramp over time plus noise), so a few SGD steps lower the loss.
+
+Run as a module, it trains once and writes weights and metrics (the subprocess half of the distributed and
+kill/resume tests):
+
+  python -m i3d_tf.training.testing --config='{"model": "i3d_rgb", ...}' --out=/tmp/w.npz --tiny
+"""
+
+import json
+import os
+import sys
+
+from i3d_tf import _env  # noqa: F401  pylint: disable=unused-import
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from i3d_tf.inception import build_head
+from i3d_tf.input_specs import get_input_spec
+from i3d_tf import layers as L
+
+DEFAULT_FRAMES, DEFAULT_SIZE = 4, 32
+
+
+def tiny_i3d(num_classes: int, channels: int = 3, dropout_keep_prob: float = 0.5,
+             synchronized_bn: bool = False, input_shape=None) -> keras.Model:
+  """Two strided Units then the I3D head (capped 2x7x7 pool, dropout, Logits unit, time average)."""
+  inputs = keras.Input(shape=input_shape or (None, None, None, channels), name='inputs')
+  x = L.Unit(8, 3, 2, synchronized_bn=synchronized_bn, name='Conv3d_1a_7x7')(inputs)
+  x = L.Unit(16, 3, 2, synchronized_bn=synchronized_bn, name='Conv3d_2c_3x3')(x)
+  logits = build_head(x, num_classes, dropout_keep_prob=dropout_keep_prob)
+  return keras.Model(inputs, logits, name='tiny_i3d')
+
+
+def synthetic_videos(num_examples: int, num_classes: int, num_frames: int, size: int, channels: int,
+                     seed: int):
+  """float32 videos in [-1, 1] whose brightness ramp over time encodes the label; int32 labels."""
+  rng = np.random.RandomState(seed)
+  labels = (np.arange(num_examples) % num_classes).astype(np.int32)
+  rng.shuffle(labels)
+  t = np.linspace(-1, 1, num_frames, dtype=np.float32)[:, None, None, None]
+  slope = (labels.astype(np.float32) / max(num_classes - 1, 1) - 0.5)[:, None, None, None, None]
+  noise = rng.normal(0, 0.2, (num_examples, num_frames, size, size, channels)).astype(np.float32)
+  videos = np.clip(slope * t[None] + noise, -1, 1).astype(np.float32)
+  return videos, labels
+
+
+def synthetic_dataset_fn(config, training: bool, spec: str = 'synthetic'):
+  """`(input_context) -> dataset` of synthetic per-replica batches; spec 'synthetic' or 'synthetic:N'."""
+  n = int(spec.split(':', 1)[1]) if ':' in spec else (32 if training else 16)
+  frames = config.num_frames or DEFAULT_FRAMES
+  size = config.crop_size or DEFAULT_SIZE
+  modalities = get_input_spec(config.model).modalities if config.model in _known() else ('rgb',)
+  seed = config.seed + (0 if training else 1000)
+
+  def fn(ctx: tf.distribute.InputContext):
+    per_replica = ctx.get_per_replica_batch_size(config.batch_size)
+    arrays = {}
+    for i, m in enumerate(modalities):
+      videos, labels = synthetic_videos(n, config.num_classes, frames, size, 3 if m == 'rgb' else 2, seed + i)
+      arrays[m] = videos
+    inputs = arrays[modalities[0]] if len(modalities) == 1 else arrays
+    ds = tf.data.Dataset.from_tensor_slices((inputs, labels))
+    ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
+    if training:
+      ds = ds.repeat().shuffle(64, seed=config.seed, reshuffle_each_iteration=True)
+    return ds.batch(per_replica, drop_remainder=training)
+
+  return fn
+
+
+def _known():
+  from i3d_tf.input_specs import INPUT_SPECS  # pylint: disable=g-import-not-at-top
+  return INPUT_SPECS
+
+
+def replica_spread(model: keras.Model) -> float:
+  """Max |replica_i - replica_0| over all variables (0 outside MirroredStrategy)."""
+  worst = 0.0
+  for v in model.variables:
+    inner = getattr(v, 'value', v)
+    values = getattr(inner, 'values', None)
+    if values is None or len(values) < 2:
+      continue
+    ref = values[0].numpy()
+    for other in values[1:]:
+      worst = max(worst, float(np.max(np.abs(other.numpy().astype(np.float64) - ref))))
+  return worst
+
+
+def main(argv):
+  import argparse  # pylint: disable=g-import-not-at-top
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--config', required=True, help='TrainConfig as JSON')
+  parser.add_argument('--out', required=True, help='.npz of the final weights (+ .json metrics)')
+  parser.add_argument('--tiny', action='store_true', help='tiny_i3d instead of the registry model')
+  args = parser.parse_args(argv)
+  from i3d_tf.training.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  config = TrainConfig.from_dict(json.loads(args.config))
+  if config.strategy == 'mirrored' and config.num_logical_devices:
+    from i3d_tf.training.loop import configure_logical_cpus  # pylint: disable=g-import-not-at-top
+    configure_logical_cpus(config.num_logical_devices)
+  from i3d_tf.training.loop import Trainer  # pylint: disable=g-import-not-at-top
+  model_fn = None
+  if args.tiny:
+    model_fn = lambda n: tiny_i3d(n, dropout_keep_prob=config.dropout_keep_prob,  # noqa: E731
+                                  synchronized_bn=config.synchronized_bn)
+  trainer = Trainer(config, model_fn=model_fn)
+  losses_before = trainer.evaluate() if trainer.eval_dataset_fn else {}
+  metrics = trainer.train()
+  metrics['replica_spread'] = replica_spread(trainer.model)
+  metrics['eval_before'] = losses_before
+  metrics['history'] = trainer.history
+  from i3d_tf.training.transfer import weights_digest  # pylint: disable=g-import-not-at-top
+  weights = weights_digest(trainer.model)
+  tmp = args.out + '.tmp.npz'
+  np.savez(tmp, **{k.replace('/', '|'): v for k, v in weights.items()})
+  os.replace(tmp, args.out)
+  with open(args.out + '.json', 'w') as f:
+    json.dump(metrics, f, default=str)
+  print('DONE', json.dumps({k: v for k, v in metrics.items() if k != 'history'}, default=str))
+
+
+if __name__ == '__main__':
+  main(sys.argv[1:])
