@@ -1,0 +1,65 @@
+r"""Parameter counts of every registered model against Table 1, as a Markdown table.
+
+Builds each registered model with the Kinetics classifier (400 classes) and its Table 1 input shape, counts
+trainable parameters (BN moving statistics excluded, BN offsets/scales included), prints the table and writes
+it atomically to --output.
+
+  python experiments/model_table.py
+  python experiments/model_table.py --num_classes=400 --output=docs/model_table.md
+"""
+
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+import keras  # noqa: E402
+
+from i3d_tf import baselines  # noqa: E402
+from i3d_tf.registry import list_models  # noqa: E402
+
+_NUM_CLASSES = flags.DEFINE_integer('num_classes', 400, 'Classifier size (Kinetics: 400).')
+_OUTPUT = flags.DEFINE_string(
+    'output', os.path.join(os.path.dirname(__file__), '..', 'docs', 'model_table.md'),
+    'Markdown file to write (atomically); empty to only print.')
+_MODELS = flags.DEFINE_list('models', None, 'Registered names to include (default: all).')
+
+
+def write_atomically(path: str, text: str):
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.model_table.', suffix='.tmp')
+  try:
+    with os.fdopen(fd, 'w') as f:
+      f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  names = _MODELS.value or list_models()
+  rows = []
+  for name in names:
+    row = baselines.parameter_row(name, _NUM_CLASSES.value)
+    print(f'{name}: {row.ours:,} trainable parameters (Table 1: {row.paper})', flush=True)
+    rows.append(row)
+    keras.backend.clear_session()  # Free each model before building the next.
+  table = baselines.markdown_table(rows, _NUM_CLASSES.value)
+  print(table)
+  if _OUTPUT.value:
+    write_atomically(_OUTPUT.value, table)
+  worst = max((abs(r.relative_error) for r in rows if r.relative_error is not None), default=0.0)
+  print(f'model_table: {len(rows)} models, worst deviation from Table 1 {100 * worst:.1f}%'
+        + (f', written to {os.path.normpath(_OUTPUT.value)}' if _OUTPUT.value else ''))
+
+
+if __name__ == '__main__':
+  app.run(main)

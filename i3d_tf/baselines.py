@@ -1,0 +1,549 @@
+"""The four other architectures of the paper as registered models: Sec. 2.1-2.3, Fig. 2 (a)-(d), Table 1.
+
+  * `convnet_lstm` (Sec. 2.1): Inception-v1 per frame -> features after the last average pool -> LSTM
+    with recurrent batch normalization (Cooijmans et al. 2016), 512 units -> fully connected classifier.
+  * `c3d` (Sec. 2.2): C3D (8 convs, 5 pools, 2 FC) with BN after every conv and FC layer and temporal
+    stride 2 in the first pooling layer; trained from scratch.
+  * `two_stream` (Sec. 2.3): an RGB Inception-v1 on one frame and a flow Inception-v1 on 10 stacked flow
+    fields (20 channels), predictions averaged (`StreamFusion`).
+  * `fused_3d` (Sec. 2.3): the two Inception-v1 streams on 5 frames, Mixed_5c grids concatenated and fused
+    by a 3x3x3 conv (512) + 3x3x3 max pool + fully connected layer.
+
+Every 2D network is the one Inception-v1 of `i3d_tf.inception` (slim names), nested as a `keras.Model` and
+applied per frame by `PerFrame`, so ImageNet-style 2D weights load into it (`init_from_inception_v1`).
+
+Output contract (for the trainer and the evaluator; see `loss_fn`, `eval_logits`):
+  * every model returns class scores to be used with `from_logits=True`;
+  * `convnet_lstm` returns per-time-step logits (B, T, C): the training loss is the cross-entropy averaged
+    over all time steps, evaluation uses the last step only (Sec. 2.1);
+  * the others return (B, C).  Test views ([B, V, T, H, W, C], Table 1) are folded into the batch by the
+    evaluator, which averages the V predictions.
+"""
+
+import dataclasses
+from typing import Dict, Optional, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from i3d_tf import layers as L
+from i3d_tf.inception import FEATURE_DIM, InceptionV1
+from i3d_tf.inflation import adapt_input_channels, units
+from i3d_tf.input_specs import get_input_spec
+from i3d_tf.registry import build_model, register_model
+
+LSTM_UNITS = 512  # Sec. 2.1.
+FLOW_FRAMES = 10  # Sec. 2.3: a stack of 10 flow frames, 2 channels each.
+FUSED_CHANNELS = 512  # Sec. 2.3: 3x3x3 fusion conv with 512 output channels.
+GAUSSIAN_STDDEV = 0.01  # Sec. 2.3: "new layers initialized with Gaussian noise"; std is ours.
+RECURRENT_BN_GAMMA = 0.1  # Cooijmans et al. 2016, Sec. 4: gamma initialised to 0.1.
+STREAM_NAMES = {'rgb': 'RGB', 'flow': 'Flow'}  # Nested stream model names (checkpoint scopes).
+
+
+def _gaussian(seed=None):
+  return keras.initializers.RandomNormal(stddev=GAUSSIAN_STDDEV, seed=seed)
+
+
+def _bn(name, center=True, scale=False, gamma=1.0):
+  return keras.layers.BatchNormalization(momentum=L.BN_MOMENTUM, epsilon=L.BN_EPSILON, center=center,
+                                         scale=scale, gamma_initializer=keras.initializers.Constant(gamma),
+                                         name=name)
+
+
+def _check_shape(what: str, shape, rank: int, channels: int):
+  shape = tuple(shape)
+  if len(shape) != rank or shape[-1] != channels or any(d is not None and d < 1 for d in shape[:-1]):
+    raise ValueError(f'{what} must be {rank} entries ending in {channels} channels. Received: {what}={shape}')
+  return shape
+
+
+def _check_common(num_classes: int, dropout_keep_prob: float):
+  if num_classes < 1:
+    raise ValueError(f'num_classes must be >= 1. Received: num_classes={num_classes}')
+  if not 0.0 < dropout_keep_prob <= 1.0:
+    raise ValueError(f'dropout_keep_prob must be in (0, 1]. Received: dropout_keep_prob={dropout_keep_prob}')
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Per-frame application of a 2D network.
+
+
+@keras.saving.register_keras_serializable(package='i3d_tf')
+class PerFrame(keras.layers.Layer):
+  """Applies a 2D model to every time step: [B, T, H, W, C] -> [B, T, ...out].
+
+  Time is folded into the batch (one call of the nested model on B*T images), so batch norm sees all
+  frames of the batch together, as one network replicated over frames would.  The nested model keeps its
+  own layer names (slim `Conv2d_1a_7x7`, `Mixed_4b...`), so 2D weights copy into it by name.
+  """
+
+  def __init__(self, frame_model: keras.Model, **kwargs):
+    super().__init__(**kwargs)
+    if isinstance(frame_model, dict):
+      frame_model = keras.saving.deserialize_keras_object(frame_model)
+    self.frame_model = frame_model
+
+  def build(self, input_shape):
+    self.built = True
+
+  def call(self, inputs, training=None):
+    shape = tf.shape(inputs)
+    frames = tf.reshape(inputs, tf.concat([[-1], shape[2:]], 0))
+    frames.set_shape((None,) + tuple(inputs.shape[2:]))
+    out = self.frame_model(frames, training=training)
+    out_shape = tf.shape(out)
+    result = tf.reshape(out, tf.concat([shape[:2], out_shape[1:]], 0))
+    result.set_shape(tuple(inputs.shape[:2]) + tuple(out.shape[1:]))
+    return result
+
+  def compute_output_shape(self, input_shape):
+    out = self.frame_model.compute_output_shape((None,) + tuple(input_shape[2:]))
+    return tuple(input_shape[:2]) + tuple(out[1:])
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(frame_model=keras.saving.serialize_keras_object(self.frame_model))
+    return config
+
+
+def frame_models(model: keras.Model) -> Dict[str, keras.Model]:
+  """The nested 2D Inception-v1 models of a baseline, by name ('InceptionV1', or 'RGB' and 'Flow')."""
+  return {layer.frame_model.name: layer.frame_model
+          for layer in model._flatten_layers(include_self=False, recursive=True) if isinstance(layer, PerFrame)}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# ConvNet+LSTM (Sec. 2.1).
+
+
+@keras.saving.register_keras_serializable(package='i3d_tf')
+class BatchNormLSTMCell(keras.layers.Layer):
+  """LSTM cell with recurrent batch normalization (Cooijmans et al. 2016, Eq. 6-8).
+
+  The cell receives the already normalised input projection BN(W_x x_t) (computed for all steps at
+  once outside the recurrence) and adds BN(W_h h_{t-1}) + b; the cell state is normalised before the
+  output tanh: h_t = sigmoid(o) * tanh(BN(c_t)).  The projection BNs have no offset (b plays that role)
+  and gamma initialised to 0.1; the forget-gate bias starts at 1.
+
+  Statistics: at training every step is normalised with its own minibatch statistics (the only ones
+  available inside the recurrence); the population statistics used at inference are one set shared by
+  all time steps (not Cooijmans' per-step sets), so the 50-step test sequences need no extrapolation
+  from the 25-step training ones (Table 1).
+  """
+
+  def __init__(self, units: int, **kwargs):
+    super().__init__(**kwargs)
+    if units < 1:
+      raise ValueError(f'units must be >= 1. Received: units={units}')
+    self.units = int(units)
+    self.state_size = [self.units, self.units]
+    self.output_size = self.units
+    self.bn_hidden = _bn('bn_hidden', center=False, scale=True, gamma=RECURRENT_BN_GAMMA)
+    self.bn_cell = _bn('bn_cell', center=True, scale=True, gamma=RECURRENT_BN_GAMMA)
+
+  def build(self, input_shape):
+    u = self.units
+    if input_shape[-1] != 4 * u:
+      raise ValueError(f'The cell takes the 4*units input projection. Received: input_shape={input_shape}')
+    self.recurrent_kernel = self.add_weight(shape=(u, 4 * u), initializer='orthogonal', name='recurrent_kernel')
+    self.bias = self.add_weight(
+        shape=(4 * u,), name='bias',
+        initializer=keras.initializers.Constant(np.concatenate([np.zeros(u), np.ones(u), np.zeros(2 * u)])))
+    self.bn_hidden.build((None, 4 * u))
+    self.bn_cell.build((None, u))
+
+  def call(self, inputs, states, training=None):
+    h, c = states
+    z = inputs + self.bn_hidden(keras.ops.matmul(h, self.recurrent_kernel), training=training) + self.bias
+    i, f, g, o = keras.ops.split(z, 4, axis=-1)  # gate order i, f, g, o (forget bias at [u:2u]).
+    c = keras.ops.sigmoid(f) * c + keras.ops.sigmoid(i) * keras.ops.tanh(g)
+    h = keras.ops.sigmoid(o) * keras.ops.tanh(self.bn_cell(c, training=training))
+    return h, [h, c]
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(units=self.units)
+    return config
+
+
+@keras.saving.register_keras_serializable(package='i3d_tf')
+class LastTimeStep(keras.layers.Layer):
+  """[B, T, C] -> [B, C]: the output on the last frame (Sec. 2.1: "during testing we consider only the
+  output on the last frame")."""
+
+  def call(self, inputs):
+    return inputs[:, -1]
+
+  def compute_output_shape(self, input_shape):
+    return (input_shape[0],) + tuple(input_shape[2:])
+
+
+def ConvNetLSTM(num_classes: int = 400, input_shape: Optional[Sequence] = None, lstm_units: int = LSTM_UNITS,
+                dropout_keep_prob: float = 0.5, output_steps: str = 'all',
+                name: str = 'convnet_lstm') -> keras.Model:
+  """ConvNet+LSTM (Sec. 2.1, Fig. 2a): Inception-v1 per frame -> avg pool -> BN-LSTM(512) -> FC.
+
+  Args:
+    num_classes: classifier size (Kinetics: 400).
+    input_shape: (T, H, W, 3); default (None, 224, 224, 3): 25 frames at train, 50 at test (Table 1),
+      frames 1 in 5 of a 25 fps stream (the input pipeline's job).
+    lstm_units: LSTM hidden units (paper: 512).
+    dropout_keep_prob: keep probability before the classifier.
+    output_steps: 'all' (training: per-step logits) or 'last' (evaluation: the last step's logits only,
+      same weights, so an 'all' checkpoint loads into it).
+
+  Returns:
+    A model mapping [B, T, H, W, 3] to per-time-step logits [B, T, num_classes] ('all'; train on all
+    steps with `loss_fn`, evaluate `eval_logits(outputs)`) or [B, num_classes] ('last').
+  """
+  _check_common(num_classes, dropout_keep_prob)
+  if output_steps not in ('all', 'last'):
+    raise ValueError(f'output_steps must be "all" or "last". Received: output_steps={output_steps}')
+  if input_shape is None:
+    _, h, w, c = get_input_spec('convnet_lstm').input_shape('rgb')
+    input_shape = (None, h, w, c)
+  input_shape = _check_shape('input_shape', input_shape, 4, 3)
+  inputs = keras.Input(shape=input_shape, name='rgb')
+  trunk = InceptionV1(final_endpoint='Mixed_5c', input_shape=input_shape[1:], name='InceptionV1')
+  x = PerFrame(trunk, name='InceptionV1.PerFrame')(inputs)  # [B, T, 7, 7, 1024] at 224.
+  # The last average pool of Inception-v1: 7x7 at 224 (the whole map), global at other sizes.
+  x = L.Mean((2, 3), name='AvgPool')(x)  # [B, T, 1024]
+  x = keras.layers.Dense(4 * lstm_units, use_bias=False, name='LSTM.input_kernel')(x)
+  x = _bn('LSTM.input_bn', center=False, scale=True, gamma=RECURRENT_BN_GAMMA)(x)  # BN(W_x x_t)
+  x = keras.layers.RNN(BatchNormLSTMCell(lstm_units, name='cell'), return_sequences=True, name='LSTM')(x)
+  x = keras.layers.Dropout(1.0 - dropout_keep_prob, name='Logits.Dropout')(x)
+  x = keras.layers.Dense(num_classes, name='Logits.fc')(x)  # [B, T, C]
+  if output_steps == 'last':
+    x = LastTimeStep(name='Logits.LastStep')(x)  # [B, C]
+  return keras.Model(inputs, x, name=name)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# C3D (Sec. 2.2).
+
+# (name, filters) per conv, None = pool.  Original C3D (Tran et al. 2015); all convs 3x3x3.
+C3D_LAYERS = (('conv1a', 64), ('pool1', None), ('conv2a', 128), ('pool2', None),
+              ('conv3a', 256), ('conv3b', 256), ('pool3', None), ('conv4a', 512), ('conv4b', 512),
+              ('pool4', None), ('conv5a', 512), ('conv5b', 512), ('pool5', None))
+C3D_FC_UNITS = 4096
+
+
+def C3D(num_classes: int = 400, input_shape: Optional[Sequence] = None, fc_units: int = C3D_FC_UNITS,
+        dropout_keep_prob: float = 0.5, name: str = 'c3d') -> keras.Model:
+  """The C3D-like 3D ConvNet of Sec. 2.2 (Fig. 2b), trained from scratch.
+
+  8 convs (3x3x3, each conv + BN + ReLU as `layers.Unit`), 5 max pools (2x2x2, stride 2, TF-SAME: the
+  paper's temporal stride 2 in pool1 where C3D has 1x2x2; pool5 pads 7x7 -> 4x4 as C3D's), then fc6 and
+  fc7 (4096, BN + ReLU + dropout) and the linear classifier fc8.
+
+  Args:
+    num_classes: classifier size.
+    input_shape: (T, H, W, 3) with static T, H, W (fc6 flattens); default (16, 112, 112, 3).
+    fc_units: width of fc6 and fc7 (paper: 4096).
+    dropout_keep_prob: keep probability after fc6 and fc7.
+  """
+  _check_common(num_classes, dropout_keep_prob)
+  if fc_units < 1:
+    raise ValueError(f'fc_units must be >= 1. Received: fc_units={fc_units}')
+  if input_shape is None:
+    input_shape = get_input_spec('c3d').input_shape('rgb')
+  input_shape = _check_shape('input_shape', input_shape, 4, 3)
+  if any(d is None for d in input_shape):
+    raise ValueError(f'C3D flattens before fc6 and needs a static input shape. Received: input_shape={input_shape}')
+  inputs = keras.Input(shape=input_shape, name='rgb')
+  x = inputs
+  for layer_name, filters in C3D_LAYERS:
+    if filters is None:
+      x = L.max_pool(3, 2, 2, name=layer_name)(x)
+    else:
+      x = L.Unit(filters, 3, rank=3, name=layer_name)(x)
+  x = keras.layers.Flatten(name='flatten')(x)  # 1x4x4x512 = 8192 at 16x112x112.
+  for fc in ('fc6', 'fc7'):
+    # A fully connected Unit: matmul (no bias) -> BN (offset, no scale) -> ReLU, as the conv units.
+    x = keras.layers.Dense(fc_units, use_bias=False, name=fc)(x)
+    x = _bn(f'{fc}.batch_norm')(x)
+    x = keras.layers.ReLU(name=f'{fc}.relu')(x)
+    x = keras.layers.Dropout(1.0 - dropout_keep_prob, name=f'{fc}.dropout')(x)
+  x = keras.layers.Dense(num_classes, name='Logits.fc8')(x)  # 'Logits.' marks the classifier (transfer).
+  return keras.Model(inputs, x, name=name)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Two-stream networks (Sec. 2.3).
+
+
+def _stream_shapes(model_name: str, input_shapes: Optional[Dict[str, Sequence]], flow_frames: int,
+                   free_time: bool):
+  spec = get_input_spec(model_name)
+  if input_shapes is None:
+    input_shapes = {m: spec.input_shape(m) for m in ('rgb', 'flow')}
+    if free_time:
+      input_shapes = {m: (None,) + tuple(s[1:]) for m, s in input_shapes.items()}
+  if set(input_shapes) != {'rgb', 'flow'}:
+    raise ValueError(f'input_shapes must have keys "rgb" and "flow". Received: input_shapes={input_shapes}')
+  return {'rgb': _check_shape('input_shapes["rgb"]', input_shapes['rgb'], 4, 3),
+          'flow': _check_shape('input_shapes["flow"]', input_shapes['flow'], 4, 2 * flow_frames)}
+
+
+def TwoStream(num_classes: int = 400, fusion: str = 'softmax_mean', input_shapes: Optional[Dict] = None,
+              flow_frames: int = FLOW_FRAMES, dropout_keep_prob: float = 0.8,
+              name: str = 'two_stream') -> keras.Model:
+  """Two-Stream network (Simonyan & Zisserman; Sec. 2.3, Fig. 2c) with Inception-v1 streams.
+
+  An RGB Inception-v1 on a frame and a flow Inception-v1 on `flow_frames` stacked flow fields
+  (2 * flow_frames input channels, (x0, y0, x1, y1, ...)); per-frame logits are averaged over the time
+  axis, then the streams' predictions are averaged (`StreamFusion`, default 'softmax_mean': "averaging
+  the predictions"; it returns log-probabilities, so training end to end through the average works
+  with `from_logits=True`).
+
+  Args:
+    num_classes: classifier size of each stream.
+    fusion: a `layers.FUSIONS` mode.
+    input_shapes: {'rgb': (T, H, W, 3), 'flow': (T, H, W, 2 * flow_frames)}; default T=None and 224
+      crops.  Training feeds T=1 (Table 1); T>1 averages the snapshots' logits.  Test snapshots (25) come
+      as views the evaluator folds into the batch.
+    flow_frames: flow fields per stack (paper: 10).
+    dropout_keep_prob: keep probability of each Inception-v1 head (slim default 0.8).
+
+  Returns:
+    A model mapping {'rgb': [B, T, H, W, 3], 'flow': [B, T, H, W, 20]} to fused scores [B, C].
+  """
+  _check_common(num_classes, dropout_keep_prob)
+  if flow_frames < 1:
+    raise ValueError(f'flow_frames must be >= 1. Received: flow_frames={flow_frames}')
+  if fusion not in L.FUSIONS:
+    raise ValueError(f'fusion must be one of {L.FUSIONS}. Received: fusion={fusion}')
+  shapes = _stream_shapes('two_stream', input_shapes, flow_frames, free_time=True)
+  inputs = {m: keras.Input(shape=shapes[m], name=m) for m in ('rgb', 'flow')}
+  logits = []
+  for m in ('rgb', 'flow'):
+    net = InceptionV1(num_classes, input_shape=shapes[m][1:], channels=shapes[m][-1],
+                      dropout_keep_prob=dropout_keep_prob, name=STREAM_NAMES[m])
+    x = PerFrame(net, name=f'{STREAM_NAMES[m]}.PerFrame')(inputs[m])  # [B, T, C]
+    logits.append(L.Mean(1, name=f'{STREAM_NAMES[m]}.TemporalAverage')(x))
+  fused = L.StreamFusion(fusion, name='fusion')(logits)
+  return keras.Model(inputs, fused, name=name)
+
+
+def Fused3D(num_classes: int = 400, input_shapes: Optional[Dict] = None, flow_frames: int = FLOW_FRAMES,
+            fusion_channels: int = FUSED_CHANNELS, dropout_keep_prob: float = 0.5,
+            seed: Optional[int] = None, name: str = 'fused_3d') -> keras.Model:
+  """3D-Fused two-stream network (Feichtenhofer et al. 2016 as Sec. 2.3 implements it, Fig. 2d).
+
+  Both Inception-v1 streams run per frame up to Mixed_5c (the grids "before the last average pooling
+  layer", 5x7x7 at 5 frames of 224); the RGB and flow grids are concatenated on channels (1024 + 1024)
+  and fused by a 3x3x3 conv with 512 outputs (+ BN + ReLU, Sec. 2.5), a 3x3x3 max pool (stride 2,
+  TF-SAME), an average over the remaining grid, dropout and a fully connected classifier.  The average
+  before the FC is our choice: it is what Table 1's 39M implies (an FC on the flattened 3x4x4x512 grid
+  alone would add 9.8M).  New layers start from Gaussian noise (std `GAUSSIAN_STDDEV`).
+
+  Args:
+    num_classes: classifier size.
+    input_shapes: {'rgb': (5, 224, 224, 3), 'flow': (5, 224, 224, 20)} by default (Table 1).
+    flow_frames: flow fields per time step (paper: 10).
+    fusion_channels: outputs of the fusion conv (paper: 512).
+    dropout_keep_prob: keep probability before the classifier.
+    seed: seed of the Gaussian initialisers.
+  """
+  _check_common(num_classes, dropout_keep_prob)
+  if flow_frames < 1 or fusion_channels < 1:
+    raise ValueError(f'flow_frames and fusion_channels must be >= 1. '
+                     f'Received: flow_frames={flow_frames}, fusion_channels={fusion_channels}')
+  shapes = _stream_shapes('fused_3d', input_shapes, flow_frames, free_time=False)
+  if shapes['rgb'][:-1] != shapes['flow'][:-1]:
+    raise ValueError(f'RGB and flow grids must align (same T, H, W). Received: input_shapes={shapes}')
+  inputs = {m: keras.Input(shape=shapes[m], name=m) for m in ('rgb', 'flow')}
+  grids = []
+  for m in ('rgb', 'flow'):
+    trunk = InceptionV1(final_endpoint='Mixed_5c', input_shape=shapes[m][1:], channels=shapes[m][-1],
+                        name=STREAM_NAMES[m])
+    grids.append(PerFrame(trunk, name=f'{STREAM_NAMES[m]}.PerFrame')(inputs[m]))  # [B, T, 7, 7, 1024]
+  x = keras.layers.Concatenate(axis=-1, name='Fusion.Concat')(grids)
+  x = L.Unit(fusion_channels, 3, rank=3, kernel_initializer=_gaussian(seed), name='Fusion.Conv3d_3x3x3')(x)
+  x = L.max_pool(3, 3, 2, name='Fusion.MaxPool3d_3x3x3')(x)
+  x = L.Mean((1, 2, 3), name='Fusion.AvgPool')(x)
+  x = keras.layers.Dropout(1.0 - dropout_keep_prob, name='Logits.Dropout')(x)
+  x = keras.layers.Dense(num_classes, kernel_initializer=_gaussian(None if seed is None else seed + 1),
+                         name='Logits.fc')(x)
+  return keras.Model(inputs, x, name=name)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# ImageNet-style initialisation (Sec. 2, 2.5: "all models but C3D use ImageNet-pretrained Inception-v1").
+
+
+def init_from_inception_v1(model: keras.Model, inception_v1: keras.Model, channel_rule: str = 'mean',
+                           include_logits: Optional[bool] = None) -> Dict[str, Dict[str, list]]:
+  """Copies a 2D `InceptionV1`'s weights into every nested 2D stream / trunk of a baseline.
+
+  Units are matched by their slim names.  The first conv of a stream with other input channels (the
+  20-channel flow stream) gets `adapt_input_channels(kernel, 20, channel_rule)`: by default ('mean', the
+  cross-modality rule of TSN) every flow channel gets the RGB kernel averaged over colour.  BN offsets and
+  moving statistics and the logits bias are copied; a stream's classifier is copied only when the class
+  counts agree (default), ImageNet's 1000-way one is otherwise left fresh.  All shapes are checked before
+  anything is written; any destination unit without a source raises.
+
+  Returns:
+    {stream name: {'copied': [unit names], 'skipped': [unit names]}}.
+
+  Raises:
+    ValueError: for a model without 2D streams (C3D) or any mismatch.
+  """
+  streams = frame_models(model)
+  if not streams:
+    raise ValueError(f'{model.name} has no 2D Inception-v1 stream to initialise (C3D is trained from '
+                     f'scratch, Sec. 2.2). Received: model={model.name}')
+  src = units(inception_v1)
+  report, assignments, problems = {}, [], []
+  for stream_name, stream in streams.items():
+    dst = units(stream)
+    logits = [n for n in dst if n.startswith('Logits.')]
+    copy_logits = include_logits
+    if copy_logits is None:
+      copy_logits = all(n in src and src[n].filters == dst[n].filters for n in logits)
+    skipped = [] if copy_logits else logits
+    for n, unit in dst.items():
+      if n in skipped:
+        continue
+      source = src.get(n)
+      if source is None or (source.use_batch_norm, source.use_bias) != (unit.use_batch_norm, unit.use_bias):
+        problems.append(f'{stream_name}/{n}: no matching 2D unit')
+        continue
+      kernel = adapt_input_channels(keras.ops.convert_to_numpy(source.conv.kernel), unit.conv.kernel.shape[-2],
+                                    channel_rule)
+      pairs = [(unit.conv.kernel, kernel)]
+      if unit.use_bias:
+        pairs.append((unit.conv.bias, keras.ops.convert_to_numpy(source.conv.bias)))
+      if unit.use_batch_norm:
+        pairs += [(getattr(unit.bn, a), keras.ops.convert_to_numpy(getattr(source.bn, a)))
+                  for a in ('beta', 'moving_mean', 'moving_variance')]
+      for var, value in pairs:
+        if tuple(var.shape) != value.shape:
+          problems.append(f'{stream_name}/{var.path}: shape {tuple(var.shape)} != source {value.shape}')
+      assignments.extend(pairs)
+    report[stream_name] = {'copied': [n for n in dst if n not in skipped], 'skipped': skipped}
+  if problems:
+    raise ValueError(f'Cannot initialise {model.name} from {inception_v1.name}:\n  ' + '\n  '.join(problems))
+  for var, value in assignments:
+    var.assign(value)
+  return report
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Training / evaluation contract.
+
+PER_STEP_MODELS = ('convnet_lstm',)
+
+
+def loss_fn(logits, labels, label_smoothing: float = 0.0):
+  """Per-example cross-entropy for any registered model's output (mean over time steps if per-step).
+
+  Args:
+    logits: [B, C] or per-time-step [B, T, C] (ConvNet+LSTM: "cross-entropy losses on the outputs at all
+      time steps", Sec. 2.1).
+    labels: int class ids [B].
+
+  Returns:
+    [B] float32 losses; reduce (and divide by the replica count) in the trainer.
+  """
+  logits = tf.cast(logits, tf.float32)
+  labels = tf.convert_to_tensor(labels)
+  depth = tf.shape(logits)[-1]
+  onehot = tf.one_hot(tf.cast(labels, tf.int32), depth)
+  if logits.shape.rank == 3:
+    onehot = tf.broadcast_to(onehot[:, None, :], tf.shape(logits))
+  elif logits.shape.rank != 2:
+    raise ValueError(f'logits must be [B, C] or [B, T, C]. Received: logits.shape={logits.shape}')
+  losses = keras.losses.categorical_crossentropy(onehot, logits, from_logits=True,
+                                                 label_smoothing=label_smoothing)
+  return tf.reduce_mean(losses, axis=1) if logits.shape.rank == 3 else losses
+
+
+def eval_logits(logits):
+  """The scores evaluation uses: the last time step of per-step outputs (Sec. 2.1), else unchanged."""
+  if len(logits.shape) == 3:
+    return logits[:, -1]
+  if len(logits.shape) != 2:
+    raise ValueError(f'logits must be [B, C] or [B, T, C]. Received: logits.shape={logits.shape}')
+  return logits
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Parameter counts against Table 1 (experiments/model_table.py).
+
+TABLE1_ROWS = {'convnet_lstm': 'ConvNet+LSTM', 'c3d': '3D-ConvNet', 'two_stream': 'Two-Stream',
+               'fused_3d': '3D-Fused', 'two_stream_i3d': 'Two-Stream I3D',
+               'i3d_rgb': '(one I3D stream)', 'i3d_flow': '(one I3D stream)'}
+PARAM_NOTES = {
+    'convnet_lstm': 'Inception-v1 trunk 5.60M + BN-LSTM 3.15M (its 5k BN gammas/betas included) + FC 0.21M',
+    'c3d': 'convs 27.66M + fc6 8192x4096 33.55M + fc7 16.78M + fc8 1.64M; pool1 stride does not change it',
+    'two_stream': 'two Inception-v1 with 400-way heads; flow conv1 has 20 input channels (+53k)',
+    'fused_3d': 'two trunks 11.24M + 3x3x3x2048x512 fusion conv 28.31M + FC 512x400 0.21M',
+    'two_stream_i3d': 'RGB 12.69M + flow 12.67M (official checkpoints)',
+    'i3d_rgb': 'official RGB checkpoint size; Table 1 lists only the pair (25M), 12M is half of it',
+    'i3d_flow': 'official flow checkpoint size; Table 1 lists only the pair (25M), 12M is half of it',
+}
+
+
+def count_parameters(model: keras.Model) -> int:
+  """Trainable parameters: kernels, biases, BN offsets/scales; BN moving statistics excluded."""
+  return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def _paper_millions(text: Optional[str]) -> Optional[float]:
+  return None if text is None else float(text.rstrip('M'))
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterRow:
+  name: str
+  ours: int
+  paper: Optional[str]  # Table 1 '#Params', e.g. '9M'.
+
+  @property
+  def relative_error(self) -> Optional[float]:
+    paper = _paper_millions(self.paper)
+    return None if paper is None else self.ours / (paper * 1e6) - 1.0
+
+
+def parameter_row(name: str, num_classes: int = 400) -> ParameterRow:
+  """Builds the registered model `name` at its default (Table 1) shapes and counts its parameters."""
+  model = build_model(name, num_classes)
+  return ParameterRow(name, count_parameters(model), get_input_spec(name).paper_params)
+
+
+def markdown_table(rows: Sequence[ParameterRow], num_classes: int = 400) -> str:
+  lines = [f'# Parameter counts vs Table 1 ({num_classes} classes, trainable parameters)', '',
+           '| model | Table 1 row | ours | ours (M) | Table 1 | deviation | where it comes from |',
+           '|---|---|---:|---:|---:|---:|---|']
+  for r in rows:
+    dev = '' if r.relative_error is None else f'{100 * r.relative_error:+.1f}%'
+    lines.append(f'| `{r.name}` | {TABLE1_ROWS.get(r.name, "")} | {r.ours:,} | {r.ours / 1e6:.2f} | '
+                 f'{r.paper or ""} | {dev} | {PARAM_NOTES.get(r.name, "")} |')
+  lines += ['', 'Generated by `python experiments/model_table.py`; see docs/models.md for the reasoning.', '']
+  return '\n'.join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Registry.
+
+
+@register_model('convnet_lstm')
+def _convnet_lstm(num_classes, **kwargs):
+  return ConvNetLSTM(num_classes, **kwargs)
+
+
+@register_model('c3d')
+def _c3d(num_classes, **kwargs):
+  return C3D(num_classes, **kwargs)
+
+
+@register_model('two_stream')
+def _two_stream(num_classes, **kwargs):
+  return TwoStream(num_classes, **kwargs)
+
+
+@register_model('fused_3d')
+def _fused_3d(num_classes, **kwargs):
+  return Fused3D(num_classes, **kwargs)
