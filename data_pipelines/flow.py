@@ -1,0 +1,115 @@
+"""TV-L1 optical flow, truncation to [-20, 20] and 8-bit quantization (paper Sec. 2.5; official release).
+
+Alignment: a video of N frames gives N - 1 flow fields; flow field i is the motion from frame i to
+frame i + 1 (frame_i(x) ~ frame_{i+1}(x + flow_i(x))).  The last RGB frame has no flow field.
+
+Quantization (the official release's 256 buckets, 128 ~ 0 px):
+  q = round((clip(f, -20, 20) + 20) * 255 / 40)        uint8
+  f = q * 40 / 255 - 20                                 dequantized, error <= 40 / 255 / 2 px in range
+Model input: q / 127.5 - 1, within 1/255 of f / 20.
+
+Backends are pluggable.  CONTRACT: a backend is a callable
+  backend(gray_frames: np.ndarray uint8 [N, H, W]) -> np.ndarray float32 [N - 1, H, W, 2]  (u, v in px)
+registered in FLOW_BACKENDS by name: 'tvl1' (OpenCV DualTVL1, default parameters) and 'tvl1_tf'
+(`i3d_tf.flow.tvl1_video`, imported lazily).  'none' means no flow.
+"""
+
+import functools
+from typing import Callable, Dict, Optional
+
+import cv2
+import numpy as np
+
+FLOW_BOUND = 20.0
+NUM_LEVELS = 256
+
+FlowBackend = Callable[[np.ndarray], np.ndarray]
+
+
+def quantize_flow(flow: np.ndarray, bound: float = FLOW_BOUND) -> np.ndarray:
+  """float flow (px) -> uint8, q = round((clip(f, -b, b) + b) * 255 / (2 b))."""
+  f = np.clip(np.asarray(flow, np.float32), -bound, bound)
+  return np.round((f + bound) * (255.0 / (2 * bound))).astype(np.uint8)
+
+
+def dequantize_flow(q: np.ndarray, bound: float = FLOW_BOUND) -> np.ndarray:
+  """uint8 -> float32 flow in px, f = q * 2b / 255 - b."""
+  return np.asarray(q, np.float32) * np.float32(2 * bound / 255.0) - np.float32(bound)
+
+
+def to_gray(frames_rgb: np.ndarray) -> np.ndarray:
+  """uint8 [N, H, W, 3] RGB -> uint8 [N, H, W] luma (OpenCV's RGB2GRAY weights)."""
+  return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames_rgb])
+
+
+def tvl1_opencv(gray_frames: np.ndarray, **params) -> np.ndarray:
+  """OpenCV DualTVL1 between consecutive frames; `params` are setter names, e.g. tau=0.25, warpings=5.
+
+  Setter names: tau, lambda_ (setLambda), theta, gamma, scales_number, warpings_number, epsilon,
+  inner_iterations, outer_iterations, scale_step, median_filtering, use_initial_flow.
+  """
+  gray_frames = _check_gray(gray_frames)
+  algo = cv2.optflow.DualTVL1OpticalFlow_create()
+  for name, value in params.items():
+    setter = 'set' + ''.join(p.capitalize() for p in name.strip('_').split('_'))
+    if not hasattr(algo, setter):
+      raise ValueError(f'Unknown DualTVL1 parameter {name!r} (no {setter}). Received: {params}')
+    getattr(algo, setter)(value)
+  n, h, w = gray_frames.shape
+  out = np.empty((max(n - 1, 0), h, w, 2), np.float32)
+  for i in range(n - 1):
+    out[i] = algo.calc(gray_frames[i], gray_frames[i + 1], None)
+  return out
+
+
+def tvl1_tf(gray_frames: np.ndarray, batch_size: int = 8) -> np.ndarray:
+  """TensorFlow TV-L1 from `i3d_tf.flow` (imported lazily; same contract)."""
+  try:
+    from i3d_tf import flow as tf_flow  # pylint: disable=g-import-not-at-top
+    fn = tf_flow.tvl1_video
+  except (ImportError, AttributeError) as e:
+    raise RuntimeError('flow backend "tvl1_tf" needs i3d_tf.flow.tvl1_video(gray_frames, batch_size=...), '
+                       f'which is not importable here: {e!r}. Use --flow=tvl1 (OpenCV).') from e
+  gray_frames = _check_gray(gray_frames)
+  return np.asarray(fn(gray_frames, batch_size=batch_size), np.float32)
+
+
+def _check_gray(gray_frames):
+  gray_frames = np.asarray(gray_frames)
+  if gray_frames.ndim != 3 or gray_frames.dtype != np.uint8:
+    raise ValueError(f'gray_frames must be uint8 [N, H, W]. Received: {gray_frames.dtype} '
+                     f'{gray_frames.shape}')
+  return gray_frames
+
+
+FLOW_BACKENDS: Dict[str, FlowBackend] = {'tvl1': tvl1_opencv, 'tvl1_tf': tvl1_tf}
+
+
+def register_flow_backend(name: str, fn: FlowBackend):
+  if name in FLOW_BACKENDS or name == 'none':
+    raise ValueError(f'Flow backend {name!r} is already registered.')
+  FLOW_BACKENDS[name] = fn
+
+
+def get_flow_backend(name: str, **params) -> Optional[FlowBackend]:
+  """Backend callable by name (None for 'none'); `params` are bound as keyword arguments."""
+  if name in (None, 'none'):
+    return None
+  try:
+    fn = FLOW_BACKENDS[name]
+  except KeyError:
+    raise ValueError(f'Unknown flow backend {name!r}; known: {sorted(FLOW_BACKENDS) + ["none"]}') from None
+  return functools.partial(fn, **params) if params else fn
+
+
+def compute_flow(frames_rgb: np.ndarray, backend='tvl1', bound: float = FLOW_BOUND) -> np.ndarray:
+  """RGB uint8 [N, H, W, 3] -> quantized flow uint8 [N - 1, H, W, 2] (x, y); flow i = frame i -> i + 1."""
+  fn = get_flow_backend(backend) if isinstance(backend, str) or backend is None else backend
+  if fn is None:
+    raise ValueError('compute_flow needs a backend, got "none".')
+  gray = to_gray(frames_rgb)
+  flow = np.asarray(fn(gray), np.float32)
+  n, h, w = gray.shape
+  if flow.shape != (max(n - 1, 0), h, w, 2):
+    raise ValueError(f'flow backend broke the contract: expected {(n - 1, h, w, 2)}, got {flow.shape}')
+  return quantize_flow(flow, bound)

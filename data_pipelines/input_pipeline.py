@@ -1,0 +1,273 @@
+"""tf.data input pipelines shaped by the Table 1 spec of each model (paper Sec. 2.1-2.5).
+
+`make_dataset` reads the SequenceExample shards of `tfrecord_format`, samples the clip the model needs
+(`preprocessing.sample_indices`), gathers only those encoded frames and decodes them (JPEG frames are
+decoded straight into the crop window), augments, scales, batches and prefetches.
+
+Outputs: `(inputs, labels)`; `inputs` float32 [B, T, H, W, C] for one modality, a dict
+{'rgb': ..., 'flow': ...} for two; with several test views a view axis: [B, V, T, H, W, C]; labels int32 [B].
+"""
+
+import dataclasses
+import logging
+import os
+import struct
+from typing import List, Optional, Tuple
+
+import tensorflow as tf
+
+from data_pipelines import preprocessing as pp
+from data_pipelines import tfrecord_format as fmt
+from i3d_tf.input_specs import FLOW, RGB, ClipSpec, InputSpec, get_input_spec
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+# ----- shard checks -----
+def _crc32c_table():
+  table = []
+  for i in range(256):
+    c = i
+    for _ in range(8):
+      c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    table.append(c)
+  return table
+
+
+_CRC_TABLE = _crc32c_table()
+
+
+def _masked_crc32c(data: bytes) -> int:
+  crc = 0xFFFFFFFF
+  for b in data:
+    crc = _CRC_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+  crc ^= 0xFFFFFFFF
+  return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def scan_tfrecord(path: str, verify_data: bool = False) -> Tuple[int, Optional[str]]:
+  """Checks a TFRecord file's framing (record lengths, their CRCs, file size) without reading payloads.
+
+  Returns:
+    (number of records, None) for a sound file, or (records read, reason) for a corrupt one.
+    `verify_data=True` also reads every record through TensorFlow (payload CRCs), which costs a full read.
+  """
+  size = tf.io.gfile.stat(path).length
+  count, offset = 0, 0
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    while offset < size:
+      header = f.read(12)
+      if len(header) < 12:
+        return count, f'truncated record header at byte {offset}'
+      length, crc = struct.unpack('<QI', header)
+      if _masked_crc32c(header[:8]) != crc:
+        return count, f'corrupted record length at byte {offset}'
+      offset += 12 + length + 4
+      if offset > size:
+        return count, f'truncated record at byte {offset - length - 16} (needs {length} bytes)'
+      f.seek(offset)
+      count += 1
+  if verify_data:
+    try:
+      for _ in tf.data.TFRecordDataset(path):
+        pass
+    except tf.errors.DataLossError as e:
+      return count, f'corrupted record data: {e.message.splitlines()[-1]}'
+  return count, None
+
+
+class CorruptShardError(ValueError):
+  pass
+
+
+def check_files(files: List[str], skip_corrupt: bool = False, verify_data: bool = False):
+  """Returns (good files, [(file, reason)]); raises CorruptShardError naming the file unless skipping."""
+  good, bad = [], []
+  for path in files:
+    _, reason = scan_tfrecord(path, verify_data)
+    if reason is None:
+      good.append(path)
+    elif skip_corrupt:
+      bad.append((path, reason))
+    else:
+      raise CorruptShardError(f'corrupt TFRecord shard {path}: {reason}')
+  if bad:
+    logging.warning('skipped %d corrupt shard(s) of %d: %s', len(bad), len(files),
+                    '; '.join(f'{p}: {r}' for p, r in bad))
+  return good, bad
+
+
+# ----- clip assembly, shared by the record pipeline and numpy evaluation -----
+def resolve_clip(spec: InputSpec, training: bool, num_frames: Optional[int] = None) -> ClipSpec:
+  """The spec's train/test clip, with `num_frames` overriding T (a whole-video test becomes one clip)."""
+  clip = spec.train if training else spec.test
+  if num_frames is not None:
+    clip = dataclasses.replace(clip, num_frames=num_frames)
+  clip.validate()
+  return clip
+
+
+def _assemble(num_frames_video, num_flow, height, width, get_rgb, get_flow, modalities, clip: ClipSpec,
+              training, crop_size, seed):
+  """Samples, crops, flips and scales one video.
+
+  get_rgb(flat_indices, (y, x)) -> uint8 [M, c, c, 3]; get_flow(flat_indices, (y, x)) -> uint8 [M, c, c, 2].
+  """
+  with_flow = FLOW in modalities
+  if seed is None:
+    seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+  seed = tf.cast(seed, tf.int32)
+  seeds = tf.random.experimental.stateless_split(seed, 3)
+  length = pp.num_positions(num_frames_video, clip.flow_stack, with_flow)
+  pos = pp.sample_indices(length, clip.num_frames, clip.stride, training, 1 if training else clip.num_clips,
+                          seeds[0])
+  views, steps = tf.shape(pos)[0], tf.shape(pos)[1]
+  y, x = pp.crop_offsets(height, width, crop_size, training, seeds[1])
+  flip = pp.random_flip(seeds[2]) if training else tf.constant(False)
+  out = {}
+  if RGB in modalities:
+    idx = tf.reshape(pp.rgb_indices(pos, num_frames_video), [-1])
+    rgb = tf.reshape(get_rgb(idx, (y, x)), [views, steps, crop_size, crop_size, 3])
+    rgb = tf.cond(flip, lambda: pp.flip_rgb(rgb), lambda: rgb)
+    out[RGB] = pp.scale_rgb(rgb)
+  if with_flow:
+    tf.debugging.assert_positive(num_flow, message='record has no flow fields; convert with --flow')
+    idx = tf.reshape(pp.flow_indices(pos, num_flow, clip.flow_stack), [-1])
+    flow = tf.reshape(get_flow(idx, (y, x)), [views, steps, clip.flow_stack, crop_size, crop_size, 2])
+    flow = pp.stack_flow(flow)
+    flow = tf.cond(flip, lambda: pp.flip_flow(flow), lambda: flow)
+    out[FLOW] = pp.scale_flow(flow)
+  single_view = training or clip.num_clips == 1
+  if single_view:
+    out = {k: v[0] for k, v in out.items()}
+  return out[modalities[0]] if len(modalities) == 1 else out
+
+
+def clip_from_decoded(frames, flow, spec: InputSpec, training: bool, crop_size: int,
+                      num_frames: Optional[int] = None, seed=None):
+  """Decoded uint8 frames [N, H, W, 3] (+ quantized flow [N - 1, H, W, 2]) -> one model input example."""
+  clip = resolve_clip(spec, training, num_frames)
+  shape = tf.shape(frames)
+
+  def get_rgb(idx, yx):
+    return pp.crop(tf.gather(frames, idx), yx[0], yx[1], crop_size)
+
+  def get_flow(idx, yx):
+    return pp.crop(tf.gather(flow, idx), yx[0], yx[1], crop_size)
+
+  num_flow = tf.shape(flow)[0] if flow is not None else 0
+  return _assemble(shape[0], num_flow, shape[1], shape[2], get_rgb, get_flow, spec.modalities, clip,
+                   training, crop_size, seed)
+
+
+def parse_and_sample(serialized, seed, spec: InputSpec, clip: ClipSpec, training: bool, crop_size: int):
+  """One serialized record -> (inputs, label): gathers the needed encoded frames, then decodes them."""
+  parsed = fmt.parse_sequence_example(serialized, with_flow=FLOW in spec.modalities)
+  encoded = parsed[fmt.IMAGE_KEY]
+
+  def get_rgb(idx, yx):
+    return fmt.decode_frames(tf.gather(encoded, idx), crop_window=tf.stack([yx[0], yx[1], crop_size,
+                                                                            crop_size]))
+
+  def get_flow(idx, yx):
+    flow = fmt.decode_flow(tf.gather(parsed[fmt.FLOW_X_KEY], idx), tf.gather(parsed[fmt.FLOW_Y_KEY], idx))
+    return pp.crop(flow, yx[0], yx[1], crop_size)
+
+  num_flow = tf.shape(parsed[fmt.FLOW_X_KEY])[0] if FLOW in spec.modalities else 0
+  inputs = _assemble(tf.shape(encoded)[0], num_flow, parsed['image/height'], parsed['image/width'], get_rgb,
+                     get_flow, spec.modalities, clip, training, crop_size, seed)
+  return inputs, tf.cast(parsed[fmt.LABEL_KEY], tf.int32)
+
+
+# ----- the dataset -----
+def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int, *, seed: Optional[int] = None,
+                 deterministic: bool = False, crop_size: Optional[int] = None,
+                 num_frames: Optional[int] = None, skip_corrupt: bool = False, repeat=None,
+                 input_context: Optional[tf.distribute.InputContext] = None, shuffle_buffer: int = 64,
+                 cycle_length: int = 8, verify_data: bool = False, drop_remainder: Optional[bool] = None):
+  """Batches of `(inputs, labels)` for the model named, sampled as its Table 1 spec says.
+
+  Args:
+    file_pattern: glob (or list of globs / files) of TFRecord shards.
+    model_name: i3d_rgb, i3d_flow, two_stream_i3d, convnet_lstm, c3d, two_stream or fused_3d.
+    training: random clip / crop / flip, shuffled, repeated; else center crop and test views.
+    batch_size: global batch size (divided by the replica count when `input_context` is given).
+    seed: makes shuffling and augmentation reproducible (per-record stateless seeds); with
+      `deterministic=True` the element order is reproducible too.
+    deterministic: keep the order of parallel interleave / map.
+    crop_size: spatial size override (e.g. 64 or 112 for tests and demos).
+    num_frames: T override; at test it replaces the whole video by one centered clip of T frames.
+    skip_corrupt: skip (and count, in `dataset.skipped_files` and a warning) shards with a corrupt framing
+      and drop records that fail to parse or decode; otherwise a corrupt shard raises naming the file.
+    repeat: None: repeat forever at training, once at test; an int n: n epochs; -1: forever.
+    input_context: tf.distribute.InputContext for per-replica sharding.
+    shuffle_buffer: records in the shuffle buffer at training.
+    cycle_length: shards read in parallel.
+    verify_data: also check payload CRCs of every shard up front (a full read).
+    drop_remainder: default True at training, False at test.
+
+  Returns:
+    tf.data.Dataset of (inputs, labels int32 [B]); inputs float32 [B, T, H, W, C] in [-1, 1], a dict
+    {'rgb', 'flow'} for two-stream models, [B, V, T, H, W, C] with V > 1 test views.  A whole-video test
+    (T None) needs batch_size 1 (videos differ in length; no padding is done).
+
+  Raises:
+    ValueError: no file matches, bad sizes, whole-video batching.
+    CorruptShardError: a shard with broken framing (names the file) unless `skip_corrupt`.
+  """
+  spec = get_input_spec(model_name)
+  crop_size = int(crop_size or spec.crop_size)
+  clip = resolve_clip(spec, training, num_frames)
+  patterns = [file_pattern] if isinstance(file_pattern, (str, os.PathLike)) else list(file_pattern)
+  files = sorted({f for p in patterns for f in tf.io.gfile.glob(os.fspath(p))})
+  if not files:
+    raise ValueError(f'No file matches file_pattern. Received: file_pattern={file_pattern!r}')
+  if input_context is not None:
+    batch_size = input_context.get_per_replica_batch_size(batch_size)
+  if batch_size < 1:
+    raise ValueError(f'batch_size must be >= 1. Received: batch_size={batch_size}')
+  if clip.num_frames is None and batch_size != 1:
+    raise ValueError('Whole-video testing (num_frames=None) needs batch_size=1: videos differ in length. '
+                     f'Received: batch_size={batch_size}')
+  files, bad = check_files(files, skip_corrupt, verify_data)
+  if not files:
+    raise ValueError(f'Every shard matching {file_pattern!r} is corrupt: {bad}')
+
+  ds = tf.data.Dataset.from_tensor_slices(files)
+  shard_records = False
+  if input_context is not None and input_context.num_input_pipelines > 1:
+    if len(files) >= input_context.num_input_pipelines:
+      ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    else:
+      shard_records = True
+  if training:
+    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+  ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(cycle_length, len(files)),
+                     num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+  if shard_records:
+    ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+  if training:
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+  if repeat is None:
+    repeat = -1 if training else 1
+  if repeat == -1:
+    ds = ds.repeat()
+  elif repeat > 1:
+    ds = ds.repeat(repeat)
+  ds = ds.enumerate()
+  base = None if seed is None else int(seed)
+
+  def process(i, serialized):
+    element_seed = None if base is None else tf.stack([tf.constant(base, tf.int32), tf.cast(i, tf.int32)])
+    return parse_and_sample(serialized, element_seed, spec, clip, training, crop_size)
+
+  ds = ds.map(process, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+  if skip_corrupt:
+    ds = ds.ignore_errors(log_warning=True)
+  ds = ds.batch(batch_size, drop_remainder=training if drop_remainder is None else drop_remainder)
+  ds = ds.prefetch(AUTOTUNE)
+  options = tf.data.Options()
+  options.deterministic = deterministic
+  ds = ds.with_options(options)
+  ds.skipped_files = bad
+  return ds

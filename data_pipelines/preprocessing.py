@@ -1,0 +1,145 @@
+"""Pure preprocessing ops for training, evaluation and serving (paper Sec. 2.5, Table 1).
+
+Training: random temporal crop among the valid starts (looping videos shorter than the clip), random
+crop_size x crop_size spatial crop of the 256-short-side frames, random left-right flip consistent over the
+clip (flow: mirror and negate x, i.e. q -> 255 - q in quantized space, exact), RGB and flow scaled to
+[-1, 1].  Test: center crop, the whole video or evenly spaced views, no flip.
+
+Temporal indexing (one rule for every model, see i3d_tf/input_specs.py): a clip of T time steps at
+`stride` starting at position p uses RGB frame (p + t * stride) mod N and the flow fields
+(p + t * stride + j) mod (N - 1), j < flow_stack (flow field i = frame i -> i + 1).  Starts are drawn from
+[0, L - F] where F = (T - 1) * stride + 1 and L = N for RGB-only models, N - flow_stack with flow, so no
+index wraps unless the video is shorter than the clip (then it loops).
+
+Shapes: video [T, H, W, C] uint8 in, float32 out; views are a leading axis [V, T, H, W, C].
+All functions take explicit arguments and a stateless `seed` (int32 [2]) where random.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+FLOW_CENTER = 127.5
+
+
+def num_positions(num_frames_video, flow_stack=1, with_flow=False):
+  """L: positions a clip may start from without wrapping (>= 1)."""
+  n = tf.cast(num_frames_video, tf.int32)
+  length = n - flow_stack if with_flow else n
+  return tf.maximum(length, 1)
+
+
+def sample_indices(num_positions_, num_frames, stride=1, training=True, num_clips=1, seed=None):
+  """Start positions of each time step, int32 [V, T] (not yet wrapped; wrap with `tf.math.floormod`).
+
+  Args:
+    num_positions_: L (scalar int), see `num_positions`.
+    num_frames: T, or None for every position (V = 1, T = L).
+    stride: positions between time steps.
+    training: a random start in [0, max(L - F, 0)] (V = 1); else `num_clips` evenly spaced starts
+      round(v * (L - F) / (V - 1)) (the center start (L - F) // 2 when V = 1).
+    num_clips: V at test time.
+    seed: int32 [2] stateless seed (training only).
+  """
+  length = tf.cast(num_positions_, tf.int32)
+  if num_frames is None:
+    return tf.range(length)[tf.newaxis]
+  footprint = (num_frames - 1) * stride + 1
+  room = tf.maximum(length - footprint, 0)
+  if training:
+    if seed is None:
+      seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+    starts = tf.random.stateless_uniform([1], seed, minval=0, maxval=room + 1, dtype=tf.int32)
+  elif num_clips == 1:
+    starts = (room // 2)[tf.newaxis]
+  else:
+    v = tf.range(num_clips, dtype=tf.float64)
+    starts = tf.cast(tf.round(v * tf.cast(room, tf.float64) / (num_clips - 1)), tf.int32)
+  return starts[:, tf.newaxis] + tf.range(num_frames, dtype=tf.int32)[tf.newaxis] * stride
+
+
+def rgb_indices(positions, num_frames_video):
+  return tf.math.floormod(positions, tf.maximum(tf.cast(num_frames_video, tf.int32), 1))
+
+
+def flow_indices(positions, num_flow_fields, flow_stack=1):
+  """[V, T] positions -> [V, T, flow_stack] flow field indices, wrapped."""
+  idx = positions[..., tf.newaxis] + tf.range(flow_stack, dtype=tf.int32)
+  return tf.math.floormod(idx, tf.maximum(tf.cast(num_flow_fields, tf.int32), 1))
+
+
+def crop_offsets(height, width, crop_size, training=True, seed=None):
+  """(y, x) of the crop: uniform over valid offsets at training, centered at test."""
+  room_y = tf.cast(height, tf.int32) - crop_size
+  room_x = tf.cast(width, tf.int32) - crop_size
+  if not training:
+    return room_y // 2, room_x // 2
+  if seed is None:
+    seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+  y = tf.random.stateless_uniform([], seed, 0, room_y + 1, dtype=tf.int32)
+  x = tf.random.stateless_uniform([], seed + [0, 1], 0, room_x + 1, dtype=tf.int32)
+  return y, x
+
+
+def random_flip(seed):
+  """Scalar bool: flip or not (probability 1/2), one draw per clip."""
+  return tf.random.stateless_uniform([], seed, 0, 2, dtype=tf.int32) > 0
+
+
+def crop(video, y, x, crop_size):
+  """[..., H, W, C] -> [..., crop_size, crop_size, C] at (y, x)."""
+  return video[..., y:y + crop_size, x:x + crop_size, :]
+
+
+def flip_rgb(video):
+  """Mirror [..., H, W, C] left-right."""
+  return tf.reverse(video, axis=[-2])
+
+
+def flip_flow(flow_q):
+  """Mirror quantized flow [..., H, W, 2k] (x0, y0, x1, ...) left-right: reverse W and x -> -x (q -> 255 - q)."""
+  flow_q = tf.reverse(flow_q, axis=[-2])
+  channels = tf.shape(flow_q)[-1]
+  is_x = tf.equal(tf.math.floormod(tf.range(channels), 2), 0)
+  return tf.where(is_x, tf.cast(255, flow_q.dtype) - flow_q, flow_q)
+
+
+def stack_flow(flow_q):
+  """[..., k, H, W, 2] -> [..., H, W, 2k] with channels (x0, y0, x1, y1, ...)."""
+  rank = flow_q.shape.rank
+  perm = list(range(rank - 4)) + [rank - 3, rank - 2, rank - 4, rank - 1]
+  flow_q = tf.transpose(flow_q, perm)
+  shape = tf.shape(flow_q)
+  return tf.reshape(flow_q, tf.concat([shape[:-2], [shape[-2] * 2]], 0))
+
+
+def scale_rgb(video):
+  """uint8 -> float32 in [-1, 1]: x / 127.5 - 1."""
+  return tf.cast(video, tf.float32) / 127.5 - 1.0
+
+
+def scale_flow(flow_q):
+  """quantized uint8 -> float32 in [-1, 1]: q / 127.5 - 1 (within 1/255 of f / 20)."""
+  return tf.cast(flow_q, tf.float32) / FLOW_CENTER - 1.0
+
+
+def eval_input_from_numpy(frames, model_name, flow=None, crop_size=None, num_frames=None):
+  """Decoded numpy video -> the model's eval input (for feature extraction and serving).
+
+  Args:
+    frames: uint8 [N, H, W, 3] RGB with the smaller side already resized (256).
+    model_name: a registered model name (the Table 1 spec decides sampling).
+    flow: quantized uint8 [N - 1, H, W, 2] flow for flow models.
+    crop_size, num_frames: overrides of the spec.
+
+  Returns:
+    float32 [1, T, h, w, C] (or [1, V, T, h, w, C] with several views), or a dict {'rgb', 'flow'} for
+    two-stream models; same ops as the test branch of `make_dataset`.
+  """
+  from i3d_tf.input_specs import get_input_spec  # pylint: disable=g-import-not-at-top
+  from data_pipelines import input_pipeline  # pylint: disable=g-import-not-at-top
+  spec = get_input_spec(model_name)
+  frames = tf.convert_to_tensor(np.asarray(frames, np.uint8))
+  flow_t = None if flow is None else tf.convert_to_tensor(np.asarray(flow, np.uint8))
+  inputs = input_pipeline.clip_from_decoded(frames, flow_t, spec, training=False,
+                                            crop_size=crop_size or spec.crop_size, num_frames=num_frames)
+  return tf.nest.map_structure(lambda x: x[tf.newaxis], inputs)
