@@ -171,12 +171,15 @@ class Trainer:
     train_dataset_fn, eval_dataset_fn: `(tf.distribute.InputContext) -> tf.data.Dataset` of per-replica
       batches `(inputs, labels)`; default `data_pipelines.make_dataset` on config.train_data/eval_data.
     strategy: an existing strategy (default: `make_strategy(config.strategy)`).
+    after_step: called with the step number after each step's logging, evaluation and checkpoint.
   """
 
   def __init__(self, config: TrainConfig, model_fn: Optional[ModelFn] = None,
                train_dataset_fn: Optional[DatasetFn] = None, eval_dataset_fn: Optional[DatasetFn] = None,
-               strategy: Optional[tf.distribute.Strategy] = None):
+               strategy: Optional[tf.distribute.Strategy] = None,
+               after_step: Optional[Callable[[int], None]] = None):
     self.config = config.validate()
+    self.after_step = after_step
     # The strategy first: MultiWorkerMirroredStrategy and logical devices must precede other ops.
     self.strategy = strategy or make_strategy(config.strategy, config.num_logical_devices)
     self.chief = is_chief(self.strategy)
@@ -414,13 +417,16 @@ class Trainer:
                    'learning_rate': self.lr(step)}, writers[1])
       if step % config.checkpoint_every == 0 or step == config.train_steps:
         self._save()
+      if self.after_step is not None:
+        self.after_step(step)
     if bar is not None:
       bar.close()
     if self.chief and config.model_dir:
       plot_curves(config.model_dir)
     if not self.chief and self._ckpt_dir:
       shutil.rmtree(self._ckpt_dir, ignore_errors=True)
-    metrics = {'step': step, 'learning_rate': self.lr(step), 'elapsed_s': time.time() - t_start,
+    metrics = {'step': step, 'replicas': self.replicas, 'learning_rate': self.lr(step),
+               'elapsed_s': time.time() - t_start,
                'steps_run': step - start,
                'clips_per_sec': (steady_steps * config.batch_size / steady_time) if steady_time else 0.0}
     if final:
@@ -484,6 +490,6 @@ def plot_curves(model_dir: str) -> Optional[str]:
 def train(config: TrainConfig, **kwargs) -> Dict[str, float]:
   """Library entry point: `Trainer(config, **kwargs).train()`; returns the final metrics dict.
 
-  kwargs: `model_fn`, `train_dataset_fn`, `eval_dataset_fn`, `strategy` (see `Trainer`).
+  kwargs: `model_fn`, `train_dataset_fn`, `eval_dataset_fn`, `strategy`, `after_step` (see `Trainer`).
   """
   return Trainer(config, **kwargs).train()

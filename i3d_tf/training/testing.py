@@ -99,6 +99,8 @@ def main(argv):
   parser.add_argument('--config', required=True, help='TrainConfig as JSON')
   parser.add_argument('--out', required=True, help='.npz of the final weights (+ .json metrics)')
   parser.add_argument('--tiny', action='store_true', help='tiny_i3d instead of the registry model')
+  parser.add_argument('--sigkill_at_step', type=int, default=0,
+                      help='SIGKILL this process right after step N (tests of resuming)')
   args = parser.parse_args(argv)
   from i3d_tf.training.config import TrainConfig  # pylint: disable=g-import-not-at-top
   config = TrainConfig.from_dict(json.loads(args.config))
@@ -110,7 +112,16 @@ def main(argv):
   if args.tiny:
     model_fn = lambda n: tiny_i3d(n, dropout_keep_prob=config.dropout_keep_prob,  # noqa: E731
                                   synchronized_bn=config.synchronized_bn)
-  trainer = Trainer(config, model_fn=model_fn)
+  after_step = None
+  if args.sigkill_at_step:
+    import signal  # pylint: disable=g-import-not-at-top
+
+    def after_step(step):
+      if step == args.sigkill_at_step:
+        sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+  trainer = Trainer(config, model_fn=model_fn, after_step=after_step)
   losses_before = trainer.evaluate() if trainer.eval_dataset_fn else {}
   metrics = trainer.train()
   metrics['replica_spread'] = replica_spread(trainer.model)
