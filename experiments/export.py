@@ -1,0 +1,61 @@
+"""Exports a trained I3D (or Two-Stream I3D) as a SavedModel: serving, features and serialized-example signatures.
+
+  python experiments/export.py --model=i3d_rgb --num_classes=101 --checkpoint=runs/ucf101_rgb \
+      --output_dir=exports/ucf101_rgb
+  python experiments/export.py --model=two_stream_i3d --num_classes=101 --rgb_checkpoint=runs/ucf101_rgb \
+      --flow_checkpoint=runs/ucf101_flow --output_dir=exports/ucf101_two_stream
+
+Signatures are documented in i3d_tf/export.py and docs/evaluation.md.
+"""
+
+import i3d_tf  # noqa: F401  (environment defaults first)
+
+import time
+
+from absl import app
+from absl import flags
+
+from i3d_tf import evaluation
+from i3d_tf import export
+from i3d_tf.layers import FUSIONS
+
+_MODEL = flags.DEFINE_enum('model', None, ['i3d_rgb', 'i3d_flow', 'two_stream_i3d'], 'Registry name.',
+                           required=True)
+_NUM_CLASSES = flags.DEFINE_integer('num_classes', None, 'Number of classes.', required=True)
+_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Training model_dir, checkpoint path or .weights.h5.')
+_RGB_CHECKPOINT = flags.DEFINE_string('rgb_checkpoint', None, 'Two-stream: the RGB stream checkpoint.')
+_FLOW_CHECKPOINT = flags.DEFINE_string('flow_checkpoint', None, 'Two-stream: the flow stream checkpoint.')
+_FUSION = flags.DEFINE_enum('fusion', 'logits_sum', list(FUSIONS), 'Two-stream fusion.')
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'SavedModel folder.', required=True)
+_CLASS_NAMES = flags.DEFINE_string('class_names', None, 'Text file (one name a line) or label-map JSON.')
+_CROP_SIZE = flags.DEFINE_integer('crop_size', None, 'Center crop of serialized_examples (default 224).')
+_NO_SERIALIZED = flags.DEFINE_bool('skip_serialized_signature', False, 'Omit serialized_examples.')
+_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace an existing --output_dir.')
+_ALLOW_RANDOM = flags.DEFINE_bool('allow_random_weights', False, 'Export random weights (tests and demos).')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if _MODEL.value == 'two_stream_i3d' and not _CHECKPOINT.value:
+    if not (_RGB_CHECKPOINT.value and _FLOW_CHECKPOINT.value) and not _ALLOW_RANDOM.value:
+      raise app.UsageError('two_stream_i3d needs --rgb_checkpoint and --flow_checkpoint (or --checkpoint).')
+  elif _MODEL.value != 'two_stream_i3d' and not _CHECKPOINT.value and not _ALLOW_RANDOM.value:
+    raise app.UsageError('--checkpoint is required (or --allow_random_weights for tests and demos).')
+  start = time.time()
+  model = evaluation.restore_stream_models(_MODEL.value, _NUM_CLASSES.value, _CHECKPOINT.value,
+                                           _RGB_CHECKPOINT.value, _FLOW_CHECKPOINT.value, _FUSION.value,
+                                           allow_random_weights=_ALLOW_RANDOM.value)
+  names = evaluation.read_class_names(_CLASS_NAMES.value)
+  sources = {k: v for k, v in (('checkpoint', _CHECKPOINT.value), ('rgb_checkpoint', _RGB_CHECKPOINT.value),
+                               ('flow_checkpoint', _FLOW_CHECKPOINT.value)) if v}
+  path = export.export_saved_model(model, _OUTPUT_DIR.value, _MODEL.value, _NUM_CLASSES.value, names,
+                                   crop_size=_CROP_SIZE.value,
+                                   serialized_signature=not _NO_SERIALIZED.value, overwrite=_OVERWRITE.value,
+                                   extra_info=dict(sources, fusion=_FUSION.value))
+  print(f'exported {_MODEL.value} ({_NUM_CLASSES.value} classes) to {path} in {time.time() - start:.0f} s: '
+        'signatures serving_default, features' + ('' if _NO_SERIALIZED.value else ', serialized_examples'))
+
+
+if __name__ == '__main__':
+  app.run(main)

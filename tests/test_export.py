@@ -1,0 +1,141 @@
+"""SavedModel export: a fresh process loads it with tf.saved_model.load and matches the Keras model (<= 1e-5);
+Keras 3 loads it with TFSMLayer; serialized SequenceExamples go through the eval preprocessing."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import i3d_tf
+from i3d_tf import evaluation, export
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='2')
+NUM_CLASSES = 3
+
+LOADER = textwrap.dedent('''
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    path, inputs, serialized, out = sys.argv[1:5]
+    loaded = tf.saved_model.load(path)
+    x = tf.constant(np.load(inputs, allow_pickle=False))
+    res = {}
+    for sig in ('serving_default', 'features'):
+      for k, v in loaded.signatures[sig](video=x).items():
+        res[f'{sig}.{k}'] = v.numpy()
+    records = tf.constant([open(serialized, 'rb').read()] * 2)
+    for k, v in loaded.signatures['serialized_examples'](serialized=records).items():
+      v = v.numpy()
+      res[f'serialized_examples.{k}'] = np.array([s.decode() for s in v]) if v.dtype == object else v
+    np.savez(out, **res)
+''')
+
+
+def _record(num_frames=9, size=40, label=2):
+  from data_pipelines import tfrecord_format as fmt
+  rng = np.random.default_rng(0)
+  frames = (rng.uniform(0, 255, (num_frames, size, size + 8, 3))).astype(np.uint8)
+  return fmt.serialize(fmt.encode_video(frames, None, video_id='clip_0', label_index=label))
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+  """An i3d_rgb exported by the binary from a .weights.h5 checkpoint (the training checkpoint stand-in)."""
+  tmp = tmp_path_factory.mktemp('export')
+  model = i3d_tf.build_model('i3d_rgb', NUM_CLASSES)
+  ckpt = str(tmp / 'rgb.weights.h5')
+  model.save_weights(ckpt)
+  out = tmp / 'saved'
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'export.py'), '--model=i3d_rgb',
+                         f'--num_classes={NUM_CLASSES}', f'--checkpoint={ckpt}', f'--output_dir={out}',
+                         '--crop_size=32'], capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.strip().splitlines()[-1].startswith('exported i3d_rgb')
+  return model, str(out), tmp
+
+
+def test_fresh_process_matches_keras(exported):
+  model, path, tmp = exported
+  rng = np.random.default_rng(1)
+  x = rng.uniform(-1, 1, (2, 10, 48, 40, 3)).astype(np.float32)
+  np.save(tmp / 'x.npy', x, allow_pickle=False)
+  serialized = _record()
+  (tmp / 'record.bin').write_bytes(serialized)
+  proc = subprocess.run([sys.executable, '-c', LOADER, path, str(tmp / 'x.npy'), str(tmp / 'record.bin'),
+                         str(tmp / 'out.npz')], capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  got = dict(np.load(tmp / 'out.npz', allow_pickle=False))
+
+  logits = model(x, training=False).numpy()
+  np.testing.assert_allclose(got['serving_default.logits'], logits, atol=1e-5)
+  np.testing.assert_allclose(got['serving_default.probabilities'], evaluation.softmax(logits), atol=1e-5)
+  per_time = export.feature_model(model)(x, training=False).numpy()
+  assert per_time.shape[0] == 2 and per_time.shape[-1] == 1024
+  np.testing.assert_allclose(got['features.features_per_time'], per_time, atol=1e-5)
+  np.testing.assert_allclose(got['features.features'], per_time.mean(axis=1), atol=1e-5)
+  # The head's time average of per-time logits equals logits computed from the per-time features' pool.
+  assert got['features.features'].shape == (2, 1024)
+
+  # serialized_examples == what evaluation's make_dataset yields for the record, through the Keras model.
+  import tensorflow as tf
+  from data_pipelines import input_pipeline
+  from i3d_tf.input_specs import get_input_spec
+  spec = get_input_spec('i3d_rgb')
+  eval_x, label = input_pipeline.parse_and_sample(tf.constant(serialized), tf.constant([0, 0]), spec,
+                                                  input_pipeline.resolve_clip(spec, False), False, 32)
+  eval_x = eval_x.numpy()[None]
+  assert eval_x.shape == (1, 9, 32, 32, 3) and int(label) == 2
+  expected = model(eval_x, training=False).numpy()[0]
+  np.testing.assert_allclose(got['serialized_examples.logits'], np.stack([expected] * 2), atol=1e-5)
+  assert list(got['serialized_examples.label']) == [2, 2]
+  assert list(got['serialized_examples.video_id']) == ['clip_0', 'clip_0']
+
+
+def test_tfsm_layer_and_export_info(exported):
+  import keras
+  model, path, _ = exported
+  layer = keras.layers.TFSMLayer(path, call_endpoint='serving_default')
+  x = np.random.default_rng(2).uniform(-1, 1, (1, 8, 32, 32, 3)).astype(np.float32)
+  out = layer(x)
+  np.testing.assert_allclose(keras.ops.convert_to_numpy(out['logits']), model(x, training=False).numpy(),
+                             atol=1e-5)
+  info = json.load(open(os.path.join(path, export.EXPORT_INFO)))
+  assert info['model_name'] == 'i3d_rgb' and info['num_classes'] == NUM_CLASSES
+  assert info['signatures'] == ['serving_default', 'features', 'serialized_examples']
+  assert not [p for p in os.listdir(os.path.dirname(path)) if p.startswith('.tmp-export')]
+
+
+def test_refuses_to_overwrite(exported):
+  model, path, _ = exported
+  with pytest.raises(FileExistsError):
+    export.export_saved_model(model, path, 'i3d_rgb', NUM_CLASSES)
+
+
+def test_two_stream_export(tmp_path):
+  import tensorflow as tf
+  model = i3d_tf.TwoStreamI3D(NUM_CLASSES)
+  path = export.export_saved_model(model, str(tmp_path / 'two'), 'two_stream_i3d', NUM_CLASSES,
+                                   serialized_signature=False, features_signature=False)
+  loaded = tf.saved_model.load(path)
+  rng = np.random.default_rng(3)
+  rgb = rng.uniform(-1, 1, (1, 8, 32, 32, 3)).astype(np.float32)
+  flow = rng.uniform(-1, 1, (1, 8, 32, 32, 2)).astype(np.float32)
+  out = loaded.signatures['serving_default'](rgb=tf.constant(rgb), flow=tf.constant(flow))
+  expected = model({'rgb': rgb, 'flow': flow}, training=False).numpy()
+  np.testing.assert_allclose(out['logits'].numpy(), expected, atol=1e-5)
+  # Sum of logits (the official fusion) of the two streams.
+  streams = export.stream_models(model)
+  np.testing.assert_allclose(expected, streams['rgb'](rgb).numpy() + streams['flow'](flow).numpy(), atol=1e-5)
+  assert sorted(loaded.signatures) == ['serving_default']
+
+
+def test_export_binary_refuses_missing_checkpoint(tmp_path):
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'export.py'), '--model=i3d_flow',
+                         '--num_classes=3', f'--output_dir={tmp_path / "x"}'], capture_output=True, text=True,
+                        env=ENV, cwd=ROOT)
+  assert proc.returncode != 0 and '--checkpoint is required' in proc.stderr
