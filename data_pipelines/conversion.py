@@ -155,15 +155,17 @@ def run_conversion(entries: Sequence[VideoEntry], output_dir: str, subset: str, 
   if progress:
     from tqdm import tqdm  # pylint: disable=g-import-not-at-top
     bar = tqdm(total=len(jobs), desc=f'{subset} videos', unit='video')
+  failed = 0
   try:
     for k in todo:
       begin, end = ranges[k]
       batch = []
       for _ in range(end - begin):
         batch.append(next(results))
+        failed += batch[-1][1]['status'] != 'ok'
         if bar is not None:
           bar.update(1)
-          bar.set_postfix(failed=sum(1 for _, r in batch if r['status'] != 'ok'))
+          bar.set_postfix(failed=failed)
       write_shard(output_dir, subset, k, num_shards, batch)
   finally:
     if bar is not None:

@@ -19,6 +19,9 @@ import numpy as np
 
 TARGET_FPS = 25.0
 RESIZE_SHORT_SIDE = 256
+# A file decoding to fewer frames than this fraction of its container frame count is reported as truncated
+# (container counts of some formats are estimates: mkv says 311 for 310 frames, so some slack is kept).
+TRUNCATION_RATIO = 0.9
 
 
 class VideoDecodeError(ValueError):
@@ -62,6 +65,7 @@ def _read_all(path):
     raise VideoDecodeError(f'not a readable video: {path}')
   try:
     fps = cap.get(cv2.CAP_PROP_FPS)
+    expected = cap.get(cv2.CAP_PROP_FRAME_COUNT)
     frames, stamps = [], []
     while True:
       ok, frame = cap.read()
@@ -71,6 +75,8 @@ def _read_all(path):
       stamps.append(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
   finally:
     cap.release()
+  if expected and math.isfinite(expected) and len(frames) < TRUNCATION_RATIO * expected - 2:
+    raise VideoDecodeError(f'truncated or corrupt: {len(frames)} of {int(expected)} frames decoded: {path}')
   return frames, np.asarray(stamps, np.float64), fps
 
 

@@ -1,0 +1,33 @@
+"""Helpers for the data tests and demos: where shared data lives, small generated videos and records."""
+
+import os
+
+import cv2
+import numpy as np
+
+# Repo checkout and shared/ side by side (CI layout); I3D_SHARED_DATA overrides.
+SHARED_DATA = os.environ.get('I3D_SHARED_DATA') or os.path.normpath(
+    os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data'))
+VIDEOS = os.path.join(SHARED_DATA, 'videos')
+SPLITS = os.path.join(SHARED_DATA, 'splits')
+
+
+def write_video(path, num_frames, height=48, width=64, fps=25, fourcc='MJPG', step=2):
+  """A bright square moving right `step` px per frame on a textured background."""
+  rng = np.random.default_rng(0)
+  background = cv2.GaussianBlur(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), (5, 5), 0)
+  writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+  assert writer.isOpened(), path
+  for i in range(num_frames):
+    img = background.copy()
+    x = 4 + step * i
+    cv2.rectangle(img, (x, 10), (x + 12, 30), (255, 255, 255), -1)
+    writer.write(img)
+  writer.release()
+  return path
+
+
+def write_records(path, videos):
+  """Writes EncodedVideo objects to one TFRecord file."""
+  from data_pipelines import tfrecord_format  # pylint: disable=g-import-not-at-top
+  return tfrecord_format.write_tfrecord(path, [tfrecord_format.serialize(v) for v in videos])
