@@ -51,6 +51,10 @@ class LoadReport:
 
 def model_targets(model: keras.Model) -> Dict[N.Key, keras.Variable]:
   """Canonical key -> variable for every weight of every `Unit` of a (single-stream) model."""
+  streams = [l.name for l in model.layers if isinstance(l, keras.Model)]
+  if streams:
+    raise ValueError(f'{model.name} holds nested models {streams}: load each stream on its own, e.g. '
+                     f'load_deepmind(model.get_layer({streams[0]!r}), prefix)')
   targets = {}
   for name, unit in units(model).items():
     scope = layer_name_to_scope(name)
