@@ -165,6 +165,7 @@ def folder_entries(video_dir: str, extensions: Optional[Sequence[str]] = None) -
   entries = []
   for label, cls in enumerate(folder_labels(video_dir)):
     root = os.path.join(video_dir, cls)
+    found = []
     for dirpath, dirnames, filenames in os.walk(root):
       dirnames.sort()
       for name in sorted(filenames):
@@ -172,9 +173,10 @@ def folder_entries(video_dir: str, extensions: Optional[Sequence[str]] = None) -
           continue
         if extensions and not name.lower().endswith(tuple(extensions)):
           continue
-        path = os.path.join(dirpath, name)
-        rel = os.path.relpath(path, video_dir)
-        entries.append(VideoEntry(os.path.splitext(rel)[0].replace(os.sep, '/'), path, label, cls))
+        found.append(os.path.join(dirpath, name))
+    for path in sorted(found):  # sorted by path within a class
+      rel = os.path.relpath(path, video_dir)
+      entries.append(VideoEntry(os.path.splitext(rel)[0].replace(os.sep, '/'), path, label, cls))
   return entries
 
 
