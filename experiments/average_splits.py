@@ -7,7 +7,12 @@
 `--results` takes a comma-separated list of files or a glob (e.g. 'runs/ucf101_s*/eval/results.json').
 """
 
-import i3d_tf  # noqa: F401  (environment defaults first)
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))  # run from a checkout
+
+import i3d_tf  # noqa: E402,F401  (environment defaults first)
 
 import glob
 import json

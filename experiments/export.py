@@ -8,7 +8,12 @@
 Signatures are documented in i3d_tf/export.py and docs/evaluation.md.
 """
 
-import i3d_tf  # noqa: F401  (environment defaults first)
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))  # run from a checkout
+
+import i3d_tf  # noqa: E402,F401  (environment defaults first)
 
 import time
 

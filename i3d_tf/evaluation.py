@@ -361,8 +361,8 @@ def load_model(model_name: str, num_classes: int, checkpoint: Optional[str], all
     from i3d_tf.training import restore_model  # pylint: disable=g-import-not-at-top
   except ImportError:
     restore_model = None
-  if restore_model is not None and not model_kwargs:
-    return restore_model(checkpoint, model_name, num_classes)
+  if restore_model is not None:
+    return restore_model(checkpoint, model_name, num_classes, **model_kwargs)
   return _restore_tf_checkpoint(checkpoint, model_name, num_classes, **model_kwargs)
 
 

@@ -1,0 +1,92 @@
+r"""Extracts I3D features: one (num_windows, 1024) .npy per video and stream, plus window timestamps.
+
+  python experiments/extract_features.py --videos=/data/my_videos --output_dir=/data/i3d_features \
+      --streams=rgb,flow --stack_size=64 --step_size=64 \
+      --rgb_checkpoint=weights/rgb_imagenet.weights.h5 --flow_checkpoint=weights/flow_imagenet.weights.h5
+
+Checkpoints: a training model_dir, a checkpoint prefix, or Keras weights (e.g. the official DeepMind weights
+converted by experiments/convert_checkpoint.py, 400 classes).  Without one the binary refuses, unless
+--allow_random_weights (demos and tests).  Finished videos are skipped; failures are reported and skipped.
+Outputs are described in i3d_tf/features.py and docs/evaluation.md.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))  # run from a checkout
+
+import i3d_tf  # noqa: E402,F401  (environment defaults before TensorFlow)
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from i3d_tf import evaluation  # noqa: E402
+from i3d_tf import features  # noqa: E402
+
+_VIDEOS = flags.DEFINE_string('videos', None, 'A folder (searched recursively) or a glob of videos.', required=True)
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where the .npy / .json files go.', required=True)
+_STREAMS = flags.DEFINE_list('streams', ['rgb', 'flow'], 'rgb, flow or both.')
+_STACK = flags.DEFINE_integer('stack_size', 64, 'Frames per window (25 fps).')
+_STEP = flags.DEFINE_integer('step_size', 64, 'Frames between window starts.')
+_RGB_CKPT = flags.DEFINE_string('rgb_checkpoint', None, 'RGB I3D: model_dir, checkpoint or .weights.h5.')
+_FLOW_CKPT = flags.DEFINE_string('flow_checkpoint', None, 'Flow I3D: model_dir, checkpoint or .weights.h5.')
+_NUM_CLASSES = flags.DEFINE_integer('num_classes', None, 'Logits size of the checkpoints (default: inferred, '
+                                    'else 400 as the official weights).')
+_ALLOW_RANDOM = flags.DEFINE_bool('allow_random_weights', False, 'Random weights when no checkpoint (demos, tests).')
+_CROP = flags.DEFINE_integer('crop_size', 224, 'Center crop.')
+_RESIZE = flags.DEFINE_integer('resize_short_side', 256, 'Smaller side after resizing (paper: 256).')
+_FPS = flags.DEFINE_float('fps', 25.0, 'Frame rate after resampling (paper: 25).')
+_MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Decode at most this many frames per video.')
+_MAX_VIDEOS = flags.DEFINE_integer('max_videos', None, 'Process at most this many videos.')
+_BATCH = flags.DEFINE_integer('batch_size', 1, 'Windows per forward pass.')
+_FLOW_BACKEND = flags.DEFINE_enum('flow_backend', 'tvl1', ['tvl1', 'tvl1_tf'], 'Optical flow backend.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  streams = [s.strip() for s in _STREAMS.value if s.strip()]
+  bad = set(streams) - set(features.STREAMS)
+  if bad or not streams:
+    raise app.UsageError(f'--streams must be rgb, flow or rgb,flow. Received: {_STREAMS.value}')
+  checkpoints = {'rgb': _RGB_CKPT.value, 'flow': _FLOW_CKPT.value}
+  missing = [s for s in streams if not checkpoints[s]]
+  if missing and not _ALLOW_RANDOM.value:
+    raise app.UsageError(f'No checkpoint for stream(s) {missing}: pass --{missing[0]}_checkpoint '
+                         '(or --allow_random_weights, for demos and tests only: random features are noise).')
+  options = features.ExtractionOptions(stack_size=_STACK.value, step_size=_STEP.value, crop_size=_CROP.value,
+                                       resize_short_side=_RESIZE.value, fps=_FPS.value,
+                                       max_frames=_MAX_FRAMES.value, batch_size=_BATCH.value,
+                                       flow_backend=_FLOW_BACKEND.value)
+  try:
+    options.validate()
+  except ValueError as e:
+    raise app.UsageError(str(e))
+  paths, root = features.find_videos(_VIDEOS.value)
+  if not paths:
+    raise app.UsageError(f'No video found at --videos={_VIDEOS.value} (extensions {features.VIDEO_EXTENSIONS}).')
+  models = {}
+  for s in streams:
+    num_classes = _NUM_CLASSES.value
+    if num_classes is None and not checkpoints[s]:
+      num_classes = 400
+    try:
+      models[s] = evaluation.load_model(f'i3d_{s}', num_classes, checkpoints[s], _ALLOW_RANDOM.value)
+    except (ValueError, FileNotFoundError) as e:
+      if num_classes is None and 'num_classes' in str(e):
+        models[s] = evaluation.load_model(f'i3d_{s}', 400, checkpoints[s])
+      else:
+        raise app.UsageError(f'Cannot load the {s} checkpoint {checkpoints[s]!r}: {e}')
+  extractor = features.FeatureExtractor(models)
+  summary = features.extract_features(paths, root, _OUTPUT_DIR.value, extractor, options,
+                                      max_videos=_MAX_VIDEOS.value)
+  total = min(len(paths), _MAX_VIDEOS.value or len(paths))
+  print(f'features: {summary["done"]} extracted, {summary["skipped"]} already done, '
+        f'{len(summary["failed"])} failed of {total} video(s); {summary["windows"]} windows '
+        f'({"+".join(streams)}, stack {options.stack_size}, step {options.step_size}) in '
+        f'{summary["seconds"]:.0f} s -> {_OUTPUT_DIR.value}')
+  return 1 if summary['failed'] else 0
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,233 @@
+"""I3D feature extraction: one (num_windows, 1024) array per video and stream, with window timestamps.
+
+The common use of I3D today: Mixed_5c features after the head's average pool (the `features` signature of
+`i3d_tf.export`), computed over windows of `stack_size` frames every `step_size` frames.  Per video:
+
+  decode (25 fps, smaller side 256; `data_pipelines.decode_video`) -> center crop 224 -> [-1, 1]
+  flow: TV-L1 on the resized frames (`data_pipelines.compute_flow`, truncated to [-20, 20], 8-bit quantized
+  exactly as the training records) -> center crop -> q / 127.5 - 1
+  windows: starts 0, step, 2 step, ... while start + stack_size <= L (one window of all L frames when the
+  video is shorter); L = number of flow fields (frames - 1) when flow is extracted, so RGB and flow
+  windows cover the same frames.  Window w spans [start / fps, (start + length) / fps) seconds.
+
+Outputs per video `<id>` (`id` = the path relative to the input root, '/' -> '__', extension dropped):
+  `<id>_rgb.npy`, `<id>_flow.npy`  float32 (num_windows, 1024)
+  `<id>_timestamps.npy`            float64 (num_windows, 2) window start / end in seconds
+  `<id>.json`                      metadata, written last: its presence means the video is done.
+Every file is written atomically (temporary name + rename).
+"""
+
+import dataclasses
+import glob
+import json
+import os
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm', '.mov', '.m4v', '.mpg', '.mpeg', '.flv', '.ogv')
+STREAMS = ('rgb', 'flow')
+
+
+@dataclasses.dataclass
+class ExtractionOptions:
+  stack_size: int = 64
+  step_size: int = 64
+  crop_size: int = 224
+  resize_short_side: int = 256
+  fps: float = 25.0
+  max_frames: Optional[int] = None  # decode at most this many frames per video (tests, previews)
+  batch_size: int = 1  # windows per forward pass
+  flow_backend: str = 'tvl1'
+
+  def validate(self):
+    if self.stack_size < 1 or self.step_size < 1:
+      raise ValueError(f'stack_size and step_size must be >= 1. Received: {self}')
+    if self.crop_size > self.resize_short_side:
+      raise ValueError(f'crop_size {self.crop_size} exceeds resize_short_side {self.resize_short_side}')
+    if self.batch_size < 1:
+      raise ValueError(f'batch_size must be >= 1. Received: batch_size={self.batch_size}')
+
+
+def find_videos(videos: str, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> Tuple[List[str], str]:
+  """(sorted video paths, root) from a directory (searched recursively) or a glob."""
+  if os.path.isdir(videos):
+    root = videos
+    paths = [os.path.join(d, f) for d, _, files in os.walk(videos) for f in files
+             if f.lower().endswith(tuple(extensions))]
+  else:
+    paths = [p for p in glob.glob(videos, recursive=True) if os.path.isfile(p)]
+    root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths]) if paths else ''
+  return sorted(paths), root
+
+
+def video_id(path: str, root: str) -> str:
+  rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root)) if root else os.path.basename(path)
+  return os.path.splitext(rel)[0].replace(os.sep, '__')
+
+
+def window_starts(length: int, stack_size: int, step_size: int) -> List[Tuple[int, int]]:
+  """(start, length) of each window over `length` frames; one short window when the video is shorter."""
+  if length < 1:
+    return []
+  if length < stack_size:
+    return [(0, length)]
+  return [(s, stack_size) for s in range(0, length - stack_size + 1, step_size)]
+
+
+def decode(path: str, options: ExtractionOptions):
+  """The decode step (switchable): uint8 RGB [N, H, W, 3] at `fps`, smaller side `resize_short_side`."""
+  from data_pipelines.video import decode_video  # pylint: disable=g-import-not-at-top
+  min_frames = 2
+  return decode_video(path, fps=options.fps, resize_short_side=options.resize_short_side,
+                      max_frames=options.max_frames, min_frames=min_frames).frames
+
+
+def compute_flow(frames: np.ndarray, backend: str = 'tvl1') -> np.ndarray:
+  """Quantized TV-L1 flow uint8 [N - 1, H, W, 2] (the data pipeline's, identical to training records)."""
+  from data_pipelines.flow import compute_flow as _compute  # pylint: disable=g-import-not-at-top
+  return _compute(frames, backend=backend)
+
+
+def center_crop(video: np.ndarray, crop_size: int) -> np.ndarray:
+  h, w = video.shape[1:3]
+  if h < crop_size or w < crop_size:
+    raise ValueError(f'frames {h}x{w} are smaller than crop_size {crop_size}')
+  # Same offsets as the data pipeline's test crop: (size - crop) // 2.
+  y, x = (h - crop_size) // 2, (w - crop_size) // 2
+  return video[:, y:y + crop_size, x:x + crop_size]
+
+
+def stream_inputs(frames: np.ndarray, streams: Sequence[str], options: ExtractionOptions,
+                  flow_fn: Optional[Callable] = None) -> Dict[str, np.ndarray]:
+  """Center-cropped model inputs in [-1, 1] per stream: {'rgb': [L, c, c, 3], 'flow': [L, c, c, 2]}."""
+  out = {}
+  if 'flow' in streams:
+    flow_q = flow_fn(frames) if flow_fn else compute_flow(frames, options.flow_backend)
+    out['flow'] = center_crop(flow_q, options.crop_size).astype(np.float32) / 127.5 - 1.0
+    frames = frames[:len(flow_q)]  # RGB over the same frames as the flow fields.
+  if 'rgb' in streams:
+    out['rgb'] = center_crop(frames, options.crop_size).astype(np.float32) / 127.5 - 1.0
+  return out
+
+
+class FeatureExtractor:
+  """Holds one per-time feature model per stream (`i3d_tf.export.feature_model`)."""
+
+  def __init__(self, models: Dict[str, 'keras.Model']):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from i3d_tf.export import feature_model  # pylint: disable=g-import-not-at-top
+    unknown = set(models) - set(STREAMS)
+    if unknown or not models:
+      raise ValueError(f'streams must be a non-empty subset of {STREAMS}. Received: {sorted(models)}')
+    self.streams = tuple(s for s in STREAMS if s in models)
+    self._fns = {}
+    for stream, model in models.items():
+      fm = feature_model(model, name=f'{stream}_features')
+
+      @tf.function(reduce_retracing=True)
+      def fn(x, fm=fm):
+        return tf.reduce_mean(tf.cast(fm(x, training=False), tf.float32), axis=1)
+
+      self._fns[stream] = fn
+
+  def window_features(self, stream: str, video: np.ndarray, windows: Sequence[Tuple[int, int]],
+                      batch_size: int = 1) -> np.ndarray:
+    """float32 (len(windows), 1024) for `video` [L, c, c, C]; windows of equal length are batched."""
+    feats = []
+    i = 0
+    while i < len(windows):
+      group = [windows[i]]
+      while len(group) < batch_size and i + len(group) < len(windows) and windows[i + len(group)][1] == group[0][1]:
+        group.append(windows[i + len(group)])
+      batch = np.stack([video[s:s + n] for s, n in group])
+      feats.append(self._fns[stream](batch).numpy())
+      i += len(group)
+    return np.concatenate(feats, 0).astype(np.float32) if feats else np.zeros((0, 1024), np.float32)
+
+
+def _atomic_save_npy(path: str, array: np.ndarray):
+  from i3d_tf.evaluation import atomic_write_bytes  # pylint: disable=g-import-not-at-top
+  import io  # pylint: disable=g-import-not-at-top
+  buf = io.BytesIO()
+  np.save(buf, array, allow_pickle=False)
+  atomic_write_bytes(path, buf.getvalue())
+
+
+def output_paths(output_dir: str, vid: str, streams: Sequence[str]) -> Dict[str, str]:
+  paths = {s: os.path.join(output_dir, f'{vid}_{s}.npy') for s in streams}
+  paths['timestamps'] = os.path.join(output_dir, f'{vid}_timestamps.npy')
+  paths['meta'] = os.path.join(output_dir, f'{vid}.json')
+  return paths
+
+
+def is_done(output_dir: str, vid: str, streams: Sequence[str]) -> bool:
+  paths = output_paths(output_dir, vid, streams)
+  if not all(os.path.exists(p) for p in paths.values()):
+    return False
+  try:
+    with open(paths['meta'], encoding='utf-8') as f:
+      return set(streams) <= set(json.load(f).get('streams', []))
+  except (OSError, ValueError):
+    return False
+
+
+def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: str,
+                  options: ExtractionOptions, decode_fn: Callable = decode) -> Dict:
+  """Extracts and writes the features of one video; returns its metadata."""
+  start = time.time()
+  frames = decode_fn(path, options)
+  inputs = stream_inputs(frames, extractor.streams, options)
+  length = min(len(v) for v in inputs.values())
+  windows = window_starts(length, options.stack_size, options.step_size)
+  paths = output_paths(output_dir, vid, extractor.streams)
+  shapes = {}
+  for stream in extractor.streams:
+    feats = extractor.window_features(stream, inputs[stream], windows, options.batch_size)
+    if not np.all(np.isfinite(feats)):
+      raise ValueError(f'non-finite {stream} features')
+    _atomic_save_npy(paths[stream], feats)
+    shapes[stream] = list(feats.shape)
+  stamps = np.array([[s / options.fps, (s + n) / options.fps] for s, n in windows], np.float64).reshape(-1, 2)
+  _atomic_save_npy(paths['timestamps'], stamps)
+  meta = {'video': os.path.abspath(path), 'id': vid, 'streams': list(extractor.streams), 'shapes': shapes,
+          'num_frames': int(len(frames)), 'frames_used': int(length), 'fps': options.fps,
+          'windows': [[int(s), int(n)] for s, n in windows], 'timestamps_seconds': stamps.tolist(),
+          'options': dataclasses.asdict(options), 'seconds': round(time.time() - start, 2)}
+  from i3d_tf.evaluation import atomic_write_json  # pylint: disable=g-import-not-at-top
+  atomic_write_json(paths['meta'], meta)  # Last: marks the video done.
+  return meta
+
+
+def extract_features(video_paths: Sequence[str], root: str, output_dir: str, extractor: FeatureExtractor,
+                     options: ExtractionOptions = ExtractionOptions(), max_videos: Optional[int] = None,
+                     progress: bool = True, decode_fn: Callable = decode) -> Dict:
+  """Runs `extract_video` over many videos: skips finished ones, reports failures and goes on.
+
+  Returns a summary {'done', 'skipped', 'failed': {path: error}, 'windows', 'seconds'}.
+  """
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  options.validate()
+  os.makedirs(output_dir, exist_ok=True)
+  paths = list(video_paths)[:max_videos] if max_videos else list(video_paths)
+  summary = {'done': 0, 'skipped': 0, 'failed': {}, 'windows': 0}
+  start = time.time()
+  bar = tqdm(paths, unit='video', disable=not progress, desc='features')
+  for path in bar:
+    vid = video_id(path, root)
+    if is_done(output_dir, vid, extractor.streams):
+      summary['skipped'] += 1
+      continue
+    try:
+      meta = extract_video(extractor, path, vid, output_dir, options, decode_fn)
+    except Exception as e:  # pylint: disable=broad-except  (report and go on)
+      summary['failed'][path] = f'{type(e).__name__}: {e}'
+      tqdm.write(f'features: FAILED {path}: {type(e).__name__}: {e}', file=sys.stderr)
+      continue
+    summary['done'] += 1
+    summary['windows'] += len(meta['windows'])
+    bar.set_postfix(windows=summary['windows'], failed=len(summary['failed']))
+  summary['seconds'] = round(time.time() - start, 1)
+  return summary

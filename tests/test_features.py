@@ -1,0 +1,96 @@
+"""Feature extraction: windows, pipeline-consistent inputs, the binary on a real shared clip (skip, failures)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import i3d_tf
+from i3d_tf import features as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='2')
+BINARY = os.path.join(ROOT, 'experiments', 'extract_features.py')
+
+
+def test_window_starts():
+  assert F.window_starts(10, 4, 4) == [(0, 4), (4, 4)]
+  assert F.window_starts(12, 4, 4) == [(0, 4), (4, 4), (8, 4)]
+  assert F.window_starts(10, 4, 2) == [(0, 4), (2, 4), (4, 4), (6, 4)]
+  assert F.window_starts(3, 64, 64) == [(0, 3)]  # short video: one window of everything
+  assert F.window_starts(0, 64, 64) == []
+
+
+def test_video_id_and_find(tmp_path):
+  (tmp_path / 'a' / 'b').mkdir(parents=True)
+  for p in ('a/b/x.mp4', 'a/y.AVI', 'a/notes.txt'):
+    (tmp_path / p).write_bytes(b'')
+  paths, root = F.find_videos(str(tmp_path))
+  assert [os.path.relpath(p, tmp_path) for p in paths] == ['a/b/x.mp4', 'a/y.AVI']
+  assert F.video_id(paths[0], root) == 'a__b__x'
+
+
+def test_inputs_and_features_match_the_data_pipeline():
+  """Crops / scaling equal the eval pipeline's; per-window features equal the export's feature model."""
+  from data_pipelines.flow import compute_flow
+  from data_pipelines.preprocessing import eval_input_from_numpy
+  from i3d_tf.export import feature_model
+  rng = np.random.default_rng(0)
+  frames = rng.integers(0, 256, (11, 40, 52, 3), dtype=np.uint8)
+  opts = F.ExtractionOptions(stack_size=4, step_size=3, crop_size=32, resize_short_side=40, batch_size=2)
+  flow_q = compute_flow(frames)
+  inputs = F.stream_inputs(frames, ('rgb', 'flow'), opts, flow_fn=lambda f: flow_q)
+  assert inputs['rgb'].shape == (10, 32, 32, 3) and inputs['flow'].shape == (10, 32, 32, 2)
+  two = eval_input_from_numpy(frames, 'two_stream_i3d', flow=flow_q, crop_size=32)
+  np.testing.assert_allclose(inputs['rgb'], two['rgb'].numpy()[0], atol=1e-6)
+  np.testing.assert_allclose(inputs['flow'], two['flow'].numpy()[0], atol=1e-6)
+
+  model = i3d_tf.build_model('i3d_rgb', 5)
+  extractor = F.FeatureExtractor({'rgb': model})
+  windows = F.window_starts(10, opts.stack_size, opts.step_size)
+  assert windows == [(0, 4), (3, 4), (6, 4)]
+  feats = extractor.window_features('rgb', inputs['rgb'], windows, batch_size=2)
+  assert feats.shape == (3, 1024) and feats.dtype == np.float32
+  fm = feature_model(model)
+  expected = fm(inputs['rgb'][3:7][None], training=False).numpy().mean(axis=1)[0]
+  np.testing.assert_allclose(feats[1], expected, atol=1e-5)
+
+
+def test_binary_on_a_real_clip(shared_data, tmp_path):
+  videos = tmp_path / 'videos'
+  (videos / 'cls').mkdir(parents=True)
+  shutil.copy(os.path.join(shared_data, 'videos', 'v_ApplyEyeMakeup_g01_c01.avi'), videos / 'cls' / 'clip.avi')
+  (videos / 'broken.mp4').write_bytes(b'not a video at all')
+  ckpt = str(tmp_path / 'rgb.weights.h5')
+  i3d_tf.build_model('i3d_rgb', 7).save_weights(ckpt)
+  out = tmp_path / 'features'
+  args = [sys.executable, BINARY, f'--videos={videos}', f'--output_dir={out}', '--streams=rgb,flow',
+          '--stack_size=8', '--step_size=4', '--max_frames=17', '--resize_short_side=48', '--crop_size=40',
+          f'--rgb_checkpoint={ckpt}', '--num_classes=7', '--allow_random_weights', '--batch_size=2']
+  proc = subprocess.run(args, capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert proc.returncode == 1, proc.stderr[-3000:]  # one failure
+  assert 'FAILED' in proc.stderr and 'broken.mp4' in proc.stderr
+  summary = proc.stdout.strip().splitlines()[-1]
+  assert summary.startswith('features: 1 extracted, 0 already done, 1 failed of 2 video(s)'), summary
+  # 17 frames -> 16 flow fields -> windows at 0, 4, 8 (of 8 frames).
+  rgb = np.load(out / 'cls__clip_rgb.npy', allow_pickle=False)
+  flow = np.load(out / 'cls__clip_flow.npy', allow_pickle=False)
+  stamps = np.load(out / 'cls__clip_timestamps.npy', allow_pickle=False)
+  assert rgb.shape == (3, 1024) and flow.shape == (3, 1024)
+  np.testing.assert_allclose(stamps, [[0, 0.32], [0.16, 0.48], [0.32, 0.64]])
+  meta = json.loads((out / 'cls__clip.json').read_text())
+  assert meta['num_frames'] == 17 and meta['frames_used'] == 16 and meta['streams'] == ['rgb', 'flow']
+  assert not [p for p in os.listdir(out) if p.startswith('.tmp')]
+  # A second run skips the finished video and retries the broken one.
+  proc = subprocess.run(args, capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert 'features: 0 extracted, 1 already done, 1 failed' in proc.stdout
+
+
+def test_binary_refuses_without_checkpoint(tmp_path):
+  proc = subprocess.run([sys.executable, BINARY, f'--videos={tmp_path}', f'--output_dir={tmp_path / "o"}',
+                         '--streams=flow'], capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert proc.returncode != 0 and '--flow_checkpoint' in proc.stderr and 'allow_random_weights' in proc.stderr
