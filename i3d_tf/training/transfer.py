@@ -174,11 +174,11 @@ def freeze_backbone(model: keras.Model) -> List[str]:
   even when the model is called with `training=True`, so the frozen backbone is exactly the pre-trained
   network; dropout before the classifier stays active.  Returns the names of the trainable layers.
   """
-  keep = {id(l) for l in classifier_layers(model)}
+  keep = set()
+  for layer in classifier_layers(model):
+    keep.update(id(l) for l in layer._flatten_layers(include_self=True, recursive=True))  # pylint: disable=protected-access
   for layer in model._flatten_layers(include_self=False, recursive=True):  # pylint: disable=protected-access
-    if id(layer) in keep:
-      continue
-    if isinstance(layer, keras.Model) or not layer.weights:
+    if id(layer) in keep or isinstance(layer, keras.Model) or not layer.weights:
       continue
     if any(id(sub) in keep for sub in layer._flatten_layers(include_self=False)):  # pylint: disable=protected-access
       continue

@@ -1,0 +1,234 @@
+"""In-process training tests: CLI + restore_model on I3D, transfer (Sec. 5), schedules, losses, precision.
+
+Distributed strategies and SIGKILL/resume run in subprocesses: tests/test_training_distributed.py.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from i3d_tf import inflation
+from i3d_tf.inception import I3D, InceptionV1, build_head
+from i3d_tf import layers as L
+from i3d_tf import training
+from i3d_tf.training import loop, testing, transfer
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
+
+
+def _config(**kw):
+  base = dict(model='i3d_rgb', num_classes=3, train_data='synthetic:16', eval_data='synthetic:8', batch_size=4,
+              train_steps=3, learning_rate=0.05, lr_schedule='constant', checkpoint_every=100, eval_every=100,
+              log_every=1, progress_bar=False, deterministic=True, seed=1)
+  base.update(kw)
+  return training.TrainConfig(**base)
+
+
+def _tiny(config):
+  return lambda n: testing.tiny_i3d(n, dropout_keep_prob=config.dropout_keep_prob)
+
+
+def test_cli_i3d_rgb_writes_run_and_restore_model(tmp_path):
+  model_dir = str(tmp_path / 'run')
+  cmd = [sys.executable, 'experiments/train.py', '--model=i3d_rgb', '--num_classes=3',
+         '--train_data=synthetic:8', '--eval_data=synthetic:4', '--batch_size=2', '--train_steps=2',
+         '--num_frames=4', '--crop_size=32', '--learning_rate=0.01', '--checkpoint_every=1', '--log_every=1',
+         '--eval_every=2', '--deterministic', f'--model_dir={model_dir}']
+  proc = subprocess.run(cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True,
+                        timeout=400)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  summary = proc.stdout.strip().splitlines()[-1]
+  assert summary.startswith('train: i3d_rgb step 2 in'), summary
+  with open(os.path.join(model_dir, 'config.json')) as f:
+    config = json.load(f)
+  assert config['model'] == 'i3d_rgb' and config['num_classes'] == 3 and config['weight_decay'] == 1e-7
+  assert config['momentum'] == 0.9 and config['dropout_keep_prob'] == 0.5 and config['num_frames'] == 4
+  for name in ('ckpt-1.index', 'ckpt-2.index', 'checkpoint', 'training_curves.png', 'history.jsonl'):
+    assert os.path.exists(os.path.join(model_dir, name)), name
+  for sub in ('train', 'eval'):
+    events = os.listdir(os.path.join(model_dir, sub))
+    assert events and os.path.getsize(os.path.join(model_dir, sub, events[0])) > 100
+  records = loop.read_history(model_dir)
+  assert [r['step'] for r in records if r['kind'] == 'train'] == [1, 2]
+  assert all(np.isfinite(r['loss']) for r in records)
+  assert [(r['kind'], r['step']) for r in records if r['kind'] == 'eval'] == [('eval', 2)]
+  assert all(r['clips_per_sec'] >= 0 for r in records if r['kind'] == 'train')
+
+  x = np.random.RandomState(0).uniform(-1, 1, (1, 4, 32, 32, 3)).astype(np.float32)
+  latest = training.restore_model(model_dir)  # name and classes from config.json
+  prefix = training.restore_model(os.path.join(model_dir, 'ckpt-2'), 'i3d_rgb', 3)
+  first = training.restore_model(os.path.join(model_dir, 'ckpt-1'), 'i3d_rgb')
+  y = latest(x, training=False).numpy()
+  assert y.shape == (1, 3)
+  np.testing.assert_array_equal(prefix(x, training=False).numpy(), y)
+  assert np.abs(first(x, training=False).numpy() - y).max() > 0
+  h5 = str(tmp_path / 'm.weights.h5')
+  latest.save_weights(h5)
+  from_h5 = training.restore_model(h5, 'i3d_rgb')  # classes inferred from the logits kernel shape
+  np.testing.assert_array_equal(from_h5(x, training=False).numpy(), y)
+  with pytest.raises(FileNotFoundError):
+    training.restore_model(str(tmp_path), 'i3d_rgb', 3)
+
+
+def _train_tiny(tmp_path, name, **kw):
+  config = _config(model_dir=str(tmp_path / name), **kw)
+  trainer = training.Trainer(config, model_fn=_tiny(config))
+  return trainer, trainer.train()
+
+
+def test_transfer_fixed_and_full(tmp_path):
+  source, _ = _train_tiny(tmp_path, 'source', num_classes=4, train_steps=3, checkpoint_every=3)
+  src_backbone = transfer.weights_digest(source.model, include_classifier=False)
+  assert any('moving_mean' in k for k in src_backbone)
+
+  fixed = training.Trainer(_config(num_classes=2, init=str(tmp_path / 'source'), transfer='fixed',
+                                   model_dir=str(tmp_path / 'fixed'), train_steps=4, learning_rate=0.5),
+                           model_fn=_tiny(_config()))
+  assert fixed.init_report['source_classes'] == 4
+  clf_before = {k: v for k, v in transfer.weights_digest(fixed.model).items() if transfer.is_classifier_variable(k)}
+  assert [v.shape[-1] for k, v in clf_before.items() if k.endswith('kernel')] == [2]
+  assert sorted(v.path for v in fixed.model.trainable_variables) == sorted(clf_before)
+  fixed.train()
+  after = transfer.weights_digest(fixed.model)
+  for k, v in src_backbone.items():  # kernels, BN offsets and BN moving statistics untouched
+    np.testing.assert_array_equal(after[k], v, err_msg=k)
+  assert max(np.abs(after[k] - v).max() for k, v in clf_before.items()) > 1e-4
+
+  full = training.Trainer(_config(num_classes=2, init=str(tmp_path / 'source'), transfer='full',
+                                  model_dir=str(tmp_path / 'full'), train_steps=4),
+                          model_fn=_tiny(_config()))
+  start = transfer.weights_digest(full.model, include_classifier=False)
+  for k, v in src_backbone.items():
+    np.testing.assert_array_equal(start[k], v, err_msg=k)  # initialised from the source backbone
+  full.train()
+  after = transfer.weights_digest(full.model, include_classifier=False)
+  kernels = [k for k in src_backbone if k.endswith('kernel')]
+  assert all(np.abs(after[k] - src_backbone[k]).max() > 1e-6 for k in kernels)
+  assert np.abs(after['Conv3d_1a_7x7/batch_norm/moving_mean'] - src_backbone['Conv3d_1a_7x7/batch_norm/moving_mean']).max() > 0
+
+
+def test_transfer_needs_checkpoint_and_matching_backbone(tmp_path):
+  with pytest.raises(ValueError, match='transfer=fixed'):
+    _config(transfer='fixed').validate()
+  a, b = testing.tiny_i3d(3), I3D('rgb', 3, input_shape=(4, 32, 32, 3))
+  with pytest.raises(ValueError, match='Cannot copy the backbone'):
+    transfer.copy_backbone(a, b)
+
+
+def test_inflate_2d_init(tmp_path):
+  model_2d = InceptionV1(num_classes=5)
+  path = str(tmp_path / 'inception_v1.weights.h5')
+  model_2d.save_weights(path)
+  trainer = training.Trainer(_config(init=f'inflate_2d:{path}', train_steps=0))
+  assert trainer.init_report['init'] == 'inflate_2d' and trainer.init_report['inflated']
+  k2 = model_2d.get_layer('Conv2d_1a_7x7').conv.kernel.numpy()
+  k3 = trainer.model.get_layer('Conv3d_1a_7x7').conv.kernel.numpy()
+  np.testing.assert_allclose(k3, inflation.inflate_kernel(k2, 7), rtol=1e-6)
+
+
+def test_mixed_precision_bfloat16_step_has_float32_logits_loss(tmp_path):
+  trainer, m = _train_tiny(tmp_path, 'bf16', mixed_precision='bfloat16', train_steps=2)
+  assert keras.mixed_precision.global_policy().name == 'float32'  # restored after the build
+  assert trainer.model.get_layer('Conv3d_1a_7x7').compute_dtype == 'bfloat16'
+  assert trainer.model.get_layer('Conv3d_1a_7x7').conv.kernel.dtype == 'float32'  # float32 master weights
+  assert m['loss_dtype'] == 'float32'
+  assert m['model_logits_dtype'] in ('bfloat16', 'float32')
+  assert np.isfinite(m['train_loss']) and m['step'] == 2
+
+
+def _tiny_global_head(n):
+  inputs = keras.Input((None, None, None, 3))
+  x = L.Unit(8, 3, 2, name='Conv3d_1a_7x7')(inputs)
+  return keras.Model(inputs, build_head(x, n, head_pooling='global'))
+
+
+def test_mixed_precision_float16_uses_loss_scaling(tmp_path):
+  # The official capped 2x7x7 head pool is tf.nn.avg_pool, which has no float16 CPU kernel (GPU has one):
+  # on CPU the float16 step runs with the global head pooling.
+  config = _config(model_dir=str(tmp_path / 'f16'), mixed_precision='float16', train_steps=2)
+  trainer = training.Trainer(config, model_fn=_tiny_global_head)
+  m = trainer.train()
+  assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+  assert m['loss_dtype'] == 'float32' and np.isfinite(m['train_loss'])
+  assert float(trainer.optimizer.dynamic_scale.numpy()) > 1.0
+
+
+def test_plateau_controller_divides_by_10_after_patience():
+  c = training.PlateauController(patience=2, factor=0.1)
+  assert [c.update(l) for l in (1.0, 0.9, 0.95, 0.91)] == [False, False, False, True]
+  assert c.lr(0.1) == pytest.approx(0.01)
+  assert [c.update(l) for l in (0.8, 0.85, 0.8)] == [False, False, True]  # 0.8 is not < best 0.8
+  assert c.lr(0.1) == pytest.approx(0.001) and int(c.reductions.numpy()) == 2
+  ckpt = tf.train.Checkpoint(plateau=c)
+  d = c.best.numpy(), c.bad_evals.numpy(), c.scale.numpy()
+  path = ckpt.write(os.path.join(os.environ.get('TMPDIR', '/tmp'), f'plateau_{os.getpid()}'))
+  fresh = training.PlateauController(patience=2, factor=0.1)
+  tf.train.Checkpoint(plateau=fresh).read(path).assert_consumed()
+  assert (fresh.best.numpy(), fresh.bad_evals.numpy(), fresh.scale.numpy()) == d
+
+
+def test_plateau_schedule_in_trainer(tmp_path):
+  # min_delta larger than any loss change: every evaluation after the first is "no improvement".
+  trainer, m = _train_tiny(tmp_path, 'plateau', lr_schedule='plateau', learning_rate=0.1, eval_every=1,
+                           plateau_patience=2, plateau_min_delta=1e9, train_steps=5, eval_steps=1)
+  train_lr = [r['learning_rate'] for r in trainer.history if r['kind'] == 'train']
+  np.testing.assert_allclose(train_lr, [0.1, 0.1, 0.1, 0.01, 0.01], rtol=1e-9)
+  assert [r['lr_reduced'] for r in trainer.history if r['kind'] == 'eval'] == [False, False, True, False, True]
+  assert m['learning_rate'] == pytest.approx(0.001)
+  assert float(trainer.optimizer.learning_rate.numpy()) == pytest.approx(0.01)  # step 5 ran at 0.01
+
+
+def test_piecewise_official_rgb_schedule():
+  lr = training.LearningRate('piecewise', 0.1, (97_000, 108_000))
+  np.testing.assert_allclose([lr(0), lr(96_999), lr(97_000), lr(107_999), lr(108_000), lr(110_000)],
+                             [0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rtol=1e-9)
+  assert training.LearningRate('constant', 0.3)(10**6) == 0.3
+
+
+def test_rank3_logits_loss_averages_time_and_trains(tmp_path):
+  labels = tf.constant([0, 2])
+  logits = tf.random.stateless_normal((2, 5, 3), seed=(1, 2))
+  expected = np.mean([tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits[:, t]).numpy()
+                      for t in range(5)], axis=0)
+  np.testing.assert_allclose(training.per_example_loss(labels, logits).numpy(), expected, rtol=1e-6)
+  np.testing.assert_allclose(loop.clip_logits(logits).numpy(), logits.numpy().mean(1), rtol=1e-6)
+
+  def per_time_model(n):
+    inputs = keras.Input((None, None, None, 3))
+    x = L.Unit(8, 3, 2, name='Conv3d_1a_7x7')(inputs)
+    return keras.Model(inputs, build_head(x, n, temporal_average=False, head_pooling='global'))
+
+  config = _config(model_dir=str(tmp_path / 'r3'), num_frames=4, train_steps=2)
+  trainer = training.Trainer(config, model_fn=per_time_model)
+  assert len(trainer.model.output.shape) == 3
+  m = trainer.train()
+  assert np.isfinite(m['train_loss']) and 0 <= m['eval_accuracy'] <= 1
+
+
+def test_weight_decay_is_half_l2_on_conv_kernels():
+  model = testing.tiny_i3d(3)
+  kernels = [v.numpy() for v in model.trainable_variables if v.path.endswith('kernel')]
+  assert len(kernels) == 3  # two units and the logits conv; no bias, no BN offset
+  expected = 1e-3 * sum((k.astype(np.float64) ** 2).sum() for k in kernels) / 2
+  assert float(training.l2_weight_decay(model, 1e-3)) == pytest.approx(expected, rel=1e-5)
+  assert float(training.l2_weight_decay(model, 0.0)) == 0.0
+
+
+def test_config_validation_and_json_roundtrip(tmp_path):
+  c = _config(lr_boundaries=(10, 20))
+  path = c.write(str(tmp_path))
+  with open(path) as f:
+    assert training.TrainConfig.from_dict(json.load(f)) == c
+  for bad in (dict(strategy='tpu'), dict(lr_schedule='cosine'), dict(mixed_precision='fp8'),
+              dict(dropout_keep_prob=0.0), dict(lr_schedule='plateau', eval_data=None),
+              dict(lr_boundaries=(20, 10)), dict(transfer='full', init='inflate_2d:x.h5')):
+    with pytest.raises(ValueError):
+      _config(**bad).validate()
+  with pytest.raises(ValueError, match='Unknown training config keys'):
+    training.TrainConfig.from_dict({'modle': 'i3d_rgb'})
