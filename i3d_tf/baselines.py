@@ -45,10 +45,10 @@ def _gaussian(seed=None):
   return keras.initializers.RandomNormal(stddev=GAUSSIAN_STDDEV, seed=seed)
 
 
-def _bn(name, center=True, scale=False, gamma=1.0):
+def _bn(name, center=True, scale=False, gamma=1.0, synchronized=False):
   return keras.layers.BatchNormalization(momentum=L.BN_MOMENTUM, epsilon=L.BN_EPSILON, center=center,
                                          scale=scale, gamma_initializer=keras.initializers.Constant(gamma),
-                                         name=name)
+                                         synchronized=synchronized, name=name)
 
 
 def _check_shape(what: str, shape, rank: int, channels: int):
@@ -132,15 +132,17 @@ class BatchNormLSTMCell(keras.layers.Layer):
   from the 25-step training ones (Table 1).
   """
 
-  def __init__(self, units: int, **kwargs):
+  def __init__(self, units: int, synchronized_bn: bool = False, **kwargs):
     super().__init__(**kwargs)
     if units < 1:
       raise ValueError(f'units must be >= 1. Received: units={units}')
     self.units = int(units)
     self.state_size = [self.units, self.units]
     self.output_size = self.units
-    self.bn_hidden = _bn('bn_hidden', center=False, scale=True, gamma=RECURRENT_BN_GAMMA)
-    self.bn_cell = _bn('bn_cell', center=True, scale=True, gamma=RECURRENT_BN_GAMMA)
+    self.synchronized_bn = synchronized_bn
+    self.bn_hidden = _bn('bn_hidden', center=False, scale=True, gamma=RECURRENT_BN_GAMMA,
+                         synchronized=synchronized_bn)
+    self.bn_cell = _bn('bn_cell', center=True, scale=True, gamma=RECURRENT_BN_GAMMA, synchronized=synchronized_bn)
 
   def build(self, input_shape):
     u = self.units
@@ -163,7 +165,7 @@ class BatchNormLSTMCell(keras.layers.Layer):
 
   def get_config(self):
     config = super().get_config()
-    config.update(units=self.units)
+    config.update(units=self.units, synchronized_bn=self.synchronized_bn)
     return config
 
 
@@ -180,7 +182,7 @@ class LastTimeStep(keras.layers.Layer):
 
 
 def ConvNetLSTM(num_classes: int = 400, input_shape: Optional[Sequence] = None, lstm_units: int = LSTM_UNITS,
-                dropout_keep_prob: float = 0.5, output_steps: str = 'all',
+                dropout_keep_prob: float = 0.5, output_steps: str = 'all', synchronized_bn: bool = False,
                 name: str = 'convnet_lstm') -> keras.Model:
   """ConvNet+LSTM (Sec. 2.1, Fig. 2a): Inception-v1 per frame -> avg pool -> BN-LSTM(512) -> FC.
 
@@ -190,6 +192,7 @@ def ConvNetLSTM(num_classes: int = 400, input_shape: Optional[Sequence] = None, 
       frames 1 in 5 of a 25 fps stream (the input pipeline's job).
     lstm_units: LSTM hidden units (paper: 512).
     dropout_keep_prob: keep probability before the classifier.
+    synchronized_bn: cross-replica batch norm under tf.distribute (every BN, LSTM ones included).
     output_steps: 'all' (training: per-step logits) or 'last' (evaluation: the last step's logits only,
       same weights, so an 'all' checkpoint loads into it).
 
@@ -205,13 +208,16 @@ def ConvNetLSTM(num_classes: int = 400, input_shape: Optional[Sequence] = None, 
     input_shape = (None, h, w, c)
   input_shape = _check_shape('input_shape', input_shape, 4, 3)
   inputs = keras.Input(shape=input_shape, name='rgb')
-  trunk = InceptionV1(final_endpoint='Mixed_5c', input_shape=input_shape[1:], name='InceptionV1')
+  trunk = InceptionV1(final_endpoint='Mixed_5c', input_shape=input_shape[1:], synchronized_bn=synchronized_bn,
+                      name='InceptionV1')
   x = PerFrame(trunk, name='InceptionV1.PerFrame')(inputs)  # [B, T, 7, 7, 1024] at 224.
   # The last average pool of Inception-v1: 7x7 at 224 (the whole map), global at other sizes.
   x = L.Mean((2, 3), name='AvgPool')(x)  # [B, T, 1024]
   x = keras.layers.Dense(4 * lstm_units, use_bias=False, name='LSTM.input_kernel')(x)
-  x = _bn('LSTM.input_bn', center=False, scale=True, gamma=RECURRENT_BN_GAMMA)(x)  # BN(W_x x_t)
-  x = keras.layers.RNN(BatchNormLSTMCell(lstm_units, name='cell'), return_sequences=True, name='LSTM')(x)
+  x = _bn('LSTM.input_bn', center=False, scale=True, gamma=RECURRENT_BN_GAMMA,
+          synchronized=synchronized_bn)(x)  # BN(W_x x_t)
+  cell = BatchNormLSTMCell(lstm_units, synchronized_bn=synchronized_bn, name='cell')
+  x = keras.layers.RNN(cell, return_sequences=True, name='LSTM')(x)
   x = keras.layers.Dropout(1.0 - dropout_keep_prob, name='Logits.Dropout')(x)
   x = keras.layers.Dense(num_classes, name='Logits.fc')(x)  # [B, T, C]
   if output_steps == 'last':
@@ -230,7 +236,7 @@ C3D_FC_UNITS = 4096
 
 
 def C3D(num_classes: int = 400, input_shape: Optional[Sequence] = None, fc_units: int = C3D_FC_UNITS,
-        dropout_keep_prob: float = 0.5, name: str = 'c3d') -> keras.Model:
+        dropout_keep_prob: float = 0.5, synchronized_bn: bool = False, name: str = 'c3d') -> keras.Model:
   """The C3D-like 3D ConvNet of Sec. 2.2 (Fig. 2b), trained from scratch.
 
   8 convs (3x3x3, each conv + BN + ReLU as `layers.Unit`), 5 max pools (2x2x2, stride 2, TF-SAME: the
@@ -242,6 +248,7 @@ def C3D(num_classes: int = 400, input_shape: Optional[Sequence] = None, fc_units
     input_shape: (T, H, W, 3) with static T, H, W (fc6 flattens); default (16, 112, 112, 3).
     fc_units: width of fc6 and fc7 (paper: 4096).
     dropout_keep_prob: keep probability after fc6 and fc7.
+    synchronized_bn: cross-replica batch norm under tf.distribute.
   """
   _check_common(num_classes, dropout_keep_prob)
   if fc_units < 1:
@@ -257,12 +264,12 @@ def C3D(num_classes: int = 400, input_shape: Optional[Sequence] = None, fc_units
     if filters is None:
       x = L.max_pool(3, 2, 2, name=layer_name)(x)
     else:
-      x = L.Unit(filters, 3, rank=3, name=layer_name)(x)
+      x = L.Unit(filters, 3, rank=3, synchronized_bn=synchronized_bn, name=layer_name)(x)
   x = keras.layers.Flatten(name='flatten')(x)  # 1x4x4x512 = 8192 at 16x112x112.
   for fc in ('fc6', 'fc7'):
     # A fully connected Unit: matmul (no bias) -> BN (offset, no scale) -> ReLU, as the conv units.
     x = keras.layers.Dense(fc_units, use_bias=False, name=fc)(x)
-    x = _bn(f'{fc}.batch_norm')(x)
+    x = _bn(f'{fc}.batch_norm', synchronized=synchronized_bn)(x)
     x = keras.layers.ReLU(name=f'{fc}.relu')(x)
     x = keras.layers.Dropout(1.0 - dropout_keep_prob, name=f'{fc}.dropout')(x)
   x = keras.layers.Dense(num_classes, name='Logits.fc8')(x)  # 'Logits.' marks the classifier (transfer).
@@ -287,7 +294,7 @@ def _stream_shapes(model_name: str, input_shapes: Optional[Dict[str, Sequence]],
 
 
 def TwoStream(num_classes: int = 400, fusion: str = 'softmax_mean', input_shapes: Optional[Dict] = None,
-              flow_frames: int = FLOW_FRAMES, dropout_keep_prob: float = 0.8,
+              flow_frames: int = FLOW_FRAMES, dropout_keep_prob: float = 0.8, synchronized_bn: bool = False,
               name: str = 'two_stream') -> keras.Model:
   """Two-Stream network (Simonyan & Zisserman; Sec. 2.3, Fig. 2c) with Inception-v1 streams.
 
@@ -305,6 +312,7 @@ def TwoStream(num_classes: int = 400, fusion: str = 'softmax_mean', input_shapes
       as views the evaluator folds into the batch.
     flow_frames: flow fields per stack (paper: 10).
     dropout_keep_prob: keep probability of each Inception-v1 head (slim default 0.8).
+    synchronized_bn: cross-replica batch norm under tf.distribute.
 
   Returns:
     A model mapping {'rgb': [B, T, H, W, 3], 'flow': [B, T, H, W, 20]} to fused scores [B, C].
@@ -319,7 +327,7 @@ def TwoStream(num_classes: int = 400, fusion: str = 'softmax_mean', input_shapes
   logits = []
   for m in ('rgb', 'flow'):
     net = InceptionV1(num_classes, input_shape=shapes[m][1:], channels=shapes[m][-1],
-                      dropout_keep_prob=dropout_keep_prob, name=STREAM_NAMES[m])
+                      dropout_keep_prob=dropout_keep_prob, synchronized_bn=synchronized_bn, name=STREAM_NAMES[m])
     x = PerFrame(net, name=f'{STREAM_NAMES[m]}.PerFrame')(inputs[m])  # [B, T, C]
     logits.append(L.Mean(1, name=f'{STREAM_NAMES[m]}.TemporalAverage')(x))
   fused = L.StreamFusion(fusion, name='fusion')(logits)
@@ -328,7 +336,7 @@ def TwoStream(num_classes: int = 400, fusion: str = 'softmax_mean', input_shapes
 
 def Fused3D(num_classes: int = 400, input_shapes: Optional[Dict] = None, flow_frames: int = FLOW_FRAMES,
             fusion_channels: int = FUSED_CHANNELS, dropout_keep_prob: float = 0.5,
-            seed: Optional[int] = None, name: str = 'fused_3d') -> keras.Model:
+            seed: Optional[int] = None, synchronized_bn: bool = False, name: str = 'fused_3d') -> keras.Model:
   """3D-Fused two-stream network (Feichtenhofer et al. 2016 as Sec. 2.3 implements it, Fig. 2d).
 
   Both Inception-v1 streams run per frame up to Mixed_5c (the grids "before the last average pooling
@@ -345,6 +353,7 @@ def Fused3D(num_classes: int = 400, input_shapes: Optional[Dict] = None, flow_fr
     fusion_channels: outputs of the fusion conv (paper: 512).
     dropout_keep_prob: keep probability before the classifier.
     seed: seed of the Gaussian initialisers.
+    synchronized_bn: cross-replica batch norm under tf.distribute.
   """
   _check_common(num_classes, dropout_keep_prob)
   if flow_frames < 1 or fusion_channels < 1:
@@ -357,10 +366,11 @@ def Fused3D(num_classes: int = 400, input_shapes: Optional[Dict] = None, flow_fr
   grids = []
   for m in ('rgb', 'flow'):
     trunk = InceptionV1(final_endpoint='Mixed_5c', input_shape=shapes[m][1:], channels=shapes[m][-1],
-                        name=STREAM_NAMES[m])
+                        synchronized_bn=synchronized_bn, name=STREAM_NAMES[m])
     grids.append(PerFrame(trunk, name=f'{STREAM_NAMES[m]}.PerFrame')(inputs[m]))  # [B, T, 7, 7, 1024]
   x = keras.layers.Concatenate(axis=-1, name='Fusion.Concat')(grids)
-  x = L.Unit(fusion_channels, 3, rank=3, kernel_initializer=_gaussian(seed), name='Fusion.Conv3d_3x3x3')(x)
+  x = L.Unit(fusion_channels, 3, rank=3, kernel_initializer=_gaussian(seed), synchronized_bn=synchronized_bn,
+             name='Fusion.Conv3d_3x3x3')(x)
   x = L.max_pool(3, 3, 2, name='Fusion.MaxPool3d_3x3x3')(x)
   x = L.Mean((1, 2, 3), name='Fusion.AvgPool')(x)
   x = keras.layers.Dropout(1.0 - dropout_keep_prob, name='Logits.Dropout')(x)
