@@ -149,14 +149,33 @@ def default_dataset_fn(config: TrainConfig, training: bool) -> Optional[Callable
     from i3d_tf.training import testing  # pylint: disable=g-import-not-at-top
     return testing.synthetic_dataset_fn(config, training, pattern)
   import data_pipelines  # pylint: disable=g-import-not-at-top
+  num_frames = config.num_frames
+  if not training and num_frames is None and registry.input_spec(config.model).test.num_frames is None:
+    # Validation loss on clips of the training length, not whole videos (those need batch 1): the
+    # whole-video protocol of Sec. 2.5 belongs to the evaluator.
+    num_frames = registry.input_spec(config.model).train.num_frames
 
   def fn(ctx: tf.distribute.InputContext):
+    # make_dataset takes the global batch and divides it by the replica count through input_context.
     return data_pipelines.make_dataset(
-        pattern, config.model, training, ctx.get_per_replica_batch_size(config.batch_size),
-        seed=config.seed, deterministic=config.deterministic, crop_size=config.crop_size,
-        num_frames=config.num_frames, repeat=True if training else False, input_context=ctx)
+        pattern, config.model, training, config.batch_size, seed=config.seed,
+        deterministic=config.deterministic, crop_size=config.crop_size, num_frames=num_frames,
+        repeat=None, input_context=ctx)
 
   return fn
+
+
+def fold_views(inputs):
+  """[B, V, T, H, W, C] test views (dict values alike) -> ([B * V, T, H, W, C], V); rank 5 -> (inputs, None)."""
+  first = next(iter(inputs.values())) if isinstance(inputs, dict) else inputs
+  if first.shape.rank != 6:
+    return inputs, None
+  views = tf.shape(first)[1]
+
+  def fold(x):
+    return tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0))
+
+  return (tf.nest.map_structure(fold, inputs), views)
 
 
 # ----------------------------------------------------------------------------------------------- trainer
@@ -281,7 +300,11 @@ class Trainer:
     model = self.model
 
     def step_fn(inputs, labels):
+      inputs, views = fold_views(inputs)
       logits = model(inputs, training=False)
+      if views is not None:  # several test views per clip: average their logits (Sec. 2.3, 2.5)
+        logits = clip_logits(logits)
+        logits = tf.reduce_mean(tf.reshape(logits, [-1, views, logits.shape[-1]]), axis=1)
       losses = per_example_loss(labels, logits)
       predictions = tf.argmax(clip_logits(logits), axis=-1, output_type=tf.int32)
       correct = tf.reduce_sum(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)), tf.float32))
