@@ -37,12 +37,12 @@ _NUM_CLASSES = flags.DEFINE_integer('num_classes', 400, 'Classes of a .weights.h
 _SOURCE = flags.DEFINE_enum('source', 'deepmind', ['deepmind', 'pytorch_i3d'], 'Checkpoint kind.')
 
 
-def _path(value, *default):
-  if value:
-    return value
+def _path(flag, *default):
+  if flag.value:
+    return flag.value
   if _KINETICS_I3D_DIR.value:
     return os.path.join(_KINETICS_I3D_DIR.value, 'data', *default)
-  raise app.UsageError(f'Pass --{default[-1].split(".")[0]}... path or --kinetics_i3d_dir')
+  raise app.UsageError(f'--eval_type={_EVAL_TYPE.value} needs --{flag.name} (or --kinetics_i3d_dir)')
 
 
 def main(argv):
@@ -55,8 +55,8 @@ def main(argv):
                                            ('flow', _FLOW_CHECKPOINT, _FLOW_SAMPLE)):
     if _EVAL_TYPE.value not in (modality, 'joint'):
       continue
-    ckpt = _path(ckpt_flag.value, 'checkpoints', f'{modality}_{kind}', 'model.ckpt')
-    npy = _path(sample_flag.value, f'v_CricketShot_g04_c01_{modality}.npy')
+    ckpt = _path(ckpt_flag, 'checkpoints', f'{modality}_{kind}', 'model.ckpt')
+    npy = _path(sample_flag, f'v_CricketShot_g04_c01_{modality}.npy')
     models[modality] = S.load_stream(ckpt, modality, _NUM_CLASSES.value, _SOURCE.value)
     logging.info('%s checkpoint restored from %s', modality, ckpt)
     samples[modality] = S.load_sample(npy, 3 if modality == 'rgb' else 2)

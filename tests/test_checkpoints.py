@@ -376,6 +376,62 @@ def test_pytorch_through_torch(tf1_rgb, tmp_path):
   assert_rel_close(model(x, training=False).numpy(), ref_forward(x, P, eps=1e-3))
 
 
+def torch_port_forward(torch, x, state):
+  """The pytorch-i3d forward in torch ops (its compute_pad SAME-like padding, zero-padded max-pools,
+  BatchNorm3d eval eps 1e-3, AvgPool3d [2,7,7] (capped for small inputs), logits averaged over time)."""
+  F = torch.nn.functional
+  t = lambda a: torch.from_numpy(np.asarray(a))
+
+  def pad(x, k, s):
+    pads = []
+    for d, (kk, ss) in enumerate(zip(k, s)):
+      size = x.shape[2 + d]
+      p = max(kk - ss, 0) if size % ss == 0 else max(kk - size % ss, 0)
+      pads.append((p // 2, p - p // 2))
+    return F.pad(x, [v for pr in reversed(pads) for v in pr])
+
+  def unit(x, name, stride=1, relu=True):
+    w = t(state[f'{name}.conv3d.weight'])
+    b = state.get(f'{name}.conv3d.bias')
+    x = F.conv3d(pad(x, w.shape[2:], (stride,) * 3), w, None if b is None else t(b), stride)
+    if f'{name}.bn.weight' in state:
+      x = F.batch_norm(x, t(state[f'{name}.bn.running_mean']), t(state[f'{name}.bn.running_var']),
+                       t(state[f'{name}.bn.weight']), t(state[f'{name}.bn.bias']), False, 0.01, 0.001)
+    return F.relu(x) if relu else x
+
+  def pool(x, k, s):
+    return F.max_pool3d(pad(x, k, s), k, s)
+
+  def mixed(x, m):
+    b3 = unit(pool(x, (3, 3, 3), (1, 1, 1)), f'{m}.b3b')
+    return torch.cat([unit(x, f'{m}.b0'), unit(unit(x, f'{m}.b1a'), f'{m}.b1b'),
+                      unit(unit(x, f'{m}.b2a'), f'{m}.b2b'), b3], 1)
+
+  with torch.no_grad():
+    x = torch.from_numpy(x).permute(0, 4, 1, 2, 3)
+    x = pool(unit(x, 'Conv3d_1a_7x7', 2), (1, 3, 3), (1, 2, 2))
+    x = pool(unit(unit(x, 'Conv3d_2b_1x1'), 'Conv3d_2c_3x3'), (1, 3, 3), (1, 2, 2))
+    x = pool(mixed(mixed(x, 'Mixed_3b'), 'Mixed_3c'), (3, 3, 3), (2, 2, 2))
+    for m in ('Mixed_4b', 'Mixed_4c', 'Mixed_4d', 'Mixed_4e', 'Mixed_4f'):
+      x = mixed(x, m)
+    x = mixed(mixed(pool(x, (2, 2, 2), (2, 2, 2)), 'Mixed_5b'), 'Mixed_5c')
+    x = F.avg_pool3d(x, [min(2, x.shape[2]), min(7, x.shape[3]), min(7, x.shape[4])], 1)
+    x = unit(x, 'logits', relu=False)
+    return x.squeeze(3).squeeze(3).mean(2).numpy()
+
+
+def test_pytorch_port_forward_through_torch(tf1_rgb, models):
+  """Where torch is installed: the port's own padding/pooling conventions give our logits."""
+  torch = pytest.importorskip('torch', reason='torch not installed (optional extra)')
+  P = params_from_tf1(tf1_rgb[1], 'RGB/inception_i3d/')
+  state = pytorch_state_from_params(P)
+  model = models[('rgb', 400)]
+  C.load_pytorch_i3d(model, state)
+  for shape in ((1, 8, 64, 64, 3), (1, 9, 67, 61, 3)):  # odd sizes exercise the asymmetric padding
+    x = clip(shape, seed=4)
+    assert_rel_close(model(x, training=False).numpy(), torch_port_forward(torch, x, state))
+
+
 def test_missing_torch_message(monkeypatch):
   monkeypatch.setitem(sys.modules, 'torch', None)
   with pytest.raises(ImportError, match='needs torch'):
@@ -585,10 +641,10 @@ def test_evaluate_sample_binary_on_synthetic_files(tf1_rgb, tf2_flow, tmp_path, 
   assert norm == pytest.approx(np.linalg.norm(want), rel=1e-4)
   assert [r[2] for r in rows] == [labels[i] for i in np.argsort(want)[::-1][:20]]
   assert proc.stdout.startswith('Norm of logits: ') and '\n\nTop classes and probabilities\n' in proc.stdout
-  with pytest.raises(subprocess.CalledProcessError):  # a flow checkpoint given as RGB is refused
-    subprocess.run([sys.executable, os.path.join(REPO, 'experiments', 'evaluate_sample.py'), '--eval_type=rgb',
-                    f'--rgb_checkpoint={tf2_flow[0]}', f'--rgb_sample={tmp_path / "rgb.npy"}'],
-                   check=True, capture_output=True)
+  with pytest.raises(ValueError, match='is a flow checkpoint; a rgb one is needed'):
+    S.load_stream(tf2_flow[0], 'rgb')
+  with pytest.raises(ValueError, match=r'expected \[1, T, H, W, 2\]'):
+    S.load_sample(str(tmp_path / 'rgb.npy'), 2)
 
 
 def test_two_stream_model_is_loaded_per_stream(tf1_rgb):

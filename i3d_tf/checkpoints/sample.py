@@ -48,9 +48,9 @@ def load_sample(path: str, channels: Optional[int] = None) -> np.ndarray:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-  z = np.asarray(logits, np.float32)
-  e = np.exp(z - z.max())
-  return (e / e.sum()).astype(np.float32)
+  """float32 softmax by `tf.nn.softmax`, the op of the official script."""
+  import tensorflow as tf
+  return tf.nn.softmax(tf.constant(np.asarray(logits, np.float32))).numpy()
 
 
 def format_top_classes(logits: Sequence[float], labels: Sequence[str], top_k: int = TOP_K) -> str:
