@@ -15,7 +15,8 @@ applied per frame by `PerFrame`, so ImageNet-style 2D weights load into it (`ini
 Output contract (for the trainer and the evaluator; see `loss_fn`, `eval_logits`):
   * every model returns class scores to be used with `from_logits=True`;
   * `convnet_lstm` returns per-time-step logits (B, T, C): the training loss is the cross-entropy averaged
-    over all time steps, evaluation uses the last step only (Sec. 2.1);
+    over all time steps, evaluation uses the last step only (Sec. 2.1): `eval_logits(outputs)`, or the same
+    weights built with `output_steps='last'`, which returns (B, C);
   * the others return (B, C).  Test views ([B, V, T, H, W, C], Table 1) are folded into the batch by the
     evaluator, which averages the V predictions.
 """
@@ -344,7 +345,7 @@ def Fused3D(num_classes: int = 400, input_shapes: Optional[Dict] = None, flow_fr
   and fused by a 3x3x3 conv with 512 outputs (+ BN + ReLU, Sec. 2.5), a 3x3x3 max pool (stride 2,
   TF-SAME), an average over the remaining grid, dropout and a fully connected classifier.  The average
   before the FC is our choice: it is what Table 1's 39M implies (an FC on the flattened 3x4x4x512 grid
-  alone would add 9.8M).  New layers start from Gaussian noise (std `GAUSSIAN_STDDEV`).
+  would add 9.6M: 49.4M).  New layers start from Gaussian noise (std `GAUSSIAN_STDDEV`).
 
   Args:
     num_classes: classifier size.
