@@ -99,12 +99,6 @@ def assert_rel_close(got, want, rel=1e-4):
 # --------------------------------------------------------------------------------------------------
 # Fixtures.
 
-def index_prefixes(shared_data):
-  files = sorted(glob.glob(os.path.join(shared_data, 'kinetics_i3d', 'checkpoint_index*', '*.ckpt.index')))
-  assert len(files) == 10, files
-  return [f[:-len('.index')] for f in files]
-
-
 INDEX_IDS = [f'{layout}/{name}' for layout in ('checkpoint_index', 'checkpoint_index_tf2_pr127')
              for name in ('flow_imagenet', 'flow_scratch', 'rgb_imagenet', 'rgb_scratch_kin600', 'rgb_scratch')]
 
@@ -210,6 +204,11 @@ def weights_of(model):
 # --------------------------------------------------------------------------------------------------
 # Name maps over the ten real index files.
 
+def test_all_ten_index_files_are_covered(shared_data):
+  files = sorted(glob.glob(os.path.join(shared_data, 'kinetics_i3d', 'checkpoint_index*', '*.ckpt.index')))
+  assert sorted(index_path(shared_data, i) + '.index' for i in INDEX_IDS) == files
+
+
 @pytest.mark.parametrize('ident', INDEX_IDS)
 def test_index_maps_onto_model(shared_data, models, ident):
   prefix = index_path(shared_data, ident)
@@ -259,7 +258,8 @@ def test_tf2_unit_paths_follow_official_names(shared_data):
   sfx = '/.ATTRIBUTES/VARIABLE_VALUE'
   for scope, path, _ in ref_units():
     assert nm.weights[(scope, 'kernel')] == f'model/{path}/conv3d/w{sfx}'
-  assert nm.weights[('Mixed_5b/Branch_2/Conv3d_0a_3x3', 'scale')] == f'model/Mixed_5b/branch_2/branch_b/batch_norm/scale{sfx}'
+  assert (nm.weights[('Mixed_5b/Branch_2/Conv3d_0a_3x3', 'scale')]
+          == f'model/Mixed_5b/branch_2/branch_b/batch_norm/scale{sfx}')
 
 
 def test_pytorch_names_cover_model(models):
