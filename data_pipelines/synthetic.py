@@ -1,0 +1,149 @@
+"""A tiny synthetic action dataset whose classes differ only in temporal order (the demo's data).
+
+The paper's argument for 3D ConvNets (Sec. 1, 2.1): a model that looks at frames independently and
+averages its predictions cannot tell "opening a door" from "closing a door".  Here every class has a twin
+made of *exactly the same frames in reverse order*:
+
+  move_right <-> move_left     a textured square crossing the frame
+  grow       <-> shrink        a textured square changing size around a fixed centre
+  appear     <-> disappear     a textured square fading in from the background
+
+Videos are written as real files (MJPG in .avi, OpenCV only, no H.264), one folder per class, so the
+regular pipeline (`experiments/prepare_data.py --dataset=folder`) converts them.  MJPG encodes each frame
+independently, so a video and its reversed twin decode to the same multiset of frames: any frame-averaging
+model gives both the same score, i.e. exactly chance (50%) on every pair.
+"""
+
+import os
+from typing import Dict, List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+PAIRS = (('move_right', 'move_left'), ('grow', 'shrink'), ('appear', 'disappear'))
+CLASSES = tuple(c for pair in PAIRS for c in pair)
+
+
+def _texture(rng, size: int) -> np.ndarray:
+  """A random striped / checkered colour texture, float32 [size, size, 3] in [0, 255]."""
+  c1, c2 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+  if np.abs(c1 - c2).sum() < 150:
+    c2 = 255 - c1
+  period = int(rng.integers(3, 6))
+  yy, xx = np.mgrid[:size, :size]
+  if rng.random() < 0.5:
+    mask = ((yy // period + xx // period) % 2).astype(bool)
+  else:
+    mask = (((yy + xx) // period) % 2).astype(bool)
+  return np.where(mask[..., None], c1, c2).astype(np.float32)
+
+
+def _background(rng, height: int, width: int) -> np.ndarray:
+  base = rng.uniform(40, 215, 3)
+  noise = rng.normal(0, 12, (height // 4 + 1, width // 4 + 1, 3))
+  noise = cv2.resize(noise.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+  return np.clip(base + noise, 0, 255).astype(np.float32)
+
+
+def _paste(frame, patch, cy, cx, alpha=1.0):
+  """Alpha-blends `patch` centred at (cy, cx) into `frame` (clipped at the borders)."""
+  h, w = patch.shape[:2]
+  y0, x0 = int(round(cy - h / 2)), int(round(cx - w / 2))
+  fy0, fx0 = max(y0, 0), max(x0, 0)
+  fy1, fx1 = min(y0 + h, frame.shape[0]), min(x0 + w, frame.shape[1])
+  if fy1 <= fy0 or fx1 <= fx0:
+    return
+  region = patch[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+  frame[fy0:fy1, fx0:fx1] = (1 - alpha) * frame[fy0:fy1, fx0:fx1] + alpha * region
+
+
+def base_sequence(kind: str, rng, num_frames: int = 16, size: int = 40) -> np.ndarray:
+  """The forward sequence of a pair ('move', 'grow' or 'appear'): uint8 [T, size, size, 3]."""
+  bg = _background(rng, size, size)
+  frames = []
+  if kind == 'move':
+    side = int(rng.integers(size // 4, size // 3 + 1))
+    tex = _texture(rng, side)
+    span = rng.uniform(0.45, 0.6) * size
+    cy = rng.uniform(0.4, 0.6) * size
+    x_start = size / 2 - span / 2 + rng.uniform(-2, 2)
+    for t in range(num_frames):
+      f = bg.copy()
+      _paste(f, tex, cy, x_start + span * t / (num_frames - 1))
+      frames.append(f)
+  elif kind == 'grow':
+    big = int(rng.integers(int(0.55 * size), int(0.7 * size) + 1))
+    small = max(4, int(0.15 * size))
+    tex = _texture(rng, big)
+    cy, cx = rng.uniform(0.42, 0.58, 2) * size
+    for t in range(num_frames):
+      s = int(round(small + (big - small) * t / (num_frames - 1)))
+      f = bg.copy()
+      _paste(f, cv2.resize(tex, (s, s), interpolation=cv2.INTER_NEAREST), cy, cx)
+      frames.append(f)
+  elif kind == 'appear':
+    side = int(rng.integers(int(0.35 * size), int(0.5 * size) + 1))
+    tex = _texture(rng, side)
+    cy, cx = rng.uniform(0.4, 0.6, 2) * size
+    for t in range(num_frames):
+      f = bg.copy()
+      _paste(f, tex, cy, cx, alpha=t / (num_frames - 1))
+      frames.append(f)
+  else:
+    raise ValueError(f'kind must be move, grow or appear. Received: kind={kind}')
+  return np.clip(np.stack(frames), 0, 255).astype(np.uint8)
+
+
+def write_video(path: str, frames_rgb: np.ndarray, fps: float = 25.0, fourcc: str = 'MJPG'):
+  """Writes RGB uint8 frames [T, H, W, 3] with cv2.VideoWriter (atomically: temp name + rename)."""
+  h, w = frames_rgb.shape[1:3]
+  root, ext = os.path.splitext(path)
+  tmp = f'{root}.tmp{ext}'
+  writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+  if not writer.isOpened():
+    raise RuntimeError(f'cv2.VideoWriter cannot write {fourcc} to {tmp}')
+  try:
+    for f in frames_rgb:
+      writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+  finally:
+    writer.release()
+  os.replace(tmp, path)
+
+
+def generate_dataset(output_dir: str, videos_per_class: int, seed: int = 0, num_frames: int = 16,
+                     size: int = 40, fps: float = 25.0) -> Dict[str, List[Tuple[str, int]]]:
+  """Writes `<output_dir>/<class>/<class>_<k>.avi`; returns {class: [(path, pair_id), ...]}.
+
+  Each pair id k has one forward and one reversed video (the same frames), so the two classes of a pair
+  always have the same number of videos and the same frame content.
+  """
+  rng = np.random.default_rng(seed)
+  out: Dict[str, List[Tuple[str, int]]] = {c: [] for c in CLASSES}
+  for (fwd, bwd), kind in zip(PAIRS, ('move', 'grow', 'appear')):
+    for k in range(videos_per_class):
+      frames = base_sequence(kind, rng, num_frames, size)
+      for cls, seq in ((fwd, frames), (bwd, frames[::-1])):
+        folder = os.path.join(output_dir, cls)
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f'{cls}_{seed}_{k:03d}.avi')
+        write_video(path, np.ascontiguousarray(seq), fps)
+        out[cls].append((path, k))
+  return out
+
+
+def pairwise_order_accuracy(labels, scores, class_names: Optional[List[str]] = None) -> float:
+  """Accuracy of choosing between the two twins of each video's pair (chance = 0.5; ties count 0.5).
+
+  `scores` columns follow `class_names` (default CLASSES); this isolates temporal order from "which pair".
+  """
+  names = list(class_names or CLASSES)
+  index = {c: i for i, c in enumerate(names)}
+  labels = np.asarray(labels)
+  scores = np.asarray(scores, np.float64)
+  correct = []
+  for y, s in zip(labels, scores):
+    name = names[int(y)]
+    twin = next(b if a == name else a for a, b in PAIRS if name in (a, b))
+    own, other = s[int(y)], s[index[twin]]
+    correct.append(1.0 if own > other else 0.5 if own == other else 0.0)
+  return float(np.mean(correct)) if correct else float('nan')

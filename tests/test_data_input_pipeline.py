@@ -1,0 +1,166 @@
+"""make_dataset on small in-memory records: shapes per model, ranges, looping, flips, determinism, errors."""
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data_pipelines import input_pipeline, make_dataset
+from data_pipelines import tfrecord_format as fmt
+from data_pipelines.testing import write_records
+
+H, W, CROP = 40, 56, 32
+
+
+def coded_video(n, label, vid):
+  """RGB: ch0 = row * 4, ch1 = col * 4, ch2 = 5 * t (frame id); flow x = 130 + i % 100 (flow id), y = col * 4."""
+  t, r, c = np.meshgrid(np.arange(n), np.arange(H), np.arange(W), indexing='ij')
+  frames = np.stack([r * 4, c * 4, 5 * t], -1).astype(np.uint8)
+  fx = (130 + t[:-1] % 100).astype(np.uint8)  # flow field i (frame i -> i + 1) carries i
+  fy = (c[:-1] * 4).astype(np.uint8)
+  video = fmt.encode_video(frames, np.stack([fx, fy], -1), video_id=vid, label_index=label)
+  # 4:4:4 chroma at quality 100 so that colour channels survive JPEG within a few levels.
+  params = [cv2.IMWRITE_JPEG_QUALITY, 100, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+  video.images = [cv2.imencode('.jpg', f[..., ::-1], params)[1].tobytes() for f in frames]
+  return video
+
+
+@pytest.fixture(scope='module')
+def records(tmp_path_factory):
+  d = tmp_path_factory.mktemp('records')
+  write_records(str(d / 'a-00000-of-00002.tfrecord'), [coded_video(12, 3, 'long')])
+  write_records(str(d / 'a-00001-of-00002.tfrecord'), [coded_video(5, 4, 'short')])
+  write_records(str(d / 'b.tfrecord'), [coded_video(40, 5, 'forty')])
+  return d
+
+
+def _q(x):
+  return np.round((np.asarray(x) + 1) * 127.5).astype(np.int64)
+
+
+def _frame_ids(rgb):
+  """Frame ids from [..., H, W, 3] clips: blue = 5 t, averaged over the crop (JPEG error is a few levels)."""
+  return np.round(_q(rgb)[..., 2].mean(axis=(-1, -2)) / 5).astype(int)
+
+
+# Expected per-example shapes with CROP = 32 on the 12-frame video (V, T, C).
+SHAPES = {
+    'i3d_rgb': {'x': (12, CROP, CROP, 3)},
+    'i3d_flow': {'x': (11, CROP, CROP, 2)},
+    'two_stream_i3d': {'rgb': (11, CROP, CROP, 3), 'flow': (11, CROP, CROP, 2)},
+    'convnet_lstm': {'x': (50, CROP, CROP, 3)},
+    'c3d': {'x': (15, 16, CROP, CROP, 3)},
+    'two_stream': {'rgb': (25, 1, CROP, CROP, 3), 'flow': (25, 1, CROP, CROP, 20)},
+    'fused_3d': {'rgb': (5, 5, CROP, CROP, 3), 'flow': (5, 5, CROP, CROP, 20)},
+}
+TRAIN_SHAPES = {
+    'i3d_rgb': {'x': (64, CROP, CROP, 3)}, 'i3d_flow': {'x': (64, CROP, CROP, 2)},
+    'two_stream_i3d': {'rgb': (64, CROP, CROP, 3), 'flow': (64, CROP, CROP, 2)},
+    'convnet_lstm': {'x': (25, CROP, CROP, 3)}, 'c3d': {'x': (16, CROP, CROP, 3)},
+    'two_stream': {'rgb': (1, CROP, CROP, 3), 'flow': (1, CROP, CROP, 20)},
+    'fused_3d': {'rgb': (5, CROP, CROP, 3), 'flow': (5, CROP, CROP, 20)},
+}
+
+
+@pytest.mark.parametrize('training', [True, False])
+@pytest.mark.parametrize('model', sorted(SHAPES))
+def test_shapes_and_ranges(records, model, training):
+  ds = make_dataset(str(records / 'a-00000-*'), model, training, 1, crop_size=CROP, seed=0, deterministic=True)
+  inputs, labels = next(iter(ds))
+  got = inputs if isinstance(inputs, dict) else {'x': inputs}
+  want = (TRAIN_SHAPES if training else SHAPES)[model]
+  assert {k: tuple(v.shape) for k, v in got.items()} == {k: (1,) + s for k, s in want.items()}
+  for v in got.values():
+    assert v.dtype == tf.float32 and -1.0 <= float(tf.reduce_min(v)) and float(tf.reduce_max(v)) <= 1.0
+  assert labels.dtype == tf.int32 and labels.numpy().tolist() == [3]
+
+
+def test_looping_short_video(records):
+  ds = make_dataset(str(records / 'a-00001-*'), 'i3d_rgb', True, 1, crop_size=CROP, num_frames=8, seed=1)
+  x, y = next(iter(ds))
+  frame_ids = _frame_ids(x[0])
+  np.testing.assert_array_equal(frame_ids, [0, 1, 2, 3, 4, 0, 1, 2])
+  assert y.numpy().tolist() == [4]
+
+
+def test_test_views_indices(records):
+  ds = make_dataset(str(records / 'b.tfrecord'), 'c3d', False, 1, crop_size=CROP, num_frames=4)
+  x, _ = next(iter(ds))
+  assert x.shape == (1, 15, 4, CROP, CROP, 3)
+  ids = _frame_ids(x[0])
+  starts = np.round(np.arange(15) * 36 / 14).astype(int)  # 40 frames, room 36
+  np.testing.assert_array_equal(ids, starts[:, None] + np.arange(4))
+  # center crop of a 40x56 frame: rows 4..35, cols 12..43 (ch0 = 4 row, ch1 = 4 col; crop means)
+  means = _q(x[0]).mean(axis=(0, 1, 2, 3))
+  assert abs(means[0] - 4 * 19.5) < 2 and abs(means[1] - 4 * 27.5) < 2  # one pixel off = 4 levels
+
+
+def test_flip_consistent_over_clip_and_flow(records):
+  ds = make_dataset(str(records / 'b.tfrecord'), 'two_stream_i3d', True, 1, crop_size=CROP, num_frames=6,
+                    seed=3, deterministic=True)
+  seen = set()
+  for inputs, _ in ds.take(16):
+    rgb, flow = _q(inputs['rgb'][0]), _q(inputs['flow'][0])
+    slope = np.sign(rgb[:, :, -1, 1].astype(int) - rgb[:, :, 0, 1])  # col ramp direction, per frame & row
+    assert np.all(slope == slope.flat[0]) and slope.flat[0] != 0
+    flipped = slope.flat[0] < 0
+    frame_ids = _frame_ids(inputs['rgb'][0])
+    flow_x = flow[..., 0]
+    want_x = (130 + frame_ids) if not flipped else 255 - (130 + frame_ids)  # flow i aligned with frame i
+    np.testing.assert_array_equal(flow_x, np.broadcast_to(want_x[:, None, None], flow_x.shape))
+    fy = flow[..., 1]  # y flow is the col ramp (PNG: exact): mirrored with the RGB
+    assert np.all(np.sign(fy[:, :, -1] - fy[:, :, 0]) == slope.flat[0])
+    seen.add(bool(flipped))
+  assert seen == {True, False}
+
+
+def test_deterministic_with_seed(records):
+  def first(seed):
+    ds = make_dataset(str(records / 'a-*'), 'i3d_rgb', True, 2, crop_size=CROP, num_frames=4, seed=seed,
+                      deterministic=True)
+    return [(x.numpy(), y.numpy()) for x, y in ds.take(3)]
+  a, b, c = first(7), first(7), first(8)
+  for (xa, ya), (xb, yb) in zip(a, b):
+    np.testing.assert_array_equal(xa, xb)
+    np.testing.assert_array_equal(ya, yb)
+  assert any(not np.array_equal(xa, xc) for (xa, _), (xc, _) in zip(a, c))
+
+
+def test_whole_video_needs_batch_one_and_repeat(records):
+  with pytest.raises(ValueError, match='batch_size=1'):
+    make_dataset(str(records / 'a-*'), 'i3d_rgb', False, 2)
+  ds = make_dataset(str(records / 'a-*'), 'i3d_rgb', False, 1, crop_size=CROP, deterministic=True)
+  assert sorted(int(x.shape[1]) for x, _ in ds) == [5, 12]  # every frame, once each
+  ds = make_dataset(str(records / 'a-*'), 'i3d_rgb', False, 1, crop_size=CROP, repeat=2)
+  assert len(list(ds)) == 4
+  with pytest.raises(ValueError, match='No file matches'):
+    make_dataset(str(records / 'nothing-*'), 'i3d_rgb', True, 1)
+
+
+def test_input_context_shards_files(records):
+  ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=2)
+  ds = make_dataset(str(records / 'a-*'), 'i3d_rgb', False, 2, crop_size=CROP, num_frames=4, input_context=ctx)
+  labels = [int(v) for _, y in ds for v in y.numpy()]
+  assert labels == [4]  # second file only, per-replica batch 1
+
+
+def test_corrupt_shard_named_or_skipped(records, tmp_path):
+  data = open(records / 'a-00000-of-00002.tfrecord', 'rb').read()
+  bad = tmp_path / 'c-00000.tfrecord'
+  bad.write_bytes(data[:len(data) // 2])
+  good = tmp_path / 'c-00001.tfrecord'
+  good.write_bytes(open(records / 'a-00001-of-00002.tfrecord', 'rb').read())
+  with pytest.raises(input_pipeline.CorruptShardError, match='c-00000.tfrecord'):
+    make_dataset(str(tmp_path / 'c-*'), 'i3d_rgb', False, 1, crop_size=CROP)
+  ds = make_dataset(str(tmp_path / 'c-*'), 'i3d_rgb', False, 1, crop_size=CROP, skip_corrupt=True)
+  assert len(ds.skipped_files) == 1 and ds.skipped_files[0][0].endswith('c-00000.tfrecord')
+  assert [int(y[0]) for _, y in ds] == [4]
+  assert input_pipeline.scan_tfrecord(str(good)) == (1, None)
+  flipped = bytearray(data)
+  flipped[len(data) // 2] ^= 0xFF  # payload corruption: only the data CRC catches it
+  (tmp_path / 'd.tfrecord').write_bytes(bytes(flipped))
+  assert input_pipeline.scan_tfrecord(str(tmp_path / 'd.tfrecord'))[1] is None
+  n, reason = input_pipeline.scan_tfrecord(str(tmp_path / 'd.tfrecord'), verify_data=True)
+  assert 'corrupted record' in reason
