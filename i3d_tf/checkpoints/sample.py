@@ -79,7 +79,7 @@ def parse_top_classes(text: str) -> Tuple[float, List[Tuple[float, float, str]]]
 
 
 def load_stream(checkpoint: str, modality: str, num_classes: int = 400, source: str = 'deepmind',
-                bn_fold: str = 'variance') -> keras.Model:
+                bn_fold: str = 'auto') -> keras.Model:
   """One loaded stream: a converted `.weights.h5` (needs `num_classes`) or a released checkpoint."""
   from i3d_tf.inception import I3D
   if checkpoint.endswith('.weights.h5'):
