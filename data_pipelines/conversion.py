@@ -53,6 +53,17 @@ def write_json_atomic(path: str, obj):
   os.replace(tmp, path)
 
 
+def decode_with_flow(path: str, options: ConversionOptions = ConversionOptions()):
+  """Decodes a video (25 fps, short side) and computes its quantized flow (None for flow='none')."""
+  decoded = video_lib.decode_video(path, fps=options.fps, resize_short_side=options.resize_short_side,
+                                   max_frames=options.max_frames, min_frames=options.min_frames)
+  flow_q = None
+  if options.flow != 'none':
+    backend = flow_lib.get_flow_backend(options.flow, **dict(options.flow_params))
+    flow_q = flow_lib.compute_flow(decoded.frames, backend)
+  return decoded, flow_q
+
+
 def convert_video(entry: VideoEntry, options: ConversionOptions = ConversionOptions()):
   """Converts one video; never raises for bad input.
 
@@ -64,12 +75,7 @@ def convert_video(entry: VideoEntry, options: ConversionOptions = ConversionOpti
   record = dict(id=entry.video_id, label=entry.label_index, label_text=entry.label_text, path=entry.path,
                 frames=0, flow_frames=0, status='failed', error='')
   try:
-    decoded = video_lib.decode_video(entry.path, fps=options.fps, resize_short_side=options.resize_short_side,
-                                     max_frames=options.max_frames, min_frames=options.min_frames)
-    flow_q = None
-    if options.flow != 'none':
-      backend = flow_lib.get_flow_backend(options.flow, **dict(options.flow_params))
-      flow_q = flow_lib.compute_flow(decoded.frames, backend)
+    decoded, flow_q = decode_with_flow(entry.path, options)
     encoded = tfrecord_format.encode_video(
         decoded.frames, flow_q, video_id=entry.video_id, label_index=entry.label_index,
         label_text=entry.label_text, source=entry.path, fps=decoded.fps, jpeg_quality=options.jpeg_quality,

@@ -1,0 +1,89 @@
+r"""Input-pipeline throughput: decoded + augmented frames/s for I3D training clips (not a test).
+
+Converts the shared real clips (25 fps, short side 256, JPEG q90, no flow) into a temporary shard, then
+times `make_dataset(..., 'i3d_rgb', training=True)` (64-frame clips, 224x224 random crop + flip, [-1, 1])
+with all cores and with one tf.data thread, and writes benchmarks/input_pipeline.json atomically.
+
+Example:
+  python experiments/benchmark_input.py --batches=20 --batch_size=4
+"""
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))  # run from a checkout
+
+from absl import app
+from absl import flags
+
+_BATCHES = flags.DEFINE_integer('batches', 20, 'Timed batches per configuration.')
+_WARMUP = flags.DEFINE_integer('warmup', 3, 'Untimed batches first.')
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', 4, 'Clips per batch.')
+_MODEL = flags.DEFINE_string('model', 'i3d_rgb', 'Model whose training clips are timed.')
+_OUTPUT = flags.DEFINE_string('output', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
+                                                     'benchmarks', 'input_pipeline.json'), 'Result file.')
+_VIDEO_DIR = flags.DEFINE_string('video_dir', None, 'Videos to convert (default: shared/data/videos).')
+
+
+def _time(ds, warmup, batches):
+  it = iter(ds)
+  for _ in range(warmup):
+    next(it)
+  t0 = time.perf_counter()
+  clips = frames = 0
+  for _ in range(batches):
+    x, _ = next(it)
+    x = x['rgb'] if isinstance(x, dict) else x
+    clips += int(x.shape[0])
+    frames += int(x.shape[0]) * int(x.shape[1])
+  dt = time.perf_counter() - t0
+  return dict(seconds=round(dt, 3), clips=clips, frames=frames, clips_per_s=round(clips / dt, 2),
+              frames_per_s=round(frames / dt, 1))
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from data_pipelines import conversion, datasets, make_dataset  # pylint: disable=g-import-not-at-top
+  from data_pipelines.conversion import write_json_atomic  # pylint: disable=g-import-not-at-top
+  from data_pipelines.testing import VIDEOS  # pylint: disable=g-import-not-at-top
+  video_dir = _VIDEO_DIR.value or VIDEOS
+  cores = os.cpu_count()
+  with tempfile.TemporaryDirectory() as tmp:
+    entries = [datasets.VideoEntry(os.path.splitext(n)[0], os.path.join(video_dir, n), 0, 'x')
+               for n in sorted(os.listdir(video_dir))]
+    summary = conversion.run_conversion(entries, tmp, 'bench', 1, conversion.ConversionOptions(flow='none'),
+                                        progress=False)
+    print(conversion.summary_line(summary))
+    pattern = os.path.join(tmp, 'bench-*.tfrecord')
+    results = {}
+    for name, threads in [('all_cores', None), ('one_thread', 1)]:
+      ds = make_dataset(pattern, _MODEL.value, True, _BATCH_SIZE.value, seed=0)
+      if threads:
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = threads
+        options.threading.max_intra_op_parallelism = 1
+        ds = ds.with_options(options)
+      results[name] = _time(ds, _WARMUP.value, _BATCHES.value)
+      print(name, results[name])
+  result = dict(
+      model=_MODEL.value, clip='64 frames, 224x224 random crop + flip from 256-short-side JPEG q90, [-1, 1]',
+      batch_size=_BATCH_SIZE.value, batches=_BATCHES.value, cpu_count=cores, machine=platform.processor() or
+      platform.machine(), gpu='none', videos=summary['ok'], stored_frames=summary['frames'],
+      frames_per_s_per_core=round(results['all_cores']['frames_per_s'] / cores, 1),
+      frames_per_s_one_thread=results['one_thread']['frames_per_s'], target_frames_per_s_per_core=1500,
+      tensorflow=tf.__version__, **results)
+  os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
+  write_json_atomic(_OUTPUT.value, result)
+  print(f'{_MODEL.value} training input: {results["all_cores"]["frames_per_s"]} frames/s on {cores} cores '
+        f'({result["frames_per_s_per_core"]} per core; one thread {result["frames_per_s_one_thread"]}), '
+        f'{results["all_cores"]["clips_per_s"]} clips/s -> {_OUTPUT.value}')
+
+
+if __name__ == '__main__':
+  app.run(main)
