@@ -253,3 +253,14 @@ def test_trains_from_tfrecords_through_data_pipelines(tmp_path):
   m = trainer.train()
   assert before['eval_examples'] == 6 and m['eval_examples'] == 6  # one pass, partial last batch kept
   assert np.isfinite(m['train_loss']) and m['eval_loss'] < before['eval_loss']
+
+
+def test_jit_compile_step_matches_eager_graph_step(tmp_path):
+  results = []
+  for jit in (False, True):
+    config = _config(model_dir=str(tmp_path / f'jit{jit}'), jit_compile=jit, train_steps=2, dropout_keep_prob=1.0)
+    trainer = training.Trainer(config, model_fn=_tiny(config))
+    trainer.train()
+    results.append(transfer.weights_digest(trainer.model))
+  for k, v in results[0].items():
+    np.testing.assert_allclose(results[1][k], v, rtol=1e-3, atol=1e-5, err_msg=k)

@@ -288,10 +288,14 @@ class Trainer:
       return {'loss_sum': tf.reduce_sum(losses), 'correct': correct,
               'count': tf.cast(tf.shape(labels)[0], tf.float32), 'reg': reg / replicas}
 
-    @tf.function(jit_compile=config.jit_compile or None)
+    replica_fn = step_fn
+    if config.jit_compile:  # XLA on the replica step (the iterator's get_next cannot be compiled)
+      replica_fn = tf.function(step_fn, jit_compile=True)
+
+    @tf.function
     def train_step(iterator):
       inputs, labels = next(iterator)
-      out = self.strategy.run(step_fn, args=(inputs, labels))
+      out = self.strategy.run(replica_fn, args=(inputs, labels))
       return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in out.items()}
 
     return train_step
@@ -391,7 +395,7 @@ class Trainer:
     if config.progress_bar and self.chief:
       from tqdm import tqdm  # pylint: disable=g-import-not-at-top
       bar = tqdm(total=config.train_steps, initial=start, unit='step', dynamic_ncols=True)
-    window = {'loss_sum': 0.0, 'correct': 0.0, 'count': 0.0, 'reg': 0.0, 'steps': 0}
+    window = {'loss_sum': 0.0, 'correct': 0.0, 'count': 0.0, 'reg': 0.0, 'steps': 0, 'timed_clips': 0.0}
     final = {}
     t_window = time.time()
     steady_steps, steady_time, first_step = 0, 0.0, True
@@ -410,6 +414,7 @@ class Trainer:
         t_window = time.time()  # the first step includes tracing; throughput excludes it
       else:
         steady_steps, steady_time = steady_steps + 1, steady_time + dt
+        window['timed_clips'] += out['count']
       step = int(self.step.assign_add(1).numpy())
       for k in ('loss_sum', 'correct', 'count', 'reg'):
         window[k] += out[k]
@@ -425,7 +430,7 @@ class Trainer:
         final = {'kind': 'train', 'step': step, 'loss': window['loss_sum'] / n,
                  'regularization': window['reg'] / window['steps'],
                  'accuracy': window['correct'] / n, 'learning_rate': lr,
-                 'clips_per_sec': window['count'] / elapsed if window['steps'] > 1 or steady_steps else 0.0}
+                 'clips_per_sec': window['timed_clips'] / elapsed}
         self._log(final, writers[0])
         window = {k: 0.0 for k in window}
         window['steps'] = 0
