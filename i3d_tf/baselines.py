@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from i3d_tf import layers as L
-from i3d_tf.inception import FEATURE_DIM, InceptionV1
+from i3d_tf.inception import InceptionV1
 from i3d_tf.inflation import adapt_input_channels, units
 from i3d_tf.input_specs import get_input_spec
 from i3d_tf.registry import build_model, register_model
@@ -220,7 +220,7 @@ def ConvNetLSTM(num_classes: int = 400, input_shape: Optional[Sequence] = None, 
   cell = BatchNormLSTMCell(lstm_units, synchronized_bn=synchronized_bn, name='cell')
   x = keras.layers.RNN(cell, return_sequences=True, name='LSTM')(x)
   x = keras.layers.Dropout(1.0 - dropout_keep_prob, name='Logits.Dropout')(x)
-  x = keras.layers.Dense(num_classes, name='Logits.fc')(x)  # [B, T, C]
+  x = keras.layers.Dense(num_classes, dtype='float32', name='Logits.fc')(x)  # [B, T, C], float32 logits
   if output_steps == 'last':
     x = LastTimeStep(name='Logits.LastStep')(x)  # [B, C]
   return keras.Model(inputs, x, name=name)
@@ -273,7 +273,8 @@ def C3D(num_classes: int = 400, input_shape: Optional[Sequence] = None, fc_units
     x = _bn(f'{fc}.batch_norm', synchronized=synchronized_bn)(x)
     x = keras.layers.ReLU(name=f'{fc}.relu')(x)
     x = keras.layers.Dropout(1.0 - dropout_keep_prob, name=f'{fc}.dropout')(x)
-  x = keras.layers.Dense(num_classes, name='Logits.fc8')(x)  # 'Logits.' marks the classifier (transfer).
+  # 'Logits.' marks the classifier (transfer); float32 logits under mixed precision.
+  x = keras.layers.Dense(num_classes, dtype='float32', name='Logits.fc8')(x)
   return keras.Model(inputs, x, name=name)
 
 
@@ -376,7 +377,7 @@ def Fused3D(num_classes: int = 400, input_shapes: Optional[Dict] = None, flow_fr
   x = L.Mean((1, 2, 3), name='Fusion.AvgPool')(x)
   x = keras.layers.Dropout(1.0 - dropout_keep_prob, name='Logits.Dropout')(x)
   x = keras.layers.Dense(num_classes, kernel_initializer=_gaussian(None if seed is None else seed + 1),
-                         name='Logits.fc')(x)
+                         dtype='float32', name='Logits.fc')(x)
   return keras.Model(inputs, x, name=name)
 
 

@@ -254,6 +254,31 @@ def test_weights_round_trip(tmp_path):
                              keras.ops.convert_to_numpy(model(x, training=False)), rtol=1e-5, atol=1e-6)
 
 
+def test_keras_save_load_round_trip(tmp_path):
+  """PerFrame (nested InceptionV1) and the BN-LSTM cell serialise."""
+  model = tiny_model('convnet_lstm')
+  randomize(model, 6)
+  path = str(tmp_path / 'convnet_lstm.keras')
+  model.save(path)
+  loaded = keras.saving.load_model(path)
+  x = tiny_inputs('convnet_lstm', batch=2, frames=3)
+  np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x, training=False)),
+                                keras.ops.convert_to_numpy(model(x, training=False)))
+  assert sorted(B.frame_models(loaded)) == ['InceptionV1']
+
+
+@pytest.mark.parametrize('name', ['convnet_lstm', 'c3d', 'fused_3d'])
+def test_float32_logits_under_mixed_precision(name):
+  keras.mixed_precision.set_global_policy('mixed_bfloat16')
+  try:
+    model = tiny_model(name)
+  finally:
+    keras.mixed_precision.set_global_policy('float32')
+  out = model(tiny_inputs(name, batch=2), training=False)
+  assert out.dtype == tf.float32 and np.all(np.isfinite(keras.ops.convert_to_numpy(out)))
+  assert {l.compute_dtype for l in model.layers if l.weights} == {'bfloat16', 'float32'}  # body bf16, logits f32
+
+
 # ---------------------------------------------------------------------------------------------------------
 # ImageNet-style 2D initialisation.
 
