@@ -1,0 +1,584 @@
+"""Duality-based TV-L1 optical flow in TensorFlow ops, batched over frame pairs.
+
+Implements the Zach-Pock-Bischof TV-L1 scheme (Zach, Pock & Bischof, DAGM 2007)
+as described by Sanchez, Meinhardt-Llopis & Facciolo, "TV-L1 Optical Flow
+Estimation", IPOL 2013 (Algorithm 1 and 2), with the choices OpenCV's
+`cv::optflow::DualTVL1OpticalFlow` (opencv_contrib, modules/optflow) makes, so
+the two are comparable parameter for parameter:
+
+* pyramid: `nscales` levels, each the previous one resized by `scale_step`
+  with bilinear interpolation (no pre-smoothing); coarsening stops at 16 px;
+* per level: the dual variables restart at zero; `warps` warpings of the second
+  frame and of its centred-difference gradients with bicubic (Keys a = -0.75)
+  or bilinear interpolation, zero outside the image like `cv::remap`'s default
+  `BORDER_CONSTANT`;
+* per warping: up to `outer_iterations` rounds of a 5x5 (`median_filtering`)
+  median filter of the flow followed by up to `inner_iterations` iterations of
+  thresholding (TH, eq. 14 of the IPOL paper), the primal update
+  u = v + theta div(p) and the dual projection
+  p = (p + tau/theta grad(u)) / (1 + tau/theta |grad(u)|);
+* early stopping: a warping ends once sum(|u^{n+1} - u^n|^2) <= epsilon^2 * area
+  (decided per pair of the batch), as OpenCV does;
+* the flow is upsampled bilinearly between levels and divided by `scale_step`.
+
+Differences from OpenCV (see docs/flow.md): interpolation uses exact float
+coordinates (`cv::remap` quantizes them to 1/32 px); the level sizes of
+`tf.image.resize` use the exact size ratio; `gamma` must be 0.
+
+Shapes: frames are float32 [B, H, W] on the 0..255 intensity scale; flow is
+float32 [B, H, W, 2] holding (u, v) = (dx, dy) in pixels, frame_a(x) ~
+frame_b(x + flow(x)).
+"""
+
+import dataclasses
+from typing import Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+_FLT_EPSILON = float(np.finfo(np.float32).eps)
+_MIN_LEVEL_SIZE = 16
+_CUBIC_A = -0.75  # Keys kernel parameter used by OpenCV's INTER_CUBIC.
+
+
+@dataclasses.dataclass(frozen=True)
+class TVL1Params:
+  """TV-L1 parameters; names and defaults mirror OpenCV's DualTVL1OpticalFlow.
+
+  The OpenCV getter each field mirrors is named in the comment; a test checks
+  that these defaults equal what the getters of opencv-contrib 5.0 return.
+  `early_stopping`, `interpolation`, `border` are ours.
+  """
+  tau: float = 0.25  # getTau: time step of the numerical scheme.
+  lambda_: float = 0.15  # getLambda: weight of the data term.
+  theta: float = 0.3  # getTheta: tightness of the u-v coupling.
+  nscales: int = 5  # getScalesNumber: pyramid levels.
+  warps: int = 5  # getWarpingsNumber: warpings per level.
+  epsilon: float = 0.01  # getEpsilon: stopping threshold.
+  inner_iterations: int = 30  # getInnerIterations.
+  outer_iterations: int = 10  # getOuterIterations.
+  scale_step: float = 0.8  # getScaleStep: downsampling factor per level.
+  gamma: float = 0.0  # getGamma: illumination term weight (only 0 supported).
+  median_filtering: int = 5  # getMedianFiltering: median kernel (<= 1: off).
+  use_initial_flow: bool = False  # getUseInitialFlow.
+  early_stopping: bool = True  # False: run every inner/outer iteration.
+  interpolation: str = 'bicubic'  # warping: 'bicubic' (OpenCV) or 'bilinear'.
+  border: str = 'constant'  # warping outside the image: 'constant' (0) or 'replicate'.
+
+  def validate(self):
+    """Raises ValueError on inconsistent values."""
+    if self.tau <= 0 or self.lambda_ <= 0 or self.theta <= 0:
+      raise ValueError('tau, lambda_ and theta must be > 0. Received: '
+                       f'tau={self.tau}, lambda_={self.lambda_}, theta={self.theta}')
+    if self.nscales < 1 or self.warps < 1:
+      raise ValueError(f'nscales and warps must be >= 1. Received: nscales={self.nscales}, '
+                       f'warps={self.warps}')
+    if self.inner_iterations < 1 or self.outer_iterations < 1:
+      raise ValueError('inner_iterations and outer_iterations must be >= 1. Received: '
+                       f'inner_iterations={self.inner_iterations}, '
+                       f'outer_iterations={self.outer_iterations}')
+    if not 0.0 < self.scale_step < 1.0:
+      raise ValueError(f'scale_step must be in (0, 1). Received: scale_step={self.scale_step}')
+    if self.gamma != 0.0:
+      raise ValueError(f'Only gamma=0 is implemented. Received: gamma={self.gamma}')
+    if self.median_filtering > 1 and self.median_filtering not in (3, 5):
+      raise ValueError('median_filtering must be <= 1 (off), 3 or 5. Received: '
+                       f'median_filtering={self.median_filtering}')
+    if self.interpolation not in ('bicubic', 'bilinear'):
+      raise ValueError('interpolation must be "bicubic" or "bilinear". Received: '
+                       f'interpolation={self.interpolation!r}')
+    if self.border not in ('constant', 'replicate'):
+      raise ValueError(f'border must be "constant" or "replicate". Received: border={self.border!r}')
+    return self
+
+
+# A fixed iteration budget (no per-iteration convergence test) that matches the
+# RubberWhale accuracy of OpenCV's early-stopped defaults (docs/flow.md): one
+# median + 15 iterations per warping = 375 iterations per pair, against the
+# ~600 OpenCV's epsilon criterion stops after.
+FAST_BUDGET = dict(early_stopping=False, outer_iterations=1, inner_iterations=15)
+
+
+def opencv_defaults() -> dict:
+  """Our defaults, keyed like the arguments of DualTVL1OpticalFlow_create."""
+  p = TVL1Params()
+  return dict(tau=p.tau, lambda_=p.lambda_, theta=p.theta, nscales=p.nscales, warps=p.warps,
+              epsilon=p.epsilon, inner_iterations=p.inner_iterations,
+              outer_iterations=p.outer_iterations, scale_step=p.scale_step, gamma=p.gamma,
+              median_filtering=p.median_filtering, use_initial_flow=p.use_initial_flow)
+
+
+def pyramid_sizes(height: int, width: int, nscales: int, scale_step: float):
+  """Level sizes [(h, w), ...], finest first, as OpenCV builds them (round, stop < 16)."""
+  sizes = [(height, width)]
+  for _ in range(1, nscales):
+    h, w = sizes[-1]
+    # cv::resize with fx = fy = scale_step: dsize = round(size * scale_step).
+    nh, nw = int(round(h * scale_step)), int(round(w * scale_step))
+    if nh < _MIN_LEVEL_SIZE or nw < _MIN_LEVEL_SIZE:
+      break
+    sizes.append((nh, nw))
+  return sizes
+
+
+# ----------------------------------------------------------------------------
+# Finite differences on [B, H, W] tensors.
+
+
+def _shift_right(x, axis):
+  """x[i - 1] along `axis` (2: columns, 1: rows), 0 for i = 0."""
+  if axis == 2:
+    return tf.pad(x[:, :, :-1], [[0, 0], [0, 0], [1, 0]])
+  return tf.pad(x[:, :-1, :], [[0, 0], [1, 0], [0, 0]])
+
+
+def _forward_gradient(u):
+  """Forward differences, 0 on the last column / row (OpenCV forwardGradient)."""
+  ux = tf.pad(u[:, :, 1:] - u[:, :, :-1], [[0, 0], [0, 0], [0, 1]])
+  uy = tf.pad(u[:, 1:, :] - u[:, :-1, :], [[0, 0], [0, 1], [0, 0]])
+  return ux, uy
+
+
+def _divergence(p1, p2):
+  """Backward-difference divergence, the negative adjoint of _forward_gradient."""
+  return (p1 - _shift_right(p1, 2)) + (p2 - _shift_right(p2, 1))
+
+
+def _replicate_pad(x, r):
+  """Pads [B, H, W] by r pixels on each side, repeating the edge pixels."""
+  top = tf.repeat(x[:, :1, :], r, axis=1)
+  bottom = tf.repeat(x[:, -1:, :], r, axis=1)
+  x = tf.concat([top, x, bottom], axis=1)
+  left = tf.repeat(x[:, :, :1], r, axis=2)
+  right = tf.repeat(x[:, :, -1:], r, axis=2)
+  return tf.concat([left, x, right], axis=2)
+
+
+def centered_gradient(img):
+  """Centred differences; one-sided halves on the border (OpenCV centeredGradient).
+
+  Args:
+    img: float32 [B, H, W].
+
+  Returns:
+    (dx, dy), each float32 [B, H, W].
+  """
+  p = _replicate_pad(img, 1)
+  dx = 0.5 * (p[:, 1:-1, 2:] - p[:, 1:-1, :-2])
+  dy = 0.5 * (p[:, 2:, 1:-1] - p[:, :-2, 1:-1])
+  return dx, dy
+
+
+def _batcher_pairs(n):
+  """Comparators (i, j), i < j, of Batcher's odd-even merge sort of n = 2^k wires."""
+  pairs = []
+  p = 1
+  while p < n:
+    k = p
+    while k >= 1:
+      for j in range(k % p, n - k, 2 * k):
+        for i in range(min(k, n - j - k)):
+          if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+            pairs.append((i + j, i + j + k))
+      k //= 2
+    p *= 2
+  return pairs
+
+
+def selection_network(m: int, rank: int):
+  """A min/max network whose wire `rank` ends holding the rank-th smallest of m inputs.
+
+  Batcher's sorting network on the next power of two, with the padding wires
+  (+inf) folded away and every comparator output that does not reach wire
+  `rank` pruned. For the 5x5 median (m = 25, rank = 12) that leaves 113
+  comparators; each is (i, j, need_min, need_max).
+  """
+  n = 1
+  while n < m:
+    n *= 2
+  # Wires >= m hold +inf: a comparator with an +inf input is the identity.
+  ops = [(i, j) for i, j in _batcher_pairs(n) if j < m]
+  need = {rank}
+  out = []
+  for i, j in reversed(ops):
+    need_min, need_max = i in need, j in need
+    if need_min or need_max:
+      out.append((i, j, need_min, need_max))
+      need |= {i, j}
+  return list(reversed(out))
+
+
+def median_filter(x, ksize: int = 5):
+  """ksize x ksize median of [B, H, W] with replicated borders (cv::medianBlur).
+
+  Uses a pruned min/max selection network on the ksize^2 shifted views: exact,
+  element-wise (fuses under XLA) and much faster than sorting on CPU.
+  """
+  r = ksize // 2
+  h, w = x.shape[1], x.shape[2]
+  p = _replicate_pad(x, r)
+  wires = [p[:, i:i + h, j:j + w] for i in range(ksize) for j in range(ksize)]
+  m = ksize * ksize
+  for i, j, need_min, need_max in selection_network(m, m // 2):
+    a, b = wires[i], wires[j]
+    if need_min:
+      wires[i] = tf.minimum(a, b)
+    if need_max:
+      wires[j] = tf.maximum(a, b)
+  return wires[m // 2]
+
+
+# ----------------------------------------------------------------------------
+# Warping.
+
+
+def _cubic_weights(t):
+  """Keys cubic weights of the taps at offsets -1, 0, 1, 2 for fraction t in [0, 1)."""
+  a = _CUBIC_A
+  t1 = t + 1.0
+  w0 = ((a * t1 - 5.0 * a) * t1 + 8.0 * a) * t1 - 4.0 * a
+  w1 = ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0
+  s = 1.0 - t
+  w2 = ((a + 2.0) * s - (a + 3.0)) * s * s + 1.0
+  w3 = 1.0 - w0 - w1 - w2
+  return [w0, w1, w2, w3]
+
+
+def warp(images, flow_u, flow_v, interpolation='bicubic', border='constant'):
+  """Samples images at (x + u, y + v), like cv::remap with INTER_CUBIC / INTER_LINEAR.
+
+  Args:
+    images: float32 [B, H, W, C].
+    flow_u, flow_v: float32 [B, H, W] displacements in pixels.
+    interpolation: 'bicubic' (Keys, a = -0.75) or 'bilinear'.
+    border: 'constant' (taps outside the image read 0, cv::BORDER_CONSTANT) or
+      'replicate' (cv::BORDER_REPLICATE).
+
+  Returns:
+    float32 [B, H, W, C].
+  """
+  shape = tf.shape(images)
+  b, h, w, c = shape[0], images.shape[1], images.shape[2], images.shape[3]
+  xs = tf.range(w, dtype=tf.float32)[tf.newaxis, tf.newaxis, :] + flow_u
+  ys = tf.range(h, dtype=tf.float32)[tf.newaxis, :, tf.newaxis] + flow_v
+  x0 = tf.floor(xs)
+  y0 = tf.floor(ys)
+  tx = xs - x0
+  ty = ys - y0
+  x0 = tf.cast(x0, tf.int32)
+  y0 = tf.cast(y0, tf.int32)
+  if interpolation == 'bicubic':
+    offsets = (-1, 0, 1, 2)
+    wx, wy = _cubic_weights(tx), _cubic_weights(ty)
+  else:
+    offsets = (0, 1)
+    wx, wy = [1.0 - tx, tx], [1.0 - ty, ty]
+  flat = tf.reshape(images, [-1, c])
+  base = (tf.range(b, dtype=tf.int32) * (h * w))[:, tf.newaxis, tf.newaxis]
+  # Accumulated with subtractions: grappler rewrites chains of Adds into AddN and
+  # then, inside nested while loops, into a TemporaryVariable accumulator that
+  # fails on the second call (AlreadyExistsError). Same reason in the iteration.
+  acc = None
+  for i, dy in enumerate(offsets):
+    yy = y0 + dy
+    y_ok = (yy >= 0) & (yy < h)
+    yy = tf.clip_by_value(yy, 0, h - 1)
+    for j, dx in enumerate(offsets):
+      xx = x0 + dx
+      weight = wy[i] * wx[j]
+      if border == 'constant':
+        ok = y_ok & (xx >= 0) & (xx < w)
+        weight = tf.where(ok, weight, tf.zeros_like(weight))
+      xx = tf.clip_by_value(xx, 0, w - 1)
+      vals = tf.gather(flat, base + yy * w + xx)  # [B, H, W, C]
+      term = (-weight)[..., tf.newaxis] * vals
+      acc = -term if acc is None else acc - term
+  return acc
+
+
+def _resize(x, size):
+  """Bilinear resize of [B, H, W] (half-pixel centres, no antialiasing, like cv::resize)."""
+  if tuple(x.shape[1:3]) == tuple(size):
+    return x
+  return tf.image.resize(x[..., tf.newaxis], size, method='bilinear', antialias=False)[..., 0]
+
+
+# ----------------------------------------------------------------------------
+# One pyramid level.
+
+
+def _solve_level(i0, i1, u1, u2, p: TVL1Params):
+  """Runs `warps` warpings with the inner/outer iterations at one level.
+
+  Args:
+    i0, i1: float32 [B, h, w] frames at this level.
+    u1, u2: float32 [B, h, w] initial flow.
+    p: parameters.
+
+  Returns:
+    (u1, u2) refined flow, and float32 [] the total iterations run, summed over the batch.
+  """
+  h, w = i0.shape[1], i0.shape[2]
+  l_t = float(p.lambda_ * p.theta)
+  taut = float(p.tau / p.theta)
+  neg_theta = -float(p.theta)
+  # OpenCV: sum |du|^2 <= epsilon^2 * area, i.e. mean |du|^2 <= epsilon^2.
+  eps2 = float(p.epsilon * p.epsilon)
+  total = p.inner_iterations * p.outer_iterations
+  inner = p.inner_iterations
+  median = p.median_filtering > 1
+  i1x, i1y = centered_gradient(i1)
+  stack = tf.stack([i1, i1x, i1y], axis=-1)
+  zeros = tf.zeros_like(i0)
+
+  def iterate(u1, u2, p11, p12, p21, p22, ix, iy, neg_iy, inv_grad, rho_c):
+    # Thresholding step TH: v = u + clip(-rho/|grad I1w|^2, -l_t, l_t) grad I1w.
+    rho = (rho_c + ix * u1) - neg_iy * u2
+    coef = tf.clip_by_value(-rho * inv_grad, -l_t, l_t)
+    v1 = u1 + coef * ix
+    v2 = u2 + coef * iy
+    # Primal step.
+    nu1 = v1 - neg_theta * _divergence(p11, p12)
+    nu2 = v2 - neg_theta * _divergence(p21, p22)
+    # Dual step with projection.
+    u1x, u1y = _forward_gradient(nu1)
+    u2x, u2y = _forward_gradient(nu2)
+    ng1 = 1.0 + taut * tf.sqrt(u1x * u1x + u1y * u1y)
+    ng2 = 1.0 + taut * tf.sqrt(u2x * u2x + u2y * u2y)
+    p11 = (p11 + taut * u1x) / ng1
+    p12 = (p12 + taut * u1y) / ng1
+    p21 = (p21 + taut * u2x) / ng2
+    p22 = (p22 + taut * u2y) / ng2
+    return nu1, nu2, p11, p12, p21, p22
+
+  def warp_body(k, u1, u2, p11, p12, p21, p22, count):
+    warped = warp(stack, u1, u2, p.interpolation, p.border)
+    i1w, ix, iy = warped[..., 0], warped[..., 1], warped[..., 2]
+    grad = ix * ix + iy * iy
+    # grad <= FLT_EPSILON: OpenCV leaves u unchanged when |rho| is small; with the
+    # clipped form the step is then at most l_t * |grad I| < 1e-4 px.
+    inv_grad = 1.0 / tf.maximum(grad, _FLT_EPSILON)
+    rho_c = i1w - ix * u1 - iy * u2 - i0
+    neg_iy = -iy
+
+    if not p.early_stopping:
+      def cond(n, *_):
+        return n < total
+
+      def body(n, u1, u2, p11, p12, p21, p22):
+        if median:
+          u1, u2 = tf.cond(
+              tf.equal(n % inner, 0),
+              lambda: (median_filter(u1, p.median_filtering),
+                       median_filter(u2, p.median_filtering)),
+              lambda: (u1, u2))
+        out = iterate(u1, u2, p11, p12, p21, p22, ix, iy, neg_iy, inv_grad, rho_c)
+        return (n + 1,) + out
+
+      _, u1, u2, p11, p12, p21, p22 = tf.while_loop(
+          cond, body, (tf.constant(0), u1, u2, p11, p12, p21, p22))
+      count = count + tf.cast(total * tf.shape(u1)[0], tf.float32)
+      return k + 1, u1, u2, p11, p12, p21, p22, count
+
+    def cond_es(n, u1, u2, p11, p12, p21, p22, err, count):
+      return (n < total) & tf.reduce_any(err > eps2)
+
+    def body_es(n, u1, u2, p11, p12, p21, p22, err, count):
+      active = err > eps2  # [B]
+      act3 = active[:, tf.newaxis, tf.newaxis]
+      if median:
+        def filtered():
+          return (tf.where(act3, median_filter(u1, p.median_filtering), u1),
+                  tf.where(act3, median_filter(u2, p.median_filtering), u2))
+        u1, u2 = tf.cond(tf.equal(n % inner, 0), filtered, lambda: (u1, u2))
+      nu1, nu2, q11, q12, q21, q22 = iterate(u1, u2, p11, p12, p21, p22, ix, iy, neg_iy, inv_grad, rho_c)
+      d1 = nu1 - u1
+      d2 = nu2 - u2
+      new_err = tf.reduce_mean(d1 * d1 + d2 * d2, axis=[1, 2])
+      count = count + tf.reduce_sum(tf.cast(active, tf.float32))
+      sel = lambda a, b_: tf.where(act3, a, b_)
+      return (n + 1, sel(nu1, u1), sel(nu2, u2), sel(q11, p11), sel(q12, p12), sel(q21, p21),
+              sel(q22, p22), tf.where(active, new_err, err), count)
+
+    err0 = tf.fill(tf.shape(u1)[:1], tf.constant(np.inf, tf.float32))
+    out = tf.while_loop(cond_es, body_es, (tf.constant(0), u1, u2, p11, p12, p21, p22, err0, count))
+    _, u1, u2, p11, p12, p21, p22, _, count = out
+    return k + 1, u1, u2, p11, p12, p21, p22, count
+
+  _, u1, u2, _, _, _, _, count = tf.while_loop(
+      lambda k, *_: k < p.warps, warp_body,
+      (tf.constant(0), u1, u2, zeros, zeros, zeros, zeros, tf.constant(0.0)))
+  return u1, u2, count
+
+
+def tvl1_graph(frames_a, frames_b, params: TVL1Params, initial_flow=None) -> Tuple[tf.Tensor, tf.Tensor]:
+  """The TV-L1 computation as plain TF ops (callable inside tf.function / tf.data).
+
+  Args:
+    frames_a, frames_b: float32 [B, H, W] with static H and W, 0..255 scale.
+    params: validated TVL1Params.
+    initial_flow: optional float32 [B, H, W, 2] (used when params.use_initial_flow).
+
+  Returns:
+    flow float32 [B, H, W, 2]; float32 [] number of iterations run summed over
+    levels, warpings and pairs of the batch.
+  """
+  h, w = frames_a.shape[1], frames_a.shape[2]
+  if h is None or w is None:
+    raise ValueError('tvl1 needs static frame height and width. Received: '
+                     f'shape={frames_a.shape}')
+  sizes = pyramid_sizes(h, w, params.nscales, params.scale_step)
+  i0s, i1s = [frames_a], [frames_b]
+  for size in sizes[1:]:
+    # Each level is resized from the previous one, as OpenCV does.
+    i0s.append(_resize(i0s[-1], size))
+    i1s.append(_resize(i1s[-1], size))
+  if params.use_initial_flow:
+    if initial_flow is None:
+      raise ValueError('use_initial_flow=True needs initial_flow.')
+    us = [(initial_flow[..., 0], initial_flow[..., 1])]
+    for size in sizes[1:]:
+      us.append((_resize(us[-1][0], size) * params.scale_step,
+                 _resize(us[-1][1], size) * params.scale_step))
+    u1, u2 = us[-1]
+  else:
+    u1 = tf.zeros_like(i0s[-1])
+    u2 = tf.zeros_like(i0s[-1])
+  count = tf.constant(0.0)
+  for s in range(len(sizes) - 1, -1, -1):
+    u1, u2, c = _solve_level(i0s[s], i1s[s], u1, u2, params)
+    count += c
+    if s > 0:
+      u1 = _resize(u1, sizes[s - 1]) * (1.0 / params.scale_step)
+      u2 = _resize(u2, sizes[s - 1]) * (1.0 / params.scale_step)
+  return tf.stack([u1, u2], axis=-1), count
+
+
+_COMPILED = {}
+
+
+def _compiled(params: TVL1Params, jit_compile: bool):
+  """A cached tf.function computing (flow, iterations) for one parameter set."""
+  key = (params, jit_compile)
+  fn = _COMPILED.get(key)
+  if fn is None:
+    fn = tf.function(lambda a, b, f: tvl1_graph(a, b, params, f), jit_compile=jit_compile)
+    _COMPILED[key] = fn
+  return fn
+
+
+def _default_jit() -> bool:
+  # XLA fuses the ~40 element-wise ops of an iteration and the 113 min/max of
+  # the median into a few loops: 2-3x faster per iteration on CPU than the
+  # op-by-op executor (docs/flow.md), and the usual choice on GPU.
+  return True
+
+
+def make_params(**params) -> TVL1Params:
+  """TVL1Params from keyword arguments, rejecting unknown names."""
+  names = {f.name for f in dataclasses.fields(TVL1Params)}
+  unknown = sorted(set(params) - names)
+  if unknown:
+    raise ValueError(f'Unknown TV-L1 parameters {unknown}; known: {sorted(names)}. '
+                     f'Received: {params}')
+  return TVL1Params(**params).validate()
+
+
+def tvl1(frames_a, frames_b, initial_flow=None, jit_compile: Optional[bool] = None,
+         return_iterations: bool = False, **params):
+  """TV-L1 optical flow from frames_a to frames_b.
+
+  Works eagerly (compiled and cached per parameter set and shape), inside a
+  `tf.function` and inside `tf.data` (`Dataset.map`); for those two, the frame
+  height and width must be static.
+
+  Args:
+    frames_a, frames_b: float32 [B, H, W] grayscale frames on the 0..255 scale
+      (uint8 is converted). A single pair [H, W] is also accepted.
+    initial_flow: optional [B, H, W, 2] starting flow (with use_initial_flow=True).
+    jit_compile: compile with XLA (eager calls only); None: on.
+    return_iterations: also return the iteration count summed over the batch.
+    **params: TVL1Params fields (tau, lambda_, theta, nscales, warps, epsilon,
+      inner_iterations, outer_iterations, scale_step, gamma, median_filtering,
+      use_initial_flow, early_stopping, interpolation, border).
+
+  Returns:
+    float32 [B, H, W, 2] flow (u, v) in pixels ([H, W, 2] for a single pair);
+    with return_iterations, (flow, iterations).
+
+  Raises:
+    ValueError: on shape mismatch or bad parameters.
+  """
+  p = make_params(**params)
+  a = tf.convert_to_tensor(frames_a)
+  b = tf.convert_to_tensor(frames_b)
+  if a.dtype != tf.float32:
+    a = tf.cast(a, tf.float32)
+  if b.dtype != tf.float32:
+    b = tf.cast(b, tf.float32)
+  single = a.shape.rank == 2
+  if single:
+    a, b = a[tf.newaxis], b[tf.newaxis]
+    if initial_flow is not None:
+      initial_flow = tf.convert_to_tensor(initial_flow, tf.float32)[tf.newaxis]
+  if a.shape.rank != 3 or a.shape != b.shape:
+    raise ValueError('frames_a and frames_b must both be [B, H, W] (or [H, W]). Received: '
+                     f'frames_a.shape={a.shape}, frames_b.shape={b.shape}')
+  if min(a.shape[1] or 3, a.shape[2] or 3) < 3:
+    raise ValueError(f'frames must be at least 3x3. Received: shape={a.shape}')
+  if p.use_initial_flow and initial_flow is None:
+    raise ValueError('use_initial_flow=True needs initial_flow.')
+  jit = _default_jit() if jit_compile is None else bool(jit_compile)
+  if tf.executing_eagerly():
+    init = tf.convert_to_tensor(initial_flow, tf.float32) if p.use_initial_flow else None
+    flow, count = _compiled(p, jit)(a, b, init)
+  else:
+    flow, count = tvl1_graph(a, b, p, initial_flow)
+  if single:
+    flow = flow[0]
+  return (flow, count) if return_iterations else flow
+
+
+def tvl1_video(gray_frames, batch_size: int = 8, jit_compile: Optional[bool] = None,
+               **params) -> np.ndarray:
+  """Flow between consecutive frames i -> i + 1 of a grayscale video.
+
+  The pluggable backend of the data pipeline's `--flow=tvl1_tf`: no truncation
+  or quantization here.
+
+  Args:
+    gray_frames: uint8 or float [N, H, W], 0..255 scale.
+    batch_size: pairs per call; the last batch is padded to this size so one
+      compiled graph serves the whole video.
+    jit_compile: see `tvl1`.
+    **params: see `tvl1`.
+
+  Returns:
+    float32 np.ndarray [N - 1, H, W, 2].
+
+  Raises:
+    ValueError: on a bad shape or batch size.
+  """
+  frames = np.asarray(gray_frames)
+  if frames.ndim != 3:
+    raise ValueError(f'gray_frames must be [N, H, W]. Received: shape={frames.shape}')
+  if batch_size < 1:
+    raise ValueError(f'batch_size must be >= 1. Received: batch_size={batch_size}')
+  n = frames.shape[0]
+  h, w = frames.shape[1:]
+  if n < 2:
+    return np.zeros((0, h, w, 2), np.float32)
+  frames = frames.astype(np.float32, copy=False)
+  bs = min(batch_size, n - 1)
+  out = np.empty((n - 1, h, w, 2), np.float32)
+  for start in range(0, n - 1, bs):
+    stop = min(start + bs, n - 1)
+    a = frames[start:stop]
+    b = frames[start + 1:stop + 1]
+    if stop - start < bs:  # pad with copies of the last pair (results discarded)
+      pad = bs - (stop - start)
+      a = np.concatenate([a, np.repeat(a[-1:], pad, 0)])
+      b = np.concatenate([b, np.repeat(b[-1:], pad, 0)])
+    flow = tvl1(a, b, jit_compile=jit_compile, **params)
+    out[start:stop] = flow.numpy()[:stop - start]
+  return out
