@@ -55,6 +55,14 @@ def test_cli_i3d_rgb_writes_run_and_restore_model(tmp_path):
     events = os.listdir(os.path.join(model_dir, sub))
     assert events and os.path.getsize(os.path.join(model_dir, sub, events[0])) > 100
   records = loop.read_history(model_dir)
+  events = {}
+  for f in sorted(os.listdir(os.path.join(model_dir, 'train'))):
+    for e in tf.compat.v1.train.summary_iterator(os.path.join(model_dir, 'train', f)):
+      for v in e.summary.value:
+        events.setdefault(v.tag, []).append((e.step, float(tf.make_ndarray(v.tensor))))
+        assert v.metadata.plugin_data.plugin_name == 'scalars'
+  assert [s for s, _ in events['loss']] == [1, 2] and events['learning_rate'][0][1] == pytest.approx(0.01)
+  assert [v for _, v in events['loss']] == pytest.approx([r['loss'] for r in records if r['kind'] == 'train'])
   assert [r['step'] for r in records if r['kind'] == 'train'] == [1, 2]
   assert all(np.isfinite(r['loss']) for r in records)
   assert [(r['kind'], r['step']) for r in records if r['kind'] == 'eval'] == [('eval', 2)]

@@ -68,23 +68,29 @@ def test_default_strategy_loss_decreases(tmp_path):
   assert m['replica_spread'] == 0.0
 
 
-def test_mirrored_two_logical_cpus_replicas_identical(tmp_path):
+@pytest.mark.parametrize('synchronized_bn', [True, False])
+def test_mirrored_two_logical_cpus_replicas_identical(tmp_path, synchronized_bn):
   out = str(tmp_path / 'w.npz')
-  config = dict(BASE, strategy='mirrored', num_logical_devices=2, synchronized_bn=True,
+  config = dict(BASE, strategy='mirrored', num_logical_devices=2, synchronized_bn=synchronized_bn,
                 model_dir=str(tmp_path / 'run'))
   _run(config, out)
   weights, m = _load(out)
   assert m['replicas'] == 2
   assert m['eval_loss'] < m['eval_before']['eval_loss'] - 0.05, m
-  # Every variable (kernels, BN offsets and, with synchronized BN, moving statistics) equal on both replicas.
-  assert m['replica_spread'] == 0.0, m['replica_spread']
   assert any('moving_mean' in k for k in weights)
+  # Trainable variables are equal on both replicas (one all-reduced update).  With synchronized BN every
+  # variable is, moving statistics included; without it each replica's statistics follow its own half batch.
+  assert m['replica_spread_trainable'] == 0.0, m
+  if synchronized_bn:
+    assert m['replica_spread'] == 0.0, m
+  else:
+    assert m['replica_spread'] > 0.0, m
 
 
 def test_multi_worker_two_local_workers_identical(tmp_path):
   ports = _free_ports(2)
   cluster = {'worker': [f'127.0.0.1:{p}' for p in ports]}
-  config = dict(BASE, strategy='multi_worker', model_dir=str(tmp_path / 'run'))
+  config = dict(BASE, strategy='multi_worker', synchronized_bn=True, model_dir=str(tmp_path / 'run'))
   outs = [str(tmp_path / f'w{i}.npz') for i in range(2)]
   procs = [subprocess.Popen(_cmd(config, outs[i]), env=_env({'cluster': cluster, 'task': {'type': 'worker',
                                                                                               'index': i}}),
@@ -105,10 +111,9 @@ def test_multi_worker_two_local_workers_identical(tmp_path):
   assert m0['eval_loss'] < m0['eval_before']['eval_loss'] - 0.05, m0
   assert m0['eval_loss'] == pytest.approx(m1['eval_loss'], abs=1e-6)  # eval reduced over both workers
   assert sorted(w0) == sorted(w1)
-  # Trainable weights identical on both workers; BN moving statistics are per worker (not synchronized).
+  # Every variable identical on both workers (synchronized BN: the moving statistics too).
   for k in w0:
-    if 'moving_' not in k:
-      np.testing.assert_array_equal(w0[k], w1[k], err_msg=k)
+    np.testing.assert_array_equal(w0[k], w1[k], err_msg=k)
   # Only the chief (worker 0) keeps checkpoints; the other worker's temporary copy is removed.
   run = tmp_path / 'run'
   assert (run / 'checkpoint').exists() and (run / 'ckpt-8.index').exists()
@@ -116,7 +121,10 @@ def test_multi_worker_two_local_workers_identical(tmp_path):
 
 
 def test_sigkill_and_resume_equals_uninterrupted(tmp_path):
-  config = dict(BASE, train_steps=10, checkpoint_every=3, eval_every=5)
+  # Plateau schedule with a huge min_delta: LR x0.1 at the evaluations of steps 6 and 10, which a resumed
+  # run reproduces only if the controller's state (best loss after step 2, count after step 4) is restored.
+  config = dict(BASE, train_steps=10, checkpoint_every=3, eval_every=2, eval_steps=2, lr_schedule='plateau',
+                plateau_patience=2, plateau_min_delta=1e9)
   straight = str(tmp_path / 'straight.npz')
   _run(dict(config, model_dir=str(tmp_path / 'a')), straight)
   resumed = str(tmp_path / 'resumed.npz')
@@ -130,6 +138,8 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path):
   wa, ma = _load(straight)
   wb, mb = _load(resumed)
   assert mb['steps_run'] == 7 and mb['step'] == 10
+  assert ma['learning_rate'] == pytest.approx(0.0005) and mb['learning_rate'] == pytest.approx(0.0005)
+  assert [r['lr_reduced'] for r in mb['history'] if r['kind'] == 'eval'] == [False, True, False, True]
   assert sorted(wa) == sorted(wb)
   for k in wa:
     np.testing.assert_allclose(wb[k], wa[k], rtol=1e-6, atol=1e-7, err_msg=k)

@@ -79,10 +79,10 @@ def _known():
   return INPUT_SPECS
 
 
-def replica_spread(model: keras.Model) -> float:
-  """Max |replica_i - replica_0| over all variables (0 outside MirroredStrategy)."""
+def replica_spread(model: keras.Model, trainable_only: bool = False) -> float:
+  """Max |replica_i - replica_0| over all (or the trainable) variables (0 outside MirroredStrategy)."""
   worst = 0.0
-  for v in model.variables:
+  for v in (model.trainable_variables if trainable_only else model.variables):
     inner = getattr(v, 'value', v)
     values = getattr(inner, 'values', None)
     if values is None or len(values) < 2:
@@ -125,6 +125,7 @@ def main(argv):
   losses_before = trainer.evaluate() if trainer.eval_dataset_fn else {}
   metrics = trainer.train()
   metrics['replica_spread'] = replica_spread(trainer.model)
+  metrics['replica_spread_trainable'] = replica_spread(trainer.model, trainable_only=True)
   metrics['eval_before'] = losses_before
   metrics['history'] = trainer.history
   from i3d_tf.training.transfer import weights_digest  # pylint: disable=g-import-not-at-top
