@@ -386,6 +386,19 @@ def _restore_tf_checkpoint(checkpoint: str, model_name: str, num_classes: int, *
   return model
 
 
+def two_stream_from_streams(rgb_model, flow_model, num_classes: int, fusion: str = 'logits_sum'):
+  """Two-Stream I3D over two trained single-stream models (renamed 'RGB' / 'Flow' without copying).
+
+  The streams are wrapped with single-tensor input and output (`keras.Model(m.input, m.output)`), so the
+  fused output is [B, K] (a list-structured wrapper would nest the logits).
+  """
+  import keras  # pylint: disable=g-import-not-at-top
+  from i3d_tf.models import TwoStreamI3D  # pylint: disable=g-import-not-at-top
+  rgb = keras.Model(rgb_model.input, rgb_model.output, name='RGB')
+  flow = keras.Model(flow_model.input, flow_model.output, name='Flow')
+  return TwoStreamI3D(num_classes, fusion=fusion, rgb_model=rgb, flow_model=flow)
+
+
 def restore_stream_models(model_name: str, num_classes: int, checkpoint: Optional[str] = None,
                           rgb_checkpoint: Optional[str] = None, flow_checkpoint: Optional[str] = None,
                           fusion: str = 'logits_sum', allow_random_weights: bool = False):
@@ -394,7 +407,7 @@ def restore_stream_models(model_name: str, num_classes: int, checkpoint: Optiona
     from i3d_tf.models import TwoStreamI3D  # pylint: disable=g-import-not-at-top
     rgb = load_model('i3d_rgb', num_classes, rgb_checkpoint, allow_random_weights)
     flow = load_model('i3d_flow', num_classes, flow_checkpoint, allow_random_weights)
-    return TwoStreamI3D(num_classes, fusion=fusion, rgb_model=rgb, flow_model=flow)
+    return two_stream_from_streams(rgb, flow, num_classes, fusion)
   kwargs = {'fusion': fusion} if model_name == 'two_stream_i3d' else {}
   return load_model(model_name, num_classes, checkpoint, allow_random_weights, **kwargs)
 
@@ -415,6 +428,52 @@ def read_class_names(path: Optional[str]) -> Optional[List[str]]:
       return [n for n, _ in sorted(obj.items(), key=lambda kv: kv[1])]
     return [str(n) for n in obj]
   return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def records_with_video_ids(file_pattern: str, model_name: str, **make_dataset_kwargs):
+  """Whole-video test batches `(inputs, labels, [video_id])` from TFRecords, in file and record order.
+
+  One deterministic `data_pipelines.make_dataset(..., training=False, batch_size=1)` per shard, zipped with
+  the shard's `video/id`s (read from the records).  A shard that cannot be read is reported and skipped.
+  """
+  import sys  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from data_pipelines import make_dataset  # pylint: disable=g-import-not-at-top
+  files = sorted(tf.io.gfile.glob(file_pattern))
+  if not files:
+    raise ValueError(f'No file matches file_pattern. Received: file_pattern={file_pattern!r}')
+  spec = {'video/id': tf.io.FixedLenFeature([], tf.string, default_value='')}
+  for path in files:
+    try:
+      ids = [tf.io.parse_single_sequence_example(r, spec)[0]['video/id'].numpy().decode()
+             for r in tf.data.TFRecordDataset(path)]
+      dataset = make_dataset(path, model_name, training=False, batch_size=1, deterministic=True,
+                             **make_dataset_kwargs)
+    except (tf.errors.OpError, ValueError) as e:
+      print(f'evaluate: skipped shard {path}: {e}', file=sys.stderr)
+      continue
+    count = 0
+    for inputs, labels in dataset:
+      yield inputs, labels, [ids[count] if count < len(ids) else f'{os.path.basename(path)}#{count}']
+      count += 1
+    if count != len(ids):
+      print(f'evaluate: {path}: {len(ids)} records but {count} evaluated (corrupt records skipped); its '
+            'video ids in predictions.csv may be shifted', file=sys.stderr)
+
+
+def manifest_class_names(file_pattern: str) -> Optional[List[str]]:
+  """Class names from the `manifest.json` that prepare_data writes next to the shards, if any."""
+  path = os.path.join(os.path.dirname(file_pattern), 'manifest.json')
+  try:
+    with open(path, encoding='utf-8') as f:
+      manifest = json.load(f)
+  except (OSError, ValueError):
+    return None
+  for where in (manifest, manifest.get('summary', {})):
+    for key in ('labels', 'class_names', 'label_names'):
+      if isinstance(where.get(key), list):
+        return [str(x) for x in where[key]]
+  return None
 
 
 def evaluate(model, dataset: Iterable, num_classes: int, output_dir: Optional[str] = None,

@@ -1,0 +1,81 @@
+r"""Whole-video evaluation (Sec. 2.5): center crops over all frames, predictions averaged over time.
+
+  # One stream:
+  python experiments/evaluate.py --model=i3d_rgb --eval_data='/data/ucf101_tfr/test-*' --num_classes=101 \
+      --checkpoint=runs/ucf101_rgb --output_dir=runs/ucf101_rgb/eval
+  # Two-Stream I3D from separately trained streams (sum of logits, as the official release):
+  python experiments/evaluate.py --model=two_stream_i3d --eval_data='/data/ucf101_tfr/test-*' \
+      --num_classes=101 --rgb_checkpoint=runs/ucf101_rgb --flow_checkpoint=runs/ucf101_flow \
+      --fusion=logits_sum --output_dir=runs/ucf101_two_stream/eval
+
+Writes results.json (top-1, top-5, mean per-class accuracy), predictions.csv and confusion_matrix.png.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))  # run from a checkout
+
+import i3d_tf  # noqa: E402,F401  (environment defaults before TensorFlow)
+
+import time  # noqa: E402
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from i3d_tf import evaluation  # noqa: E402
+from i3d_tf.layers import FUSIONS  # noqa: E402
+
+_MODEL = flags.DEFINE_string('model', None, 'Registry name (i3d_rgb, i3d_flow, two_stream_i3d, baselines).',
+                             required=True)
+_EVAL_DATA = flags.DEFINE_string('eval_data', None, 'Test TFRecord glob (prepare_data output).', required=True)
+_NUM_CLASSES = flags.DEFINE_integer('num_classes', None, 'Number of classes.', required=True)
+_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Training model_dir, checkpoint prefix or .weights.h5.')
+_RGB_CHECKPOINT = flags.DEFINE_string('rgb_checkpoint', None, 'two_stream_i3d: the RGB stream checkpoint.')
+_FLOW_CHECKPOINT = flags.DEFINE_string('flow_checkpoint', None, 'two_stream_i3d: the flow stream checkpoint.')
+_FUSION = flags.DEFINE_enum('fusion', 'logits_sum', list(FUSIONS),
+                            'Two-stream fusion: logits_sum (official release), softmax_mean, logits_mean.')
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where results.json, predictions.csv, the PNG go.',
+                                  required=True)
+_CLASS_NAMES = flags.DEFINE_string('class_names', None, 'Class names: text file or JSON (default: the '
+                                   'manifest.json next to the data, when it lists labels).')
+_CROP_SIZE = flags.DEFINE_integer('crop_size', None, 'Center crop (default: Table 1, 224).')
+_NUM_FRAMES = flags.DEFINE_integer('num_frames', None, 'Test clip length (default: the whole video).')
+_MAX_VIDEOS = flags.DEFINE_integer('max_videos', None, 'Evaluate at most this many videos.')
+_SKIP_CORRUPT = flags.DEFINE_bool('skip_corrupt', True, 'Skip corrupt shards/records (reported).')
+_ALLOW_RANDOM = flags.DEFINE_bool('allow_random_weights', False, 'Random weights (tests only).')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  two = _MODEL.value == 'two_stream_i3d' and not _CHECKPOINT.value
+  if two and not (_RGB_CHECKPOINT.value and _FLOW_CHECKPOINT.value) and not _ALLOW_RANDOM.value:
+    raise app.UsageError('two_stream_i3d needs --rgb_checkpoint and --flow_checkpoint (or --checkpoint).')
+  if not two and not _CHECKPOINT.value and not _ALLOW_RANDOM.value:
+    raise app.UsageError('--checkpoint is required.')
+  start = time.time()
+  model = evaluation.restore_stream_models(_MODEL.value, _NUM_CLASSES.value, _CHECKPOINT.value,
+                                           _RGB_CHECKPOINT.value, _FLOW_CHECKPOINT.value, _FUSION.value,
+                                           allow_random_weights=_ALLOW_RANDOM.value)
+  dataset = evaluation.records_with_video_ids(_EVAL_DATA.value, _MODEL.value, crop_size=_CROP_SIZE.value,
+                                              num_frames=_NUM_FRAMES.value, skip_corrupt=_SKIP_CORRUPT.value)
+  names = evaluation.read_class_names(_CLASS_NAMES.value) or evaluation.manifest_class_names(_EVAL_DATA.value)
+  if names and len(names) != _NUM_CLASSES.value:
+    print(f'evaluate: ignoring {len(names)} class names for {_NUM_CLASSES.value} classes', file=sys.stderr)
+    names = None
+  extra = {'model': _MODEL.value, 'eval_data': _EVAL_DATA.value, 'fusion': _FUSION.value if two or
+           _MODEL.value == 'two_stream_i3d' else None, 'crop_size': _CROP_SIZE.value,
+           'num_frames': _NUM_FRAMES.value, 'checkpoint': _CHECKPOINT.value,
+           'rgb_checkpoint': _RGB_CHECKPOINT.value, 'flow_checkpoint': _FLOW_CHECKPOINT.value,
+           'protocol': 'whole video, center crop, time-averaged logits (Sec. 2.5); softmax averaged over views'}
+  results = evaluation.evaluate(model, dataset, _NUM_CLASSES.value, _OUTPUT_DIR.value, names,
+                                max_videos=_MAX_VIDEOS.value, extra=extra)
+  failed = results.get('num_failed', 0)
+  print(f'evaluate {_MODEL.value}: {evaluation.format_metrics(results["metrics"])}'
+        f'{f", {failed} failed" if failed else ""} in {time.time() - start:.0f} s -> '
+        f'{os.path.join(_OUTPUT_DIR.value, "results.json")}')
+
+
+if __name__ == '__main__':
+  app.run(main)
