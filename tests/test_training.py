@@ -205,7 +205,7 @@ def test_rank3_logits_loss_averages_time_and_trains(tmp_path):
   expected = np.mean([tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits[:, t]).numpy()
                       for t in range(5)], axis=0)
   np.testing.assert_allclose(training.per_example_loss(labels, logits).numpy(), expected, rtol=1e-6)
-  np.testing.assert_allclose(loop.clip_logits(logits).numpy(), logits.numpy().mean(1), rtol=1e-6)
+  np.testing.assert_array_equal(loop.clip_logits(logits).numpy(), logits.numpy()[:, -1])
 
   def per_time_model(n):
     inputs = keras.Input((None, None, None, 3))
@@ -217,6 +217,22 @@ def test_rank3_logits_loss_averages_time_and_trains(tmp_path):
   assert len(trainer.model.output.shape) == 3
   m = trainer.train()
   assert np.isfinite(m['train_loss']) and 0 <= m['eval_accuracy'] <= 1
+
+
+def test_convnet_lstm_baseline_trains_and_restores(tmp_path):
+  # Sec. 2.1 through the registry: per-time [B, T, C] logits, fixed-size Inception-v1 trunk built for the crop.
+  assert transfer.config_build_kwargs(dict(model='c3d', crop_size=32, num_frames=None))['input_shape'] == (
+      16, 32, 32, 3)
+  assert 'input_shape' not in transfer.config_build_kwargs(dict(model='i3d_rgb', crop_size=32, num_frames=4))
+  for name, frames in (('convnet_lstm', 3),):
+    config = _config(model=name, model_dir=str(tmp_path / name), num_frames=frames, crop_size=32,
+                     train_steps=1, batch_size=2, eval_data=None, learning_rate=0.01)
+    trainer = training.Trainer(config)
+    m = trainer.train()
+    assert np.isfinite(m['train_loss']) and m['step'] == 1
+    restored = training.restore_model(str(tmp_path / name))
+    for a, b in zip(restored.weights, trainer.model.weights):
+      np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_weight_decay_is_half_l2_on_conv_kernels():

@@ -9,7 +9,7 @@ Loss contract (per replica, summed over replicas by the optimizer's gradient all
   * cross-entropy from float32 logits (mixed precision computes in bf16/f16, the loss never does);
   * logits of rank 3 [B, T, C] (per-time outputs, e.g. the ConvNet+LSTM baseline at training, Sec. 2.1):
     the cross-entropy is averaged over the T time steps, each step labelled with the clip label;
-    accuracy uses the time-averaged logits;
+    accuracy uses the last step's logits (Sec. 2.1: "we consider only the output on the last frame");
   * per-example losses summed and divided by the *global* batch (`tf.nn.compute_average_loss`);
   * weight decay as L2 on conv kernels: `weight_decay * sum(w**2) / 2` (`tf.nn.l2_loss`, the slim
     `l2_regularizer` convention, gradient `weight_decay * w`), divided by the replica count so the summed
@@ -21,6 +21,7 @@ The data position is the step: a restart rebuilds the input pipeline and skips `
 so in deterministic mode a killed and restarted run ends with the weights of an uninterrupted one.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -106,9 +107,10 @@ def per_example_loss(labels, logits):
 
 
 def clip_logits(logits):
-  """[B, C] logits of a clip (per-time logits are averaged over time)."""
+  """[B, C] scores of a clip: per-time logits [B, T, C] give their last step (Sec. 2.1, ConvNet+LSTM: "during
+  testing we consider only the output on the last frame"; `i3d_tf.baselines.eval_logits`)."""
   logits = tf.cast(logits, tf.float32)
-  return tf.reduce_mean(logits, axis=1) if logits.shape.rank == 3 else logits
+  return logits[:, -1] if logits.shape.rank == 3 else logits
 
 
 def conv_kernels(model: keras.Model):
@@ -258,9 +260,7 @@ class Trainer:
     self.dtypes = {}
 
   def _registry_model_fn(self, num_classes):
-    kwargs = {'dropout_keep_prob': self.config.dropout_keep_prob}
-    if self.config.synchronized_bn:
-      kwargs['synchronized_bn'] = True
+    kwargs = transfer_lib.config_build_kwargs(dataclasses.asdict(self.config))
     return registry.build_model(self.config.model, num_classes, **kwargs)
 
   # -------------------------------------------------------------------------------------------- steps

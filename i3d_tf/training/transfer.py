@@ -58,6 +58,32 @@ def resolve_checkpoint(path: str) -> str:
   raise FileNotFoundError(f'{path} is neither a model_dir, a checkpoint prefix nor a .weights.h5 file')
 
 
+I3D_MODELS = ('i3d_rgb', 'i3d_flow', 'two_stream_i3d')  # fully convolutional: any T, H, W
+
+
+def config_build_kwargs(config: Dict) -> Dict:
+  """Registry builder kwargs of a training config (a TrainConfig as dict, or a model_dir's config.json).
+
+  Dropout keep probability, synchronized BN, and for the fixed-shape single-stream baselines (convnet_lstm,
+  c3d: Dense layers see the spatial size) the `input_shape` implied by a `crop_size` / `num_frames` override.
+  I3D models take any input size and get no shape.
+  """
+  kwargs = {}
+  if config.get('dropout_keep_prob') is not None:
+    kwargs['dropout_keep_prob'] = config['dropout_keep_prob']
+  if config.get('synchronized_bn'):
+    kwargs['synchronized_bn'] = True
+  name = config.get('model')
+  crop, frames = config.get('crop_size'), config.get('num_frames')
+  if name not in I3D_MODELS and (crop or frames):
+    spec = registry.input_spec(name)
+    if len(spec.modalities) == 1:
+      t = frames or spec.train.num_frames
+      kwargs['input_shape'] = (None if name == 'convnet_lstm' else t, crop or spec.crop_size,
+                               crop or spec.crop_size, spec.channels(spec.modalities[0]))
+  return kwargs
+
+
 def _config_next_to(checkpoint: str) -> Optional[Dict]:
   """The config.json of the model_dir holding `checkpoint` (checkpoints live in model_dir/checkpoints)."""
   d = os.path.dirname(os.path.abspath(checkpoint))
@@ -129,7 +155,11 @@ def restore_model(model_dir_or_checkpoint: str, model_name: Optional[str] = None
     num_classes = infer_num_classes(checkpoint)
     if num_classes is None:
       raise ValueError(f'num_classes is required: cannot infer it from {checkpoint}.')
-  model = registry.build_model(model_name, num_classes, **build_kwargs)
+  kwargs = {}
+  if config.get('model') == model_name:  # the shape-relevant options the run was trained with
+    kwargs = {k: v for k, v in config_build_kwargs(config).items() if k == 'input_shape'}
+  kwargs.update(build_kwargs)
+  model = registry.build_model(model_name, num_classes, **kwargs)
   load_weights_into(model, checkpoint)
   return model
 
