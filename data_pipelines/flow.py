@@ -62,8 +62,8 @@ def tvl1_opencv(gray_frames: np.ndarray, **params) -> np.ndarray:
   return out
 
 
-def tvl1_tf(gray_frames: np.ndarray, batch_size: int = 8) -> np.ndarray:
-  """TensorFlow TV-L1 from `i3d_tf.flow` (imported lazily; same contract)."""
+def tvl1_tf(gray_frames: np.ndarray, batch_size: int = 8, **params) -> np.ndarray:
+  """TensorFlow TV-L1 from `i3d_tf.flow` (imported lazily; same contract); `params` pass through."""
   try:
     from i3d_tf import flow as tf_flow  # pylint: disable=g-import-not-at-top
     fn = tf_flow.tvl1_video
@@ -71,7 +71,7 @@ def tvl1_tf(gray_frames: np.ndarray, batch_size: int = 8) -> np.ndarray:
     raise RuntimeError('flow backend "tvl1_tf" needs i3d_tf.flow.tvl1_video(gray_frames, batch_size=...), '
                        f'which is not importable here: {e!r}. Use --flow=tvl1 (OpenCV).') from e
   gray_frames = _check_gray(gray_frames)
-  return np.asarray(fn(gray_frames, batch_size=batch_size), np.float32)
+  return np.asarray(fn(gray_frames, batch_size=batch_size, **params), np.float32)
 
 
 def _check_gray(gray_frames):

@@ -160,14 +160,15 @@ def clip_from_decoded(frames, flow, spec: InputSpec, training: bool, crop_size: 
                    training, crop_size, seed)
 
 
-def parse_and_sample(serialized, seed, spec: InputSpec, clip: ClipSpec, training: bool, crop_size: int):
+def parse_and_sample(serialized, seed, spec: InputSpec, clip: ClipSpec, training: bool, crop_size: int,
+                     dct_method: str = ''):
   """One serialized record -> (inputs, label): gathers the needed encoded frames, then decodes them."""
   parsed = fmt.parse_sequence_example(serialized, with_flow=FLOW in spec.modalities)
   encoded = parsed[fmt.IMAGE_KEY]
 
   def get_rgb(idx, yx):
-    return fmt.decode_frames(tf.gather(encoded, idx), crop_window=tf.stack([yx[0], yx[1], crop_size,
-                                                                            crop_size]))
+    window = tf.stack([yx[0], yx[1], crop_size, crop_size])
+    return fmt.decode_frames(tf.gather(encoded, idx), crop_window=window, dct_method=dct_method)
 
   def get_flow(idx, yx):
     flow = fmt.decode_flow(tf.gather(parsed[fmt.FLOW_X_KEY], idx), tf.gather(parsed[fmt.FLOW_Y_KEY], idx))
@@ -184,7 +185,8 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
                  deterministic: bool = False, crop_size: Optional[int] = None,
                  num_frames: Optional[int] = None, skip_corrupt: bool = False, repeat=None,
                  input_context: Optional[tf.distribute.InputContext] = None, shuffle_buffer: int = 64,
-                 cycle_length: int = 8, verify_data: bool = False, drop_remainder: Optional[bool] = None):
+                 cycle_length: int = 8, verify_data: bool = False, drop_remainder: Optional[bool] = None,
+                 dct_method: str = ''):
   """Batches of `(inputs, labels)` for the model named, sampled as its Table 1 spec says.
 
   Args:
@@ -205,6 +207,7 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
     cycle_length: shards read in parallel.
     verify_data: also check payload CRCs of every shard up front (a full read).
     drop_remainder: default True at training, False at test.
+    dct_method: JPEG IDCT, '' (libjpeg default, accurate) or 'INTEGER_FAST' (faster, within a few levels).
 
   Returns:
     tf.data.Dataset of (inputs, labels int32 [B]); inputs float32 [B, T, H, W, C] in [-1, 1], a dict
@@ -259,7 +262,7 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
 
   def process(i, serialized):
     element_seed = None if base is None else tf.stack([tf.constant(base, tf.int32), tf.cast(i, tf.int32)])
-    return parse_and_sample(serialized, element_seed, spec, clip, training, crop_size)
+    return parse_and_sample(serialized, element_seed, spec, clip, training, crop_size, dct_method)
 
   ds = ds.map(process, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
   if skip_corrupt:

@@ -184,15 +184,15 @@ def parse_sequence_example(serialized, with_flow: bool = True):
   return out
 
 
-def decode_frames(encoded, crop_window=None):
+def decode_frames(encoded, crop_window=None, dct_method=''):
   """string [T] JPEGs -> uint8 [T, H, W, 3]; `crop_window` [y, x, h, w] decodes only that window."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if crop_window is None:
-    fn = lambda s: tf.io.decode_jpeg(s, channels=3)
+    fn = lambda s: tf.io.decode_jpeg(s, channels=3, dct_method=dct_method)
   else:
-    fn = lambda s: tf.image.decode_and_crop_jpeg(s, crop_window, channels=3)
+    fn = lambda s: tf.image.decode_and_crop_jpeg(s, crop_window, channels=3, dct_method=dct_method)
   return tf.map_fn(fn, encoded, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
-                   parallel_iterations=16)
+                   parallel_iterations=4)
 
 
 def decode_flow(encoded_x, encoded_y):
@@ -200,8 +200,8 @@ def decode_flow(encoded_x, encoded_y):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   sig = tf.TensorSpec([None, None, 1], tf.uint8)
   dec = lambda s: tf.io.decode_image(s, channels=1, expand_animations=False)
-  x = tf.map_fn(dec, encoded_x, fn_output_signature=sig, parallel_iterations=16)
-  y = tf.map_fn(dec, encoded_y, fn_output_signature=sig, parallel_iterations=16)
+  x = tf.map_fn(dec, encoded_x, fn_output_signature=sig, parallel_iterations=4)
+  y = tf.map_fn(dec, encoded_y, fn_output_signature=sig, parallel_iterations=4)
   return tf.concat([x, y], axis=-1)
 
 

@@ -100,6 +100,9 @@ def test_tf_backend_plugs_in():
   del fn
   base = _textured(48, 48)
   frames = np.stack([base[4:36, 4:36], base[4:36, 2:34]])
-  flow = flow_lib.get_flow_backend('tvl1_tf', batch_size=1)(frames)
+  # Few iterations to keep graph building short: the direction and rough size are what is checked here.
+  backend = flow_lib.get_flow_backend('tvl1_tf', batch_size=1, nscales=1, warps=2, inner_iterations=10,
+                                      outer_iterations=2, jit_compile=False)
+  flow = backend(frames)
   assert flow.shape == (1, 32, 32, 2) and flow.dtype == np.float32
-  assert abs(np.median(flow[0, 6:-6, 6:-6, 0]) - 2.0) < 0.5
+  assert 0.8 < np.median(flow[0, 6:-6, 6:-6, 0]) < 2.5 and abs(np.median(flow[0, 6:-6, 6:-6, 1])) < 0.3
