@@ -9,6 +9,7 @@ Shards: entries are split into `num_shards` contiguous chunks in their given ord
 `manifest.json` merges the sidecars; every failed video is listed with its reason, and the run goes on.
 """
 
+import collections
 import dataclasses
 import json
 import logging
@@ -53,6 +54,11 @@ def write_json_atomic(path: str, obj):
   os.replace(tmp, path)
 
 
+def _failed_record(entry: VideoEntry) -> Dict:
+  return dict(id=entry.video_id, label=entry.label_index, label_text=entry.label_text, path=entry.path,
+              frames=0, flow_frames=0, status='failed', error='')
+
+
 def decode_with_flow(path: str, options: ConversionOptions = ConversionOptions()):
   """Decodes a video (25 fps, short side) and computes its quantized flow (None for flow='none')."""
   decoded = video_lib.decode_video(path, fps=options.fps, resize_short_side=options.resize_short_side,
@@ -72,8 +78,7 @@ def convert_video(entry: VideoEntry, options: ConversionOptions = ConversionOpti
     status 'ok' | 'failed', error, seconds).
   """
   t0 = time.time()
-  record = dict(id=entry.video_id, label=entry.label_index, label_text=entry.label_text, path=entry.path,
-                frames=0, flow_frames=0, status='failed', error='')
+  record = _failed_record(entry)
   try:
     decoded, flow_q = decode_with_flow(entry.path, options)
     encoded = tfrecord_format.encode_video(
@@ -90,6 +95,50 @@ def convert_video(entry: VideoEntry, options: ConversionOptions = ConversionOpti
 
 def _convert_star(args):
   return convert_video(*args)
+
+
+def _crashed(entry, error):
+  return None, dict(_failed_record(entry), error=error, seconds=0.0)
+
+
+def _pool_results(jobs, workers):
+  """convert_video over `jobs` in a process pool, results in job order.
+
+  A worker that dies (e.g. a decoder segfault on a corrupt file) breaks the pool: the jobs that were in
+  flight are then rerun one at a time in a fresh single-process pool, the one that kills it again is
+  reported as failed ('worker process crashed'), and the parallel run resumes.
+  """
+  from concurrent.futures import ProcessPoolExecutor  # pylint: disable=g-import-not-at-top
+  from concurrent.futures.process import BrokenProcessPool  # pylint: disable=g-import-not-at-top
+  ctx = multiprocessing.get_context('spawn')
+  new_pool = lambda n: ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init)
+  pool = new_pool(workers)
+  pending = collections.deque()
+  next_job = 0
+  try:
+    while next_job < len(jobs) or pending:
+      while next_job < len(jobs) and len(pending) < 2 * workers:
+        pending.append((next_job, pool.submit(convert_video, *jobs[next_job])))
+        next_job += 1
+      i, future = pending.popleft()
+      try:
+        yield future.result()
+        continue
+      except BrokenProcessPool:
+        pass
+      pool.shutdown(wait=False, cancel_futures=True)
+      for j in [i] + [j for j, _ in pending]:  # isolate the culprit
+        single = new_pool(1)
+        try:
+          yield single.submit(convert_video, *jobs[j]).result()
+        except BrokenProcessPool:
+          yield _crashed(jobs[j][0], 'worker process crashed while converting this video')
+        finally:
+          single.shutdown(wait=True)
+      pending.clear()
+      pool = new_pool(workers)
+  finally:
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _worker_init():
@@ -151,12 +200,7 @@ def run_conversion(entries: Sequence[VideoEntry], output_dir: str, subset: str, 
   if skipped:
     logging.info('%d of %d shards already complete, skipped.', skipped, num_shards)
   jobs = [(entries[i], options) for k in todo for i in range(*ranges[k])]
-  pool = None
-  if workers > 1 and jobs:
-    pool = multiprocessing.get_context('spawn').Pool(workers, initializer=_worker_init)
-    results = pool.imap(_convert_star, jobs, chunksize=1)
-  else:
-    results = map(_convert_star, jobs)
+  results = _pool_results(jobs, workers) if workers > 1 and jobs else map(_convert_star, jobs)
   bar = None
   if progress:
     from tqdm import tqdm  # pylint: disable=g-import-not-at-top
@@ -176,9 +220,8 @@ def run_conversion(entries: Sequence[VideoEntry], output_dir: str, subset: str, 
   finally:
     if bar is not None:
       bar.close()
-    if pool is not None:
-      pool.close()
-      pool.join()
+    if hasattr(results, 'close'):
+      results.close()
   extra = dict(skipped_shards=skipped, seconds=round(time.time() - t0, 2), options=_options_dict(options))
   if labels is not None:
     extra['labels'] = list(labels)

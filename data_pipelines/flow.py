@@ -11,10 +11,12 @@ Model input: q / 127.5 - 1, within 1/255 of f / 20.
 Backends are pluggable.  CONTRACT: a backend is a callable
   backend(gray_frames: np.ndarray uint8 [N, H, W]) -> np.ndarray float32 [N - 1, H, W, 2]  (u, v in px)
 registered in FLOW_BACKENDS by name: 'tvl1' (OpenCV DualTVL1, default parameters) and 'tvl1_tf'
-(`i3d_tf.flow.tvl1_video`, imported lazily).  'none' means no flow.
+(`i3d_tf.flow.tvl1_video`, imported lazily).  'none' means no flow.  A 'package.module:function' name
+selects any importable backend (it also works in the spawned worker processes, unlike a registration).
 """
 
 import functools
+import importlib
 from typing import Callable, Dict, Optional
 
 import cv2
@@ -95,10 +97,14 @@ def get_flow_backend(name: str, **params) -> Optional[FlowBackend]:
   """Backend callable by name (None for 'none'); `params` are bound as keyword arguments."""
   if name in (None, 'none'):
     return None
-  try:
+  if name in FLOW_BACKENDS:
     fn = FLOW_BACKENDS[name]
-  except KeyError:
-    raise ValueError(f'Unknown flow backend {name!r}; known: {sorted(FLOW_BACKENDS) + ["none"]}') from None
+  elif ':' in name:  # 'package.module:function', importable in worker processes too
+    module, _, attr = name.partition(':')
+    fn = getattr(importlib.import_module(module), attr)
+  else:
+    raise ValueError(f'Unknown flow backend {name!r}; known: {sorted(FLOW_BACKENDS) + ["none"]} or '
+                     '"package.module:function"')
   return functools.partial(fn, **params) if params else fn
 
 

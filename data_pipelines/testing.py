@@ -31,3 +31,11 @@ def write_records(path, videos):
   """Writes EncodedVideo objects to one TFRecord file."""
   from data_pipelines import tfrecord_format  # pylint: disable=g-import-not-at-top
   return tfrecord_format.write_tfrecord(path, [tfrecord_format.serialize(v) for v in videos])
+
+
+def crash_on_three_frames(gray_frames):
+  """A flow backend for tests ('data_pipelines.testing:crash_on_three_frames'): kills its process on a
+  3-frame video (a stand-in for a decoder segfault), zero flow otherwise."""
+  if gray_frames.shape[0] == 3:
+    os._exit(3)  # pylint: disable=protected-access
+  return np.zeros((gray_frames.shape[0] - 1,) + gray_frames.shape[1:] + (2,), np.float32)

@@ -120,3 +120,18 @@ def test_beam_direct_runner_writes_the_same_shards(video_dir, tmp_path):
     for ra, rb in zip(a, b):
       np.testing.assert_array_equal(ra['frames'], rb['frames'])
       np.testing.assert_array_equal(ra['flow'], rb['flow'])
+
+
+def test_crashing_worker_is_reported_and_the_run_goes_on(tmp_path):
+  root = tmp_path / 'v'
+  (root / 'c').mkdir(parents=True)
+  for name, n in [('a', 5), ('b', 3), ('c', 4), ('d', 6)]:
+    write_video(str(root / 'c' / f'{name}.avi'), n)
+  options = conversion.ConversionOptions(resize_short_side=16, flow='data_pipelines.testing:crash_on_three_frames')
+  summary = conversion.run_conversion(datasets.folder_entries(str(root)), str(tmp_path / 'out'), 'train', 2,
+                                      options, workers=2, progress=False)
+  manifest = json.load(open(tmp_path / 'out' / 'manifest.json'))
+  status = {v['id']: (v['status'], v['frames']) for v in manifest['videos']}
+  assert status == {'c/a': ('ok', 5), 'c/b': ('failed', 0), 'c/c': ('ok', 4), 'c/d': ('ok', 6)}
+  assert 'crashed' in [v for v in manifest['videos'] if v['id'] == 'c/b'][0]['error']
+  assert summary['failed'] == 1
