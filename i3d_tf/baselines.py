@@ -38,7 +38,7 @@ LSTM_UNITS = 512  # Sec. 2.1.
 FLOW_FRAMES = 10  # Sec. 2.3: a stack of 10 flow frames, 2 channels each.
 FUSED_CHANNELS = 512  # Sec. 2.3: 3x3x3 fusion conv with 512 output channels.
 GAUSSIAN_STDDEV = 0.01  # Sec. 2.3: "new layers initialized with Gaussian noise"; std is ours.
-RECURRENT_BN_GAMMA = 0.1  # Cooijmans et al. 2016, Sec. 4: gamma initialised to 0.1.
+RECURRENT_BN_GAMMA = 0.1  # Cooijmans et al. 2016 initialise the BN gammas to 0.1.
 STREAM_NAMES = {'rgb': 'RGB', 'flow': 'Flow'}  # Nested stream model names (checkpoint scopes).
 
 
