@@ -87,7 +87,8 @@ def main(argv):
       print(name, results[name])
   result = dict(
       model=_MODEL.value, clip='64 frames, 224x224 random crop + flip from 256-short-side JPEG q90, [-1, 1]',
-      batch_size=_BATCH_SIZE.value, dct_method=_DCT.value or 'default', batches=_BATCHES.value, cpu_count=cores, machine=_cpu_model(), gpu='none', videos=summary['ok'], stored_frames=summary['frames'],
+      batch_size=_BATCH_SIZE.value, dct_method=_DCT.value or 'default', batches=_BATCHES.value,
+      cpu_count=cores, machine=_cpu_model(), gpu='none', videos=summary['ok'], stored_frames=summary['frames'],
       frames_per_s_per_core=round(results['all_cores']['frames_per_s'] / cores, 1),
       frames_per_cpu_s=results['all_cores']['frames_per_cpu_s'], load_average_1min=round(os.getloadavg()[0], 2),
       frames_per_s_one_thread=results['one_thread']['frames_per_s'], target_frames_per_s_per_core=1500,
