@@ -164,3 +164,28 @@ def test_corrupt_shard_named_or_skipped(records, tmp_path):
   assert input_pipeline.scan_tfrecord(str(tmp_path / 'd.tfrecord'))[1] is None
   n, reason = input_pipeline.scan_tfrecord(str(tmp_path / 'd.tfrecord'), verify_data=True)
   assert 'corrupted record' in reason
+
+
+def test_record_without_flow_fails_for_flow_models(records, tmp_path):
+  frames = np.zeros((6, H, W, 3), np.uint8)
+  write_records(str(tmp_path / 'noflow.tfrecord'), [fmt.encode_video(frames, None, video_id='n', label_index=1)])
+  rgb = make_dataset(str(tmp_path / 'noflow.tfrecord'), 'i3d_rgb', False, 1, crop_size=CROP)
+  assert next(iter(rgb))[0].shape == (1, 6, CROP, CROP, 3)
+  flow = make_dataset(str(tmp_path / 'noflow.tfrecord'), 'i3d_flow', False, 1, crop_size=CROP)
+  with pytest.raises(tf.errors.InvalidArgumentError, match='no flow fields'):
+    next(iter(flow))
+
+
+def test_eval_input_from_numpy_two_stream_alignment():
+  from data_pipelines import preprocessing as pp
+  n = 9
+  t = np.arange(n)[:, None, None] * np.ones((1, H, W), int)
+  frames = np.stack([t * 10, t * 0, t * 0], -1).astype(np.uint8)
+  flow = np.stack([100 + t[:-1], 50 + t[:-1]], -1).astype(np.uint8)
+  out = pp.eval_input_from_numpy(frames, 'two_stream_i3d', flow=flow, crop_size=CROP)
+  assert out['rgb'].shape == (1, n - 1, CROP, CROP, 3) and out['flow'].shape == (1, n - 1, CROP, CROP, 2)
+  np.testing.assert_array_equal(_q(out['rgb'][0, :, 0, 0, 0]) // 10, np.arange(n - 1))
+  np.testing.assert_array_equal(_q(out['flow'][0, :, 0, 0, 0]) - 100, np.arange(n - 1))  # flow i with frame i
+  two = pp.eval_input_from_numpy(frames, 'two_stream', flow=flow, crop_size=CROP)
+  assert two['flow'].shape == (1, 25, 1, CROP, CROP, 20)
+  np.testing.assert_array_equal(_q(two['flow'][0, 0, 0, 0, 0, 0::2]) - 100, np.arange(10) % 8)  # looped stack
