@@ -56,7 +56,7 @@ def resize_frame(frame: np.ndarray, short_side: Optional[int]) -> np.ndarray:
   return cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
 
 
-def _read_all(path, resize_short_side=None):
+def _read_all(path, resize_short_side=None, max_source_frames=None):
   """Every frame, resized and in RGB as it is read (memory: resized frames only), with timestamps."""
   if not os.path.isfile(path):
     raise VideoDecodeError(f'missing file: {path}')
@@ -69,7 +69,7 @@ def _read_all(path, resize_short_side=None):
     fps = cap.get(cv2.CAP_PROP_FPS)
     expected = cap.get(cv2.CAP_PROP_FRAME_COUNT)
     frames, stamps = [], []
-    while True:
+    while max_source_frames is None or len(frames) < max_source_frames:
       ok, frame = cap.read()
       if not ok or frame is None:
         break
@@ -77,9 +77,20 @@ def _read_all(path, resize_short_side=None):
       stamps.append(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
   finally:
     cap.release()
-  if expected and math.isfinite(expected) and len(frames) < TRUNCATION_RATIO * expected - 2:
+  stopped_early = max_source_frames is not None and len(frames) >= max_source_frames
+  if (not stopped_early and expected and math.isfinite(expected) and
+      len(frames) < TRUNCATION_RATIO * expected - 2):
     raise VideoDecodeError(f'truncated or corrupt: {len(frames)} of {int(expected)} frames decoded: {path}')
   return frames, np.asarray(stamps, np.float64), fps
+
+
+def _container_fps(path):
+  cap = cv2.VideoCapture(path)
+  try:
+    fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+  finally:
+    cap.release()
+  return fps if fps and math.isfinite(fps) and 1 <= fps <= 1000 else 0.0
 
 
 def source_timestamps(stamps: np.ndarray, fps: float) -> np.ndarray:
@@ -118,7 +129,12 @@ def decode_video(path: str, fps: Optional[float] = TARGET_FPS,
   Raises:
     VideoDecodeError: missing, empty, unreadable or too short file.
   """
-  frames, stamps, src_fps = _read_all(path, resize_short_side)
+  max_source = None
+  if max_frames:  # read only what the first max_frames output frames can use (+ margin for the fps guess)
+    src_fps = _container_fps(path)
+    if src_fps and fps:
+      max_source = int(math.ceil(max_frames * src_fps / fps)) + 2
+  frames, stamps, src_fps = _read_all(path, resize_short_side, max_source)
   if not frames:
     raise VideoDecodeError(f'no decodable frame in: {path}')
   ts = source_timestamps(stamps, src_fps)

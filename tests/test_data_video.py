@@ -100,3 +100,14 @@ def test_one_frame_video_needs_two_frames(tmp_path):
   assert video_lib.decode_video(path, min_frames=1).frames.shape[0] == 1
   with pytest.raises(video_lib.VideoDecodeError, match='1 frame'):
     video_lib.decode_video(path, min_frames=2)
+
+
+@pytest.mark.parametrize('name', REAL)
+def test_max_frames_reads_a_prefix_only(name):
+  path = os.path.join(VIDEOS, name)
+  if not os.path.exists(path):
+    pytest.skip(f'shared data missing: {path}')
+  full = video_lib.decode_video(path, resize_short_side=48)
+  part = video_lib.decode_video(path, resize_short_side=48, max_frames=30)
+  np.testing.assert_array_equal(part.frames, full.frames[:30])
+  assert part.source_num_frames <= 30 * 30 / 25 + 3 < full.source_num_frames
