@@ -56,7 +56,8 @@ class TrainConfig:
   def validate(self) -> 'TrainConfig':
     def check(ok, what):
       if not ok:
-        raise ValueError(f'Invalid training config: {what}. Received: {what.split()[0]}={getattr(self, what.split()[0])!r}')
+        field = what.split()[0]
+        raise ValueError(f'Invalid training config: {what}. Received: {field}={getattr(self, field)!r}')
     check(self.lr_schedule in LR_SCHEDULES, f'lr_schedule must be one of {LR_SCHEDULES}')
     check(self.strategy in STRATEGIES, f'strategy must be one of {STRATEGIES}')
     check(self.mixed_precision in MIXED_PRECISION, f'mixed_precision must be one of {MIXED_PRECISION}')

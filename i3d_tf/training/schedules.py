@@ -71,7 +71,8 @@ class LearningRate:
       raise ValueError(f'Unknown lr_schedule. Received: lr_schedule={kind}')
     if kind == 'plateau' and controller is None:
       raise ValueError('plateau needs a PlateauController')
-    self.kind, self.base, self.boundaries, self.decay, self.controller = kind, base, tuple(boundaries), decay, controller
+    self.kind, self.base, self.boundaries = kind, base, tuple(boundaries)
+    self.decay, self.controller = decay, controller
 
   def __call__(self, step: int) -> float:
     if self.kind == 'piecewise':
