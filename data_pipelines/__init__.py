@@ -12,6 +12,11 @@ from data_pipelines.flow import (FLOW_BACKENDS, compute_flow, dequantize_flow, g
                                  quantize_flow, register_flow_backend)
 from data_pipelines.video import DecodedVideo, VideoDecodeError, decode_video
 
+__all__ = ['VideoEntry', 'dataset_entries', 'folder_entries', 'hmdb51_entries', 'kinetics_entries',
+           'ucf101_entries', 'FLOW_BACKENDS', 'compute_flow', 'dequantize_flow', 'get_flow_backend',
+           'quantize_flow', 'register_flow_backend', 'DecodedVideo', 'VideoDecodeError', 'decode_video',
+           'make_dataset', 'parse_sequence_example', 'eval_input_from_numpy', 'run_conversion', 'convert_video']
+
 _LAZY = {
     'make_dataset': 'data_pipelines.input_pipeline',
     'parse_sequence_example': 'data_pipelines.tfrecord_format',

@@ -16,9 +16,8 @@ import logging
 import multiprocessing
 import os
 import time
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 
 from data_pipelines import flow as flow_lib
 from data_pipelines import tfrecord_format

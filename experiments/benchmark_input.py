@@ -8,7 +8,6 @@ Example:
   python experiments/benchmark_input.py --batches=20 --batch_size=4
 """
 
-import json
 import os
 import platform
 import sys

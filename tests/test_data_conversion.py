@@ -91,12 +91,15 @@ def test_cli_exit_status_and_summary(video_dir, tmp_path):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
   proc = subprocess.run([sys.executable, os.path.join(REPO, 'experiments', 'prepare_data.py'), '--dataset=folder',
                          f'--video_dir={video_dir}', '--subset=demo', f'--output_dir={out}', '--num_shards=2',
-                         '--flow=tvl1', '--workers=1', '--resize_short_side=32', '--max_frames=6'],
+                         '--flow=tvl1', '--workers=1', '--resize_short_side=32', '--max_frames=7'],
                         capture_output=True, text=True, env=env, timeout=240, check=False)
-  assert proc.returncode == 4, proc.stderr[-2000:]
-  assert 'demo: 2/6 videos converted, 4 failed' in proc.stdout
+  # --max_frames reads only the needed prefix of each file, so the half-truncated file's first 7 frames
+  # convert; the three other bad files fail.
+  assert proc.returncode == 3, proc.stderr[-2000:]
+  assert 'demo: 3/6 videos converted, 3 failed' in proc.stdout
   manifest = json.load(open(os.path.join(out, 'manifest.json')))
-  assert {v['id']: v['frames'] for v in manifest['videos'] if v['status'] == 'ok'} == {'good/a': 6, 'good/b': 5}
+  assert {v['id']: v['frames'] for v in manifest['videos'] if v['status'] == 'ok'} == {
+      'good/a': 7, 'good/b': 5, 'bad/truncated': 7}
   assert manifest['summary']['labels'] == ['bad', 'good']
 
 

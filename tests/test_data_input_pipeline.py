@@ -1,6 +1,5 @@
 """make_dataset on small in-memory records: shapes per model, ranges, looping, flips, determinism, errors."""
 
-import os
 
 import cv2
 import numpy as np

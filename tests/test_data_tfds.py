@@ -1,6 +1,5 @@
 """TFDS builders over local files (manual_dir), on a tiny generated UCF-101-like tree."""
 
-import os
 
 import numpy as np
 import pytest
