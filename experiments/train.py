@@ -52,6 +52,8 @@ _LOG_EVERY = flags.DEFINE_integer('log_every', 10, 'Steps between TensorBoard sc
 _SYNC_BN = flags.DEFINE_boolean('synchronized_bn', False, 'Batch-norm statistics across replicas.')
 _WEIGHT_DECAY = flags.DEFINE_float('weight_decay', 1e-7, 'L2 on conv kernels: wd * sum(w^2) / 2.')
 _DROPOUT_KEEP = flags.DEFINE_float('dropout_keep_prob', 0.5, 'Keep probability before the logits.')
+_BN_MOMENTUM = flags.DEFINE_float('bn_momentum', None, 'Override the BN moving-statistics momentum (model: '
+                                  '0.999); ~0.9 for runs of a few hundred steps.')
 _JIT = flags.DEFINE_boolean('jit_compile', False, 'XLA-compile the train step (slower on CPU).')
 
 
@@ -72,7 +74,8 @@ def main(argv):
       seed=_SEED.value, deterministic=_DETERMINISTIC.value, num_frames=_NUM_FRAMES.value,
       crop_size=_CROP_SIZE.value, checkpoint_every=_CHECKPOINT_EVERY.value, eval_every=_EVAL_EVERY.value,
       eval_steps=_EVAL_STEPS.value, log_every=_LOG_EVERY.value, synchronized_bn=_SYNC_BN.value,
-      weight_decay=_WEIGHT_DECAY.value, dropout_keep_prob=_DROPOUT_KEEP.value, jit_compile=_JIT.value)
+      weight_decay=_WEIGHT_DECAY.value, dropout_keep_prob=_DROPOUT_KEEP.value,
+      bn_momentum=_BN_MOMENTUM.value, jit_compile=_JIT.value)
   metrics = training.train(config)
   summary = ' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in metrics.items())
   print(f'train: {config.model} step {metrics["step"]} in {config.model_dir}: {summary}')

@@ -282,3 +282,16 @@ def test_jit_compile_step_matches_eager_graph_step(tmp_path):
     results.append(transfer.weights_digest(trainer.model))
   for k, v in results[0].items():
     np.testing.assert_allclose(results[1][k], v, rtol=1e-3, atol=1e-5, err_msg=k)
+
+
+def test_bn_momentum_override_moves_statistics_by_1_minus_momentum(tmp_path):
+  means = []
+  for momentum in (None, 0.5):
+    config = _config(model_dir=str(tmp_path / f'bn{momentum}'), train_steps=1, bn_momentum=momentum)
+    trainer = training.Trainer(config, model_fn=_tiny(config))
+    bns = [l for l in trainer.model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    assert len(bns) == 2 and all(l.momentum == (momentum or 0.999) for l in bns)
+    trainer.train()
+    means.append(trainer.model.get_layer('Conv3d_1a_7x7').bn.moving_mean.numpy())
+  # From the initial mean 0, one update gives (1 - momentum) * batch mean; the first batch is the same.
+  np.testing.assert_allclose(means[1], means[0] * (0.5 / 0.001), rtol=1e-3, atol=1e-6)

@@ -1,7 +1,8 @@
 """Training: config, schedules, the custom distributed loop and transfer helpers (Sec. 2.5, Sec. 5)."""
 
 from i3d_tf.training.config import TrainConfig
-from i3d_tf.training.loop import Trainer, train, make_strategy, per_example_loss, l2_weight_decay, plot_curves
+from i3d_tf.training.loop import (Trainer, train, make_strategy, per_example_loss, l2_weight_decay, plot_curves,
+                                  set_bn_momentum)
 from i3d_tf.training.schedules import PlateauController, LearningRate, piecewise_lr
 from i3d_tf.training.transfer import (restore_model, resolve_checkpoint, freeze_backbone, copy_backbone,
-                                      initialize, weights_digest)
+                                      initialize, weights_digest, float32_head)

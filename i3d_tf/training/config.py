@@ -35,6 +35,7 @@ class TrainConfig:
   momentum: float = 0.9
   weight_decay: float = 1e-7  # L2 on conv kernels: loss += weight_decay * sum(w**2) / 2 (slim convention)
   dropout_keep_prob: float = 0.5
+  bn_momentum: Optional[float] = None  # None: the model's (0.999, official); short runs want ~0.9
   strategy: str = 'default'
   num_logical_devices: int = 0  # mirrored on CPU: split the CPU into this many logical devices (0: no)
   synchronized_bn: bool = False
@@ -68,6 +69,7 @@ class TrainConfig:
     check(self.learning_rate > 0, 'learning_rate must be > 0')
     check(0.0 < self.dropout_keep_prob <= 1.0, 'dropout_keep_prob must be in (0, 1]')
     check(self.weight_decay >= 0, 'weight_decay must be >= 0')
+    check(self.bn_momentum is None or 0.0 <= self.bn_momentum < 1.0, 'bn_momentum must be in [0, 1)')
     check(self.checkpoint_every >= 1, 'checkpoint_every must be >= 1')
     check(self.eval_every >= 1, 'eval_every must be >= 1')
     check(self.log_every >= 1, 'log_every must be >= 1')
