@@ -233,6 +233,16 @@ def _options_dict(options):
   return d
 
 
+def failure_lines(output_dir: str, limit: int = 20) -> List[str]:
+  """'id: reason' for the failed videos of manifest.json (at most `limit`, then a count)."""
+  with open(os.path.join(output_dir, 'manifest.json')) as f:
+    failed = [v for v in json.load(f)['videos'] if v['status'] != 'ok']
+  lines = [f'FAILED {v["id"]} ({v["path"]}): {v["error"]}' for v in failed[:limit]]
+  if len(failed) > limit:
+    lines.append(f'... and {len(failed) - limit} more failures, see manifest.json')
+  return lines
+
+
 def summary_line(summary: Dict) -> str:
   return (f'{summary["subset"]}: {summary["ok"]}/{summary["videos"]} videos converted, {summary["failed"]} '
           f'failed, {summary["frames"]} frames, {summary["flow_frames"]} flow fields, '

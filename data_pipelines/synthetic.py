@@ -4,7 +4,8 @@ The paper's argument for 3D ConvNets (Sec. 1, 2.1): a model that looks at frames
 averages its predictions cannot tell "opening a door" from "closing a door".  Here every class has a twin
 made of *exactly the same frames in reverse order*:
 
-  move_right <-> move_left     a textured square crossing the frame
+  move_down  <-> move_up       a textured square crossing the frame vertically (left-right flips, the
+                               training augmentation, would swap a horizontal pair's labels)
   grow       <-> shrink        a textured square changing size around a fixed centre
   appear     <-> disappear     a textured square fading in from the background
 
@@ -20,7 +21,7 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
-PAIRS = (('move_right', 'move_left'), ('grow', 'shrink'), ('appear', 'disappear'))
+PAIRS = (('move_down', 'move_up'), ('grow', 'shrink'), ('appear', 'disappear'))
 CLASSES = tuple(c for pair in PAIRS for c in pair)
 
 
@@ -65,11 +66,11 @@ def base_sequence(kind: str, rng, num_frames: int = 16, size: int = 40) -> np.nd
     side = int(rng.integers(size // 4, size // 3 + 1))
     tex = _texture(rng, side)
     span = rng.uniform(0.45, 0.6) * size
-    cy = rng.uniform(0.4, 0.6) * size
-    x_start = size / 2 - span / 2 + rng.uniform(-2, 2)
+    cx = rng.uniform(0.4, 0.6) * size
+    y_start = size / 2 - span / 2 + rng.uniform(-2, 2)
     for t in range(num_frames):
       f = bg.copy()
-      _paste(f, tex, cy, x_start + span * t / (num_frames - 1))
+      _paste(f, tex, y_start + span * t / (num_frames - 1), cx)
       frames.append(f)
   elif kind == 'grow':
     big = int(rng.integers(int(0.55 * size), int(0.7 * size) + 1))

@@ -58,6 +58,8 @@ def main(argv):
     from data_pipelines import beam_pipeline  # pylint: disable=g-import-not-at-top
     summary = beam_pipeline.run_beam(entries, _OUTPUT_DIR.value, _SUBSET.value, _NUM_SHARDS.value, options,
                                      _RUNNER.value, argv[1:], labels)
+  for line in conversion.failure_lines(_OUTPUT_DIR.value):
+    print(line)
   print(conversion.summary_line(summary))
   return min(summary['failed'], 100)
 

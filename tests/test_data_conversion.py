@@ -97,6 +97,7 @@ def test_cli_exit_status_and_summary(video_dir, tmp_path):
   # convert; the three other bad files fail.
   assert proc.returncode == 3, proc.stderr[-2000:]
   assert 'demo: 3/6 videos converted, 3 failed' in proc.stdout
+  assert sum(line.startswith('FAILED bad/') for line in proc.stdout.splitlines()) == 3
   manifest = json.load(open(os.path.join(out, 'manifest.json')))
   assert {v['id']: v['frames'] for v in manifest['videos'] if v['status'] == 'ok'} == {
       'good/a': 7, 'good/b': 5, 'bad/truncated': 7}
