@@ -4,8 +4,8 @@ Pipeline: Create(entries keyed by shard) -> Map(convert_video) (parallel over vi
 bottleneck) -> GroupByKey(shard) -> Map(write_shard) (sorted in entry order, temporary name then rename,
 manifest sidecar).  The driver merges the sidecars into manifest.json after the run.  Complete shards are
 skipped as in the local pool.  Any runner works (`--runner=DirectRunner|DataflowRunner|FlinkRunner...`);
-for remote runners `output_dir` must be a path every worker can write (a GCS bucket needs tf.io.gfile
-paths in `write_shard`; only local paths are tested here).
+for remote runners `output_dir` must be a path every worker can write: a local shared path or any
+tf.io.gfile URL (gs://...); only local paths are tested here.
 """
 
 from typing import Dict, List, Optional, Sequence
@@ -32,13 +32,12 @@ def run_beam(entries: Sequence[VideoEntry], output_dir: str, subset: str, num_sh
              runner: str = 'DirectRunner', pipeline_args: Optional[List[str]] = None,
              labels: Optional[Sequence[str]] = None) -> Dict:
   """Runs the conversion as a Beam pipeline; returns the summary (also in manifest.json)."""
-  import os  # pylint: disable=g-import-not-at-top
   import time  # pylint: disable=g-import-not-at-top
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
   from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
 
   t0 = time.time()
-  os.makedirs(output_dir, exist_ok=True)
+  conversion._makedirs(output_dir)  # pylint: disable=protected-access
   ranges = conversion.shard_ranges(len(entries), num_shards)
   todo = [k for k in range(num_shards) if not conversion.shard_complete(output_dir, subset, k, num_shards)]
   items = [(k, i, entries[i]) for k in todo for i in range(*ranges[k])]

@@ -46,11 +46,39 @@ def shard_ranges(num_entries: int, num_shards: int) -> List[Tuple[int, int]]:
   return [(k * num_entries // num_shards, (k + 1) * num_entries // num_shards) for k in range(num_shards)]
 
 
+def _remote(path: str) -> bool:
+  return '://' in path  # gs://, s3://, hdfs://: go through tf.io.gfile
+
+
+def _gfile():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.io.gfile
+
+
+def _exists(path: str) -> bool:
+  return _gfile().exists(path) if _remote(path) else os.path.exists(path)
+
+
+def _makedirs(path: str):
+  if _remote(path):
+    _gfile().makedirs(path)
+  else:
+    os.makedirs(path, exist_ok=True)
+
+
+def _open(path: str, mode: str = 'r'):
+  return _gfile().GFile(path, mode) if _remote(path) else open(path, mode)
+
+
 def write_json_atomic(path: str, obj):
+  """JSON written to a temporary name, then renamed (local or tf.io.gfile paths)."""
   tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(obj, f, indent=1, sort_keys=True)
-  os.replace(tmp, path)
+  with _open(tmp, 'w') as f:
+    f.write(json.dumps(obj, indent=1, sort_keys=True))
+  if _remote(path):
+    _gfile().rename(tmp, path, overwrite=True)
+  else:
+    os.replace(tmp, path)
 
 
 def _failed_record(entry: VideoEntry) -> Dict:
@@ -162,14 +190,14 @@ def write_shard(output_dir: str, subset: str, shard: int, num_shards: int, resul
 
 def shard_complete(output_dir: str, subset: str, shard: int, num_shards: int) -> bool:
   path = os.path.join(output_dir, shard_name(subset, shard, num_shards))
-  return os.path.exists(path) and os.path.exists(path + '.manifest.json')
+  return _exists(path) and _exists(path + '.manifest.json')
 
 
 def write_manifest(output_dir: str, subset: str, num_shards: int, extra: Optional[Dict] = None) -> Dict:
   """Merges the shard sidecars into manifest.json; returns the summary."""
   videos = []
   for k in range(num_shards):
-    with open(os.path.join(output_dir, shard_name(subset, k, num_shards)) + '.manifest.json') as f:
+    with _open(os.path.join(output_dir, shard_name(subset, k, num_shards)) + '.manifest.json') as f:
       videos.extend(json.load(f))
   failed = [v for v in videos if v['status'] != 'ok']
   summary = dict(subset=subset, num_shards=num_shards, videos=len(videos), ok=len(videos) - len(failed),
@@ -192,7 +220,7 @@ def run_conversion(entries: Sequence[VideoEntry], output_dir: str, subset: str, 
   if num_shards < 1 or workers < 1:
     raise ValueError(f'num_shards and workers must be >= 1. Received: {num_shards}, {workers}')
   t0 = time.time()
-  os.makedirs(output_dir, exist_ok=True)
+  _makedirs(output_dir)
   ranges = shard_ranges(len(entries), num_shards)
   todo = [k for k in range(num_shards) if not shard_complete(output_dir, subset, k, num_shards)]
   skipped = num_shards - len(todo)
@@ -235,7 +263,7 @@ def _options_dict(options):
 
 def failure_lines(output_dir: str, limit: int = 20) -> List[str]:
   """'id: reason' for the failed videos of manifest.json (at most `limit`, then a count)."""
-  with open(os.path.join(output_dir, 'manifest.json')) as f:
+  with _open(os.path.join(output_dir, 'manifest.json')) as f:
     failed = [v for v in json.load(f)['videos'] if v['status'] != 'ok']
   lines = [f'FAILED {v["id"]} ({v["path"]}): {v["error"]}' for v in failed[:limit]]
   if len(failed) > limit:

@@ -146,7 +146,10 @@ def write_tfrecord(path: str, serialized_records):
     for record in serialized_records:
       writer.write(record)
       n += 1
-  os.replace(tmp, path)
+  if '://' in path:
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+  else:
+    os.replace(tmp, path)
   return n
 
 

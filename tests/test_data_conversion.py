@@ -139,3 +139,18 @@ def test_crashing_worker_is_reported_and_the_run_goes_on(tmp_path):
   assert status == {'c/a': ('ok', 5), 'c/b': ('failed', 0), 'c/c': ('ok', 4), 'c/d': ('ok', 6)}
   assert 'crashed' in [v for v in manifest['videos'] if v['id'] == 'c/b'][0]['error']
   assert summary['failed'] == 1
+
+
+def test_remote_output_dir_through_gfile(video_dir):
+  """A URL output_dir (here TF's in-memory ram:// file system) goes through tf.io.gfile."""
+  entries = [e for e in datasets.folder_entries(video_dir) if e.label_text == 'good']
+  out = 'ram://data_test_out'
+  options = conversion.ConversionOptions(resize_short_side=16, flow='none')
+  summary = conversion.run_conversion(entries, out, 'train', 2, options, workers=1, progress=False)
+  assert (summary['ok'], summary['failed'], summary['frames']) == (2, 0, 13)
+  assert sorted(tf.io.gfile.listdir(out)) == sorted(
+      [conversion.shard_name('train', k, 2) + ext for k in range(2) for ext in ('', '.manifest.json')] +
+      ['manifest.json'])
+  assert [r['video/id'] for r in _records(os.path.join(out, conversion.shard_name('train', 0, 2)))] == ['good/a']
+  again = conversion.run_conversion(entries, out, 'train', 2, options, workers=1, progress=False)
+  assert again['skipped_shards'] == 2
