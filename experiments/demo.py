@@ -4,7 +4,7 @@ r"""The end-to-end demo (`make demo`): no downloads, a 2-core CPU, about 15 minu
   python experiments/demo.py --quick         # a smaller smoke run (fewer videos and steps)
 
 1. Generates a synthetic action dataset as real MJPG .avi files where the classes of each pair are the *same
-   frames in reverse order* (move right / left, grow / shrink, appear / disappear: the paper's "opening vs
+   frames in reverse order* (move down / up, grow / shrink, appear / disappear: the paper's "opening vs
    closing a door"), a training and a held-out test set (data_pipelines/synthetic.py).
 2. prepare_data: 25 fps decode, TV-L1 flow (OpenCV), SequenceExample TFRecords (experiments/prepare_data.py).
 3. Trains RGB-I3D and Flow-I3D briefly from scratch (experiments/train.py), and a per-frame 2D CNN whose
@@ -44,9 +44,12 @@ _TEST_PER_CLASS = flags.DEFINE_integer('test_videos_per_class', 8, 'Held-out vid
 _NUM_FRAMES = flags.DEFINE_integer('num_frames', 16, 'Frames per synthetic video.')
 _SIZE = flags.DEFINE_integer('size', 40, 'Synthetic frame size (square).')
 _CROP = flags.DEFINE_integer('crop_size', 32, 'Training / test crop.')
-_STEPS = flags.DEFINE_integer('train_steps', 120, 'I3D training steps per stream.')
+_STEPS = flags.DEFINE_integer('train_steps', 160, 'I3D training steps per stream.')
 _BATCH = flags.DEFINE_integer('batch_size', 8, 'Training batch size.')
-_LR = flags.DEFINE_float('learning_rate', 0.05, 'I3D learning rate (constant, SGD momentum 0.9).')
+_LR = flags.DEFINE_float('learning_rate', 0.01, 'I3D learning rate (constant, SGD momentum 0.9).')
+_KEEP_PROB = flags.DEFINE_float('dropout_keep_prob', 1.0, 'I3D dropout keep probability (tiny data: none).')
+_BN_BATCHES = flags.DEFINE_integer('bn_batches', 20, 'Training batches to re-estimate BN statistics before '
+                                   'testing ("precise BN"; 0: off); needed after a few hundred steps.')
 _BASELINE_STEPS = flags.DEFINE_integer('baseline_steps', 300, 'Frame-averaging 2D baseline training steps.')
 _WORKERS = flags.DEFINE_integer('workers', 2, 'prepare_data worker processes.')
 _QUICK = flags.DEFINE_bool('quick', False, 'Smaller run: 4 videos per class, 20 steps (a smoke test).')
@@ -139,6 +142,15 @@ def main(argv):
   demo = Demo(out)
   crop, num_classes = _CROP.value, len(synthetic.CLASSES)
 
+  def recalibrate(model, model_name):
+    """Precise BN on training clips (see evaluation.recalibrate_batch_norm)."""
+    if _BN_BATCHES.value:
+      from data_pipelines import make_dataset  # pylint: disable=g-import-not-at-top
+      ds = make_dataset(records['train'], model_name, training=True, batch_size=_BATCH.value,
+                        num_frames=_NUM_FRAMES.value - 1, crop_size=crop, seed=_SEED.value + 1)
+      n = evaluation.recalibrate_batch_norm(model, ds, _BN_BATCHES.value)
+      print(f'{model.name}: batch-norm statistics re-estimated on {n} training batches')
+
   # 1. Synthetic videos.
   demo.step('1. synthetic videos (MJPG .avi; classes = the same frames in reverse order)')
   for subset, n, seed in (('train', per_class, _SEED.value), ('test', test_per_class, _SEED.value + 1000)):
@@ -179,7 +191,8 @@ def main(argv):
                      f'--batch_size={_BATCH.value}', f'--train_steps={steps}', f'--learning_rate={_LR.value}',
                      '--lr_schedule=constant', f'--model_dir={model_dir}', f'--seed={_SEED.value}',
                      f'--num_frames={_NUM_FRAMES.value - 1}', f'--crop_size={crop}',
-                     f'--checkpoint_every={steps}', f'--eval_every={steps * 10}', '--log_every=10'],
+                     f'--checkpoint_every={steps}', f'--eval_every={steps * 10}', '--log_every=10',
+                     f'--dropout_keep_prob={_KEEP_PROB.value}'],
                     f'train i3d_{stream}', f'train_{stream}')
       if ok:
         runs[stream] = model_dir
@@ -201,6 +214,7 @@ def main(argv):
                             num_frames=_NUM_FRAMES.value, crop_size=crop, seed=_SEED.value)
     hist = base.fit(train_ds, steps_per_epoch=baseline_steps, epochs=1, verbose=2)
     print(f'baseline final training accuracy {hist.history["accuracy"][-1]:.3f}')
+    recalibrate(base, 'i3d_rgb')
     demo.done()
     results['2D frame-averaging CNN (RGB)'] = evaluation.evaluate(
         base, evaluation.records_with_video_ids(records['test'], 'i3d_rgb', crop_size=crop), num_classes,
@@ -213,6 +227,7 @@ def main(argv):
     for stream in ('rgb', 'flow'):
       if stream in runs:
         models[stream] = evaluation.load_model(f'i3d_{stream}', num_classes, runs[stream])
+        recalibrate(models[stream], f'i3d_{stream}')
         results[f'{stream.upper()}-I3D'] = evaluation.evaluate(
             models[stream], evaluation.records_with_video_ids(records['test'], f'i3d_{stream}', crop_size=crop),
             num_classes, os.path.join(out, 'eval', f'i3d_{stream}'), class_names, progress=False,

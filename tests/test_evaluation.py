@@ -150,3 +150,56 @@ def test_average_splits_binary(tmp_path):
   assert avg['top1'] == pytest.approx(0.8) and avg['num_splits'] == 3
   assert avg['mean_class_accuracy'] == pytest.approx(0.7)
   assert 'top-1' in proc.stdout.splitlines()[-1]
+
+
+def test_evaluate_binary_two_stream_on_records(tmp_path):
+  """evaluate.py on real SequenceExample shards: whole videos, two streams, ids and class names from the data."""
+  from data_pipelines import tfrecord_format as fmt
+  rng = np.random.default_rng(4)
+  records = []
+  for i, (n, label) in enumerate(((9, 0), (7, 1), (8, 1))):
+    frames = rng.integers(0, 256, (n, 36, 40, 3), dtype=np.uint8)
+    flow = rng.integers(0, 256, (n - 1, 36, 40, 2), dtype=np.uint8)
+    records.append(fmt.serialize(fmt.encode_video(frames, flow, video_id=f'vid{i}', label_index=label)))
+  fmt.write_tfrecord(str(tmp_path / 'test-00000-of-00002.tfrecord'), records[:2])
+  fmt.write_tfrecord(str(tmp_path / 'test-00001-of-00002.tfrecord'), records[2:])
+  (tmp_path / 'manifest.json').write_text(json.dumps({'summary': {'labels': ['open', 'close']}, 'videos': []}))
+  out = tmp_path / 'eval'
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'evaluate.py'),
+                         '--model=two_stream_i3d', f'--eval_data={tmp_path}/test-*', '--num_classes=2',
+                         '--allow_random_weights', '--crop_size=32', f'--output_dir={out}', '--fusion=softmax_mean'],
+                        capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.strip().splitlines()[-1].startswith('evaluate two_stream_i3d: top-1')
+  results = json.loads((out / 'results.json').read_text())
+  assert results['metrics']['num_videos'] == 3 and results['class_names'] == ['open', 'close']
+  assert results['fusion'] == 'softmax_mean'
+  rows = list(csv.DictReader(open(out / 'predictions.csv')))
+  assert [r['video_id'] for r in rows] == ['vid0', 'vid1', 'vid2']
+  assert [r['label_name'] for r in rows] == ['open', 'close', 'close']
+
+
+def test_two_stream_from_streams_sums_logits():
+  import i3d_tf
+  rgb, flow = i3d_tf.build_model('i3d_rgb', 3), i3d_tf.build_model('i3d_flow', 3)
+  two = E.two_stream_from_streams(rgb, flow, 3)
+  rng = np.random.default_rng(5)
+  x = {'rgb': rng.uniform(-1, 1, (1, 8, 32, 32, 3)).astype('float32'),
+       'flow': rng.uniform(-1, 1, (1, 8, 32, 32, 2)).astype('float32')}
+  out = two(x, training=False).numpy()
+  assert out.shape == (1, 3)
+  np.testing.assert_allclose(out, rgb(x['rgb']).numpy() + flow(x['flow']).numpy(), atol=1e-5)
+
+
+def test_recalibrate_batch_norm_is_the_mean_of_batch_statistics():
+  import keras
+  x = inp = keras.Input((4,))
+  x = keras.layers.BatchNormalization(momentum=0.999)(x)
+  model = keras.Model(inp, x)
+  rng = np.random.default_rng(6)
+  batches = [rng.normal(loc=3.0, size=(8, 4)).astype('float32') for _ in range(3)]
+  assert E.recalibrate_batch_norm(model, [(b, None) for b in batches], num_batches=3) == 3
+  bn = model.layers[-1]
+  np.testing.assert_allclose(bn.moving_mean.numpy(), np.mean([b.mean(0) for b in batches], 0), atol=1e-5)
+  np.testing.assert_allclose(bn.moving_variance.numpy(), np.mean([b.var(0) for b in batches], 0), atol=1e-4)
+  assert bn.momentum == 0.999
