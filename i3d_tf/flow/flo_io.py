@@ -59,6 +59,7 @@ def _atomic_write(path, payload: bytes) -> None:
   try:
     with os.fdopen(fd, 'wb') as f:
       f.write(payload)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

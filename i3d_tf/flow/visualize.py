@@ -80,6 +80,7 @@ def save_png(path, image) -> None:
   try:
     with os.fdopen(fd, 'wb') as f:
       Image.fromarray(image).save(f, format='PNG', optimize=True)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

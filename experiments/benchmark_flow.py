@@ -1,0 +1,145 @@
+r"""Throughput of i3d_tf.flow.tvl1 against OpenCV's DualTVL1, measured interleaved.
+
+Also the RubberWhale accuracy of both and the comparison picture.
+
+  TF_ENABLE_ONEDNN_OPTS=1 python experiments/benchmark_flow.py \
+      --sizes=256x340,224x224 --batch_sizes=8 --repeats=2 \
+      --output=benchmarks/flow_tvl1.json --picture=docs/images/flow_rubberwhale.png
+"""
+
+import json
+import os
+import platform
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+
+_SIZES = flags.DEFINE_list('sizes', ['256x340', '224x224'], 'HxW frame sizes.')
+_BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['8'], 'Batch sizes for ours (GPU: 1,8,16,32,64).')
+_REPEATS = flags.DEFINE_integer('repeats', 2, 'Timed calls per configuration (after a warm-up).')
+_BUDGET = flags.DEFINE_enum('budget', 'both', ['opencv', 'fast', 'both'],
+                            'Ours with OpenCV defaults (early stopping) and/or FAST_BUDGET.')
+_OUTPUT = flags.DEFINE_string('output', 'benchmarks/flow_tvl1.json', 'Results JSON.')
+_PICTURE = flags.DEFINE_string('picture', 'docs/images/flow_rubberwhale.png',
+                               'RubberWhale comparison PNG ("" to skip).')
+_DATA = flags.DEFINE_string(
+    'shared_data', os.environ.get('I3D_SHARED_DATA', os.path.join('..', 'shared', 'data')),
+    'The shared data directory.')
+
+
+def _machine():
+  import tensorflow as tf
+  import cv2
+  gpus = tf.config.list_physical_devices('GPU')
+  cpu = platform.processor()
+  try:
+    with open('/proc/cpuinfo') as f:
+      cpu = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
+  except (OSError, StopIteration):
+    pass
+  return dict(cpu=cpu, cores=len(os.sched_getaffinity(0)), gpus=[g.name for g in gpus],
+              tensorflow=tf.__version__, opencv=cv2.__version__, python=platform.python_version(),
+              opencv_threads=cv2.getNumThreads(),
+              onednn=os.environ.get('TF_ENABLE_ONEDNN_OPTS'),
+              note='shared 2-core machine with other jobs running: ratios are measured interleaved')
+
+
+def _frames(h, w):
+  import cv2
+  d = os.path.join(_DATA.value, 'flow', 'middlebury_rubberwhale')
+  a = cv2.imread(os.path.join(d, 'frame10.png'), cv2.IMREAD_GRAYSCALE)
+  b = cv2.imread(os.path.join(d, 'frame11.png'), cv2.IMREAD_GRAYSCALE)
+  return cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA), cv2.resize(
+      b, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def _speed(results):
+  import cv2
+  import i3d_tf.flow as F
+  budgets = {'opencv': {}, 'fast': F.FAST_BUDGET}
+  names = ['opencv', 'fast'] if _BUDGET.value == 'both' else [_BUDGET.value]
+  for size in _SIZES.value:
+    h, w = (int(v) for v in size.split('x'))
+    a, b = _frames(h, w)
+    algo = cv2.optflow.DualTVL1OpticalFlow_create()
+    algo.calc(a, b, None)
+    for name in names:
+      for bs in (int(v) for v in _BATCH_SIZES.value):
+        fa = np.repeat(a[None].astype(np.float32), bs, 0)
+        fb = np.repeat(b[None].astype(np.float32), bs, 0)
+        t = time.perf_counter()
+        F.tvl1(fa, fb, **budgets[name]).numpy()
+        compile_s = time.perf_counter() - t
+        ours, theirs = [], []
+        for _ in range(_REPEATS.value):  # interleaved: same load on both
+          t = time.perf_counter()
+          flow, iters = F.tvl1(fa, fb, return_iterations=True, **budgets[name])
+          flow.numpy()
+          ours.append(bs / (time.perf_counter() - t))
+          t = time.perf_counter()
+          algo.calc(a, b, None)
+          theirs.append(1.0 / (time.perf_counter() - t))
+        row = dict(size=size, budget=name, batch_size=bs, device='CPU',
+                   ours_pairs_per_s=float(np.median(ours)),
+                   opencv_pairs_per_s=float(np.median(theirs)),
+                   ratio=float(np.median(np.array(ours) / np.array(theirs))),
+                   ours_iterations_per_pair=float(iters) / bs, first_call_s=compile_s)
+        print(json.dumps(row), flush=True)
+        results['speed'].append(row)
+
+
+def _accuracy(results):
+  import cv2
+  import i3d_tf.flow as F
+  d = os.path.join(_DATA.value, 'flow', 'middlebury_rubberwhale')
+  a = cv2.imread(os.path.join(d, 'frame10.png'), cv2.IMREAD_GRAYSCALE)
+  b = cv2.imread(os.path.join(d, 'frame11.png'), cv2.IMREAD_GRAYSCALE)
+  gt = F.read_flo(os.path.join(d, 'flow10.flo'))
+  ref = cv2.optflow.DualTVL1OpticalFlow_create().calc(a, b, None)
+  rows = [dict(method='opencv DualTVL1 (defaults)', epe=F.endpoint_error(ref, gt),
+               ae=F.angular_error(ref, gt), mean_diff_to_opencv=0.0)]
+  flows = {}
+  for name, budget in (('ours (OpenCV defaults, early stopping)', {}),
+                       ('ours (FAST_BUDGET)', F.FAST_BUDGET)):
+    flow = F.tvl1(a.astype(np.float32), b.astype(np.float32), **budget).numpy()
+    flows[name] = flow
+    rows.append(dict(method=name, epe=F.endpoint_error(flow, gt), ae=F.angular_error(flow, gt),
+                     mean_diff_to_opencv=float(np.mean(np.linalg.norm(flow - ref, axis=-1)))))
+  for r in rows:
+    print(json.dumps(r), flush=True)
+  results['accuracy_rubberwhale'] = rows
+  if _PICTURE.value:
+    ours = flows['ours (OpenCV defaults, early stopping)']
+    known = F.valid_mask(gt)
+    mmax = float(np.max(np.linalg.norm(gt[known], axis=-1)))
+    gap = np.full((gt.shape[0], 8, 3), 255, np.uint8)
+    row = np.concatenate([F.flow_to_color(ours, mmax), gap, F.flow_to_color(ref, mmax), gap,
+                          F.flow_to_color(gt, mmax)], axis=1)
+    # Half resolution keeps the PNG well under 1 MB.
+    row = cv2.resize(row, (row.shape[1] // 2, row.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    F.save_png(_PICTURE.value, row)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  results = dict(machine=_machine(), speed=[])
+  _accuracy(results)
+  _speed(results)
+  out = _OUTPUT.value
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(out)), suffix='.tmp')
+  with os.fdopen(fd, 'w') as f:
+    json.dump(results, f, indent=2)
+  os.chmod(tmp, 0o644)
+  os.replace(tmp, out)
+  print(f'wrote {out}')
+
+
+if __name__ == '__main__':
+  os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  app.run(main)
