@@ -58,7 +58,9 @@ def _frames(h, w):
 
 def _speed(results):
   import cv2
+  import tensorflow as tf
   import i3d_tf.flow as F
+  device = 'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'
   budgets = {'opencv': {}, 'fast': F.FAST_BUDGET}
   names = ['opencv', 'fast'] if _BUDGET.value == 'both' else [_BUDGET.value]
   for size in _SIZES.value:
@@ -82,7 +84,7 @@ def _speed(results):
           t = time.perf_counter()
           algo.calc(a, b, None)
           theirs.append(1.0 / (time.perf_counter() - t))
-        row = dict(size=size, budget=name, batch_size=bs, device='CPU',
+        row = dict(size=size, budget=name, batch_size=bs, device=device,
                    ours_pairs_per_s=float(np.median(ours)),
                    opencv_pairs_per_s=float(np.median(theirs)),
                    ratio=float(np.median(np.array(ours) / np.array(theirs))),
