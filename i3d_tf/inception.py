@@ -122,18 +122,21 @@ def build_head(x, num_classes: int, rank: int = 3, dropout_keep_prob: float = 0.
   """
   if not 0.0 < dropout_keep_prob <= 1.0:
     raise ValueError(f'dropout_keep_prob must be in (0, 1]. Received: dropout_keep_prob={dropout_keep_prob}')
-  x = L.HeadAveragePooling(HEAD_POOL[rank], mode=head_pooling, name='Logits.AvgPool')(x)
-  x = keras.layers.Dropout(1.0 - dropout_keep_prob, name='Logits.Dropout')(x)
+  # The head runs in float32 under a mixed bf16/f16 policy: float32 logits for the loss and the softmax
+  # (Model Garden practice), and the CPU has no float16 average-pool kernel.
+  head = dict(dtype='float32')
+  x = L.HeadAveragePooling(HEAD_POOL[rank], mode=head_pooling, name='Logits.AvgPool', **head)(x)
+  x = keras.layers.Dropout(1.0 - dropout_keep_prob, name='Logits.Dropout', **head)(x)
   x = L.Unit(num_classes, 1, rank=rank, use_batch_norm=False, use_bias=True, activation=None,
-             name=f'Logits.{LOGITS_UNIT[rank]}')(x)
+             name=f'Logits.{LOGITS_UNIT[rank]}', **head)(x)
   spatial_axes = (2, 3) if rank == 3 else (1, 2)
   if spatial_squeeze:
-    x = L.Mean(spatial_axes, name='Logits.SpatialSqueeze')(x)
+    x = L.Mean(spatial_axes, name='Logits.SpatialSqueeze', **head)(x)
   if rank == 3 and temporal_average:
-    x = L.Mean(1, name='Logits.TemporalAverage')(x)
-  x = keras.layers.Identity(name='Logits')(x)
+    x = L.Mean(1, name='Logits.TemporalAverage', **head)(x)
+  x = keras.layers.Identity(name='Logits', **head)(x)
   if final_endpoint == 'Predictions':
-    x = keras.layers.Softmax(name='Predictions', dtype='float32')(x)
+    x = keras.layers.Softmax(name='Predictions', **head)(x)
   return x
 
 

@@ -235,6 +235,7 @@ class StreamFusion(keras.layers.Layer):
   """
 
   def __init__(self, fusion: str = 'logits_sum', **kwargs):
+    kwargs.setdefault('dtype', 'float32')  # fused scores stay float32 under mixed precision
     super().__init__(**kwargs)
     if fusion not in FUSIONS:
       raise ValueError(f'fusion must be one of {FUSIONS}. Received: fusion={fusion}')

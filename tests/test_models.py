@@ -210,3 +210,18 @@ def test_entry_points_enable_onednn_unless_user_set_it(preset, expected):
   out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, check=True,
                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   assert out.stdout.strip().splitlines()[-1] == expected
+
+
+def test_mixed_precision_keeps_float32_logits():
+  previous = keras.mixed_precision.global_policy()
+  keras.mixed_precision.set_global_policy('mixed_bfloat16')
+  try:
+    model = I3D('rgb', num_classes=3, temporal_average=False)
+    two = build_model('two_stream_i3d', 3)
+  finally:
+    keras.mixed_precision.set_global_policy(previous)
+  x = np.zeros((1, 8, 32, 32, 3), np.float32)
+  assert model.get_layer('Mixed_5c').compute_dtype == 'bfloat16'
+  assert model(x, training=False).dtype == tf.float32
+  out = two({'rgb': x, 'flow': np.zeros((1, 8, 32, 32, 2), np.float32)}, training=False)
+  assert out.dtype == tf.float32 and tuple(out.shape) == (1, 3)

@@ -5,4 +5,4 @@ from i3d_tf.training.loop import (Trainer, train, make_strategy, per_example_los
                                   set_bn_momentum)
 from i3d_tf.training.schedules import PlateauController, LearningRate, piecewise_lr
 from i3d_tf.training.transfer import (restore_model, resolve_checkpoint, freeze_backbone, copy_backbone,
-                                      initialize, weights_digest, float32_head)
+                                      initialize, weights_digest)

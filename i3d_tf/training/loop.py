@@ -6,8 +6,8 @@ Keras 3 `model.fit` crashes under `MultiWorkerMirroredStrategy` (keras issue 205
 CPU devices) and `MultiWorkerMirroredStrategy` (TF_CONFIG).
 
 Loss contract (per replica, summed over replicas by the optimizer's gradient all-reduce):
-  * cross-entropy from float32 logits (mixed precision computes the trunk in bf16/f16; the `Logits*` head
-    layers are switched to float32 (`transfer.float32_head`) and the loss casts to float32 in any case);
+  * cross-entropy from float32 logits (mixed precision computes the trunk in bf16/f16; every registered model
+    builds its `Logits*` head in float32, and the loss casts to float32 in any case);
   * logits of rank 3 [B, T, C] (per-time outputs, e.g. the ConvNet+LSTM baseline at training, Sec. 2.1):
     the cross-entropy is averaged over the T time steps, each step labelled with the clip label;
     accuracy uses the last step's logits (Sec. 2.1: "we consider only the output on the last frame");
@@ -242,8 +242,6 @@ class Trainer:
         self.model = self.model_fn(config.num_classes)
         self.init_report = transfer_lib.initialize(self.model, config.init, config.model, config.transfer,
                                                    build_fn=self.model_fn)
-        if config.mixed_precision != 'none':
-          transfer_lib.float32_head(self.model)
         if config.bn_momentum is not None:
           set_bn_momentum(self.model, config.bn_momentum)
         if config.transfer == 'fixed':

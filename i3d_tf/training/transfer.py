@@ -197,23 +197,6 @@ def classifier_layers(model: keras.Model) -> List[keras.layers.Layer]:
   return found
 
 
-def float32_head(model: keras.Model) -> List[str]:
-  """Runs every `Logits` / `Logits.*` layer (pool, dropout, classifier, squeeze, time average) in float32.
-
-  Under a mixed bf16/f16 policy the trunk computes in low precision while the head's input is cast up, so
-  the model's logits are float32 (Model Garden practice; the loss never sees bf16/f16 logits).  Changes the
-  layers' dtype policies in place (no variable changes: variables are float32 under mixed policies anyway).
-  Returns the names of the layers changed.
-  """
-  changed = []
-  for layer in model._flatten_layers(include_self=False, recursive=True):  # pylint: disable=protected-access
-    if layer.name == 'Logits' or layer.name.startswith(CLASSIFIER_PREFIX):
-      for sub in layer._flatten_layers(include_self=True, recursive=True):  # pylint: disable=protected-access
-        sub.dtype_policy = keras.DTypePolicy('float32')
-      changed.append(layer.name)
-  return changed
-
-
 def freeze_backbone(model: keras.Model) -> List[str]:
   """Fixed transfer: every layer but the classifier gets `trainable=False`.
 
