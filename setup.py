@@ -13,6 +13,7 @@ INSTALL_REQUIRES = [
     'tensorflow-datasets==4.9.10',
     'importlib_resources==7.1.0',  # needed by tensorflow-datasets 4.9.10
     'tqdm==4.70.1',
+    'tensorboard==2.21.0',  # to view the training summaries
     'matplotlib==3.11.2',
     'pillow==12.3.0',  # the newest apache-beam 2.77 accepts
     'protobuf==6.33.6',
