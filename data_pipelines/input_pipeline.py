@@ -131,7 +131,10 @@ def _assemble(num_frames_video, num_flow, height, width, get_rgb, get_flow, moda
     rgb = tf.cond(flip, lambda: pp.flip_rgb(rgb), lambda: rgb)
     out[RGB] = pp.scale_rgb(rgb)
   if with_flow:
-    tf.debugging.assert_positive(num_flow, message='record has no flow fields; convert with --flow')
+    # The check must run before the gather that would fail with a cryptic index error.
+    with tf.control_dependencies([tf.debugging.assert_positive(
+        num_flow, message='record has no flow fields; convert with --flow')]):
+      num_flow = tf.identity(num_flow)
     idx = tf.reshape(pp.flow_indices(pos, num_flow, clip.flow_stack), [-1])
     flow = tf.reshape(get_flow(idx, (y, x)), [views, steps, clip.flow_stack, crop_size, crop_size, 2])
     flow = pp.stack_flow(flow)
