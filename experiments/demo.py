@@ -44,13 +44,13 @@ _TEST_PER_CLASS = flags.DEFINE_integer('test_videos_per_class', 8, 'Held-out vid
 _NUM_FRAMES = flags.DEFINE_integer('num_frames', 16, 'Frames per synthetic video.')
 _SIZE = flags.DEFINE_integer('size', 40, 'Synthetic frame size (square).')
 _CROP = flags.DEFINE_integer('crop_size', 32, 'Training / test crop.')
-_STEPS = flags.DEFINE_integer('train_steps', 160, 'I3D training steps per stream.')
+_STEPS = flags.DEFINE_integer('train_steps', 240, 'I3D training steps per stream.')
 _BATCH = flags.DEFINE_integer('batch_size', 8, 'Training batch size.')
 _LR = flags.DEFINE_float('learning_rate', 0.01, 'I3D learning rate (constant, SGD momentum 0.9).')
 _KEEP_PROB = flags.DEFINE_float('dropout_keep_prob', 1.0, 'I3D dropout keep probability (tiny data: none).')
 _BN_BATCHES = flags.DEFINE_integer('bn_batches', 20, 'Training batches to re-estimate BN statistics before '
                                    'testing ("precise BN"; 0: off); needed after a few hundred steps.')
-_BASELINE_STEPS = flags.DEFINE_integer('baseline_steps', 300, 'Frame-averaging 2D baseline training steps.')
+_BASELINE_STEPS = flags.DEFINE_integer('baseline_steps', 400, 'Frame-averaging 2D baseline training steps.')
 _WORKERS = flags.DEFINE_integer('workers', 2, 'prepare_data worker processes.')
 _QUICK = flags.DEFINE_bool('quick', False, 'Smaller run: 4 videos per class, 20 steps (a smoke test).')
 _SKIP_EXPORT = flags.DEFINE_bool('skip_export', False, 'Skip the SavedModel export step.')
@@ -184,7 +184,7 @@ def main(argv):
   runs = {}
   if len(records) == 2 and _exists('experiments/train.py'):
     for stream in ('rgb', 'flow'):
-      demo.step(f'3. train {stream.upper()}-I3D from scratch ({steps} steps, batch {_BATCH.value})')
+      demo.step(f'3. train {stream}-I3D from scratch ({steps} steps, batch {_BATCH.value})')
       model_dir = os.path.join(out, 'runs', stream)
       ok = demo.run([os.path.join(ROOT, 'experiments', 'train.py'), f'--model=i3d_{stream}',
                      f'--train_data={records["train"]}', f'--num_classes={num_classes}',
@@ -228,7 +228,7 @@ def main(argv):
       if stream in runs:
         models[stream] = evaluation.load_model(f'i3d_{stream}', num_classes, runs[stream])
         recalibrate(models[stream], f'i3d_{stream}')
-        results[f'{stream.upper()}-I3D'] = evaluation.evaluate(
+        results[{'rgb': 'RGB-I3D', 'flow': 'Flow-I3D'}[stream]] = evaluation.evaluate(
             models[stream], evaluation.records_with_video_ids(records['test'], f'i3d_{stream}', crop_size=crop),
             num_classes, os.path.join(out, 'eval', f'i3d_{stream}'), class_names, progress=False,
             extra={'model': f'i3d_{stream}', 'checkpoint': runs[stream]})
@@ -312,7 +312,7 @@ def main(argv):
     md.append(f'SavedModel `serialized_examples` (two-stream, sum of logits): top-1 {100 * export_check[1]:.1f}%, '
               f'max |p_served - p_evaluate| = {export_check[2]:.1e} over {export_check[3]} videos.')
   if feature_summary:
-    md.append('Features of the real clips (random-free: the demo checkpoints; 16-frame windows at 56x56): ' +
+    md.append('Features of the real clips (the demo checkpoints; 16-frame windows, 56x56 crops, 48 frames): ' +
               ', '.join(f'`{k}` {v}' for k, v in feature_summary.items()) + '.')
   md += ['', '| step | seconds |', '|---|---|'] + [f'| {t[0]} | {t[2]:.0f} |' for t in demo.timings if len(t) == 3]
   md += ['', f'Total wall time {total:.0f} s on {os.cpu_count()} CPU core(s) ({cpu}); '

@@ -161,6 +161,9 @@ def predict_video_batch(predict_fn, inputs) -> np.ndarray:
     folded, num_views = _fold_views(np.asarray(inputs))
     batch = inputs.shape[0]
   logits = np.asarray(predict_fn(folded), np.float64)
+  if logits.ndim != 2 or logits.shape[0] != batch * num_views:
+    raise ValueError(f'The model must return logits [B * V, K] = [{batch * num_views}, K]. Received: '
+                     f'{logits.shape}')
   probs = softmax(logits.reshape(batch, num_views, -1))
   return probs.mean(axis=1)
 
