@@ -120,7 +120,7 @@ def test_two_stream_export(tmp_path):
   import tensorflow as tf
   model = i3d_tf.TwoStreamI3D(NUM_CLASSES)
   path = export.export_saved_model(model, str(tmp_path / 'two'), 'two_stream_i3d', NUM_CLASSES,
-                                   serialized_signature=False, features_signature=False)
+                                   serialized_signature=False)
   loaded = tf.saved_model.load(path)
   rng = np.random.default_rng(3)
   rgb = rng.uniform(-1, 1, (1, 8, 32, 32, 3)).astype(np.float32)
@@ -131,7 +131,12 @@ def test_two_stream_export(tmp_path):
   # Sum of logits (the official fusion) of the two streams.
   streams = export.stream_models(model)
   np.testing.assert_allclose(expected, streams['rgb'](rgb).numpy() + streams['flow'](flow).numpy(), atol=1e-5)
-  assert sorted(loaded.signatures) == ['serving_default']
+  assert sorted(loaded.signatures) == ['features', 'serving_default']
+  feats = loaded.signatures['features'](rgb=tf.constant(rgb), flow=tf.constant(flow))
+  expected_flow = export.feature_model(streams['flow'])(flow, training=False).numpy()
+  np.testing.assert_allclose(feats['flow_features_per_time'].numpy(), expected_flow, atol=1e-5)
+  np.testing.assert_allclose(feats['flow_features'].numpy(), expected_flow.mean(1), atol=1e-5)
+  assert feats['rgb_features'].shape == (1, 1024)
 
 
 def test_export_binary_refuses_missing_checkpoint(tmp_path):
