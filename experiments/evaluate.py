@@ -43,6 +43,10 @@ _CROP_SIZE = flags.DEFINE_integer('crop_size', None, 'Center crop (default: Tabl
 _NUM_FRAMES = flags.DEFINE_integer('num_frames', None, 'Test clip length (default: the whole video).')
 _MAX_VIDEOS = flags.DEFINE_integer('max_videos', None, 'Evaluate at most this many videos.')
 _SKIP_CORRUPT = flags.DEFINE_bool('skip_corrupt', True, 'Skip corrupt shards/records (reported).')
+_BN_DATA = flags.DEFINE_string('bn_calibration_data', None, 'Training TFRecord glob: re-estimate batch-norm '
+                                'statistics on it before testing ("precise BN", for short training runs).')
+_BN_BATCHES = flags.DEFINE_integer('bn_calibration_batches', 20, 'Batches of 8 training clips for it.')
+_BN_FRAMES = flags.DEFINE_integer('bn_calibration_frames', None, 'Clip length for it (default: Table 1).')
 _ALLOW_RANDOM = flags.DEFINE_bool('allow_random_weights', False, 'Random weights (tests only).')
 
 
@@ -58,6 +62,12 @@ def main(argv):
   model = evaluation.restore_stream_models(_MODEL.value, _NUM_CLASSES.value, _CHECKPOINT.value,
                                            _RGB_CHECKPOINT.value, _FLOW_CHECKPOINT.value, _FUSION.value,
                                            allow_random_weights=_ALLOW_RANDOM.value)
+  if _BN_DATA.value:
+    from data_pipelines import make_dataset  # pylint: disable=g-import-not-at-top
+    calib = make_dataset(_BN_DATA.value, _MODEL.value, training=True, batch_size=8, seed=0,
+                         num_frames=_BN_FRAMES.value, crop_size=_CROP_SIZE.value)
+    n = evaluation.recalibrate_batch_norm(model, calib, _BN_BATCHES.value)
+    print(f'evaluate: batch-norm statistics re-estimated on {n} training batches')
   dataset = evaluation.records_with_video_ids(_EVAL_DATA.value, _MODEL.value, crop_size=_CROP_SIZE.value,
                                               num_frames=_NUM_FRAMES.value, skip_corrupt=_SKIP_CORRUPT.value)
   names = evaluation.read_class_names(_CLASS_NAMES.value) or evaluation.manifest_class_names(_EVAL_DATA.value)
@@ -67,6 +77,7 @@ def main(argv):
   extra = {'model': _MODEL.value, 'eval_data': _EVAL_DATA.value, 'fusion': _FUSION.value if two or
            _MODEL.value == 'two_stream_i3d' else None, 'crop_size': _CROP_SIZE.value,
            'num_frames': _NUM_FRAMES.value, 'checkpoint': _CHECKPOINT.value,
+           'bn_calibration_data': _BN_DATA.value,
            'rgb_checkpoint': _RGB_CHECKPOINT.value, 'flow_checkpoint': _FLOW_CHECKPOINT.value,
            'protocol': 'whole video, center crop, time-averaged logits (Sec. 2.5); softmax averaged over views'}
   results = evaluation.evaluate(model, dataset, _NUM_CLASSES.value, _OUTPUT_DIR.value, names,
