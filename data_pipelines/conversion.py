@@ -23,6 +23,7 @@ from data_pipelines import flow as flow_lib
 from data_pipelines import tfrecord_format
 from data_pipelines import video as video_lib
 from data_pipelines.datasets import VideoEntry
+from i3d_tf.io_utils import atomic_write_json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,17 +69,6 @@ def _makedirs(path: str):
 
 def _open(path: str, mode: str = 'r'):
   return _gfile().GFile(path, mode) if _remote(path) else open(path, mode)
-
-
-def write_json_atomic(path: str, obj):
-  """JSON written to a temporary name, then renamed (local or tf.io.gfile paths)."""
-  tmp = path + '.tmp'
-  with _open(tmp, 'w') as f:
-    f.write(json.dumps(obj, indent=1, sort_keys=True))
-  if _remote(path):
-    _gfile().rename(tmp, path, overwrite=True)
-  else:
-    os.replace(tmp, path)
 
 
 def _failed_record(entry: VideoEntry) -> Dict:
@@ -184,7 +174,7 @@ def write_shard(output_dir: str, subset: str, shard: int, num_shards: int, resul
       serialized.append(tfrecord_format.serialize(encoded))
     records.append(record)
   tfrecord_format.write_tfrecord(path, serialized)
-  write_json_atomic(path + '.manifest.json', records)
+  atomic_write_json(path + '.manifest.json', records, sort_keys=True)
   return records
 
 
@@ -204,7 +194,7 @@ def write_manifest(output_dir: str, subset: str, num_shards: int, extra: Optiona
                  failed=len(failed), frames=int(sum(v['frames'] for v in videos)),
                  flow_frames=int(sum(v['flow_frames'] for v in videos)))
   summary.update(extra or {})
-  write_json_atomic(os.path.join(output_dir, 'manifest.json'), dict(summary=summary, videos=videos))
+  atomic_write_json(os.path.join(output_dir, 'manifest.json'), dict(summary=summary, videos=videos), sort_keys=True)
   return summary
 
 

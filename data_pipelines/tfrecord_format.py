@@ -22,13 +22,13 @@ Encoding uses OpenCV (no TensorFlow), so worker processes stay light; the proto 
 """
 
 import dataclasses
-import os
 from typing import List, Optional
 
 import cv2
 import numpy as np
 
 from data_pipelines.flow import FLOW_BOUND
+from i3d_tf.io_utils import atomic_path
 
 IMAGE_KEY = 'image/encoded'
 FLOW_X_KEY = 'flow/x/encoded'
@@ -140,16 +140,11 @@ def serialize(video: EncodedVideo) -> bytes:
 def write_tfrecord(path: str, serialized_records):
   """Writes serialized records to `path` atomically (temporary name, then rename); returns the count."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tmp = path + '.tmp'
   n = 0
-  with tf.io.TFRecordWriter(tmp) as writer:
+  with atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
     for record in serialized_records:
       writer.write(record)
       n += 1
-  if '://' in path:
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-  else:
-    os.replace(tmp, path)
   return n
 
 

@@ -10,12 +10,13 @@ Also the RubberWhale accuracy of both and the comparison picture.
 import json
 import os
 import platform
-import tempfile
 import time
 
 from absl import app
 from absl import flags
 import numpy as np
+
+from i3d_tf.io_utils import atomic_write_json
 
 _SIZES = flags.DEFINE_list('sizes', ['256x340', '224x224'], 'HxW frame sizes.')
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['8'], 'Batch sizes for ours (GPU: 1,8,16,32,64).')
@@ -132,12 +133,7 @@ def main(argv):
   _accuracy(results)
   _speed(results)
   out = _OUTPUT.value
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(out)), suffix='.tmp')
-  with os.fdopen(fd, 'w') as f:
-    json.dump(results, f, indent=2)
-  os.chmod(tmp, 0o644)
-  os.replace(tmp, out)
+  atomic_write_json(out, results)
   print(f'wrote {out}')
 
 

@@ -63,7 +63,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from data_pipelines import conversion, datasets, make_dataset  # pylint: disable=g-import-not-at-top
-  from data_pipelines.conversion import write_json_atomic  # pylint: disable=g-import-not-at-top
+  from i3d_tf.io_utils import atomic_write_json  # pylint: disable=g-import-not-at-top
   from data_pipelines.testing import VIDEOS  # pylint: disable=g-import-not-at-top
   video_dir = _VIDEO_DIR.value or VIDEOS
   cores = os.cpu_count()
@@ -93,7 +93,7 @@ def main(argv):
       frames_per_s_one_thread=results['one_thread']['frames_per_s'], target_frames_per_s_per_core=1500,
       tensorflow=tf.__version__, **results)
   os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
-  write_json_atomic(_OUTPUT.value, result)
+  atomic_write_json(_OUTPUT.value, result)
   print(f'{_MODEL.value} training input: {results["all_cores"]["frames_per_s"]} frames/s on {cores} cores '
         f'({result["frames_per_s_per_core"]} per core, {result["frames_per_cpu_s"]} per CPU-second; one thread '
         f'{result["frames_per_s_one_thread"]}; load average {result["load_average_1min"]}), '

@@ -12,10 +12,11 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 
 from absl import app
 from absl import flags
+
+from i3d_tf.io_utils import atomic_write_json
 
 _FRAMES = flags.DEFINE_integer('frames', 64, 'Clip length (Sec. 2.4 trains on 64 frames).')
 _SIZE = flags.DEFINE_integer('size', 224, 'Crop size.')
@@ -112,11 +113,7 @@ def main(argv):
                         'platform': platform.platform()},
             'input': {'batch': _BATCH.value, 'frames': _FRAMES.value, 'size': _SIZE.value},
             'reference': 'oneDNN off, no XLA jit, same run', 'results': rows}
-  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(output)), suffix='.json')
-  with os.fdopen(fd, 'w') as f:
-    json.dump(record, f, indent=2)
-  os.replace(tmp, output)
+  atomic_write_json(output, record)
   print(f'Wrote {output}')
 
 

@@ -10,7 +10,6 @@ it atomically to --output.
 
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
 
@@ -19,6 +18,7 @@ from absl import flags  # noqa: E402
 import keras  # noqa: E402
 
 from i3d_tf import baselines  # noqa: E402
+from i3d_tf.io_utils import atomic_write  # noqa: E402
 from i3d_tf.registry import list_models  # noqa: E402
 
 _NUM_CLASSES = flags.DEFINE_integer('num_classes', 400, 'Classifier size (Kinetics: 400).')
@@ -26,20 +26,6 @@ _OUTPUT = flags.DEFINE_string(
     'output', os.path.join(os.path.dirname(__file__), '..', 'docs', 'model_table.md'),
     'Markdown file to write (atomically); empty to only print.')
 _MODELS = flags.DEFINE_list('models', None, 'Registered names to include (default: all).')
-
-
-def write_atomically(path: str, text: str):
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.model_table.', suffix='.tmp')
-  try:
-    with os.fdopen(fd, 'w') as f:
-      f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
 
 
 def main(argv):
@@ -55,7 +41,7 @@ def main(argv):
   table = baselines.markdown_table(rows, _NUM_CLASSES.value)
   print(table)
   if _OUTPUT.value:
-    write_atomically(_OUTPUT.value, table)
+    atomic_write(_OUTPUT.value, table)
   worst = max((abs(r.relative_error) for r in rows if r.relative_error is not None), default=0.0)
   print(f'model_table: {len(rows)} models, worst deviation from Table 1 {100 * worst:.1f}%'
         + (f', written to {os.path.normpath(_OUTPUT.value)}' if _OUTPUT.value else ''))

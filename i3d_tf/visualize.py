@@ -6,12 +6,11 @@ dimensions are 7x7x7, and the 7 time dimensions are shown left-to-right across t
 in `columns` blocks; RGB filters in colour, flow filters as an x slice and a y slice in grey.
 """
 
-import os
-import tempfile
 from typing import Optional
 
 import numpy as np
-from PIL import Image
+
+from i3d_tf.io_utils import save_png
 
 
 def conv1_filter_grid(kernel: np.ndarray, columns: int = 4, zoom: int = 4, gap: int = 2) -> np.ndarray:
@@ -51,25 +50,10 @@ def conv1_filter_grid(kernel: np.ndarray, columns: int = 4, zoom: int = 4, gap: 
   return (np.clip(canvas, 0, 1) * 255).round().astype(np.uint8)
 
 
-def save_png(image: np.ndarray, path: str):
-  """Writes a uint8 image atomically (temporary name in the same folder, then rename)."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(suffix='.png', dir=folder)
-  os.close(fd)
-  try:
-    Image.fromarray(image).save(tmp, format='PNG')
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
 def save_conv1_filters(model, path: str, layer_name: Optional[str] = None, **kwargs) -> np.ndarray:
   """Saves the Fig. 4 picture of a model's first conv (default: the I3D `Conv3d_1a_7x7` unit)."""
   layer = model.get_layer(layer_name or 'Conv3d_1a_7x7')
   kernel = getattr(layer, 'conv', layer).kernel
   image = conv1_filter_grid(np.asarray(kernel), **kwargs)
-  save_png(image, path)
+  save_png(path, image)
   return image

@@ -52,7 +52,7 @@ def _check_output(out_dir, subset, num_shards):
   assert (s['videos'], s['ok'], s['failed'], s['frames'], s['flow_frames']) == (6, 2, 4, 13, 11)
   names = sorted(f for f in os.listdir(out_dir) if f.endswith('.tfrecord'))
   assert names == [conversion.shard_name(subset, k, num_shards) for k in range(num_shards)]
-  assert not [f for f in os.listdir(out_dir) if f.endswith('.tmp')]
+  assert not [f for f in os.listdir(out_dir) if f.startswith('.tmp-')]
   records = [r for n in names for r in _records(os.path.join(out_dir, n))]
   assert sorted(r['video/id'] for r in records) == ['good/a', 'good/b']
   a = [r for r in records if r['video/id'] == 'good/a'][0]
@@ -78,9 +78,11 @@ def test_local_pool_reports_failures_and_resumes(video_dir, tmp_path):
   # An interrupted shard (no sidecar) is redone; a stray temporary file is replaced.
   victim = os.path.join(out, conversion.shard_name('train', 1, 3))
   os.remove(victim + '.manifest.json')
-  open(victim + '.tmp', 'wb').write(b'partial')
+  stray = os.path.join(out, '.tmp-0badc0de-' + os.path.basename(victim))  # a killed writer's leftover
+  open(stray, 'wb').write(b'partial')
   third = conversion.run_conversion(entries, out, 'train', 3, OPTIONS, workers=1, progress=False)
   assert third['skipped_shards'] == 2 and third['videos'] == 6
+  assert not os.path.exists(stray)
   _check_output(out, 'train', 3)
   strip = lambda videos: [{k: v for k, v in x.items() if k != 'seconds'} for x in videos]
   assert strip(json.load(open(os.path.join(out, 'manifest.json')))['videos']) == strip(manifest['videos'])

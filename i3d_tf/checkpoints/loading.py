@@ -24,6 +24,7 @@ import numpy as np
 
 from i3d_tf.checkpoints import names as N
 from i3d_tf.inflation import units
+from i3d_tf.io_utils import atomic_path
 from i3d_tf.layers import BN_EPSILON, layer_name_to_scope
 
 BN_FOLDS = ('auto', 'variance', 'kernel')
@@ -390,32 +391,12 @@ def save_converted(model: keras.Model, output: str, overwrite: bool = False) -> 
   Returns:
     'weights' or 'saved_model'.
   """
-  import shutil
-  import tempfile
   output = os.path.abspath(output)
   if os.path.exists(output) and not overwrite:
     raise FileExistsError(f'{output} exists (pass overwrite=True / --overwrite)')
-  parent = os.path.dirname(output)
-  os.makedirs(parent, exist_ok=True)
-  if output.endswith('.weights.h5'):
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(output)[:-len('.weights.h5')] + '-',
-                               suffix='.weights.h5', dir=parent)
-    os.close(fd)
-    os.remove(tmp)  # Keras writes the file itself.
-    try:
+  with atomic_path(output) as tmp:
+    if output.endswith('.weights.h5'):
       model.save_weights(tmp)
-      os.replace(tmp, output)
-    finally:
-      if os.path.exists(tmp):
-        os.remove(tmp)
-    return 'weights'
-  tmp = tempfile.mkdtemp(prefix='.' + os.path.basename(output) + '-', dir=parent)
-  try:
-    export_dir = os.path.join(tmp, 'saved_model')
-    model.export(export_dir, format='tf_saved_model', verbose=False)
-    if os.path.exists(output):
-      shutil.rmtree(output) if os.path.isdir(output) else os.remove(output)
-    os.replace(export_dir, output)
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
-  return 'saved_model'
+    else:
+      model.export(tmp, format='tf_saved_model', verbose=False)
+  return 'weights' if output.endswith('.weights.h5') else 'saved_model'

@@ -5,10 +5,10 @@ then height * width * 2 float32 values (u, v interleaved, row-major), all
 little-endian. Values above 1e9 mark unknown flow in ground-truth files.
 """
 
-import os
-import tempfile
 
 import numpy as np
+
+from i3d_tf.io_utils import atomic_write
 
 FLO_TAG = 202021.25
 UNKNOWN_FLOW_THRESHOLD = 1e9
@@ -49,22 +49,7 @@ def write_flo(path, flow) -> None:
   h, w = flow.shape[:2]
   payload = (np.array([FLO_TAG], '<f4').tobytes() + np.array([w, h], '<i4').tobytes() +
              np.ascontiguousarray(flow, '<f4').tobytes())
-  _atomic_write(path, payload)
-
-
-def _atomic_write(path, payload: bytes) -> None:
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path), suffix='.tmp')
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      f.write(payload)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  atomic_write(path, payload)
 
 
 def valid_mask(flow) -> np.ndarray:

@@ -5,12 +5,11 @@ zero flow is white; +u (right) is red, +v (down) orange-yellow, -u cyan-blue,
 -v (up) blue-violet.
 """
 
-import os
-import tempfile
 
 import numpy as np
 
 from i3d_tf.flow.flo_io import valid_mask
+from i3d_tf.io_utils import save_png
 
 # Segment lengths of the colour wheel: red-yellow, yellow-green, green-cyan,
 # cyan-blue, blue-magenta, magenta-red (55 hues in all).
@@ -66,26 +65,6 @@ def flow_to_color(flow, max_magnitude=None) -> np.ndarray:
   out = np.floor(255 * col).astype(np.uint8)
   out[~known] = 0
   return out
-
-
-def save_png(path, image) -> None:
-  """Writes uint8 [H, W, 3] or [H, W] to PNG atomically (temp file + rename)."""
-  from PIL import Image  # pillow ships with matplotlib; imported only when saving.
-  image = np.asarray(image)
-  if image.dtype != np.uint8:
-    raise ValueError(f'image must be uint8. Received: dtype={image.dtype}')
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path), suffix='.tmp')
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      Image.fromarray(image).save(f, format='PNG', optimize=True)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
 
 
 def save_flow_png(path, flow, max_magnitude=None) -> None:

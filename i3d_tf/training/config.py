@@ -10,6 +10,8 @@ import json
 import os
 from typing import Optional, Tuple
 
+from i3d_tf.io_utils import atomic_write
+
 LR_SCHEDULES = ('piecewise', 'plateau', 'constant')
 STRATEGIES = ('default', 'mirrored', 'multi_worker')
 MIXED_PRECISION = ('none', 'bfloat16', 'float16')
@@ -99,10 +101,4 @@ class TrainConfig:
 
   def write(self, model_dir: str, name: str = 'config.json'):
     """Writes the resolved config atomically into model_dir."""
-    os.makedirs(model_dir, exist_ok=True)
-    path = os.path.join(model_dir, name)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-      f.write(self.to_json())
-    os.replace(tmp, path)
-    return path
+    return atomic_write(os.path.join(model_dir, name), self.to_json())

@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from i3d_tf import registry
+from i3d_tf.io_utils import save_figure
 from i3d_tf.training import schedules
 from i3d_tf.training import transfer as transfer_lib
 from i3d_tf.training.config import TrainConfig
@@ -527,11 +528,8 @@ def plot_curves(model_dir: str) -> Optional[str]:
     ax.legend()
     ax.grid(True, alpha=0.3)
   fig.tight_layout()
-  path = os.path.join(model_dir, CURVES_NAME)
-  tmp = path + '.tmp.png'
-  fig.savefig(tmp, dpi=80)
+  path = save_figure(os.path.join(model_dir, CURVES_NAME), fig, dpi=80)
   plt.close(fig)
-  os.replace(tmp, path)
   return path
 
 
