@@ -21,6 +21,8 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
+from i3d_tf.io_utils import atomic_path
+
 PAIRS = (('move_down', 'move_up'), ('grow', 'shrink'), ('appear', 'disappear'))
 CLASSES = tuple(c for pair in PAIRS for c in pair)
 
@@ -98,17 +100,15 @@ def base_sequence(kind: str, rng, num_frames: int = 16, size: int = 40) -> np.nd
 def write_video(path: str, frames_rgb: np.ndarray, fps: float = 25.0, fourcc: str = 'MJPG'):
   """Writes RGB uint8 frames [T, H, W, 3] with cv2.VideoWriter (atomically: temp name + rename)."""
   h, w = frames_rgb.shape[1:3]
-  root, ext = os.path.splitext(path)
-  tmp = f'{root}.tmp{ext}'
-  writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
-  if not writer.isOpened():
-    raise RuntimeError(f'cv2.VideoWriter cannot write {fourcc} to {tmp}')
-  try:
-    for f in frames_rgb:
-      writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-  finally:
-    writer.release()
-  os.replace(tmp, path)
+  with atomic_path(path) as tmp:
+    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    if not writer.isOpened():
+      raise RuntimeError(f'cv2.VideoWriter cannot write {fourcc} to {tmp}')
+    try:
+      for f in frames_rgb:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    finally:
+      writer.release()
 
 
 def generate_dataset(output_dir: str, videos_per_class: int, seed: int = 0, num_frames: int = 16,

@@ -50,7 +50,7 @@ def main(argv):
   avg = evaluation.average_results(results)
   avg['sources'] = paths
   if _OUTPUT.value:
-    evaluation.atomic_write_json(_OUTPUT.value, avg)
+    evaluation.write_json(_OUTPUT.value, avg)
   for i, (path, r) in enumerate(zip([p for p in paths if p not in bad], results)):
     m = r.get('metrics', r)
     print(f'split {i + 1}: top-1 {100 * m["top1"]:.2f}%  ({path})')

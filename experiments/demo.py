@@ -235,7 +235,7 @@ def main(argv):
     if len(models) == 2:
       for fusion, label in (('logits_sum', 'Two-Stream I3D (sum of logits)'),
                             ('softmax_mean', 'Two-Stream I3D (mean of softmax)')):
-        two = evaluation.two_stream_from_streams(models['rgb'], models['flow'], num_classes, fusion)
+        two = i3d_tf.TwoStreamI3D(num_classes, fusion=fusion, rgb_model=models['rgb'], flow_model=models['flow'])
         results[label] = evaluation.evaluate(
             two, evaluation.records_with_video_ids(records['test'], 'two_stream_i3d', crop_size=crop),
             num_classes, os.path.join(out, 'eval', f'two_stream_{fusion}'), class_names, progress=False,
@@ -247,7 +247,7 @@ def main(argv):
   if len(models) == 2 and not _SKIP_EXPORT.value:
     demo.step('5. export Two-Stream I3D (SavedModel) and check serialized_examples against evaluation')
     from i3d_tf import export  # pylint: disable=g-import-not-at-top
-    two = evaluation.two_stream_from_streams(models['rgb'], models['flow'], num_classes)
+    two = i3d_tf.TwoStreamI3D(num_classes, rgb_model=models['rgb'], flow_model=models['flow'])
     path = export.export_saved_model(two, os.path.join(out, 'export', 'two_stream_i3d'), 'two_stream_i3d',
                                      num_classes, class_names, crop_size=crop, overwrite=True)
     loaded = tf.saved_model.load(path)
@@ -319,9 +319,10 @@ def main(argv):
              f'TensorFlow {tf.__version__}.']
   if demo.notes:
     md += ['', '## Missing or failed', ''] + [f'- {n}' for n in demo.notes]
-  from i3d_tf.evaluation import atomic_write_bytes, atomic_write_json  # pylint: disable=g-import-not-at-top
-  atomic_write_bytes(os.path.join(out, 'results.md'), ('\n'.join(md) + '\n').encode())
-  atomic_write_json(os.path.join(out, 'results.json'), {
+  from i3d_tf.io_utils import atomic_write  # pylint: disable=g-import-not-at-top
+  from i3d_tf.evaluation import write_json  # pylint: disable=g-import-not-at-top
+  atomic_write(os.path.join(out, 'results.md'), '\n'.join(md) + '\n')
+  write_json(os.path.join(out, 'results.json'), {
       name: dict(r['metrics'], temporal_order_accuracy=order_acc[name]) for name, r in results.items()})
   print('\n' + '\n'.join(lines))
   for n in demo.notes:

@@ -17,10 +17,11 @@ import csv
 import io
 import json
 import os
-import tempfile
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from i3d_tf.io_utils import atomic_write, atomic_write_json, save_figure
 
 # ----------------------------------------------------------------------------------------------- metrics
 
@@ -146,7 +147,8 @@ def _fold_views(x):
 def predict_video_batch(predict_fn, inputs) -> np.ndarray:
   """Per-video class probabilities [B, K]: views folded into the batch, softmax averaged over views.
 
-  `predict_fn(inputs) -> logits [B', K]`; `inputs` an array or a dict of arrays (two-stream).
+  `predict_fn(inputs) -> logits [B', K]` (or per-step [B', T, K], scored on the last step as Sec. 2.1);
+  `inputs` an array or a dict of arrays (two-stream).
   """
   if isinstance(inputs, dict):
     folded, views = {}, set()
@@ -160,7 +162,8 @@ def predict_video_batch(predict_fn, inputs) -> np.ndarray:
   else:
     folded, num_views = _fold_views(np.asarray(inputs))
     batch = inputs.shape[0]
-  logits = np.asarray(predict_fn(folded), np.float64)
+  from i3d_tf.baselines import eval_logits  # pylint: disable=g-import-not-at-top
+  logits = eval_logits(np.asarray(predict_fn(folded), np.float64))  # per-step outputs: the last step
   if logits.ndim != 2 or logits.shape[0] != batch * num_views:
     raise ValueError(f'The model must return logits [B * V, K] = [{batch * num_views}, K]. Received: '
                      f'{logits.shape}')
@@ -231,23 +234,9 @@ def run_predictions(predict_fn, dataset: Iterable, max_videos: Optional[int] = N
 # ------------------------------------------------------------------------------------------ result files
 
 
-def atomic_write_bytes(path: str, data: bytes):
-  """Writes `data` to `path` through a temporary file in the same folder and a rename."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=folder)
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      f.write(data)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
-def atomic_write_json(path: str, obj):
-  atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + '\n').encode())
+def write_json(path: str, obj):
+  """Result JSON (numpy scalars and arrays allowed), written atomically."""
+  atomic_write_json(path, obj, sort_keys=True, default=_json_default)
 
 
 def _json_default(o):
@@ -303,10 +292,8 @@ def plot_confusion_matrix(cm: np.ndarray, path: str, class_names: Optional[Seque
             ax.text(j, i, int(cm[i, j]), ha='center', va='center', fontsize=8,
                     color='white' if norm[i, j] > 0.5 else 'black')
   fig.tight_layout()
-  buf = io.BytesIO()
-  fig.savefig(buf, format='png', dpi=100)
+  save_figure(path, fig, format='png', dpi=100)
   plt.close(fig)
-  atomic_write_bytes(path, buf.getvalue())
 
 
 def write_results(output_dir: str, labels, probs, video_ids, num_classes: int,
@@ -322,10 +309,9 @@ def write_results(output_dir: str, labels, probs, video_ids, num_classes: int,
              'class_names': list(class_names) if class_names else None}
   results.update(extra or {})
   os.makedirs(output_dir, exist_ok=True)
-  atomic_write_bytes(os.path.join(output_dir, 'predictions.csv'),
-                     predictions_csv(video_ids, labels, probs, class_names).encode())
+  atomic_write(os.path.join(output_dir, 'predictions.csv'), predictions_csv(video_ids, labels, probs, class_names))
   plot_confusion_matrix(cm, os.path.join(output_dir, 'confusion_matrix.png'), class_names)
-  atomic_write_json(os.path.join(output_dir, 'results.json'), results)
+  write_json(os.path.join(output_dir, 'results.json'), results)
   return results
 
 
@@ -389,19 +375,6 @@ def _restore_tf_checkpoint(checkpoint: str, model_name: str, num_classes: int, *
   return model
 
 
-def two_stream_from_streams(rgb_model, flow_model, num_classes: int, fusion: str = 'logits_sum'):
-  """Two-Stream I3D over two trained single-stream models (renamed 'RGB' / 'Flow' without copying).
-
-  The streams are wrapped with single-tensor input and output (`keras.Model(m.input, m.output)`), so the
-  fused output is [B, K] (a list-structured wrapper would nest the logits).
-  """
-  import keras  # pylint: disable=g-import-not-at-top
-  from i3d_tf.models import TwoStreamI3D  # pylint: disable=g-import-not-at-top
-  rgb = keras.Model(rgb_model.input, rgb_model.output, name='RGB')
-  flow = keras.Model(flow_model.input, flow_model.output, name='Flow')
-  return TwoStreamI3D(num_classes, fusion=fusion, rgb_model=rgb, flow_model=flow)
-
-
 def restore_stream_models(model_name: str, num_classes: int, checkpoint: Optional[str] = None,
                           rgb_checkpoint: Optional[str] = None, flow_checkpoint: Optional[str] = None,
                           fusion: str = 'logits_sum', allow_random_weights: bool = False):
@@ -410,7 +383,7 @@ def restore_stream_models(model_name: str, num_classes: int, checkpoint: Optiona
     from i3d_tf.models import TwoStreamI3D  # pylint: disable=g-import-not-at-top
     rgb = load_model('i3d_rgb', num_classes, rgb_checkpoint, allow_random_weights)
     flow = load_model('i3d_flow', num_classes, flow_checkpoint, allow_random_weights)
-    return two_stream_from_streams(rgb, flow, num_classes, fusion)
+    return TwoStreamI3D(num_classes, fusion=fusion, rgb_model=rgb, flow_model=flow)
   kwargs = {'fusion': fusion} if model_name == 'two_stream_i3d' else {}
   return load_model(model_name, num_classes, checkpoint, allow_random_weights, **kwargs)
 

@@ -18,14 +18,13 @@ tf-keras, the Keras 2 package; with Keras 3 use TFSMLayer.)
 
 import json
 import os
-import shutil
-import tempfile
 from typing import Dict, Optional, Sequence
 
 import keras
 import tensorflow as tf
 
 from i3d_tf import layers as L
+from i3d_tf.io_utils import atomic_path
 
 FEATURES_LAYER = 'Logits.AvgPool'  # Mixed_5c after the head's average pool: [B, T', h, w, 1024].
 EXPORT_INFO = 'i3d_export.json'
@@ -154,10 +153,7 @@ def export_saved_model(model: keras.Model, output_dir: str, model_name: str, num
                          input_signature=[tf.TensorSpec([None], tf.string, name='serialized')])
     signatures.append('serialized_examples')
 
-  parent = os.path.dirname(output_dir)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix='.tmp-export-', dir=parent)
-  try:
+  with atomic_path(output_dir) as tmp:
     archive.write_out(tmp, verbose=False)
     info = {'model_name': model_name, 'num_classes': int(num_classes), 'signatures': signatures,
             'inputs': [s.name for s in specs], 'class_names': list(class_names) if class_names else None,
@@ -165,10 +161,4 @@ def export_saved_model(model: keras.Model, output_dir: str, model_name: str, num
     info.update(extra_info or {})
     with open(os.path.join(tmp, EXPORT_INFO), 'w', encoding='utf-8') as f:
       json.dump(info, f, indent=2)
-    if os.path.exists(output_dir):
-      shutil.rmtree(output_dir)
-    os.replace(tmp, output_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
   return output_dir

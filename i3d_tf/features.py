@@ -27,6 +27,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from i3d_tf.evaluation import write_json
+from i3d_tf.io_utils import save_npy
+
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm', '.mov', '.m4v', '.mpg', '.mpeg', '.flv', '.ogv')
 STREAMS = ('rgb', 'flow')
 
@@ -148,14 +151,6 @@ class FeatureExtractor:
     return np.concatenate(feats, 0).astype(np.float32) if feats else np.zeros((0, 1024), np.float32)
 
 
-def _atomic_save_npy(path: str, array: np.ndarray):
-  from i3d_tf.evaluation import atomic_write_bytes  # pylint: disable=g-import-not-at-top
-  import io  # pylint: disable=g-import-not-at-top
-  buf = io.BytesIO()
-  np.save(buf, array, allow_pickle=False)
-  atomic_write_bytes(path, buf.getvalue())
-
-
 def output_paths(output_dir: str, vid: str, streams: Sequence[str]) -> Dict[str, str]:
   paths = {s: os.path.join(output_dir, f'{vid}_{s}.npy') for s in streams}
   paths['timestamps'] = os.path.join(output_dir, f'{vid}_timestamps.npy')
@@ -188,16 +183,15 @@ def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: 
     feats = extractor.window_features(stream, inputs[stream], windows, options.batch_size)
     if not np.all(np.isfinite(feats)):
       raise ValueError(f'non-finite {stream} features')
-    _atomic_save_npy(paths[stream], feats)
+    save_npy(paths[stream], feats)
     shapes[stream] = list(feats.shape)
   stamps = np.array([[s / options.fps, (s + n) / options.fps] for s, n in windows], np.float64).reshape(-1, 2)
-  _atomic_save_npy(paths['timestamps'], stamps)
+  save_npy(paths['timestamps'], stamps)
   meta = {'video': os.path.abspath(path), 'id': vid, 'streams': list(extractor.streams), 'shapes': shapes,
           'num_frames': int(len(frames)), 'frames_used': int(length), 'fps': options.fps,
           'windows': [[int(s), int(n)] for s, n in windows], 'timestamps_seconds': stamps.tolist(),
           'options': dataclasses.asdict(options), 'seconds': round(time.time() - start, 2)}
-  from i3d_tf.evaluation import atomic_write_json  # pylint: disable=g-import-not-at-top
-  atomic_write_json(paths['meta'], meta)  # Last: marks the video done.
+  write_json(paths['meta'], meta)  # Last: marks the video done.
   return meta
 
 

@@ -24,8 +24,9 @@ def TwoStreamI3D(num_classes: int = 400, fusion: str = 'logits_sum', rgb_model: 
     if given is None:
       given = I3D(modality, num_classes, name=MODALITY_SCOPE[modality], **i3d_kwargs)
     elif given.name != MODALITY_SCOPE[modality]:
-      # Rename a copy-free wrapper so the nested scopes are always 'RGB' and 'Flow'.
-      given = keras.Model(given.inputs, given.outputs, name=MODALITY_SCOPE[modality])
+      # Rename with a copy-free wrapper so the nested scopes are always 'RGB' and 'Flow'; single tensor
+      # in and out (`inputs`/`outputs` lists would nest the fused logits as [1, B, K]).
+      given = keras.Model(given.input, given.output, name=MODALITY_SCOPE[modality])
     streams[modality] = given
   inputs = {m: keras.Input(shape=s.input_shape[1:], name=m) for m, s in streams.items()}
   for m, s in streams.items():

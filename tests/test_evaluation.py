@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from i3d_tf import TwoStreamI3D
 from i3d_tf import evaluation as E
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -182,7 +183,7 @@ def test_evaluate_binary_two_stream_on_records(tmp_path):
 def test_two_stream_from_streams_sums_logits():
   import i3d_tf
   rgb, flow = i3d_tf.build_model('i3d_rgb', 3), i3d_tf.build_model('i3d_flow', 3)
-  two = E.two_stream_from_streams(rgb, flow, 3)
+  two = TwoStreamI3D(3, rgb_model=rgb, flow_model=flow)
   rng = np.random.default_rng(5)
   x = {'rgb': rng.uniform(-1, 1, (1, 8, 32, 32, 3)).astype('float32'),
        'flow': rng.uniform(-1, 1, (1, 8, 32, 32, 2)).astype('float32')}

@@ -111,8 +111,8 @@ def per_example_loss(labels, logits):
 def clip_logits(logits):
   """[B, C] scores of a clip: per-time logits [B, T, C] give their last step (Sec. 2.1, ConvNet+LSTM: "during
   testing we consider only the output on the last frame"; `i3d_tf.baselines.eval_logits`)."""
-  logits = tf.cast(logits, tf.float32)
-  return logits[:, -1] if logits.shape.rank == 3 else logits
+  from i3d_tf.baselines import eval_logits  # pylint: disable=g-import-not-at-top
+  return eval_logits(tf.cast(logits, tf.float32))
 
 
 def conv_kernels(model: keras.Model):
