@@ -9,5 +9,7 @@ from i3d_tf.layers import Unit, inception_module, StreamFusion
 from i3d_tf.models import TwoStreamI3D
 from i3d_tf.receptive_field import receptive_field, receptive_field_table
 from i3d_tf.registry import build_model, list_models, register_model
+from i3d_tf.baselines import C3D, ConvNetLSTM, Fused3D, TwoStream, init_from_inception_v1
+from i3d_tf import checkpoints  # noqa: F401  (i3d_tf.checkpoints.load_deepmind, ...)
 
 __version__ = '0.1.0'
