@@ -46,7 +46,7 @@ def _run(config, out, *extra, check=True):
 def _load(out):
   with open(out + '.json') as f:
     metrics = json.load(f)
-  return dict(np.load(out)), metrics
+  return dict(np.load(out, allow_pickle=False)), metrics
 
 
 def _free_ports(n):
