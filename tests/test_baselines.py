@@ -179,19 +179,26 @@ def test_trains_loss_goes_down(name):
   assert all(changed)  # BN statistics (incl. the recurrent ones) are updated at training
 
 
-def test_shared_trainer_trains_convnet_lstm_per_step_logits():
-  """The shared `i3d_tf.training.Trainer` (tf.function, strategy) on the per-time-step output contract."""
-  from i3d_tf.training import TrainConfig, Trainer, per_example_loss  # pylint: disable=g-import-not-at-top
-  x, y = tiny_inputs('convnet_lstm', frames=3), np.array([0, 1, 2, 3], np.int32)
-  config = TrainConfig(model='convnet_lstm', num_classes=5, batch_size=4, train_steps=5, learning_rate=0.05,
+@pytest.mark.parametrize('name', BASELINES)
+def test_shared_trainer_trains_each_baseline(name):
+  """The shared `i3d_tf.training.Trainer` (tf.function, strategy.run, SGD momentum 0.9): loss goes down."""
+  from i3d_tf.training import TrainConfig, Trainer  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(0)
+  x = tiny_inputs(name, frames=3 if name == 'convnet_lstm' else None)
+  y = np.array([0, 1, 2, 3], np.int32)
+  config = TrainConfig(model=name, num_classes=5, batch_size=4, train_steps=5, learning_rate=0.05,
                        lr_schedule='constant', log_every=1, weight_decay=0.0, dropout_keep_prob=1.0,
                        progress_bar=False)
-  trainer = Trainer(config, model_fn=lambda n: tiny_model('convnet_lstm', n, dropout_keep_prob=1.0),
+  trainer = Trainer(config, model_fn=lambda n: tiny_model(name, n, dropout_keep_prob=1.0),
                     train_dataset_fn=lambda ctx: tf.data.Dataset.from_tensors((x, y)).repeat())
   metrics = trainer.train()
   losses = [r['loss'] for r in trainer.history if r['kind'] == 'train']
   assert metrics['steps_run'] == 5 and len(losses) == 5
   assert losses[-1] < losses[0] - 0.05, losses
+
+
+def test_trainer_loss_is_the_per_step_contract():
+  from i3d_tf.training import per_example_loss  # pylint: disable=g-import-not-at-top
   logits = rand((2, 3, 5))  # the trainer's per-example loss is ours: all time steps averaged
   np.testing.assert_allclose(B.loss_fn(logits, [1, 2]).numpy(), per_example_loss([1, 2], logits).numpy(), rtol=1e-6)
 
