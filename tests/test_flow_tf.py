@@ -97,6 +97,18 @@ def test_batch_equals_single_pair(synthetic):
   assert diff.max() < 0.05, diff.max()
 
 
+def test_batch_equals_single_pair_exactly_without_xla():
+  """Without XLA the graph is the same per element: batch results are bitwise the single-pair ones."""
+  rs = np.random.RandomState(0)
+  a = rs.uniform(0, 255, (2, 32, 40)).astype(np.float32)
+  b = np.roll(a, 1, axis=2)
+  params = dict(nscales=2, warps=2, outer_iterations=2, inner_iterations=5)
+  batch = F.tvl1(a, b, jit_compile=False, **params).numpy()
+  for i in range(2):
+    np.testing.assert_array_equal(batch[i], F.tvl1(a[i], b[i], jit_compile=False, **params).numpy())
+  assert np.abs(batch).max() > 0.1  # non-trivial flow
+
+
 def test_float32_determinism_on_cpu(synthetic):
   frames_a, frames_b, _, flow = synthetic
   again = F.tvl1(frames_a, frames_b, **SYN).numpy()
