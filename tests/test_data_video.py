@@ -77,6 +77,18 @@ def test_generated_video_30fps_and_max_frames(tmp_path):
   assert full.source_num_frames == 30
 
 
+@pytest.mark.parametrize('fourcc,ext', [('VP80', 'webm'), ('FFV1', 'mkv'), ('XVID', 'avi'), ('mp4v', 'mp4')])
+def test_containers_and_codecs_decode(tmp_path, fourcc, ext):
+  """webm (VP8), mkv (FFV1, lossless), avi (XVID), mp4 (MPEG-4 part 2): 50 frames at 50 fps -> 25 at 25 fps."""
+  path = write_video(str(tmp_path / f'clip.{ext}'), 50, fps=50, fourcc=fourcc)
+  decoded = video_lib.decode_video(path, resize_short_side=None)
+  assert decoded.frames.shape == (25, 48, 64, 3) and decoded.frames.dtype == np.uint8
+  assert decoded.source_num_frames == 50
+  # The bright square moves right 2 px per source frame: 4 px per 25 fps frame, in RGB order (white).
+  cols = [np.flatnonzero(f[20, :, 0] > 200).min() for f in decoded.frames[:5]]
+  assert np.allclose(np.diff(cols), 4, atol=1), cols
+
+
 @pytest.mark.parametrize('kind', ['missing', 'empty', 'text', 'truncated'])
 def test_bad_inputs_raise(tmp_path, kind):
   path = str(tmp_path / 'bad.mp4')
