@@ -141,6 +141,24 @@ def test_inflate_2d_init(tmp_path):
   np.testing.assert_allclose(k3, inflation.inflate_kernel(k2, 7), rtol=1e-6)
 
 
+def test_inflate_2d_init_for_every_model_built_on_inception_v1(tmp_path):
+  from i3d_tf import build_model  # pylint: disable=g-import-not-at-top
+  model_2d = InceptionV1(num_classes=1000)
+  path = str(tmp_path / 'inception_v1.weights.h5')
+  model_2d.save_weights(path)
+  k2 = model_2d.get_layer('Conv2d_1a_7x7').conv.kernel.numpy()
+  two = build_model('two_stream_i3d', 4)
+  report = transfer.init_from_2d(two, 'two_stream_i3d', path)
+  assert report['inflated'] == 2 * 57 and len(report['skipped']) == 2  # both streams, fresh classifiers
+  np.testing.assert_allclose(two.get_layer('Flow').get_layer('Conv3d_1a_7x7').conv.kernel.numpy()[0, ..., 0, :],
+                             k2.mean(axis=2) / 7, rtol=1e-5)
+  lstm = build_model('convnet_lstm', 4)
+  report = transfer.init_from_2d(lstm, 'convnet_lstm', path)
+  assert report['init'] == 'inception_v1_2d' and report['copied'] >= 57
+  with pytest.raises(ValueError, match='C3D is trained from scratch'):
+    transfer.init_from_2d(build_model('c3d', 4, input_shape=(16, 112, 112, 3)), 'c3d', path)
+
+
 def test_mixed_precision_bfloat16_step_has_float32_logits_loss(tmp_path):
   trainer, m = _train_tiny(tmp_path, 'bf16', mixed_precision='bfloat16', train_steps=2)
   assert keras.mixed_precision.global_policy().name == 'float32'  # restored after the build

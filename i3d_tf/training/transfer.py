@@ -244,17 +244,7 @@ def initialize(model: keras.Model, init: str, model_name: str, transfer: str = '
       raise ValueError(f'transfer={transfer} needs a pre-trained --init. Received: init={init}')
     return {'init': 'scratch'}
   if kind == 'inflate_2d':
-    if model_name not in ('i3d_rgb', 'i3d_flow'):
-      raise ValueError(f'inflate_2d initialises single-stream I3D models. Received: model={model_name}')
-    from i3d_tf.inception import InceptionV1  # pylint: disable=g-import-not-at-top
-    n2d = infer_num_classes(path)
-    if n2d is None:
-      raise ValueError(f'Cannot infer the class count of the 2D weights {path}')
-    model_2d = InceptionV1(num_classes=n2d)
-    model_2d.load_weights(path)
-    report = inflation.inflate(model_2d, model)
-    return {'init': 'inflate_2d', 'path': path, 'inflated': len(report['inflated']),
-            'skipped': report['skipped']}
+    return init_from_2d(model, model_name, path)
   checkpoint = resolve_checkpoint(path)
   if transfer == 'none':
     load_weights_into(model, checkpoint)
@@ -268,6 +258,39 @@ def initialize(model: keras.Model, init: str, model_name: str, transfer: str = '
   fresh = copy_backbone(source, model)
   return {'init': 'checkpoint', 'path': checkpoint, 'source_classes': source_classes,
           'new_classifier': fresh}
+
+
+def init_from_2d(model: keras.Model, model_name: str, path: str) -> Dict:
+  """`--init=inflate_2d:<InceptionV1 .weights.h5>`: ImageNet-style 2D weights into any model built on it.
+
+  I3D streams (and both streams of Two-Stream I3D) are inflated by the boring-video method (Sec. 2.4);
+  the 2D baselines (ConvNet+LSTM, Two-Stream, 3D-Fused) get the weights copied into their Inception-v1
+  streams, the 20-channel flow conv by the mean rule (Sec. 2.3, 2.5).  C3D has no 2D twin: the paper
+  trains it from scratch.
+  """
+  from i3d_tf.inception import InceptionV1  # pylint: disable=g-import-not-at-top
+  if model_name == 'c3d':
+    raise ValueError('C3D is trained from scratch (paper Sec. 2.5); it has no 2D Inception-v1 to initialise '
+                     f'from. Received: init=inflate_2d:{path}')
+  n2d = infer_num_classes(path)
+  if n2d is None:
+    raise ValueError(f'Cannot infer the class count of the 2D weights {path}')
+  model_2d = InceptionV1(num_classes=n2d)
+  model_2d.load_weights(path)
+  if model_name in ('i3d_rgb', 'i3d_flow'):
+    report = inflation.inflate(model_2d, model)
+    return {'init': 'inflate_2d', 'path': path, 'inflated': len(report['inflated']),
+            'skipped': report['skipped']}
+  if model_name == 'two_stream_i3d':
+    reports = {s: inflation.inflate(model_2d, model.get_layer(s)) for s in ('RGB', 'Flow')}
+    return {'init': 'inflate_2d', 'path': path,
+            'inflated': sum(len(r['inflated']) for r in reports.values()),
+            'skipped': [n for r in reports.values() for n in r['skipped']]}
+  from i3d_tf.baselines import init_from_inception_v1  # pylint: disable=g-import-not-at-top
+  report = init_from_inception_v1(model, model_2d)
+  return {'init': 'inception_v1_2d', 'path': path,
+          'copied': sum(len(r['copied']) for r in report.values()),
+          'skipped': [n for r in report.values() for n in r['skipped']]}
 
 
 def weights_digest(model: keras.Model, include_classifier: bool = True) -> Dict[str, np.ndarray]:
