@@ -4,8 +4,9 @@
 (`preprocessing.sample_indices`), gathers only those encoded frames and decodes them (JPEG frames are
 decoded straight into the crop window), augments, scales, batches and prefetches.
 
-Outputs: `(inputs, labels)`; `inputs` float32 [B, T, H, W, C] for one modality, a dict
-{'rgb': ..., 'flow': ...} for two; with several test views a view axis: [B, V, T, H, W, C]; labels int32 [B].
+Outputs: `(inputs, labels)`; `inputs` float32 [B, T, H, W, C] (or the uint8 levels, `output_dtype`) for one
+modality, a dict {'rgb': ..., 'flow': ...} for two; with several test views a view axis: [B, V, T, H, W, C];
+labels int32 [B].
 """
 
 import dataclasses
@@ -21,6 +22,7 @@ from data_pipelines import tfrecord_format as fmt
 from i3d_tf.input_specs import FLOW, RGB, ClipSpec, InputSpec, get_input_spec
 
 AUTOTUNE = tf.data.AUTOTUNE
+OUTPUT_DTYPES = ('float32', 'uint8')  # make_dataset: scaled to [-1, 1] here, or raw levels scaled on the device
 
 
 # ----- shard checks -----
@@ -108,8 +110,8 @@ def resolve_clip(spec: InputSpec, training: bool, num_frames: Optional[int] = No
 
 
 def _assemble(num_frames_video, num_flow, height, width, get_rgb, get_flow, modalities, clip: ClipSpec,
-              training, crop_size, seed):
-  """Samples, crops, flips and scales one video.
+              training, crop_size, seed, scale=True):
+  """Samples, crops, flips and (with `scale`) maps to [-1, 1] one video.
 
   get_rgb(flat_indices, (y, x)) -> uint8 [M, c, c, 3]; get_flow(flat_indices, (y, x)) -> uint8 [M, c, c, 2].
   """
@@ -129,7 +131,7 @@ def _assemble(num_frames_video, num_flow, height, width, get_rgb, get_flow, moda
     idx = tf.reshape(pp.rgb_indices(pos, num_frames_video), [-1])
     rgb = tf.reshape(get_rgb(idx, (y, x)), [views, steps, crop_size, crop_size, 3])
     rgb = tf.cond(flip, lambda: pp.flip_rgb(rgb), lambda: rgb)
-    out[RGB] = pp.scale_rgb(rgb)
+    out[RGB] = rgb
   if with_flow:
     # The check must run before the gather that would fail with a cryptic index error.
     with tf.control_dependencies([tf.debugging.assert_positive(
@@ -139,10 +141,12 @@ def _assemble(num_frames_video, num_flow, height, width, get_rgb, get_flow, moda
     flow = tf.reshape(get_flow(idx, (y, x)), [views, steps, clip.flow_stack, crop_size, crop_size, 2])
     flow = pp.stack_flow(flow)
     flow = tf.cond(flip, lambda: pp.flip_flow(flow), lambda: flow)
-    out[FLOW] = pp.scale_flow(flow)
+    out[FLOW] = flow
   single_view = training or clip.num_clips == 1
   if single_view:
     out = {k: v[0] for k, v in out.items()}
+  if scale:
+    out = pp.to_model_range(out)
   return out[modalities[0]] if len(modalities) == 1 else out
 
 
@@ -164,7 +168,7 @@ def clip_from_decoded(frames, flow, spec: InputSpec, training: bool, crop_size: 
 
 
 def parse_and_sample(serialized, seed, spec: InputSpec, clip: ClipSpec, training: bool, crop_size: int,
-                     dct_method: str = ''):
+                     dct_method: str = '', scale: bool = True):
   """One serialized record -> (inputs, label): gathers the needed encoded frames, then decodes them."""
   parsed = fmt.parse_sequence_example(serialized, with_flow=FLOW in spec.modalities)
   encoded = parsed[fmt.IMAGE_KEY]
@@ -179,7 +183,7 @@ def parse_and_sample(serialized, seed, spec: InputSpec, clip: ClipSpec, training
 
   num_flow = tf.shape(parsed[fmt.FLOW_X_KEY])[0] if FLOW in spec.modalities else 0
   inputs = _assemble(tf.shape(encoded)[0], num_flow, parsed['image/height'], parsed['image/width'], get_rgb,
-                     get_flow, spec.modalities, clip, training, crop_size, seed)
+                     get_flow, spec.modalities, clip, training, crop_size, seed, scale)
   return inputs, tf.cast(parsed[fmt.LABEL_KEY], tf.int32)
 
 
@@ -189,7 +193,7 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
                  num_frames: Optional[int] = None, skip_corrupt: bool = False, repeat=None,
                  input_context: Optional[tf.distribute.InputContext] = None, shuffle_buffer: int = 64,
                  cycle_length: int = 8, verify_data: bool = False, drop_remainder: Optional[bool] = None,
-                 dct_method: str = ''):
+                 dct_method: str = '', output_dtype: str = 'float32'):
   """Batches of `(inputs, labels)` for the model named, sampled as its Table 1 spec says.
 
   Args:
@@ -211,9 +215,13 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
     verify_data: also check payload CRCs of every shard up front (a full read).
     drop_remainder: default True at training, False at test.
     dct_method: JPEG IDCT, '' (libjpeg default, accurate) or 'INTEGER_FAST' (faster, within a few levels).
+    output_dtype: 'float32' (in [-1, 1]) or 'uint8' (the raw levels, 4x fewer bytes to batch and copy to
+      the accelerator; the consumer applies `preprocessing.to_model_range`, as the trainer's step does).
+      On CPU the float conversion costs about a third of the pipeline (docs/data.md, benchmark).
 
   Returns:
-    tf.data.Dataset of (inputs, labels int32 [B]); inputs float32 [B, T, H, W, C] in [-1, 1], a dict
+    tf.data.Dataset of (inputs, labels int32 [B]); inputs float32 [B, T, H, W, C] in [-1, 1] (uint8 levels
+    with output_dtype='uint8'), a dict
     {'rgb', 'flow'} for two-stream models, [B, V, T, H, W, C] with V > 1 test views.  A whole-video test
     (T None) needs batch_size 1 (videos differ in length; no padding is done).
 
@@ -221,6 +229,8 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
     ValueError: no file matches, bad sizes, whole-video batching.
     CorruptShardError: a shard with broken framing (names the file) unless `skip_corrupt`.
   """
+  if output_dtype not in OUTPUT_DTYPES:
+    raise ValueError(f'output_dtype must be one of {OUTPUT_DTYPES}. Received: output_dtype={output_dtype!r}')
   spec = get_input_spec(model_name)
   crop_size = int(crop_size or spec.crop_size)
   clip = resolve_clip(spec, training, num_frames)
@@ -265,7 +275,8 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
 
   def process(i, serialized):
     element_seed = None if base is None else tf.stack([tf.constant(base, tf.int32), tf.cast(i, tf.int32)])
-    return parse_and_sample(serialized, element_seed, spec, clip, training, crop_size, dct_method)
+    return parse_and_sample(serialized, element_seed, spec, clip, training, crop_size, dct_method,
+                            scale=output_dtype == 'float32')
 
   ds = ds.map(process, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
   if skip_corrupt:

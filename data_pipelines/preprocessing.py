@@ -11,7 +11,7 @@ Temporal indexing (one rule for every model, see i3d_tf/input_specs.py): a clip 
 [0, L - F] where F = (T - 1) * stride + 1 and L = N for RGB-only models, N - flow_stack with flow, so no
 index wraps unless the video is shorter than the clip (then it loops).
 
-Shapes: video [T, H, W, C] uint8 in, float32 out; views are a leading axis [V, T, H, W, C].
+Shapes: video [T, H, W, C] uint8 in, float32 out (or uint8, scaled later by `to_model_range`); views are a leading axis [V, T, H, W, C].
 All functions take explicit arguments and a stateless `seed` (int32 [2]) where random.
 """
 
@@ -112,14 +112,16 @@ def stack_flow(flow_q):
   return tf.reshape(flow_q, tf.concat([shape[:-2], [shape[-2] * 2]], 0))
 
 
-def scale_rgb(video):
-  """uint8 -> float32 in [-1, 1]: x / 127.5 - 1."""
-  return tf.cast(video, tf.float32) / 127.5 - 1.0
-
-
-def scale_flow(flow_q):
-  """quantized uint8 -> float32 in [-1, 1]: q / 127.5 - 1 (within 1/255 of f / 20)."""
-  return tf.cast(flow_q, tf.float32) / FLOW_CENTER - 1.0
+def to_model_range(x):
+  """uint8 levels -> float32 in [-1, 1]: x / 127.5 - 1, for RGB and quantized flow alike (flow within
+  1/255 of f / 20).  Nested structures (the two-stream dict) map leaf by leaf; float leaves pass through,
+  so a step can call this on whatever `make_dataset(..., output_dtype=...)` shipped."""
+  def one(t):
+    t = tf.convert_to_tensor(t)
+    if t.dtype != tf.uint8:
+      return t
+    return tf.cast(t, tf.float32) / FLOW_CENTER - 1.0
+  return tf.nest.map_structure(one, x)
 
 
 def eval_input_from_numpy(frames, model_name, flow=None, crop_size=None, num_frames=None):

@@ -35,6 +35,8 @@ _STRATEGY = flags.DEFINE_enum('strategy', 'default', ['default', 'mirrored', 'mu
 _NUM_CPU_DEVICES = flags.DEFINE_integer('num_cpu_devices', 0, 'mirrored without GPUs: logical CPU replicas.')
 _MIXED_PRECISION = flags.DEFINE_enum('mixed_precision', 'none', ['none', 'bfloat16', 'float16'],
                                      'Compute dtype; float16 uses dynamic loss scaling.')
+_INPUT_DTYPE = flags.DEFINE_enum('input_dtype', 'uint8', ['uint8', 'float32'],
+                                 'uint8: the pipeline ships raw levels, the step scales them on the device.')
 _INIT = flags.DEFINE_string('init', 'scratch',
                             'scratch | inflate_2d:<2D InceptionV1 .weights.h5> | <checkpoint or model_dir>.')
 _TRANSFER = flags.DEFINE_enum('transfer', 'none', ['none', 'fixed', 'full'],
@@ -70,8 +72,8 @@ def main(argv):
       train_steps=_TRAIN_STEPS.value, learning_rate=_LEARNING_RATE.value, lr_schedule=_LR_SCHEDULE.value,
       lr_boundaries=tuple(int(b) for b in _LR_BOUNDARIES.value), plateau_patience=_PLATEAU_PATIENCE.value,
       strategy=_STRATEGY.value, num_logical_devices=_NUM_CPU_DEVICES.value,
-      mixed_precision=_MIXED_PRECISION.value, init=_INIT.value, transfer=_TRANSFER.value,
-      seed=_SEED.value, deterministic=_DETERMINISTIC.value, num_frames=_NUM_FRAMES.value,
+      mixed_precision=_MIXED_PRECISION.value, input_dtype=_INPUT_DTYPE.value, init=_INIT.value,
+      transfer=_TRANSFER.value, seed=_SEED.value, deterministic=_DETERMINISTIC.value, num_frames=_NUM_FRAMES.value,
       crop_size=_CROP_SIZE.value, checkpoint_every=_CHECKPOINT_EVERY.value, eval_every=_EVAL_EVERY.value,
       eval_steps=_EVAL_STEPS.value, log_every=_LOG_EVERY.value, synchronized_bn=_SYNC_BN.value,
       weight_decay=_WEIGHT_DECAY.value, dropout_keep_prob=_DROPOUT_KEEP.value,

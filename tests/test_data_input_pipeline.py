@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from data_pipelines import input_pipeline, make_dataset
+from data_pipelines import preprocessing as pp
 from data_pipelines import tfrecord_format as fmt
 from data_pipelines.testing import write_records
 
@@ -113,6 +114,22 @@ def test_flip_consistent_over_clip_and_flow(records):
     assert np.all(np.sign(fy[:, :, -1] - fy[:, :, 0]) == slope.flat[0])
     seen.add(bool(flipped))
   assert seen == {True, False}
+
+
+def test_uint8_output_is_the_float_output_before_scaling(records):
+  kw = dict(crop_size=CROP, num_frames=6, seed=5, deterministic=True)
+  ds8 = make_dataset(str(records / 'b.tfrecord'), 'two_stream_i3d', True, 2, output_dtype='uint8', **kw)
+  ds32 = make_dataset(str(records / 'b.tfrecord'), 'two_stream_i3d', True, 2, **kw)
+  flips = set()
+  for (x8, y8), (x32, y32) in zip(ds8.take(4), ds32.take(4)):
+    assert x8['rgb'].dtype == tf.uint8 and x8['flow'].dtype == tf.uint8 and x8['rgb'].shape == (2, 6, CROP, CROP, 3)
+    for k in ('rgb', 'flow'):  # the same clips, crops and flips; scaling later gives the same floats
+      np.testing.assert_array_equal(pp.to_model_range(x8[k]).numpy(), x32[k].numpy())
+    np.testing.assert_array_equal(y8, y32)
+    flips.add(bool(x8['rgb'][0, 0, 0, 0, 1] > x8['rgb'][0, 0, 0, -1, 1]))
+  assert flips == {True, False}
+  with pytest.raises(ValueError, match='output_dtype'):
+    make_dataset(str(records / 'b.tfrecord'), 'i3d_rgb', True, 1, output_dtype='float16')
 
 
 def test_deterministic_with_seed(records):

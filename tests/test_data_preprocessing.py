@@ -54,8 +54,8 @@ def test_flip_and_stack_flow_exact():
   np.testing.assert_array_equal(flipped[..., 0::2], 255 - stacked[..., ::-1, 0::2])
   np.testing.assert_array_equal(flipped[..., 1::2], stacked[..., ::-1, 1::2])
   np.testing.assert_array_equal(pp.flip_rgb(tf.constant(ramp(2, 3, 4))).numpy(), ramp(2, 3, 4)[:, :, ::-1])
-  np.testing.assert_allclose(pp.scale_flow(tf.constant([0, 128, 255], tf.uint8)), [-1, 0.0039216, 1], atol=1e-6)
-  np.testing.assert_allclose(pp.scale_rgb(tf.constant([0, 255], tf.uint8)), [-1, 1])
+  np.testing.assert_allclose(pp.to_model_range(tf.constant([0, 128, 255], tf.uint8)), [-1, 0.0039216, 1], atol=1e-6)
+  np.testing.assert_allclose(pp.to_model_range(tf.constant([0, 255], tf.uint8)), [-1, 1])
 
 
 def test_eval_crop_is_the_numpy_center_slice():

@@ -263,7 +263,8 @@ def test_config_validation_and_json_roundtrip(tmp_path):
     assert training.TrainConfig.from_dict(json.load(f)) == c
   for bad in (dict(strategy='tpu'), dict(lr_schedule='cosine'), dict(mixed_precision='fp8'),
               dict(dropout_keep_prob=0.0), dict(lr_schedule='plateau', eval_data=None),
-              dict(lr_boundaries=(20, 10)), dict(transfer='full', init='inflate_2d:x.h5')):
+              dict(lr_boundaries=(20, 10)), dict(transfer='full', init='inflate_2d:x.h5'),
+              dict(input_dtype='float16')):
     with pytest.raises(ValueError):
       _config(**bad).validate()
   with pytest.raises(ValueError, match='Unknown training config keys'):
@@ -282,13 +283,20 @@ def test_trains_from_tfrecords_through_data_pipelines(tmp_path):
     videos.append(fmt.encode_video(frames, flow, video_id=f'v{i}', label_index=label, jpeg_quality=90))
   write_records(str(tmp_path / 'train-00000-of-00001.tfrecord'), videos)
   pattern = str(tmp_path / 'train-*')
-  config = _config(num_classes=2, train_data=pattern, eval_data=pattern, batch_size=2, num_frames=4,
-                   crop_size=32, train_steps=4, eval_every=4, learning_rate=0.1, model_dir=str(tmp_path / 'run'))
-  trainer = training.Trainer(config, model_fn=_tiny(config))
-  before = trainer.evaluate()
-  m = trainer.train()
-  assert before['eval_examples'] == 6 and m['eval_examples'] == 6  # one pass, partial last batch kept
-  assert np.isfinite(m['train_loss']) and m['eval_loss'] < before['eval_loss']
+  digests = {}
+  for dtype in ('uint8', 'float32'):  # levels scaled in the step (default) or in the pipeline: same run
+    config = _config(num_classes=2, train_data=pattern, eval_data=pattern, batch_size=2, num_frames=4,
+                     crop_size=32, train_steps=4, eval_every=4, learning_rate=0.1, input_dtype=dtype,
+                     model_dir=str(tmp_path / f'run_{dtype}'))
+    trainer = training.Trainer(config, model_fn=_tiny(config))
+    before = trainer.evaluate()
+    m = trainer.train()
+    assert before['eval_examples'] == 6 and m['eval_examples'] == 6  # one pass, partial last batch kept
+    assert np.isfinite(m['train_loss']) and m['eval_loss'] < before['eval_loss']
+    digests[dtype] = (m['train_loss'], transfer.weights_digest(trainer.model))
+  assert digests['uint8'][0] == pytest.approx(digests['float32'][0], rel=1e-5)
+  for k, v in digests['float32'][1].items():
+    np.testing.assert_allclose(digests['uint8'][1][k], v, rtol=1e-5, atol=1e-6, err_msg=k)
 
 
 def test_jit_compile_step_matches_eager_graph_step(tmp_path):

@@ -16,6 +16,7 @@ LR_SCHEDULES = ('piecewise', 'plateau', 'constant')
 STRATEGIES = ('default', 'mirrored', 'multi_worker')
 MIXED_PRECISION = ('none', 'bfloat16', 'float16')
 TRANSFERS = ('none', 'fixed', 'full')
+INPUT_DTYPES = ('uint8', 'float32')
 
 
 @dataclasses.dataclass
@@ -42,6 +43,9 @@ class TrainConfig:
   num_logical_devices: int = 0  # mirrored on CPU: split the CPU into this many logical devices (0: no)
   synchronized_bn: bool = False
   mixed_precision: str = 'none'
+  # uint8: the input pipeline ships raw levels (4x fewer bytes) and the step maps them to [-1, 1] on the
+  # device; float32: the pipeline scales on the CPU. Same numbers either way.
+  input_dtype: str = 'uint8'
   init: str = 'scratch'  # scratch | inflate_2d:<2D .weights.h5> | <checkpoint or model_dir>
   transfer: str = 'none'
   seed: int = 0
@@ -65,6 +69,7 @@ class TrainConfig:
     check(self.strategy in STRATEGIES, f'strategy must be one of {STRATEGIES}')
     check(self.mixed_precision in MIXED_PRECISION, f'mixed_precision must be one of {MIXED_PRECISION}')
     check(self.transfer in TRANSFERS, f'transfer must be one of {TRANSFERS}')
+    check(self.input_dtype in INPUT_DTYPES, f'input_dtype must be one of {INPUT_DTYPES}')
     check(self.num_classes >= 1, 'num_classes must be >= 1')
     check(self.batch_size >= 1, 'batch_size must be >= 1')
     check(self.train_steps >= 0, 'train_steps must be >= 0')

@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from data_pipelines.preprocessing import to_model_range
 from i3d_tf import registry
 from i3d_tf.io_utils import save_figure
 from i3d_tf.training import schedules
@@ -178,7 +179,7 @@ def default_dataset_fn(config: TrainConfig, training: bool) -> Optional[Callable
     return data_pipelines.make_dataset(
         pattern, config.model, training, config.batch_size, seed=config.seed,
         deterministic=config.deterministic, crop_size=config.crop_size, num_frames=num_frames,
-        repeat=None, input_context=ctx)
+        repeat=None, input_context=ctx, output_dtype=config.input_dtype)
 
   return fn
 
@@ -289,6 +290,7 @@ class Trainer:
     replicas = self.replicas
 
     def step_fn(inputs, labels):
+      inputs = to_model_range(inputs)  # uint8 levels from the pipeline -> [-1, 1], here on the device
       with tf.GradientTape() as tape:
         logits = model(inputs, training=True)
         losses = per_example_loss(labels, logits)
@@ -322,7 +324,7 @@ class Trainer:
     model = self.model
 
     def step_fn(inputs, labels):
-      inputs, views = fold_views(inputs)
+      inputs, views = fold_views(to_model_range(inputs))
       logits = model(inputs, training=False)
       if views is not None:  # several test views per clip: average their logits (Sec. 2.3, 2.5)
         logits = clip_logits(logits)
