@@ -168,8 +168,9 @@ def clip_from_decoded(frames, flow, spec: InputSpec, training: bool, crop_size: 
 
 
 def parse_and_sample(serialized, seed, spec: InputSpec, clip: ClipSpec, training: bool, crop_size: int,
-                     dct_method: str = '', scale: bool = True):
-  """One serialized record -> (inputs, label): gathers the needed encoded frames, then decodes them."""
+                     dct_method: str = '', scale: bool = True, with_video_id: bool = False):
+  """One serialized record -> (inputs, label[, video_id]): gathers the needed encoded frames, then decodes
+  them."""
   parsed = fmt.parse_sequence_example(serialized, with_flow=FLOW in spec.modalities)
   encoded = parsed[fmt.IMAGE_KEY]
 
@@ -184,16 +185,42 @@ def parse_and_sample(serialized, seed, spec: InputSpec, clip: ClipSpec, training
   num_flow = tf.shape(parsed[fmt.FLOW_X_KEY])[0] if FLOW in spec.modalities else 0
   inputs = _assemble(tf.shape(encoded)[0], num_flow, parsed['image/height'], parsed['image/width'], get_rgb,
                      get_flow, spec.modalities, clip, training, crop_size, seed, scale)
-  return inputs, tf.cast(parsed[fmt.LABEL_KEY], tf.int32)
+  label = tf.cast(parsed[fmt.LABEL_KEY], tf.int32)
+  return (inputs, label, parsed['video/id']) if with_video_id else (inputs, label)
 
 
 # ----- the dataset -----
+class RecordCounts:
+  """Records that entered decoding and records that came out, for `skip_corrupt` datasets.
+
+  `skipped` = read - delivered: exact once a finite dataset is exhausted; while an endless training
+  stream runs it also counts the few records still in flight (parallel map, batch, prefetch).
+  """
+
+  def __init__(self):
+    with tf.init_scope():  # plain host variables, also when built inside a strategy's dataset_fn
+      self.read = tf.Variable(0, dtype=tf.int64, trainable=False, name='records_read')
+      self.delivered = tf.Variable(0, dtype=tf.int64, trainable=False, name='records_delivered')
+
+  def count_read(self, *element):
+    with tf.control_dependencies([self.read.assign_add(1)]):
+      return tf.nest.map_structure(tf.identity, element)
+
+  def count_delivered(self, *element):
+    with tf.control_dependencies([self.delivered.assign_add(1)]):
+      return tf.nest.map_structure(tf.identity, element)
+
+  def as_dict(self):
+    read, delivered = int(self.read.numpy()), int(self.delivered.numpy())
+    return {'records_read': read, 'records_delivered': delivered, 'records_skipped': read - delivered}
+
+
 def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int, *, seed: Optional[int] = None,
                  deterministic: bool = False, crop_size: Optional[int] = None,
                  num_frames: Optional[int] = None, skip_corrupt: bool = False, repeat=None,
                  input_context: Optional[tf.distribute.InputContext] = None, shuffle_buffer: int = 64,
                  cycle_length: int = 8, verify_data: bool = False, drop_remainder: Optional[bool] = None,
-                 dct_method: str = '', output_dtype: str = 'float32'):
+                 dct_method: str = '', output_dtype: str = 'float32', with_video_ids: bool = False):
   """Batches of `(inputs, labels)` for the model named, sampled as its Table 1 spec says.
 
   Args:
@@ -206,8 +233,11 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
     deterministic: keep the order of parallel interleave / map.
     crop_size: spatial size override (e.g. 64 or 112 for tests and demos).
     num_frames: T override; at test it replaces the whole video by one centered clip of T frames.
-    skip_corrupt: skip (and count, in `dataset.skipped_files` and a warning) shards with a corrupt framing
-      and drop records that fail to parse or decode; otherwise a corrupt shard raises naming the file.
+    skip_corrupt: skip (and count, in `dataset.skipped_files` and a warning) shards with a corrupt framing,
+      and drop records that fail to parse or decode, each with a logged warning and counted in
+      `dataset.record_counts` (a `RecordCounts`); otherwise a corrupt shard raises naming the file.
+      Payload CRC errors are only found while reading unless `verify_data`; such an error ends that
+      shard's reading (logged), so pass `verify_data=True` to skip those shards by name up front.
     repeat: None: repeat forever at training, once at test; an int n: n epochs; -1: forever.
     input_context: tf.distribute.InputContext for per-replica sharding.
     shuffle_buffer: records in the shuffle buffer at training.
@@ -218,9 +248,11 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
     output_dtype: 'float32' (in [-1, 1]) or 'uint8' (the raw levels, 4x fewer bytes to batch and copy to
       the accelerator; the consumer applies `preprocessing.to_model_range`, as the trainer's step does).
       On CPU the float conversion costs about a third of the pipeline (docs/data.md, benchmark).
+    with_video_ids: elements become `(inputs, labels, video_ids)` (string [B], the records' `video/id`),
+      so a consumer can name every video, and every dropped one.
 
   Returns:
-    tf.data.Dataset of (inputs, labels int32 [B]); inputs float32 [B, T, H, W, C] in [-1, 1] (uint8 levels
+    tf.data.Dataset of (inputs, labels int32 [B]) (plus video_ids); inputs float32 [B, T, H, W, C] in [-1, 1] (uint8 levels
     with output_dtype='uint8'), a dict
     {'rgb', 'flow'} for two-stream models, [B, V, T, H, W, C] with V > 1 test views.  A whole-video test
     (T None) needs batch_size 1 (videos differ in length; no padding is done).
@@ -272,19 +304,23 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
     ds = ds.repeat(repeat)
   ds = ds.enumerate()
   base = None if seed is None else int(seed)
+  counts = RecordCounts() if skip_corrupt else None
+  if counts:
+    ds = ds.map(counts.count_read)
 
   def process(i, serialized):
     element_seed = None if base is None else tf.stack([tf.constant(base, tf.int32), tf.cast(i, tf.int32)])
     return parse_and_sample(serialized, element_seed, spec, clip, training, crop_size, dct_method,
-                            scale=output_dtype == 'float32')
+                            scale=output_dtype == 'float32', with_video_id=with_video_ids)
 
   ds = ds.map(process, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-  if skip_corrupt:
-    ds = ds.ignore_errors(log_warning=True)
+  if counts:
+    ds = ds.ignore_errors(log_warning=True).map(counts.count_delivered)
   ds = ds.batch(batch_size, drop_remainder=training if drop_remainder is None else drop_remainder)
   ds = ds.prefetch(AUTOTUNE)
   options = tf.data.Options()
   options.deterministic = deterministic
   ds = ds.with_options(options)
   ds.skipped_files = bad
+  ds.record_counts = counts
   return ds

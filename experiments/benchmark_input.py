@@ -1,8 +1,10 @@
 r"""Input-pipeline throughput: decoded + augmented frames/s for I3D training clips (not a test).
 
 Converts the shared real clips (25 fps, short side 256, JPEG q90, no flow) into a temporary shard, then
-times `make_dataset(..., 'i3d_rgb', training=True)` (64-frame clips, 224x224 random crop + flip, [-1, 1])
-with all cores and with one tf.data thread, and writes benchmarks/input_pipeline.json atomically.
+times `make_dataset(..., 'i3d_rgb', training=True)` (64-frame clips, 224x224 random crop + flip) with all
+cores and with one tf.data thread, for both outputs: 'uint8' (what the trainer takes: raw levels, scaled to
+[-1, 1] in the replica step on the accelerator) and 'float32' (scaled to [-1, 1] on the CPU).  The headline
+per-core figure is the trainer's configuration; benchmarks/input_pipeline.json (written atomically) has all.
 
 Example:
   python experiments/benchmark_input.py --batches=20 --batch_size=4
@@ -75,29 +77,36 @@ def main(argv):
     print(conversion.summary_line(summary))
     pattern = os.path.join(tmp, 'bench-*.tfrecord')
     results = {}
-    for name, threads in [('all_cores', None), ('one_thread', 1)]:
-      ds = make_dataset(pattern, _MODEL.value, True, _BATCH_SIZE.value, seed=0, dct_method=_DCT.value)
-      if threads:
-        options = tf.data.Options()
-        options.threading.private_threadpool_size = threads
-        options.threading.max_intra_op_parallelism = 1
-        ds = ds.with_options(options)
-      results[name] = _time(ds, _WARMUP.value, _BATCHES.value)
-      print(name, results[name])
+    for dtype in ('uint8', 'float32'):
+      for name, threads in [('all_cores', None), ('one_thread', 1)]:
+        ds = make_dataset(pattern, _MODEL.value, True, _BATCH_SIZE.value, seed=0, dct_method=_DCT.value,
+                          output_dtype=dtype)
+        if threads:
+          options = tf.data.Options()
+          options.threading.private_threadpool_size = threads
+          options.threading.max_intra_op_parallelism = 1
+          ds = ds.with_options(options)
+        results[f'{dtype}_{name}'] = _time(ds, _WARMUP.value, _BATCHES.value)
+        print(dtype, name, results[f'{dtype}_{name}'])
+  head = results['uint8_all_cores']
   result = dict(
-      model=_MODEL.value, clip='64 frames, 224x224 random crop + flip from 256-short-side JPEG q90, [-1, 1]',
+      model=_MODEL.value, clip='64 frames, 224x224 random crop + flip from 256-short-side JPEG q90',
+      headline='output_dtype=uint8 (the trainer default; [-1, 1] scaling runs in the replica step)',
       batch_size=_BATCH_SIZE.value, dct_method=_DCT.value or 'default', batches=_BATCHES.value,
       cpu_count=cores, machine=_cpu_model(), gpu='none', videos=summary['ok'], stored_frames=summary['frames'],
-      frames_per_s_per_core=round(results['all_cores']['frames_per_s'] / cores, 1),
-      frames_per_cpu_s=results['all_cores']['frames_per_cpu_s'], load_average_1min=round(os.getloadavg()[0], 2),
-      frames_per_s_one_thread=results['one_thread']['frames_per_s'], target_frames_per_s_per_core=1500,
+      frames_per_s_per_core=round(head['frames_per_s'] / cores, 1), frames_per_cpu_s=head['frames_per_cpu_s'],
+      frames_per_s_one_thread=results['uint8_one_thread']['frames_per_s'],
+      float32_frames_per_s_per_core=round(results['float32_all_cores']['frames_per_s'] / cores, 1),
+      uint8_over_float32=round(head['frames_per_s'] / results['float32_all_cores']['frames_per_s'], 2),
+      load_average_1min=round(os.getloadavg()[0], 2), target_frames_per_s_per_core=1500,
       tensorflow=tf.__version__, **results)
   os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
   atomic_write_json(_OUTPUT.value, result)
-  print(f'{_MODEL.value} training input: {results["all_cores"]["frames_per_s"]} frames/s on {cores} cores '
+  print(f'{_MODEL.value} training input (uint8 out): {head["frames_per_s"]} frames/s on {cores} cores '
         f'({result["frames_per_s_per_core"]} per core, {result["frames_per_cpu_s"]} per CPU-second; one thread '
-        f'{result["frames_per_s_one_thread"]}; load average {result["load_average_1min"]}), '
-        f'{results["all_cores"]["clips_per_s"]} clips/s -> {_OUTPUT.value}')
+        f'{result["frames_per_s_one_thread"]}), {head["clips_per_s"]} clips/s; float32 out '
+        f'{result["float32_frames_per_s_per_core"]} per core ({result["uint8_over_float32"]}x slower); '
+        f'load average {result["load_average_1min"]} -> {_OUTPUT.value}')
 
 
 if __name__ == '__main__':

@@ -193,7 +193,8 @@ def run_predictions(predict_fn, dataset: Iterable, max_videos: Optional[int] = N
                     ) -> Dict[str, np.ndarray]:
   """Iterates `(inputs, labels)` (or `(inputs, labels, video_ids)`) batches; returns labels, probs, ids.
 
-  A batch that fails is reported on stderr and skipped (its videos are counted in 'num_failed').
+  A batch that fails is reported on stderr and skipped (its videos are counted in 'num_failed'), as are
+  the records a `records_with_video_ids` dataset lists in its `skipped` (named in 'skipped_videos').
   """
   import sys  # pylint: disable=g-import-not-at-top
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
@@ -225,10 +226,12 @@ def run_predictions(predict_fn, dataset: Iterable, max_videos: Optional[int] = N
         break
   finally:
     bar.close()
+  skipped = [v for _, v in getattr(dataset, 'skipped', ())]  # records the input pipeline dropped
+  failed += len(skipped)
   if not probs:
     raise RuntimeError(f'No video could be evaluated ({failed} failed).')
   return {'labels': np.concatenate(labels).astype(np.int64), 'probabilities': np.concatenate(probs),
-          'video_ids': np.asarray(ids), 'num_failed': failed}
+          'video_ids': np.asarray(ids), 'num_failed': failed, 'skipped_videos': skipped}
 
 
 # ------------------------------------------------------------------------------------------ result files
@@ -406,35 +409,48 @@ def read_class_names(path: Optional[str]) -> Optional[List[str]]:
   return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def records_with_video_ids(file_pattern: str, model_name: str, **make_dataset_kwargs):
+class records_with_video_ids:  # pylint: disable=invalid-name  (used like the generator function it was)
   """Whole-video test batches `(inputs, labels, [video_id])` from TFRecords, in file and record order.
 
-  One deterministic `data_pipelines.make_dataset(..., training=False, batch_size=1)` per shard, zipped with
-  the shard's `video/id`s (read from the records).  A shard that cannot be read is reported and skipped.
+  One deterministic `data_pipelines.make_dataset(..., training=False, batch_size=1, with_video_ids=True)`
+  per shard.  A shard that cannot be read is reported and skipped; with `skip_corrupt=True` a record that
+  fails to decode is dropped by the pipeline, and its video id (read from the shard first) is reported
+  and kept in `self.skipped` as `(shard, video_id)`: `run_predictions` counts them as failed.
   """
-  import sys  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from data_pipelines import make_dataset  # pylint: disable=g-import-not-at-top
-  files = sorted(tf.io.gfile.glob(file_pattern))
-  if not files:
-    raise ValueError(f'No file matches file_pattern. Received: file_pattern={file_pattern!r}')
-  spec = {'video/id': tf.io.FixedLenFeature([], tf.string, default_value='')}
-  for path in files:
-    try:
-      ids = [tf.io.parse_single_sequence_example(r, spec)[0]['video/id'].numpy().decode()
-             for r in tf.data.TFRecordDataset(path)]
-      dataset = make_dataset(path, model_name, training=False, batch_size=1, deterministic=True,
-                             **make_dataset_kwargs)
-    except (tf.errors.OpError, ValueError) as e:
-      print(f'evaluate: skipped shard {path}: {e}', file=sys.stderr)
-      continue
-    count = 0
-    for inputs, labels in dataset:
-      yield inputs, labels, [ids[count] if count < len(ids) else f'{os.path.basename(path)}#{count}']
-      count += 1
-    if count != len(ids):
-      print(f'evaluate: {path}: {len(ids)} records but {count} evaluated (corrupt records skipped); its '
-            'video ids in predictions.csv may be shifted', file=sys.stderr)
+
+  def __init__(self, file_pattern: str, model_name: str, **make_dataset_kwargs):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    self.files = sorted(tf.io.gfile.glob(file_pattern))
+    if not self.files:
+      raise ValueError(f'No file matches file_pattern. Received: file_pattern={file_pattern!r}')
+    self.model_name, self.kwargs = model_name, make_dataset_kwargs
+    self.skipped: List[Tuple[str, str]] = []
+
+  def __iter__(self):
+    import sys  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from data_pipelines import make_dataset  # pylint: disable=g-import-not-at-top
+    spec = {'video/id': tf.io.FixedLenFeature([], tf.string, default_value='')}
+    self.skipped = []
+    for path in self.files:
+      try:
+        ids = [tf.io.parse_single_sequence_example(r, spec)[0]['video/id'].numpy().decode()
+               for r in tf.data.TFRecordDataset(path)]
+        dataset = make_dataset(path, self.model_name, training=False, batch_size=1, deterministic=True,
+                               with_video_ids=True, **self.kwargs)
+      except (tf.errors.OpError, ValueError) as e:
+        print(f'evaluate: skipped shard {path}: {e}', file=sys.stderr)
+        continue
+      seen = set()
+      for inputs, labels, video_ids in dataset:
+        video_ids = [v.decode() for v in video_ids.numpy()]
+        seen.update(video_ids)
+        yield inputs, labels, video_ids
+      missing = [v for v in ids if v not in seen]
+      if missing:
+        self.skipped.extend((path, v) for v in missing)
+        print(f'evaluate: {path}: {len(missing)} of {len(ids)} records failed to decode and were skipped: '
+              f'{", ".join(missing[:20])}{" ..." if len(missing) > 20 else ""}', file=sys.stderr)
 
 
 def manifest_class_names(file_pattern: str) -> Optional[List[str]]:
@@ -461,6 +477,8 @@ def evaluate(model, dataset: Iterable, num_classes: int, output_dir: Optional[st
   """
   out = run_predictions(make_predict_fn(model), dataset, max_videos=max_videos, progress=progress)
   extra = dict(extra or {}, num_failed=out['num_failed'])
+  if out['skipped_videos']:
+    extra['skipped_videos'] = out['skipped_videos']
   if output_dir is None:
     results = {'metrics': compute_metrics(out['labels'], out['probabilities'])}
     results.update(extra)

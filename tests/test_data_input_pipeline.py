@@ -182,6 +182,31 @@ def test_corrupt_shard_named_or_skipped(records, tmp_path):
   assert 'corrupted record' in reason
 
 
+def write_shard_with_a_bad_jpeg(path):
+  """Three sound records (CRCs fine); the middle one has a frame that is not a JPEG."""
+  videos = [coded_video(6, label, f'v{label}') for label in range(3)]
+  videos[1].images[3] = b'not a jpeg at all'
+  write_records(str(path), videos)
+
+
+def test_undecodable_record_is_counted_and_named(tmp_path):
+  write_shard_with_a_bad_jpeg(tmp_path / 'bad.tfrecord')
+  with pytest.raises(tf.errors.InvalidArgumentError):
+    list(make_dataset(str(tmp_path / 'bad.tfrecord'), 'i3d_rgb', False, 1, crop_size=CROP))
+  ds = make_dataset(str(tmp_path / 'bad.tfrecord'), 'i3d_rgb', False, 1, crop_size=CROP, skip_corrupt=True,
+                    deterministic=True, with_video_ids=True)
+  got = [(int(y[0]), v.numpy()[0].decode()) for _, y, v in ds]
+  assert got == [(0, 'v0'), (2, 'v2')]
+  assert ds.record_counts.as_dict() == {'records_read': 3, 'records_delivered': 2, 'records_skipped': 1}
+  assert ds.skipped_files == []
+  train = make_dataset(str(tmp_path / 'bad.tfrecord'), 'i3d_rgb', True, 2, crop_size=CROP, num_frames=4,
+                       skip_corrupt=True, seed=0)
+  for _ in train.take(5):  # an endless stream keeps going; every third record read is dropped
+    pass
+  counts = train.record_counts.as_dict()
+  assert counts['records_delivered'] >= 10 and counts['records_skipped'] >= counts['records_read'] // 3 - 1
+
+
 def test_record_without_flow_fails_for_flow_models(records, tmp_path):
   frames = np.zeros((6, H, W, 3), np.uint8)
   write_records(str(tmp_path / 'noflow.tfrecord'), [fmt.encode_video(frames, None, video_id='n', label_index=1)])

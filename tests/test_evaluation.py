@@ -204,3 +204,18 @@ def test_recalibrate_batch_norm_is_the_mean_of_batch_statistics():
   np.testing.assert_allclose(bn.moving_mean.numpy(), np.mean([b.mean(0) for b in batches], 0), atol=1e-5)
   np.testing.assert_allclose(bn.moving_variance.numpy(), np.mean([b.var(0) for b in batches], 0), atol=1e-4)
   assert bn.momentum == 0.999
+
+
+def test_records_with_video_ids_names_undecodable_videos(tmp_path):
+  """A record that fails to decode is dropped, named and counted as failed; the other ids stay aligned."""
+  from data_pipelines import tfrecord_format as fmt
+  from data_pipelines.testing import write_records
+  frames = np.random.default_rng(0).integers(0, 256, (6, 36, 40, 3), dtype=np.uint8)
+  videos = [fmt.encode_video(frames, None, video_id=f'v{i}', label_index=i) for i in range(3)]
+  videos[1].images[3] = b'not a jpeg at all'  # record CRCs stay sound: only decoding fails
+  write_records(str(tmp_path / 'test-00000-of-00001.tfrecord'), videos)
+  records = E.records_with_video_ids(str(tmp_path / 'test-*'), 'i3d_rgb', crop_size=32, skip_corrupt=True)
+  out = E.run_predictions(lambda x: np.tile([[0.0, 1.0, 2.0]], (x.shape[0], 1)), records, progress=False)
+  assert out['video_ids'].tolist() == ['v0', 'v2'] and out['labels'].tolist() == [0, 2]
+  assert out['num_failed'] == 1 and out['skipped_videos'] == ['v1']
+  assert records.skipped == [(str(tmp_path / 'test-00000-of-00001.tfrecord'), 'v1')]
