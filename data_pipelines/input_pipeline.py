@@ -127,8 +127,10 @@ def _assemble(num_frames_video, num_flow, height, width, get_rgb, get_flow, moda
   y, x = pp.crop_offsets(height, width, crop_size, training, seeds[1])
   flip = pp.random_flip(seeds[2]) if training else tf.constant(False)
   out = {}
+  # A static index count (fixed-length clips) lets the decoders unroll (tfrecord_format._decode_each).
+  count = -1 if clip.num_frames is None else clip.num_frames * (1 if training else clip.num_clips)
   if RGB in modalities:
-    idx = tf.reshape(pp.rgb_indices(pos, num_frames_video), [-1])
+    idx = tf.reshape(pp.rgb_indices(pos, num_frames_video), [count])
     rgb = tf.reshape(get_rgb(idx, (y, x)), [views, steps, crop_size, crop_size, 3])
     rgb = tf.cond(flip, lambda: pp.flip_rgb(rgb), lambda: rgb)
     out[RGB] = rgb
@@ -137,7 +139,7 @@ def _assemble(num_frames_video, num_flow, height, width, get_rgb, get_flow, moda
     with tf.control_dependencies([tf.debugging.assert_positive(
         num_flow, message='record has no flow fields; convert with --flow')]):
       num_flow = tf.identity(num_flow)
-    idx = tf.reshape(pp.flow_indices(pos, num_flow, clip.flow_stack), [-1])
+    idx = tf.reshape(pp.flow_indices(pos, num_flow, clip.flow_stack), [max(count * clip.flow_stack, -1)])
     flow = tf.reshape(get_flow(idx, (y, x)), [views, steps, clip.flow_stack, crop_size, crop_size, 2])
     flow = pp.stack_flow(flow)
     flow = tf.cond(flip, lambda: pp.flip_flow(flow), lambda: flow)

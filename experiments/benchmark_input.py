@@ -7,7 +7,7 @@ cores and with one tf.data thread, for both outputs: 'uint8' (what the trainer t
 per-core figure is the trainer's configuration; benchmarks/input_pipeline.json (written atomically) has all.
 
 Example:
-  python experiments/benchmark_input.py --batches=20 --batch_size=4
+  python experiments/benchmark_input.py --batches=20 --repeats=3 --batch_size=4
 """
 
 import os
@@ -22,7 +22,8 @@ from absl import app
 from absl import flags
 
 _BATCHES = flags.DEFINE_integer('batches', 20, 'Timed batches per configuration.')
-_WARMUP = flags.DEFINE_integer('warmup', 5, 'Untimed batches first.')
+_WARMUP = flags.DEFINE_integer('warmup', 10, 'Untimed batches first.')
+_REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed windows per configuration; the median is reported.')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', 4, 'Clips per batch.')
 _MODEL = flags.DEFINE_string('model', 'i3d_rgb', 'Model whose training clips are timed.')
 _OUTPUT = flags.DEFINE_string('output', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
@@ -42,22 +43,27 @@ def _cpu_model():
   return platform.processor() or platform.machine()
 
 
-def _time(ds, warmup, batches):
+def _time(ds, warmup, batches, repeats):
+  """Median of `repeats` timed windows of `batches` batches each, after `warmup` (tf.data autotuning)."""
   it = iter(ds)
   for _ in range(warmup):
     next(it)
-  t0, c0 = time.perf_counter(), time.process_time()
-  clips = frames = 0
-  for _ in range(batches):
-    x, _ = next(it)
-    x = x['rgb'] if isinstance(x, dict) else x
-    clips += int(x.shape[0])
-    frames += int(x.shape[0]) * int(x.shape[1])
-  dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+  windows = []
+  for _ in range(repeats):
+    t0, c0 = time.perf_counter(), time.process_time()
+    clips = frames = 0
+    for _ in range(batches):
+      x, _ = next(it)
+      x = x['rgb'] if isinstance(x, dict) else x
+      clips += int(x.shape[0])
+      frames += int(x.shape[0]) * int(x.shape[1])
+    windows.append((time.perf_counter() - t0, time.process_time() - c0))
+  dt, cpu = sorted(windows)[len(windows) // 2]
   # CPU seconds of all our threads: frames per CPU-second is the per-core rate even on a shared machine.
   return dict(seconds=round(dt, 3), cpu_seconds=round(cpu, 3), clips=clips, frames=frames,
               clips_per_s=round(clips / dt, 2), frames_per_s=round(frames / dt, 1),
-              frames_per_cpu_s=round(frames / cpu, 1))
+              frames_per_cpu_s=round(frames / cpu, 1),
+              frames_per_s_windows=[round(frames / w, 1) for w, _ in windows])
 
 
 def main(argv):
@@ -86,13 +92,14 @@ def main(argv):
           options.threading.private_threadpool_size = threads
           options.threading.max_intra_op_parallelism = 1
           ds = ds.with_options(options)
-        results[f'{dtype}_{name}'] = _time(ds, _WARMUP.value, _BATCHES.value)
+        results[f'{dtype}_{name}'] = _time(ds, _WARMUP.value, _BATCHES.value, _REPEATS.value)
         print(dtype, name, results[f'{dtype}_{name}'])
   head = results['uint8_all_cores']
   result = dict(
       model=_MODEL.value, clip='64 frames, 224x224 random crop + flip from 256-short-side JPEG q90',
       headline='output_dtype=uint8 (the trainer default; [-1, 1] scaling runs in the replica step)',
       batch_size=_BATCH_SIZE.value, dct_method=_DCT.value or 'default', batches=_BATCHES.value,
+      repeats=_REPEATS.value,
       cpu_count=cores, machine=_cpu_model(), gpu='none', videos=summary['ok'], stored_frames=summary['frames'],
       frames_per_s_per_core=round(head['frames_per_s'] / cores, 1), frames_per_cpu_s=head['frames_per_cpu_s'],
       frames_per_s_one_thread=results['uint8_one_thread']['frames_per_s'],

@@ -64,3 +64,24 @@ def test_model_garden_keys_and_atomic_write(tmp_path):
   path = str(tmp_path / 'a.tfrecord')
   assert fmt.write_tfrecord(path, [ex.SerializeToString()] * 3) == 3
   assert sorted(p.name for p in tmp_path.iterdir()) == ['a.tfrecord']
+
+
+def test_unrolled_decode_equals_map_fn_decode():
+  """Static frame counts decode unrolled, dynamic ones through map_fn: the same pixels either way."""
+  import tensorflow as tf
+  frames, flow_q = _video(n=6)
+  video = fmt.encode_video(frames, flow_q, video_id='u')
+  images, fx, fy = (tf.constant(v) for v in (video.images, video.flow_x, video.flow_y))
+  window = tf.constant([3, 5, 24, 32])
+  static = tf.function(lambda e, x, y: (fmt.decode_frames(e, window), fmt.decode_flow(x, y)))
+  dynamic = tf.function(lambda e, x, y: (fmt.decode_frames(e, window), fmt.decode_flow(x, y)),
+                        input_signature=[tf.TensorSpec([None], tf.string)] * 3)
+  graph = static.get_concrete_function(images, fx, fy).graph
+  assert not any(op.type == 'While' for op in graph.get_operations())  # unrolled
+  assert any(op.type in ('While', 'StatelessWhile') for op in
+             dynamic.get_concrete_function().graph.get_operations())
+  (rgb_a, flow_a), (rgb_b, flow_b) = static(images, fx, fy), dynamic(images, fx, fy)
+  assert rgb_a.shape == (6, 24, 32, 3) and flow_a.shape == (5, 40, 52, 2)
+  np.testing.assert_array_equal(rgb_a.numpy(), rgb_b.numpy())
+  np.testing.assert_array_equal(flow_a.numpy(), flow_b.numpy())
+  np.testing.assert_array_equal(flow_a.numpy(), flow_q)  # PNG: exact
