@@ -39,7 +39,7 @@ _FPS = flags.DEFINE_float('fps', 25.0, 'Frame rate after resampling (paper: 25).
 _MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Decode at most this many frames per video.')
 _MAX_VIDEOS = flags.DEFINE_integer('max_videos', None, 'Process at most this many videos.')
 _BATCH = flags.DEFINE_integer('batch_size', 1, 'Windows per forward pass.')
-_FLOW_BACKEND = flags.DEFINE_enum('flow_backend', 'tvl1', ['tvl1', 'tvl1_tf'], 'Optical flow backend.')
+_FLOW_BACKEND = flags.DEFINE_enum('flow_backend', 'tvl1', ['tvl1', 'tvl1_tf', 'tvl1_tf_fast'], 'Optical flow backend (tvl1: OpenCV; tvl1_tf_fast: ours, fixed FAST_BUDGET).')
 
 
 def main(argv):

@@ -75,7 +75,7 @@ def test_real_clip_flow_moves_where_the_person_moves():
 
 
 def test_registry_and_contract():
-  assert {'tvl1', 'tvl1_tf'} <= set(flow_lib.FLOW_BACKENDS)
+  assert {'tvl1', 'tvl1_tf', 'tvl1_tf_fast'} <= set(flow_lib.FLOW_BACKENDS)
   assert flow_lib.get_flow_backend('none') is None
   with pytest.raises(ValueError, match='Unknown flow backend'):
     flow_lib.get_flow_backend('farneback_typo')
@@ -106,3 +106,9 @@ def test_tf_backend_plugs_in():
   flow = backend(frames)
   assert flow.shape == (1, 32, 32, 2) and flow.dtype == np.float32
   assert 0.8 < np.median(flow[0, 6:-6, 6:-6, 0]) < 2.5 and abs(np.median(flow[0, 6:-6, 6:-6, 1])) < 0.3
+  # 'tvl1_tf_fast' is the same solver with FAST_BUDGET's fixed iterations.
+  from i3d_tf.flow import FAST_BUDGET
+  fast = flow_lib.get_flow_backend('tvl1_tf_fast', batch_size=1, nscales=1, warps=2, jit_compile=False)(frames)
+  want = tf_flow.tvl1_video(frames, batch_size=1, nscales=1, warps=2, jit_compile=False, **FAST_BUDGET)
+  np.testing.assert_array_equal(fast, np.asarray(want, np.float32))
+  assert 0.8 < np.median(fast[0, 6:-6, 6:-6, 0]) < 2.5
