@@ -221,7 +221,8 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
                  deterministic: bool = False, crop_size: Optional[int] = None,
                  num_frames: Optional[int] = None, skip_corrupt: bool = False, repeat=None,
                  input_context: Optional[tf.distribute.InputContext] = None, shuffle_buffer: int = 64,
-                 cycle_length: int = 8, verify_data: bool = False, drop_remainder: Optional[bool] = None,
+                 cycle_length: int = 8, verify_data: Optional[bool] = None,
+                 drop_remainder: Optional[bool] = None,
                  dct_method: str = '', output_dtype: str = 'float32', with_video_ids: bool = False):
   """Batches of `(inputs, labels)` for the model named, sampled as its Table 1 spec says.
 
@@ -238,13 +239,14 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
     skip_corrupt: skip (and count, in `dataset.skipped_files` and a warning) shards with a corrupt framing,
       and drop records that fail to parse or decode, each with a logged warning and counted in
       `dataset.record_counts` (a `RecordCounts`); otherwise a corrupt shard raises naming the file.
-      Payload CRC errors are only found while reading unless `verify_data`; such an error ends that
-      shard's reading (logged), so pass `verify_data=True` to skip those shards by name up front.
+      It implies `verify_data` unless that is set False: a payload CRC error met while reading ends the
+      shard's reading (TFRecordDataset stops there, logged) and its remaining records could not be counted.
     repeat: None: repeat forever at training, once at test; an int n: n epochs; -1: forever.
     input_context: tf.distribute.InputContext for per-replica sharding.
     shuffle_buffer: records in the shuffle buffer at training.
     cycle_length: shards read in parallel.
-    verify_data: also check payload CRCs of every shard up front (a full read).
+    verify_data: also check payload CRCs of every shard up front (one extra read of the data); default:
+      the value of `skip_corrupt`.
     drop_remainder: default True at training, False at test.
     dct_method: JPEG IDCT, '' (libjpeg default, accurate) or 'INTEGER_FAST' (faster, within a few levels).
     output_dtype: 'float32' (in [-1, 1]) or 'uint8' (the raw levels, 4x fewer bytes to batch and copy to
@@ -279,7 +281,7 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
   if clip.num_frames is None and batch_size != 1:
     raise ValueError('Whole-video testing (num_frames=None) needs batch_size=1: videos differ in length. '
                      f'Received: batch_size={batch_size}')
-  files, bad = check_files(files, skip_corrupt, verify_data)
+  files, bad = check_files(files, skip_corrupt, skip_corrupt if verify_data is None else verify_data)
   if not files:
     raise ValueError(f'Every shard matching {file_pattern!r} is corrupt: {bad}')
 

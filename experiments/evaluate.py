@@ -82,9 +82,10 @@ def main(argv):
            'protocol': 'whole video, center crop, time-averaged logits (Sec. 2.5); softmax averaged over views'}
   results = evaluation.evaluate(model, dataset, _NUM_CLASSES.value, _OUTPUT_DIR.value, names,
                                 max_videos=_MAX_VIDEOS.value, extra=extra)
-  failed = results.get('num_failed', 0)
+  failed, bad_shards = results.get('num_failed', 0), len(results.get('skipped_shards', ()))
   print(f'evaluate {_MODEL.value}: {evaluation.format_metrics(results["metrics"])}'
-        f'{f", {failed} failed" if failed else ""} in {time.time() - start:.0f} s -> '
+        f'{f", {failed} failed" if failed else ""}{f", {bad_shards} shard(s) skipped" if bad_shards else ""} '
+        f'in {time.time() - start:.0f} s -> '
         f'{os.path.join(_OUTPUT_DIR.value, "results.json")}')
 
 

@@ -227,11 +227,14 @@ def run_predictions(predict_fn, dataset: Iterable, max_videos: Optional[int] = N
   finally:
     bar.close()
   skipped = [v for _, v in getattr(dataset, 'skipped', ())]  # records the input pipeline dropped
+  skipped_shards = [f'{p}: {r}' for p, r in getattr(dataset, 'skipped_shards', ())]
   failed += len(skipped)
   if not probs:
-    raise RuntimeError(f'No video could be evaluated ({failed} failed).')
+    raise RuntimeError(f'No video could be evaluated ({failed} failed, {len(skipped_shards)} shard(s) '
+                       'unreadable).')
   return {'labels': np.concatenate(labels).astype(np.int64), 'probabilities': np.concatenate(probs),
-          'video_ids': np.asarray(ids), 'num_failed': failed, 'skipped_videos': skipped}
+          'video_ids': np.asarray(ids), 'num_failed': failed, 'skipped_videos': skipped,
+          'skipped_shards': skipped_shards}
 
 
 # ------------------------------------------------------------------------------------------ result files
@@ -413,9 +416,10 @@ class records_with_video_ids:  # pylint: disable=invalid-name  (used like the ge
   """Whole-video test batches `(inputs, labels, [video_id])` from TFRecords, in file and record order.
 
   One deterministic `data_pipelines.make_dataset(..., training=False, batch_size=1, with_video_ids=True)`
-  per shard.  A shard that cannot be read is reported and skipped; with `skip_corrupt=True` a record that
-  fails to decode is dropped by the pipeline, and its video id (read from the shard first) is reported
-  and kept in `self.skipped` as `(shard, video_id)`: `run_predictions` counts them as failed.
+  per shard.  A shard that cannot be read (or, with `skip_corrupt=True`, fails its CRC checks) is reported
+  and kept in `self.skipped_shards` as `(shard, reason)`; with `skip_corrupt=True` a record that fails to
+  decode is dropped by the pipeline, and its video id (read from the shard first) is reported and kept in
+  `self.skipped` as `(shard, video_id)`.  `run_predictions` counts those videos as failed and lists both.
   """
 
   def __init__(self, file_pattern: str, model_name: str, **make_dataset_kwargs):
@@ -425,13 +429,14 @@ class records_with_video_ids:  # pylint: disable=invalid-name  (used like the ge
       raise ValueError(f'No file matches file_pattern. Received: file_pattern={file_pattern!r}')
     self.model_name, self.kwargs = model_name, make_dataset_kwargs
     self.skipped: List[Tuple[str, str]] = []
+    self.skipped_shards: List[Tuple[str, str]] = []
 
   def __iter__(self):
     import sys  # pylint: disable=g-import-not-at-top
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from data_pipelines import make_dataset  # pylint: disable=g-import-not-at-top
     spec = {'video/id': tf.io.FixedLenFeature([], tf.string, default_value='')}
-    self.skipped = []
+    self.skipped, self.skipped_shards = [], []
     for path in self.files:
       try:
         ids = [tf.io.parse_single_sequence_example(r, spec)[0]['video/id'].numpy().decode()
@@ -439,7 +444,9 @@ class records_with_video_ids:  # pylint: disable=invalid-name  (used like the ge
         dataset = make_dataset(path, self.model_name, training=False, batch_size=1, deterministic=True,
                                with_video_ids=True, **self.kwargs)
       except (tf.errors.OpError, ValueError) as e:
-        print(f'evaluate: skipped shard {path}: {e}', file=sys.stderr)
+        reason = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+        print(f'evaluate: skipped shard {path}: {reason}', file=sys.stderr)
+        self.skipped_shards.append((path, reason))
         continue
       seen = set()
       for inputs, labels, video_ids in dataset:
@@ -477,8 +484,9 @@ def evaluate(model, dataset: Iterable, num_classes: int, output_dir: Optional[st
   """
   out = run_predictions(make_predict_fn(model), dataset, max_videos=max_videos, progress=progress)
   extra = dict(extra or {}, num_failed=out['num_failed'])
-  if out['skipped_videos']:
-    extra['skipped_videos'] = out['skipped_videos']
+  for key in ('skipped_videos', 'skipped_shards'):
+    if out[key]:
+      extra[key] = out[key]
   if output_dir is None:
     results = {'metrics': compute_metrics(out['labels'], out['probabilities'])}
     results.update(extra)

@@ -180,6 +180,11 @@ def test_corrupt_shard_named_or_skipped(records, tmp_path):
   assert input_pipeline.scan_tfrecord(str(tmp_path / 'd.tfrecord'))[1] is None
   n, reason = input_pipeline.scan_tfrecord(str(tmp_path / 'd.tfrecord'), verify_data=True)
   assert 'corrupted record' in reason
+  # skip_corrupt verifies payloads up front (reading would stop at the bad record, uncounted).
+  ds = make_dataset([str(tmp_path / 'd.tfrecord'), str(good)], 'i3d_rgb', False, 1, crop_size=CROP,
+                    skip_corrupt=True)
+  assert [p for p, _ in ds.skipped_files] == [str(tmp_path / 'd.tfrecord')]
+  assert [int(y[0]) for _, y in ds] == [4]
 
 
 def write_shard_with_a_bad_jpeg(path):

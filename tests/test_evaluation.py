@@ -206,16 +206,24 @@ def test_recalibrate_batch_norm_is_the_mean_of_batch_statistics():
   assert bn.momentum == 0.999
 
 
-def test_records_with_video_ids_names_undecodable_videos(tmp_path):
-  """A record that fails to decode is dropped, named and counted as failed; the other ids stay aligned."""
+def test_records_with_video_ids_names_undecodable_videos_and_bad_shards(tmp_path):
+  """A record that fails to decode is dropped, named and counted as failed; the other ids stay aligned; a
+  shard with a payload CRC error is skipped by name."""
   from data_pipelines import tfrecord_format as fmt
   from data_pipelines.testing import write_records
   frames = np.random.default_rng(0).integers(0, 256, (6, 36, 40, 3), dtype=np.uint8)
   videos = [fmt.encode_video(frames, None, video_id=f'v{i}', label_index=i) for i in range(3)]
   videos[1].images[3] = b'not a jpeg at all'  # record CRCs stay sound: only decoding fails
-  write_records(str(tmp_path / 'test-00000-of-00001.tfrecord'), videos)
+  write_records(str(tmp_path / 'test-00000-of-00002.tfrecord'), videos)
+  write_records(str(tmp_path / 'test-00001-of-00002.tfrecord'), videos[:1] + videos[2:])
+  bad = tmp_path / 'test-00001-of-00002.tfrecord'
+  data = bytearray(bad.read_bytes())
+  data[len(data) // 2] ^= 0xFF  # inside a payload: only the data CRC sees it
+  bad.write_bytes(bytes(data))
   records = E.records_with_video_ids(str(tmp_path / 'test-*'), 'i3d_rgb', crop_size=32, skip_corrupt=True)
   out = E.run_predictions(lambda x: np.tile([[0.0, 1.0, 2.0]], (x.shape[0], 1)), records, progress=False)
   assert out['video_ids'].tolist() == ['v0', 'v2'] and out['labels'].tolist() == [0, 2]
   assert out['num_failed'] == 1 and out['skipped_videos'] == ['v1']
-  assert records.skipped == [(str(tmp_path / 'test-00000-of-00001.tfrecord'), 'v1')]
+  assert records.skipped == [(str(tmp_path / 'test-00000-of-00002.tfrecord'), 'v1')]
+  assert len(out['skipped_shards']) == 1 and out['skipped_shards'][0].startswith(str(bad))
+  assert 'corrupted record' in out['skipped_shards'][0]
