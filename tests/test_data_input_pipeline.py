@@ -206,10 +206,11 @@ def test_undecodable_record_is_counted_and_named(tmp_path):
   assert ds.skipped_files == []
   train = make_dataset(str(tmp_path / 'bad.tfrecord'), 'i3d_rgb', True, 2, crop_size=CROP, num_frames=4,
                        skip_corrupt=True, seed=0)
-  for _ in train.take(5):  # an endless stream keeps going; every third record read is dropped
+  for _ in train.take(5):  # an endless stream keeps going past the bad record, counting it each epoch
     pass
   counts = train.record_counts.as_dict()
-  assert counts['records_delivered'] >= 10 and counts['records_skipped'] >= counts['records_read'] // 3 - 1
+  assert counts['records_delivered'] >= 10 and counts['records_skipped'] >= 3
+  assert counts['records_read'] == counts['records_delivered'] + counts['records_skipped']
 
 
 def test_record_without_flow_fails_for_flow_models(records, tmp_path):
