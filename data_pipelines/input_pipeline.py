@@ -251,7 +251,7 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
     dct_method: JPEG IDCT, '' (libjpeg default, accurate) or 'INTEGER_FAST' (faster, within a few levels).
     output_dtype: 'float32' (in [-1, 1]) or 'uint8' (the raw levels, 4x fewer bytes to batch and copy to
       the accelerator; the consumer applies `preprocessing.to_model_range`, as the trainer's step does).
-      On CPU the float conversion costs about a third of the pipeline (docs/data.md, benchmark).
+      The float conversion costs 15-40% of the CPU pipeline here (docs/data.md, section 6).
     with_video_ids: elements become `(inputs, labels, video_ids)` (string [B], the records' `video/id`),
       so a consumer can name every video, and every dropped one.
 
