@@ -78,8 +78,8 @@ def tvl1_tf(gray_frames: np.ndarray, batch_size: int = 8, **params) -> np.ndarra
 
 
 def tvl1_tf_fast(gray_frames: np.ndarray, batch_size: int = 8, **params) -> np.ndarray:
-  """'tvl1_tf' with `i3d_tf.flow.FAST_BUDGET` (375 iterations per pair, no convergence test: 2.8x OpenCV on
-  this 2-core CPU, RubberWhale EPE 1.012x OpenCV's); `params` override the budget."""
+  """'tvl1_tf' with `i3d_tf.flow.FAST_BUDGET` (375 iterations per pair, no convergence test: 3.1-3.7x
+  OpenCV on this 2-core CPU, RubberWhale EPE 1.012x OpenCV's); `params` override the budget."""
   from i3d_tf.flow import FAST_BUDGET  # pylint: disable=g-import-not-at-top
   return tvl1_tf(gray_frames, batch_size, **{**FAST_BUDGET, **params})
 

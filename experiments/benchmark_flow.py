@@ -45,7 +45,8 @@ def _machine():
               tensorflow=tf.__version__, opencv=cv2.__version__, python=platform.python_version(),
               opencv_threads=cv2.getNumThreads(),
               onednn=os.environ.get('TF_ENABLE_ONEDNN_OPTS'),
-              note='shared 2-core machine with other jobs running: ratios are measured interleaved')
+              load_average_1min=round(os.getloadavg()[0], 2),
+              note='ours and OpenCV timed interleaved in one process: the ratio is the figure to read')
 
 
 def _frames(h, w):

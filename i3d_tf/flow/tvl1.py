@@ -391,14 +391,16 @@ def _solve_level(i0, i1, u1, u2, p: TVL1Params):
           return (tf.where(act3, median_filter(u1, p.median_filtering), u1),
                   tf.where(act3, median_filter(u2, p.median_filtering), u2))
         u1, u2 = tf.cond(tf.equal(n % inner, 0), filtered, lambda: (u1, u2))
-      nu1, nu2, q11, q12, q21, q22 = iterate(u1, u2, p11, p12, p21, p22, ix, iy, neg_iy, inv_grad, rho_c)
-      d1 = nu1 - u1
-      d2 = nu2 - u2
+      new = iterate(u1, u2, p11, p12, p21, p22, ix, iy, neg_iy, inv_grad, rho_c)
+      d1 = new[0] - u1
+      d2 = new[1] - u2
       new_err = tf.reduce_mean(d1 * d1 + d2 * d2, axis=[1, 2])
       count = count + tf.reduce_sum(tf.cast(active, tf.float32))
-      sel = lambda a, b_: tf.where(act3, a, b_)
-      return (n + 1, sel(nu1, u1), sel(nu2, u2), sel(q11, p11), sel(q12, p12), sel(q21, p21),
-              sel(q22, p22), tf.where(active, new_err, err), count)
+      old = (u1, u2, p11, p12, p21, p22)
+      # Converged pairs keep their state; while every pair is active the selects are skipped.
+      state = tf.cond(tf.reduce_all(active), lambda: new,
+                      lambda: tuple(tf.where(act3, a, b_) for a, b_ in zip(new, old)))
+      return (n + 1,) + tuple(state) + (tf.where(active, new_err, err), count)
 
     err0 = tf.fill(tf.shape(u1)[:1], tf.constant(np.inf, tf.float32))
     out = tf.while_loop(cond_es, body_es, (tf.constant(0), u1, u2, p11, p12, p21, p22, err0, count))
