@@ -19,11 +19,15 @@ the two are comparable parameter for parameter:
   p = (p + tau/theta grad(u)) / (1 + tau/theta |grad(u)|);
 * early stopping: a warping ends once sum(|u^{n+1} - u^n|^2) <= epsilon^2 * area
   (decided per pair of the batch), as OpenCV does;
-* the flow is upsampled bilinearly between levels and divided by `scale_step`.
+* the flow is upsampled bilinearly between levels and divided by `scale_step`;
+* `gamma` > 0 adds OpenCV's illumination term: a third primal field u3 (an
+  additive brightness change, rho = ... + gamma u3) with its own TV dual, not
+  median-filtered, starting at zero on the coarsest level and upsampled
+  without rescaling; its step counts in the stopping test.
 
 Differences from OpenCV (see docs/flow.md): interpolation uses exact float
 coordinates (`cv::remap` quantizes them to 1/32 px); the level sizes of
-`tf.image.resize` use the exact size ratio; `gamma` must be 0.
+`tf.image.resize` use the exact size ratio.
 
 Shapes: frames are float32 [B, H, W] on the 0..255 intensity scale; flow is
 float32 [B, H, W, 2] holding (u, v) = (dx, dy) in pixels, frame_a(x) ~
@@ -58,7 +62,7 @@ class TVL1Params:
   inner_iterations: int = 30  # getInnerIterations.
   outer_iterations: int = 10  # getOuterIterations.
   scale_step: float = 0.8  # getScaleStep: downsampling factor per level.
-  gamma: float = 0.0  # getGamma: illumination term weight (only 0 supported).
+  gamma: float = 0.0  # getGamma: weight of the illumination term (0: off).
   median_filtering: int = 5  # getMedianFiltering: median kernel (<= 1: off).
   use_initial_flow: bool = False  # getUseInitialFlow.
   early_stopping: bool = True  # False: run every inner/outer iteration.
@@ -79,8 +83,8 @@ class TVL1Params:
                        f'outer_iterations={self.outer_iterations}')
     if not 0.0 < self.scale_step < 1.0:
       raise ValueError(f'scale_step must be in (0, 1). Received: scale_step={self.scale_step}')
-    if self.gamma != 0.0:
-      raise ValueError(f'Only gamma=0 is implemented. Received: gamma={self.gamma}')
+    if self.gamma < 0.0:
+      raise ValueError(f'gamma must be >= 0 (0: no illumination term). Received: gamma={self.gamma}')
     if self.median_filtering > 1 and self.median_filtering not in (3, 5):
       raise ValueError('median_filtering must be <= 1 (off), 3 or 5. Received: '
                        f'median_filtering={self.median_filtering}')
@@ -307,18 +311,19 @@ def _resize(x, size):
 # One pyramid level.
 
 
-def _solve_level(i0, i1, u1, u2, p: TVL1Params):
+def _solve_level(i0, i1, us, p: TVL1Params):
   """Runs `warps` warpings with the inner/outer iterations at one level.
 
   Args:
     i0, i1: float32 [B, h, w] frames at this level.
-    u1, u2: float32 [B, h, w] initial flow.
+    us: initial primal fields, each float32 [B, h, w]: (u1, u2), or (u1, u2, u3)
+      with the illumination field u3 when gamma != 0.
     p: parameters.
 
   Returns:
-    (u1, u2) refined flow, and float32 [] the total iterations run, summed over the batch.
+    The refined fields (same structure as `us`), and float32 [] the total
+    iterations run, summed over the batch.
   """
-  h, w = i0.shape[1], i0.shape[2]
   l_t = float(p.lambda_ * p.theta)
   taut = float(p.tau / p.theta)
   neg_theta = -float(p.theta)
@@ -327,31 +332,40 @@ def _solve_level(i0, i1, u1, u2, p: TVL1Params):
   total = p.inner_iterations * p.outer_iterations
   inner = p.inner_iterations
   median = p.median_filtering > 1
+  k = len(us)  # 2 flow components, + u3 with gamma
   i1x, i1y = centered_gradient(i1)
   stack = tf.stack([i1, i1x, i1y], axis=-1)
   zeros = tf.zeros_like(i0)
 
-  def iterate(u1, u2, p11, p12, p21, p22, ix, iy, neg_iy, inv_grad, rho_c):
-    # Thresholding step TH: v = u + clip(-rho/|grad I1w|^2, -l_t, l_t) grad I1w.
-    rho = (rho_c + ix * u1) - neg_iy * u2
-    coef = tf.clip_by_value(-rho * inv_grad, -l_t, l_t)
-    v1 = u1 + coef * ix
-    v2 = u2 + coef * iy
-    # Primal step.
-    nu1 = v1 - neg_theta * _divergence(p11, p12)
-    nu2 = v2 - neg_theta * _divergence(p21, p22)
-    # Dual step with projection.
-    u1x, u1y = _forward_gradient(nu1)
-    u2x, u2y = _forward_gradient(nu2)
-    ng1 = 1.0 + taut * tf.sqrt(u1x * u1x + u1y * u1y)
-    ng2 = 1.0 + taut * tf.sqrt(u2x * u2x + u2y * u2y)
-    p11 = (p11 + taut * u1x) / ng1
-    p12 = (p12 + taut * u1y) / ng1
-    p21 = (p21 + taut * u2x) / ng2
-    p22 = (p22 + taut * u2y) / ng2
-    return nu1, nu2, p11, p12, p21, p22
+  def iterate(us, ps, coefs, neg_coefs, inv_grad, rho_c):
+    # coefs: the data term's derivative in each field, (Ix, Iy) or (Ix, Iy, gamma).
+    # Thresholding step TH: v = u + clip(-rho/|grad I1w|^2, -l_t, l_t) coefs; like
+    # OpenCV, the denominator leaves out gamma^2.
+    rho = rho_c + coefs[0] * us[0]
+    for neg_c, u in zip(neg_coefs[1:], us[1:]):
+      rho = rho - neg_c * u
+    step = tf.clip_by_value(-rho * inv_grad, -l_t, l_t)
+    new_us, new_ps = [], []
+    for i, (u, c) in enumerate(zip(us, coefs)):
+      v = u + step * c
+      # Primal step.
+      nu = v - neg_theta * _divergence(ps[2 * i], ps[2 * i + 1])
+      # Dual step with projection.
+      ux, uy = _forward_gradient(nu)
+      ng = 1.0 + taut * tf.sqrt(ux * ux + uy * uy)
+      new_us.append(nu)
+      new_ps += [(ps[2 * i] + taut * ux) / ng, (ps[2 * i + 1] + taut * uy) / ng]
+    return tuple(new_us), tuple(new_ps)
 
-  def warp_body(k, u1, u2, p11, p12, p21, p22, count):
+  def filtered(us, mask=None):
+    # The median filters the flow only, never u3 (OpenCV).
+    out = [median_filter(u, p.median_filtering) for u in us[:2]]
+    if mask is not None:
+      out = [tf.where(mask, f, u) for f, u in zip(out, us[:2])]
+    return tuple(out) + tuple(us[2:])
+
+  def warp_body(n_warp, us, ps, count):
+    u1, u2 = us[0], us[1]
     warped = warp(stack, u1, u2, p.interpolation, p.border)
     i1w, ix, iy = warped[..., 0], warped[..., 1], warped[..., 2]
     grad = ix * ix + iy * iy
@@ -359,58 +373,49 @@ def _solve_level(i0, i1, u1, u2, p: TVL1Params):
     # clipped form the step is then at most l_t * |grad I| < 1e-4 px.
     inv_grad = 1.0 / tf.maximum(grad, _FLT_EPSILON)
     rho_c = i1w - ix * u1 - iy * u2 - i0
-    neg_iy = -iy
+    coefs = (ix, iy) + ((float(p.gamma),) if k == 3 else ())
+    neg_coefs = tuple(-c for c in coefs)
 
     if not p.early_stopping:
-      def cond(n, *_):
-        return n < total
-
-      def body(n, u1, u2, p11, p12, p21, p22):
+      def body(n, us, ps):
         if median:
-          u1, u2 = tf.cond(
-              tf.equal(n % inner, 0),
-              lambda: (median_filter(u1, p.median_filtering),
-                       median_filter(u2, p.median_filtering)),
-              lambda: (u1, u2))
-        out = iterate(u1, u2, p11, p12, p21, p22, ix, iy, neg_iy, inv_grad, rho_c)
-        return (n + 1,) + out
+          us = tf.cond(tf.equal(n % inner, 0), lambda: filtered(us), lambda: us)
+        return (n + 1,) + iterate(us, ps, coefs, neg_coefs, inv_grad, rho_c)
 
-      _, u1, u2, p11, p12, p21, p22 = tf.while_loop(
-          cond, body, (tf.constant(0), u1, u2, p11, p12, p21, p22))
+      _, us, ps = tf.while_loop(lambda n, *_: n < total, body, (tf.constant(0), us, ps))
       count = count + tf.cast(total * tf.shape(u1)[0], tf.float32)
-      return k + 1, u1, u2, p11, p12, p21, p22, count
+      return n_warp + 1, us, ps, count
 
-    def cond_es(n, u1, u2, p11, p12, p21, p22, err, count):
+    def cond_es(n, us, ps, err, count):
       return (n < total) & tf.reduce_any(err > eps2)
 
-    def body_es(n, u1, u2, p11, p12, p21, p22, err, count):
+    def body_es(n, us, ps, err, count):
       active = err > eps2  # [B]
       act3 = active[:, tf.newaxis, tf.newaxis]
       if median:
-        def filtered():
-          return (tf.where(act3, median_filter(u1, p.median_filtering), u1),
-                  tf.where(act3, median_filter(u2, p.median_filtering), u2))
-        u1, u2 = tf.cond(tf.equal(n % inner, 0), filtered, lambda: (u1, u2))
-      new = iterate(u1, u2, p11, p12, p21, p22, ix, iy, neg_iy, inv_grad, rho_c)
-      d1 = new[0] - u1
-      d2 = new[1] - u2
-      new_err = tf.reduce_mean(d1 * d1 + d2 * d2, axis=[1, 2])
+        us = tf.cond(tf.equal(n % inner, 0), lambda: filtered(us, act3), lambda: us)
+      new_us, new_ps = iterate(us, ps, coefs, neg_coefs, inv_grad, rho_c)
+      diffs = [a - b for a, b in zip(new_us, us)]
+      sq = diffs[0] * diffs[0] + diffs[1] * diffs[1]
+      if k == 3:
+        sq = sq + diffs[2] * diffs[2]
+      new_err = tf.reduce_mean(sq, axis=[1, 2])
       count = count + tf.reduce_sum(tf.cast(active, tf.float32))
-      old = (u1, u2, p11, p12, p21, p22)
+      new, old = new_us + new_ps, us + ps
       # Converged pairs keep their state; while every pair is active the selects are skipped.
       state = tf.cond(tf.reduce_all(active), lambda: new,
-                      lambda: tuple(tf.where(act3, a, b_) for a, b_ in zip(new, old)))
-      return (n + 1,) + tuple(state) + (tf.where(active, new_err, err), count)
+                      lambda: tuple(tf.where(act3, a, b) for a, b in zip(new, old)))
+      return n + 1, state[:k], state[k:], tf.where(active, new_err, err), count
 
     err0 = tf.fill(tf.shape(u1)[:1], tf.constant(np.inf, tf.float32))
-    out = tf.while_loop(cond_es, body_es, (tf.constant(0), u1, u2, p11, p12, p21, p22, err0, count))
-    _, u1, u2, p11, p12, p21, p22, _, count = out
-    return k + 1, u1, u2, p11, p12, p21, p22, count
+    _, us, ps, _, count = tf.while_loop(cond_es, body_es, (tf.constant(0), us, ps, err0, count))
+    return n_warp + 1, us, ps, count
 
-  _, u1, u2, _, _, _, _, count = tf.while_loop(
-      lambda k, *_: k < p.warps, warp_body,
-      (tf.constant(0), u1, u2, zeros, zeros, zeros, zeros, tf.constant(0.0)))
-  return u1, u2, count
+  # The dual variables restart at zero on every level (OpenCV procOneScale).
+  _, us, _, count = tf.while_loop(
+      lambda n, *_: n < p.warps, warp_body,
+      (tf.constant(0), tuple(us), (zeros,) * (2 * k), tf.constant(0.0)))
+  return us, count
 
 
 def tvl1_graph(frames_a, frames_b, params: TVL1Params, initial_flow=None) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -446,14 +451,19 @@ def tvl1_graph(frames_a, frames_b, params: TVL1Params, initial_flow=None) -> Tup
   else:
     u1 = tf.zeros_like(i0s[-1])
     u2 = tf.zeros_like(i0s[-1])
+  us = (u1, u2)
+  if params.gamma != 0.0:
+    us += (tf.zeros_like(i0s[-1]),)  # u3 starts at zero on the coarsest level.
   count = tf.constant(0.0)
   for s in range(len(sizes) - 1, -1, -1):
-    u1, u2, c = _solve_level(i0s[s], i1s[s], u1, u2, params)
+    us, c = _solve_level(i0s[s], i1s[s], us, params)
     count += c
     if s > 0:
-      u1 = _resize(u1, sizes[s - 1]) * (1.0 / params.scale_step)
-      u2 = _resize(u2, sizes[s - 1]) * (1.0 / params.scale_step)
-  return tf.stack([u1, u2], axis=-1), count
+      # The flow is rescaled to the finer grid; u3 (an intensity) is not.
+      scales = (1.0 / params.scale_step,) * 2 + (1.0,) * (len(us) - 2)
+      us = tuple(_resize(u, sizes[s - 1]) * f if f != 1.0 else _resize(u, sizes[s - 1])
+                 for u, f in zip(us, scales))
+  return tf.stack(us[:2], axis=-1), count
 
 
 _COMPILED = {}
