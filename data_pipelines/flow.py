@@ -18,7 +18,7 @@ selects any importable backend (it also works in the spawned worker processes, u
 
 import functools
 import importlib
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -45,19 +45,30 @@ def to_gray(frames_rgb: np.ndarray) -> np.ndarray:
   return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames_rgb])
 
 
-def tvl1_opencv(gray_frames: np.ndarray, **params) -> np.ndarray:
-  """OpenCV DualTVL1 between consecutive frames; `params` are setter names, e.g. tau=0.25, warpings=5.
+# `i3d_tf.flow.TVL1Params` names whose OpenCV setter is named differently.
+_OPENCV_ALIASES = {'nscales': 'scales_number', 'warps': 'warpings_number'}
 
-  Setter names: tau, lambda_ (setLambda), theta, gamma, scales_number, warpings_number, epsilon,
-  inner_iterations, outer_iterations, scale_step, median_filtering, use_initial_flow.
-  """
-  gray_frames = _check_gray(gray_frames)
+
+def _opencv_tvl1(params) -> 'cv2.optflow.DualTVL1OpticalFlow':
   algo = cv2.optflow.DualTVL1OpticalFlow_create()
   for name, value in params.items():
-    setter = 'set' + ''.join(p.capitalize() for p in name.strip('_').split('_'))
+    base = _OPENCV_ALIASES.get(name, name)
+    setter = 'set' + ''.join(p.capitalize() for p in base.strip('_').split('_'))
     if not hasattr(algo, setter):
       raise ValueError(f'Unknown DualTVL1 parameter {name!r} (no {setter}). Received: {params}')
     getattr(algo, setter)(value)
+  return algo
+
+
+def tvl1_opencv(gray_frames: np.ndarray, **params) -> np.ndarray:
+  """OpenCV DualTVL1 between consecutive frames; `params` name its setters, e.g. tau=0.25, gamma=0.3.
+
+  Setter names: tau, lambda_ (setLambda), theta, gamma, scales_number, warpings_number, epsilon,
+  inner_iterations, outer_iterations, scale_step, median_filtering, use_initial_flow; `nscales` and
+  `warps` (the `i3d_tf.flow` names) are accepted too, so one parameter set serves both backends.
+  """
+  gray_frames = _check_gray(gray_frames)
+  algo = _opencv_tvl1(params)
   n, h, w = gray_frames.shape
   out = np.empty((max(n - 1, 0), h, w, 2), np.float32)
   for i in range(n - 1):
@@ -99,6 +110,58 @@ def register_flow_backend(name: str, fn: FlowBackend):
   if name in FLOW_BACKENDS or name == 'none':
     raise ValueError(f'Flow backend {name!r} is already registered.')
   FLOW_BACKENDS[name] = fn
+
+
+def parse_flow_params(text: str) -> Tuple[Tuple[str, object], ...]:
+  """'gamma=0.3,warps=3,interpolation=bilinear' -> (('gamma', 0.3), ('warps', 3), ...).
+
+  Values become int, float or bool (true/false) where they parse as one, else stay strings. The
+  names are the TV-L1 parameters of `i3d_tf.flow.TVL1Params` (OpenCV's setter names also work with
+  'tvl1'); `check_flow_params` validates them against a backend.
+  """
+  out = []
+  for item in (text or '').split(','):
+    item = item.strip()
+    if not item:
+      continue
+    name, sep, value = item.partition('=')
+    name, value = name.strip(), value.strip()
+    if not sep or not name or not value:
+      raise ValueError(f'Flow parameters must be name=value pairs separated by commas. Received: {text!r}')
+    if value.lower() in ('true', 'false'):
+      parsed = value.lower() == 'true'
+    else:
+      try:
+        parsed = int(value)
+      except ValueError:
+        try:
+          parsed = float(value)
+        except ValueError:
+          parsed = value
+    out.append((name, parsed))
+  names = [n for n, _ in out]
+  if len(set(names)) != len(names):
+    raise ValueError(f'A flow parameter is given twice. Received: {text!r}')
+  return tuple(out)
+
+
+def check_flow_params(backend: str, params) -> None:
+  """Raises ValueError if `params` (dict or pairs) are not valid for the named backend.
+
+  Cheap (no flow is computed), so batch jobs can fail before they start rather than in every worker.
+  """
+  params = dict(params)
+  if backend in (None, 'none'):
+    if params:
+      raise ValueError(f'Flow parameters {params} given but the flow backend is "none".')
+    return
+  if backend == 'tvl1':
+    _opencv_tvl1(params)
+  elif backend in ('tvl1_tf', 'tvl1_tf_fast'):
+    from i3d_tf.flow import FAST_BUDGET, make_params  # pylint: disable=g-import-not-at-top
+    make_params(**({**FAST_BUDGET, **params} if backend == 'tvl1_tf_fast' else params))
+  else:
+    get_flow_backend(backend)  # unknown names raise; custom backends check their own parameters.
 
 
 def get_flow_backend(name: str, **params) -> Optional[FlowBackend]:

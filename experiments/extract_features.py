@@ -40,6 +40,8 @@ _MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Decode at most this many
 _MAX_VIDEOS = flags.DEFINE_integer('max_videos', None, 'Process at most this many videos.')
 _BATCH = flags.DEFINE_integer('batch_size', 1, 'Windows per forward pass.')
 _FLOW_BACKEND = flags.DEFINE_enum('flow_backend', 'tvl1', ['tvl1', 'tvl1_tf', 'tvl1_tf_fast'], 'Optical flow backend (tvl1: OpenCV; tvl1_tf_fast: ours, fixed FAST_BUDGET).')
+_FLOW_PARAMS = flags.DEFINE_string('flow_params', '', 'TV-L1 parameters for the flow backend, e.g. '
+                                    '"gamma=0.3" (i3d_tf.flow.TVL1Params names; default: OpenCV\'s).')
 
 
 def main(argv):
@@ -54,10 +56,16 @@ def main(argv):
   if missing and not _ALLOW_RANDOM.value:
     raise app.UsageError(f'No checkpoint for stream(s) {missing}: pass --{missing[0]}_checkpoint '
                          '(or --allow_random_weights, for demos and tests only: random features are noise).')
+  from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
+  try:
+    flow_params = flow_lib.parse_flow_params(_FLOW_PARAMS.value)
+    flow_lib.check_flow_params(_FLOW_BACKEND.value if 'flow' in streams else 'none', flow_params)
+  except ValueError as e:
+    raise app.UsageError(f'--flow_params: {e}')
   options = features.ExtractionOptions(stack_size=_STACK.value, step_size=_STEP.value, crop_size=_CROP.value,
                                        resize_short_side=_RESIZE.value, fps=_FPS.value,
                                        max_frames=_MAX_FRAMES.value, batch_size=_BATCH.value,
-                                       flow_backend=_FLOW_BACKEND.value)
+                                       flow_backend=_FLOW_BACKEND.value, flow_params=flow_params)
   try:
     options.validate()
   except ValueError as e:

@@ -30,6 +30,8 @@ _SUBSET = flags.DEFINE_string('subset', 'train', 'train | test (| val for Kineti
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where shards and manifest.json go.', required=True)
 _NUM_SHARDS = flags.DEFINE_integer('num_shards', 1, 'Number of output shards.')
 _FLOW = flags.DEFINE_enum('flow', 'tvl1', ['tvl1', 'tvl1_tf', 'tvl1_tf_fast', 'none'], 'Optical flow backend (tvl1: OpenCV; tvl1_tf_fast: ours, fixed FAST_BUDGET).')
+_FLOW_PARAMS = flags.DEFINE_string('flow_params', '', 'TV-L1 parameters for the flow backend, e.g. '
+                                    '"gamma=0.3,warps=3" (i3d_tf.flow.TVL1Params names; default: OpenCV\'s).')
 _WORKERS = flags.DEFINE_integer('workers', 1, 'Worker processes (local runner).')
 _RUNNER = flags.DEFINE_string('runner', 'local', '"local" (process pool) or an Apache Beam runner name.')
 _MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Keep at most this many frames per video.')
@@ -45,8 +47,14 @@ def main(argv):
   from data_pipelines import conversion, datasets  # pylint: disable=g-import-not-at-top
   entries, labels = datasets.dataset_entries(_DATASET.value, _VIDEO_DIR.value, _SPLIT_DIR.value, _SPLIT.value,
                                              _SUBSET.value, _LABEL_MAP.value, _CSV.value)
+  from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
+  try:
+    flow_params = flow_lib.parse_flow_params(_FLOW_PARAMS.value)
+    flow_lib.check_flow_params(_FLOW.value, flow_params)
+  except ValueError as e:
+    raise app.UsageError(f'--flow_params: {e}')
   options = conversion.ConversionOptions(fps=_FPS.value, resize_short_side=_RESIZE.value,
-                                         max_frames=_MAX_FRAMES.value, flow=_FLOW.value,
+                                         max_frames=_MAX_FRAMES.value, flow=_FLOW.value, flow_params=flow_params,
                                          jpeg_quality=_JPEG_QUALITY.value, flow_format=_FLOW_FORMAT.value)
   logging.info('%d videos, %d classes -> %s', len(entries), len(labels), _OUTPUT_DIR.value)
   if _RUNNER.value == 'local':

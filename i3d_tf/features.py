@@ -44,6 +44,7 @@ class ExtractionOptions:
   max_frames: Optional[int] = None  # decode at most this many frames per video (tests, previews)
   batch_size: int = 1  # windows per forward pass
   flow_backend: str = 'tvl1'
+  flow_params: Tuple[Tuple[str, object], ...] = ()  # TV-L1 parameters, e.g. (('gamma', 0.3),)
 
   def validate(self):
     if self.stack_size < 1 or self.step_size < 1:
@@ -88,10 +89,10 @@ def decode(path: str, options: ExtractionOptions):
                       max_frames=options.max_frames, min_frames=min_frames).frames
 
 
-def compute_flow(frames: np.ndarray, backend: str = 'tvl1') -> np.ndarray:
+def compute_flow(frames: np.ndarray, backend: str = 'tvl1', params=()) -> np.ndarray:
   """Quantized TV-L1 flow uint8 [N - 1, H, W, 2] (the data pipeline's, identical to training records)."""
-  from data_pipelines.flow import compute_flow as _compute  # pylint: disable=g-import-not-at-top
-  return _compute(frames, backend=backend)
+  from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
+  return flow_lib.compute_flow(frames, backend=flow_lib.get_flow_backend(backend, **dict(params)))
 
 
 def center_crop(video: np.ndarray, crop_size: int) -> np.ndarray:
@@ -108,7 +109,7 @@ def stream_inputs(frames: np.ndarray, streams: Sequence[str], options: Extractio
   """Center-cropped model inputs in [-1, 1] per stream: {'rgb': [L, c, c, 3], 'flow': [L, c, c, 2]}."""
   out = {}
   if 'flow' in streams:
-    flow_q = flow_fn(frames) if flow_fn else compute_flow(frames, options.flow_backend)
+    flow_q = flow_fn(frames) if flow_fn else compute_flow(frames, options.flow_backend, options.flow_params)
     out['flow'] = center_crop(flow_q, options.crop_size).astype(np.float32) / 127.5 - 1.0
     frames = frames[:len(flow_q)]  # RGB over the same frames as the flow fields.
   if 'rgb' in streams:

@@ -93,7 +93,8 @@ def test_cli_exit_status_and_summary(video_dir, tmp_path):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
   proc = subprocess.run([sys.executable, os.path.join(REPO, 'experiments', 'prepare_data.py'), '--dataset=folder',
                          f'--video_dir={video_dir}', '--subset=demo', f'--output_dir={out}', '--num_shards=2',
-                         '--flow=tvl1', '--workers=1', '--resize_short_side=32', '--max_frames=7'],
+                         '--flow=tvl1', '--flow_params=warps=3,gamma=0.1', '--workers=1', '--resize_short_side=32',
+                         '--max_frames=7'],
                         capture_output=True, text=True, env=env, timeout=240, check=False)
   # --max_frames reads only the needed prefix of each file, so the half-truncated file's first 7 frames
   # convert; the three other bad files fail.
@@ -104,6 +105,13 @@ def test_cli_exit_status_and_summary(video_dir, tmp_path):
   assert {v['id']: v['frames'] for v in manifest['videos'] if v['status'] == 'ok'} == {
       'good/a': 7, 'good/b': 5, 'bad/truncated': 7}
   assert manifest['summary']['labels'] == ['bad', 'good']
+  assert manifest['summary']['options']['flow_params'] == {'warps': 3, 'gamma': 0.1}
+  # A bad parameter stops the job before any video is read.
+  proc = subprocess.run([sys.executable, os.path.join(REPO, 'experiments', 'prepare_data.py'), '--dataset=folder',
+                         f'--video_dir={video_dir}', '--subset=demo', f'--output_dir={out}_bad', '--flow=tvl1',
+                         '--flow_params=warp=3'], capture_output=True, text=True, env=env, timeout=240, check=False)
+  assert proc.returncode == 1 and "--flow_params: Unknown DualTVL1 parameter 'warp'" in proc.stderr, proc.stderr[-800:]
+  assert not os.path.exists(f'{out}_bad')
 
 
 def test_beam_direct_runner_writes_the_same_shards(video_dir, tmp_path):

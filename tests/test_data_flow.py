@@ -58,6 +58,32 @@ def test_opencv_parameters_are_settable():
     flow_lib.tvl1_opencv(frames, no_such_param=1)
 
 
+def test_flow_params_parse_check_and_name_aliases():
+  assert flow_lib.parse_flow_params('') == ()
+  assert flow_lib.parse_flow_params(' gamma=0.3, warps=3,interpolation=bilinear,early_stopping=false ') == (
+      ('gamma', 0.3), ('warps', 3), ('interpolation', 'bilinear'), ('early_stopping', False))
+  for bad, match in [('gamma', 'name=value'), ('=1', 'name=value'), ('tau=0.2,tau=0.3', 'twice')]:
+    with pytest.raises(ValueError, match=match):
+      flow_lib.parse_flow_params(bad)
+  flow_lib.check_flow_params('tvl1', {'nscales': 3, 'warpings_number': 2, 'gamma': 0.3})
+  flow_lib.check_flow_params('tvl1_tf', (('nscales', 3), ('gamma', 0.3)))
+  flow_lib.check_flow_params('tvl1_tf_fast', {'inner_iterations': 20})
+  with pytest.raises(ValueError, match='no_such'):
+    flow_lib.check_flow_params('tvl1', {'no_such': 1})
+  with pytest.raises(ValueError, match='Unknown TV-L1 parameters'):
+    flow_lib.check_flow_params('tvl1_tf', {'scales_number': 3})  # OpenCV-only name
+  with pytest.raises(ValueError, match='gamma must be >= 0'):
+    flow_lib.check_flow_params('tvl1_tf', {'gamma': -1.0})
+  with pytest.raises(ValueError, match='"none"'):
+    flow_lib.check_flow_params('none', {'gamma': 0.3})
+  # The i3d_tf.flow names reach the same OpenCV setters.
+  base = _textured(40, 40)
+  frames = np.stack([base[4:36, 4:36], base[4:36, 1:33]])
+  np.testing.assert_array_equal(flow_lib.tvl1_opencv(frames, nscales=1, warps=1, inner_iterations=3),
+                                flow_lib.tvl1_opencv(frames, scales_number=1, warpings_number=1,
+                                                     inner_iterations=3))
+
+
 def test_real_clip_flow_moves_where_the_person_moves():
   path = os.path.join(VIDEOS, 'arm_wrestling_kinetics.mp4')
   if not os.path.exists(path):

@@ -1,5 +1,6 @@
 """Feature extraction: windows, pipeline-consistent inputs, the binary on a real shared clip (skip, failures)."""
 
+import functools
 import json
 import os
 import shutil
@@ -36,7 +37,7 @@ def test_video_id_and_find(tmp_path):
 
 def test_inputs_and_features_match_the_data_pipeline():
   """Crops / scaling equal the eval pipeline's; per-window features equal the export's feature model."""
-  from data_pipelines.flow import compute_flow
+  from data_pipelines.flow import compute_flow, tvl1_opencv
   from data_pipelines.preprocessing import eval_input_from_numpy
   from i3d_tf.export import feature_model
   rng = np.random.default_rng(0)
@@ -48,6 +49,13 @@ def test_inputs_and_features_match_the_data_pipeline():
   two = eval_input_from_numpy(frames, 'two_stream_i3d', flow=flow_q, crop_size=32)
   np.testing.assert_allclose(inputs['rgb'], two['rgb'].numpy()[0], atol=1e-6)
   np.testing.assert_allclose(inputs['flow'], two['flow'].numpy()[0], atol=1e-6)
+  # flow_params reach the backend: the options' TV-L1 parameters give the pipeline's flow for them.
+  params = (('warps', 1), ('nscales', 2))
+  custom = F.stream_inputs(frames, ('flow',), F.ExtractionOptions(
+      stack_size=4, step_size=3, crop_size=32, resize_short_side=40, flow_params=params))['flow']
+  expected_q = compute_flow(frames, functools.partial(tvl1_opencv, warps=1, nscales=2))
+  np.testing.assert_array_equal(custom, F.center_crop(expected_q, 32).astype(np.float32) / 127.5 - 1.0)
+  assert np.abs(custom - inputs['flow']).max() > 0.01  # not the default parameters' flow
 
   model = i3d_tf.build_model('i3d_rgb', 5)
   extractor = F.FeatureExtractor({'rgb': model})
@@ -94,3 +102,7 @@ def test_binary_refuses_without_checkpoint(tmp_path):
   proc = subprocess.run([sys.executable, BINARY, f'--videos={tmp_path}', f'--output_dir={tmp_path / "o"}',
                          '--streams=flow'], capture_output=True, text=True, env=ENV, cwd=ROOT)
   assert proc.returncode != 0 and '--flow_checkpoint' in proc.stderr and 'allow_random_weights' in proc.stderr
+  proc = subprocess.run([sys.executable, BINARY, f'--videos={tmp_path}', f'--output_dir={tmp_path / "o"}',
+                         '--streams=flow', '--allow_random_weights', '--flow_backend=tvl1_tf',
+                         '--flow_params=gamma=-1'], capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert proc.returncode == 1 and '--flow_params: gamma must be >= 0' in proc.stderr, proc.stderr[-800:]
