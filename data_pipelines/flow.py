@@ -13,7 +13,8 @@ Backends are pluggable.  CONTRACT: a backend is a callable
 registered in FLOW_BACKENDS by name: 'tvl1' (OpenCV DualTVL1, default parameters), 'tvl1_tf'
 (`i3d_tf.flow.tvl1_video` with OpenCV's defaults and early stopping, imported lazily) and 'tvl1_tf_fast'
 (the same with `i3d_tf.flow.FAST_BUDGET`, the fixed budget that matches OpenCV's accuracy, docs/flow.md).
-'none' means no flow.  A 'package.module:function' name selects any importable backend (it also works in the spawned worker processes, unlike a registration).
+'none' means no flow.  A 'package.module:function' name selects any importable backend (it also works in
+the spawned worker processes, unlike a registration).
 TV-L1 parameters (`--flow_params=gamma=0.3,...`) are read by `parse_flow_params`, validated by
 `check_flow_params` and bound by `get_flow_backend(name, **params)`.
 """
