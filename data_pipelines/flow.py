@@ -12,7 +12,8 @@ Backends are pluggable.  CONTRACT: a backend is a callable
   backend(gray_frames: np.ndarray uint8 [N, H, W]) -> np.ndarray float32 [N - 1, H, W, 2]  (u, v in px)
 registered in FLOW_BACKENDS by name: 'tvl1' (OpenCV DualTVL1, default parameters), 'tvl1_tf'
 (`i3d_tf.flow.tvl1_video` with OpenCV's defaults and early stopping, imported lazily) and 'tvl1_tf_fast'
-(the same with `i3d_tf.flow.FAST_BUDGET`, the fixed budget that matches OpenCV's accuracy, docs/flow.md).
+(the same with `i3d_tf.flow.FAST_BUDGET`, a fixed budget: OpenCV's accuracy on small motion, not on fast
+motion, docs/flow.md).
 'none' means no flow.  A 'package.module:function' name selects any importable backend (it also works in
 the spawned worker processes, unlike a registration).
 TV-L1 parameters (`--flow_params=gamma=0.3,...`) are read by `parse_flow_params`, validated by
@@ -79,8 +80,11 @@ def tvl1_opencv(gray_frames: np.ndarray, **params) -> np.ndarray:
   return out
 
 
-def tvl1_tf(gray_frames: np.ndarray, batch_size: int = 8, **params) -> np.ndarray:
-  """TensorFlow TV-L1 from `i3d_tf.flow` (imported lazily; same contract); `params` pass through."""
+def tvl1_tf(gray_frames: np.ndarray, batch_size: Optional[int] = None, **params) -> np.ndarray:
+  """TensorFlow TV-L1 from `i3d_tf.flow` (imported lazily; same contract); `params` pass through.
+
+  batch_size None: `i3d_tf.flow.default_batch_size()` (1 on CPU, 8 with a GPU).
+  """
   try:
     from i3d_tf import flow as tf_flow  # pylint: disable=g-import-not-at-top
     fn = tf_flow.tvl1_video
@@ -91,9 +95,10 @@ def tvl1_tf(gray_frames: np.ndarray, batch_size: int = 8, **params) -> np.ndarra
   return np.asarray(fn(gray_frames, batch_size=batch_size, **params), np.float32)
 
 
-def tvl1_tf_fast(gray_frames: np.ndarray, batch_size: int = 8, **params) -> np.ndarray:
+def tvl1_tf_fast(gray_frames: np.ndarray, batch_size: Optional[int] = None, **params) -> np.ndarray:
   """'tvl1_tf' with `i3d_tf.flow.FAST_BUDGET` (375 iterations per pair, no convergence test: 3.1-3.7x
-  OpenCV on this 2-core CPU, RubberWhale EPE 1.012x OpenCV's); `params` override the budget."""
+  OpenCV on this 2-core CPU, RubberWhale EPE 1.012x OpenCV's, but 1.0 px from OpenCV's flow on the fast
+  motion of a real clip, docs/flow.md); `params` override the budget."""
   from i3d_tf.flow import FAST_BUDGET  # pylint: disable=g-import-not-at-top
   return tvl1_tf(gray_frames, batch_size, **{**FAST_BUDGET, **params})
 

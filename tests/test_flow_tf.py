@@ -131,6 +131,16 @@ def test_tvl1_video_consecutive_pairs(synthetic):
   inner = (slice(MARGIN, -MARGIN), slice(MARGIN, -MARGIN))
   back = np.linalg.norm(flows[1][inner] + np.array(TRANSLATION), axis=-1).mean()
   assert back < 0.1
+  # The default batch size: 1 without a GPU (pair by pair, the fastest on CPU), 8 with one.
+  assert F.default_batch_size() == (8 if tf.config.list_physical_devices('GPU') else 1)
+  default = F.tvl1_video(video, **SYN)
+  if F.default_batch_size() == 1:  # same compiled graph as single-pair calls: bitwise equal
+    for i in range(2):
+      np.testing.assert_array_equal(default[i], F.tvl1(video[i], video[i + 1], **SYN).numpy())
+  # Batch 1 and batch 2 round differently under XLA (test_batch_equals_single_pair): the
+  # iterations spread that to a few border pixels.
+  diff = np.abs(default - flows)
+  assert diff.mean() < 1e-3 and diff[(slice(None),) + inner].max() < 0.05, (diff.mean(), diff.max())
 
 
 SMALL = dict(nscales=2, warps=2, inner_iterations=5, outer_iterations=2, early_stopping=False)

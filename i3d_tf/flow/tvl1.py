@@ -99,7 +99,9 @@ class TVL1Params:
 # A fixed iteration budget (no per-iteration convergence test) that matches the
 # RubberWhale accuracy of OpenCV's early-stopped defaults (docs/flow.md): one
 # median + 15 iterations per warping = 375 iterations per pair, against the
-# ~600 OpenCV's epsilon criterion stops after.
+# ~600 OpenCV's epsilon criterion stops after there. Fast motion needs more: on
+# a real clip OpenCV's criterion ran ~2,200 iterations per pair and this budget
+# ended 1.0 px (mean) away from OpenCV's flow; it is for small motion and speed.
 FAST_BUDGET = dict(early_stopping=False, outer_iterations=1, inner_iterations=15)
 
 
@@ -551,7 +553,17 @@ def tvl1(frames_a, frames_b, initial_flow=None, jit_compile: Optional[bool] = No
   return (flow, count) if return_iterations else flow
 
 
-def tvl1_video(gray_frames, batch_size: int = 8, jit_compile: Optional[bool] = None,
+def default_batch_size() -> int:
+  """Pairs per call for `tvl1_video`: 1 without a GPU, 8 with one.
+
+  On the 2-core CPU batch 1 was the fastest (docs/flow.md): with early stopping
+  a batch runs as long as its slowest pair, and on consecutive pairs of a real
+  clip batch 1 ran 1.9-2.7x faster than batch 8. GPUs need batches to fill up.
+  """
+  return 8 if tf.config.list_physical_devices('GPU') else 1
+
+
+def tvl1_video(gray_frames, batch_size: Optional[int] = None, jit_compile: Optional[bool] = None,
                **params) -> np.ndarray:
   """Flow between consecutive frames i -> i + 1 of a grayscale video.
 
@@ -560,8 +572,8 @@ def tvl1_video(gray_frames, batch_size: int = 8, jit_compile: Optional[bool] = N
 
   Args:
     gray_frames: uint8 or float [N, H, W], 0..255 scale.
-    batch_size: pairs per call; the last batch is padded to this size so one
-      compiled graph serves the whole video.
+    batch_size: pairs per call (None: `default_batch_size()`); the last batch is
+      padded to this size so one compiled graph serves the whole video.
     jit_compile: see `tvl1`.
     **params: see `tvl1`.
 
@@ -574,6 +586,8 @@ def tvl1_video(gray_frames, batch_size: int = 8, jit_compile: Optional[bool] = N
   frames = np.asarray(gray_frames)
   if frames.ndim != 3:
     raise ValueError(f'gray_frames must be [N, H, W]. Received: shape={frames.shape}')
+  if batch_size is None:
+    batch_size = default_batch_size()
   if batch_size < 1:
     raise ValueError(f'batch_size must be >= 1. Received: batch_size={batch_size}')
   n = frames.shape[0]
