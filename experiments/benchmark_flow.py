@@ -1,6 +1,7 @@
 r"""Throughput of i3d_tf.flow.tvl1 against OpenCV's DualTVL1, measured interleaved.
 
-Also the RubberWhale accuracy of both and the comparison picture.
+Also the RubberWhale accuracy of both and the comparison picture, and (no ground truth) how far ours is
+from OpenCV on consecutive frame pairs of real clips, where motion is larger than in RubberWhale.
 
   TF_ENABLE_ONEDNN_OPTS=1 python experiments/benchmark_flow.py \
       --sizes=256x340,224x224 --batch_sizes=8 --repeats=2 \
@@ -26,6 +27,10 @@ _BUDGET = flags.DEFINE_enum('budget', 'both', ['opencv', 'fast', 'both'],
 _OUTPUT = flags.DEFINE_string('output', 'benchmarks/flow_tvl1.json', 'Results JSON.')
 _PICTURE = flags.DEFINE_string('picture', 'docs/images/flow_rubberwhale.png',
                                'RubberWhale comparison PNG ("" to skip).')
+_CLIPS = flags.DEFINE_list('clips', ['arm_wrestling_kinetics.mp4', 'flipping_pancake.mkv',
+                                      'v_ApplyEyeMakeup_g01_c01.avi'],
+                           'Real clips under <shared_data>/videos: ours vs OpenCV on consecutive pairs ("" to skip).')
+_CLIP_FRAMES = flags.DEFINE_string('clip_frames', '40:49', 'start:stop frames of each clip (25 fps, short side 256).')
 _DATA = flags.DEFINE_string(
     'shared_data', os.environ.get('I3D_SHARED_DATA', os.path.join('..', 'shared', 'data')),
     'The shared data directory.')
@@ -127,12 +132,46 @@ def _accuracy(results):
     F.save_png(_PICTURE.value, row)
 
 
+def _real_clips(results):
+  """Ours (batch 1, both budgets) against OpenCV on consecutive pairs of real clips, no ground truth."""
+  import tensorflow as tf
+  import i3d_tf.flow as F
+  from data_pipelines.flow import to_gray, tvl1_opencv
+  from data_pipelines.video import decode_video
+  start, stop = (int(v) for v in _CLIP_FRAMES.value.split(':'))
+  rows = []
+  for clip in (c for c in _CLIPS.value if c):
+    path = os.path.join(_DATA.value, 'videos', clip)
+    gray = to_gray(decode_video(path, resize_short_side=256, max_frames=stop).frames[start:stop])
+    t = time.perf_counter()
+    ref = tvl1_opencv(gray)
+    opencv_rate = len(ref) / (time.perf_counter() - t)
+    a, b = gray[:-1].astype(np.float32), gray[1:].astype(np.float32)
+    for name, budget in (('opencv', {}), ('fast', F.FAST_BUDGET)):
+      F.tvl1(a[0], b[0], **budget)  # compile this shape
+      t = time.perf_counter()
+      out = [F.tvl1(x, y, return_iterations=True, **budget) for x, y in zip(a, b)]
+      flows = np.stack([f.numpy() for f, _ in out])
+      rate = len(flows) / (time.perf_counter() - t)
+      dist = np.linalg.norm(flows - ref, axis=-1)
+      row = dict(clip=clip, frames=f'{start}:{stop}', size='x'.join(map(str, gray.shape[1:])),
+                 budget=name, batch_size=1, pairs=len(flows),
+                 device='GPU' if tf.config.list_physical_devices('GPU') else 'CPU',
+                 mean_diff_to_opencv=float(dist.mean()), frac_diff_over_half_px=float((dist > 0.5).mean()),
+                 ours_iterations_per_pair=float(np.mean([float(n) for _, n in out])),
+                 ours_pairs_per_s=rate, opencv_pairs_per_s=opencv_rate, ratio=rate / opencv_rate)
+      print(json.dumps(row), flush=True)
+      rows.append(row)
+  results['real_clips'] = rows
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   results = dict(machine=_machine(), speed=[])
   _accuracy(results)
   _speed(results)
+  _real_clips(results)
   out = _OUTPUT.value
   atomic_write_json(out, results)
   print(f'wrote {out}')
