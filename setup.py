@@ -32,6 +32,7 @@ setuptools.setup(
     long_description=open('README.md', encoding='utf-8').read() if __import__('os').path.exists('README.md') else '',
     long_description_content_type='text/markdown',
     packages=setuptools.find_packages(include=['i3d_tf', 'i3d_tf.*', 'data_pipelines', 'data_pipelines.*']),
+    package_data={'data_pipelines': ['label_maps/*.txt']},  # Kinetics-400/600 class names
     python_requires='>=3.10',
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,

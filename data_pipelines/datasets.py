@@ -9,7 +9,8 @@ import dataclasses
 import os
 from typing import List, Optional, Sequence, Tuple
 
-VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm', '.mov', '.mpg', '.mpeg', '.m4v', '.flv', '.wmv', '.3gp')
+from data_pipelines.video import VIDEO_EXTENSIONS  # noqa: F401  (re-exported: one list for every reader)
+
 SUBSETS = ('train', 'test')
 
 
@@ -104,6 +105,28 @@ def read_label_map(path: str) -> List[str]:
   """One class name per line, line index = class id (deepmind/kinetics-i3d label_map.txt)."""
   with open(path) as f:
     return [line.strip() for line in f if line.strip()]
+
+
+LABEL_MAP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'label_maps')
+KINETICS_LABEL_MAPS = {400: 'kinetics400.txt', 600: 'kinetics600.txt'}
+
+
+def kinetics_class_names(num_classes: int = 400) -> List[str]:
+  """The official Kinetics-400 / -600 class names in class-index order (deepmind/kinetics-i3d
+  data/label_map.txt and label_map_600.txt, shipped inside this package; the order of the trained weights'
+  logits).  Kinetics-400's equals the sorted labels of the official CSVs.
+
+  Raises:
+    ValueError: a class count other than 400 or 600.
+  """
+  if num_classes not in KINETICS_LABEL_MAPS:
+    raise ValueError(f'Kinetics label maps exist for {sorted(KINETICS_LABEL_MAPS)} classes. '
+                     f'Received: num_classes={num_classes}')
+  names = read_label_map(os.path.join(LABEL_MAP_DIR, KINETICS_LABEL_MAPS[num_classes]))
+  if len(names) != num_classes:
+    raise ValueError(f'{KINETICS_LABEL_MAPS[num_classes]} has {len(names)} names, expected {num_classes}: '
+                     'the installed package is damaged')
+  return names
 
 
 def kinetics_clip_name(youtube_id: str, time_start: float, time_end: float) -> str:

@@ -18,6 +18,8 @@ All functions take explicit arguments and a stateless `seed` (int32 [2]) where r
 import numpy as np
 import tensorflow as tf
 
+from data_pipelines.constants import CROP_SIZE
+
 FLOW_CENTER = 127.5
 
 
@@ -67,12 +69,17 @@ def flow_indices(positions, num_flow_fields, flow_stack=1):
   return tf.math.floormod(idx, tf.maximum(tf.cast(num_flow_fields, tf.int32), 1))
 
 
+def center_offsets(height, width, crop_size):
+  """(y, x) of the test-time center crop: ((H - c) // 2, (W - c) // 2); ints or int tensors."""
+  return (height - crop_size) // 2, (width - crop_size) // 2
+
+
 def crop_offsets(height, width, crop_size, training=True, seed=None):
-  """(y, x) of the crop: uniform over valid offsets at training, centered at test."""
+  """(y, x) of the crop: uniform over valid offsets at training, centered at test (`center_offsets`)."""
+  if not training:
+    return center_offsets(tf.cast(height, tf.int32), tf.cast(width, tf.int32), crop_size)
   room_y = tf.cast(height, tf.int32) - crop_size
   room_x = tf.cast(width, tf.int32) - crop_size
-  if not training:
-    return room_y // 2, room_x // 2
   if seed is None:
     seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
   y = tf.random.stateless_uniform([], seed, 0, room_y + 1, dtype=tf.int32)
@@ -115,13 +122,59 @@ def stack_flow(flow_q):
 def to_model_range(x):
   """uint8 levels -> float32 in [-1, 1]: x / 127.5 - 1, for RGB and quantized flow alike (flow within
   1/255 of f / 20).  Nested structures (the two-stream dict) map leaf by leaf; float leaves pass through,
-  so a step can call this on whatever `make_dataset(..., output_dtype=...)` shipped."""
+  so a step can call this on whatever `make_dataset(..., output_dtype=...)` shipped.  numpy uint8 arrays
+  give numpy float32 arrays (the same float32 arithmetic, bit-identical)."""
   def one(t):
+    if isinstance(t, np.ndarray):
+      return t.astype(np.float32) / np.float32(FLOW_CENTER) - np.float32(1.0) if t.dtype == np.uint8 else t
     t = tf.convert_to_tensor(t)
     if t.dtype != tf.uint8:
       return t
     return tf.cast(t, tf.float32) / FLOW_CENTER - 1.0
   return tf.nest.map_structure(one, x)
+
+
+def center_crop(video, crop_size):
+  """[..., H, W, C] -> [..., crop_size, crop_size, C] at `center_offsets` (numpy array or tensor).
+
+  Raises:
+    ValueError: frames smaller than the crop (a numpy array, or a tensor of static size).
+  """
+  height, width = video.shape[-3], video.shape[-2]
+  if height is not None and width is not None and (height < crop_size or width < crop_size):
+    raise ValueError(f'frames of {height}x{width} are smaller than the {crop_size}x{crop_size} crop: decode with '
+                     f'a larger short side (paper: 256) or pass a smaller crop size')
+  if height is None or width is None:
+    shape = tf.shape(video)
+    height, width = shape[-3], shape[-2]
+  y, x = center_offsets(height, width, crop_size)
+  return crop(video, y, x, crop_size)
+
+
+def test_frames(frames, crop_size=CROP_SIZE):
+  """The test-time preprocessing of Sec. 2.5 after decoding: center crop, then [-1, 1].
+
+  The one function classification, feature extraction, the export checks and the test pipeline share
+  (decode first with `data_pipelines.video.iter_frames` / `decode_video`: 25 fps, smaller side 256).
+
+  Args:
+    frames: uint8 [..., H, W, C] (RGB, or quantized flow with C = 2), numpy or tensor, H, W >= crop_size.
+    crop_size: the square crop (224).
+
+  Returns:
+    float32 [..., crop_size, crop_size, C] in [-1, 1], numpy for numpy input.
+
+  Raises:
+    ValueError: frames that are not uint8 (e.g. floats already in [0, 1] or [-1, 1]), or smaller than the crop.
+  """
+  dtype = getattr(frames, 'dtype', None)
+  if dtype not in (np.uint8, tf.uint8):
+    lo_hi = ''
+    if isinstance(frames, np.ndarray) and frames.size:
+      lo_hi = f' with values in [{float(np.min(frames)):.3g}, {float(np.max(frames)):.3g}]'
+    raise ValueError(f'frames must be uint8 levels in [0, 255] (decoded video); got {dtype}{lo_hi}. Pass the '
+                     'decoder\'s uint8 frames, not frames already scaled.')
+  return to_model_range(center_crop(frames, crop_size))
 
 
 def eval_input_from_numpy(frames, model_name, flow=None, crop_size=None, num_frames=None):

@@ -31,8 +31,8 @@ _KINETICS_I3D_DIR = flags.DEFINE_string('kinetics_i3d_dir', None, 'A kinetics-i3
                                         'default checkpoint and sample paths under its data/.')
 _IMAGENET = flags.DEFINE_boolean('imagenet_pretrained', True, 'With --kinetics_i3d_dir: the *_imagenet '
                                  'checkpoints (the official default) rather than *_scratch.')
-_LABEL_MAP = flags.DEFINE_string('label_map', None, 'Class names, one per line (default: the shared '
-                                 'label_map.txt, label_map_600.txt for 600 classes).')
+_LABEL_MAP = flags.DEFINE_string('label_map', None, 'Class names, one per line (default: the Kinetics-400 '
+                                 'or -600 names shipped in data_pipelines/label_maps).')
 _NUM_CLASSES = flags.DEFINE_integer('num_classes', 400, 'Classes of a .weights.h5 checkpoint.')
 _SOURCE = flags.DEFINE_enum('source', 'deepmind', ['deepmind', 'pytorch_i3d'], 'Checkpoint kind.')
 
@@ -63,7 +63,7 @@ def main(argv):
     logging.info('%s data loaded, shape=%s', modality, samples[modality].shape)
   logits = S.evaluate(_EVAL_TYPE.value, models.get('rgb'), models.get('flow'), samples.get('rgb'),
                       samples.get('flow'))
-  labels = S.read_label_map(_LABEL_MAP.value or S.default_label_map(logits.size))
+  labels = S.class_names(logits.size, _LABEL_MAP.value)
   text = S.format_top_classes(logits, labels)
   print(text)
   top = S.parse_top_classes(text)[1][0]

@@ -167,8 +167,16 @@ def predict_video_batch(predict_fn, inputs) -> np.ndarray:
   if logits.ndim != 2 or logits.shape[0] != batch * num_views:
     raise ValueError(f'The model must return logits [B * V, K] = [{batch * num_views}, K]. Received: '
                      f'{logits.shape}')
-  probs = softmax(logits.reshape(batch, num_views, -1))
-  return probs.mean(axis=1)
+  return average_views(logits.reshape(batch, num_views, -1))
+
+
+def average_views(view_scores) -> np.ndarray:
+  """Several views of one video (clips, flips) -> one prediction: [..., V, K] scores -> [..., K] probabilities.
+
+  The softmax of each view, averaged over views (Sec. 2.5: "the predictions are averaged"; Model Garden's
+  video classification task).  Used by evaluation and by classification alike.
+  """
+  return softmax(np.asarray(view_scores, np.float64)).mean(axis=-2)
 
 
 def make_predict_fn(model):

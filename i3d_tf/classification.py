@@ -1,0 +1,537 @@
+"""What action is in this video: whole-video classification in bounded memory (paper Sec. 2.5).
+
+Test protocol (Sec. 2.5): "at test time the models are applied convolutionally over the whole video taking
+224 x 224 center crops, and the predictions are averaged".  Per video:
+
+  probe (frame count; `data_pipelines.video.probe_video`)
+  -> frames streamed at 25 fps, smaller side 256 (`data_pipelines.video.iter_frames`)
+  -> center crop, [-1, 1] (`data_pipelines.preprocessing.test_frames`, the one test preprocessing)
+     flow streams: TV-L1 between consecutive resized frames, quantized as the training records
+     (`data_pipelines.flow.compute_flow`); with flow, both streams see the N - 1 frames that have a field
+  -> per-time logits [T', K] of each I3D stream (`I3D(..., temporal_average=False)`, T' = ceil(L / 8) - 1)
+  -> video logits = their mean over time (the official I3D head), streams fused (`evaluation.fuse_scores`,
+     sum of logits as the official release), views (`flip=True` adds the left-right mirrored video, the
+     improvement the paper names) averaged as softmax (`evaluation.average_views`).
+
+Bounded memory.  The per-time logits are computed in overlapping temporal windows and stitched.  A
+window [a, b) gives exactly the one-pass value of every output whose receptive field (107 frames, stride
+8; `i3d_tf.receptive_field`) lies inside [a, b), or reaches past it only where [a, b) ends at the video's
+own ends: `a` is a multiple of 8 and b - a = N (mod 4), so TF-SAME padding places every layer's grid as in
+the whole video.  Peak memory is one window of cropped frames plus one forward pass, whatever the video's
+length (`chunk_frames` new frames per window; about 110 frames of context are recomputed per window).
+The stitched per-time logits equal the one-pass ones to float32 round-off (tested at 1e-4).
+
+Models with fixed test clips (C3D, ConvNet+LSTM: Table 1) are scored as `evaluate.py` scores them: their
+test views (`get_input_spec(name).test`) sampled from the whole video, softmax averaged; only the frames
+of those views are kept while streaming.
+"""
+
+import collections
+import dataclasses
+import os
+import sys
+import time
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from data_pipelines import constants
+from i3d_tf import evaluation
+
+I3D_MODELS = ('i3d_rgb', 'i3d_flow', 'two_stream_i3d')
+VIEW_MODELS = ('c3d', 'convnet_lstm')  # single-stream RGB models with fixed test clips (Table 1)
+MODEL_STREAMS = {'i3d_rgb': ('rgb',), 'i3d_flow': ('flow',), 'two_stream_i3d': ('rgb', 'flow'),
+                 'c3d': ('rgb',), 'convnet_lstm': ('rgb',)}
+PER_TIME_LAYER = 'Logits.AvgPool'  # the head's average pool: one output per time step of the per-time logits
+DEFAULT_CHUNK_FRAMES = 256
+
+
+def decode_predictions(logits, top: int = 5, class_names: Optional[Sequence[str]] = None
+                       ) -> List[List[Tuple[int, str, float]]]:
+  """Top classes of each row, like `keras.applications.*.decode_predictions`.
+
+  Args:
+    logits: [B, K] or [K] class scores (logits: the softmax is applied here).
+    top: how many classes per row.
+    class_names: K names; default the Kinetics-400 names for K = 400 (or -600 for 600), else 'class <i>'.
+
+  Returns:
+    One list per row of (class index, class name, probability), by decreasing probability.
+
+  Raises:
+    ValueError: logits not [B, K] / [K], `top` < 1, or a class-name count other than K.
+  """
+  scores = np.asarray(logits, np.float64)
+  if scores.ndim == 1:
+    scores = scores[None]
+  if scores.ndim != 2:
+    raise ValueError(f'logits must be [batch, classes] or [classes]. Received: shape={scores.shape}')
+  if top < 1:
+    raise ValueError(f'top must be >= 1. Received: top={top}')
+  names = default_class_names(scores.shape[1]) if class_names is None else list(class_names)
+  if len(names) != scores.shape[1]:
+    raise ValueError(f'{len(names)} class names for {scores.shape[1]} classes')
+  probs = evaluation.softmax(scores)
+  out = []
+  for row in probs:
+    order = np.argsort(-row, kind='stable')[:top]
+    out.append([(int(i), names[i], float(row[i])) for i in order])
+  return out
+
+
+def default_class_names(num_classes: int) -> List[str]:
+  """The packaged Kinetics-400/600 names for 400/600 classes, else 'class 0', 'class 1', ..."""
+  if num_classes in (400, 600):
+    from data_pipelines.datasets import kinetics_class_names  # pylint: disable=g-import-not-at-top
+    return kinetics_class_names(num_classes)
+  return [f'class {i}' for i in range(num_classes)]
+
+
+# ------------------------------------------------------------------------------------------- time windows
+
+
+@dataclasses.dataclass(frozen=True)
+class TemporalWindow:
+  """Input frames [start, stop) of one forward pass, and the per-time outputs [first, end) it provides."""
+  start: int
+  stop: int
+  first: int
+  end: int
+
+
+def temporal_windows(num_inputs: int, field_start: int, field_size: int, jump: int, num_outputs: int,
+                     chunk_frames: Optional[int]) -> List[TemporalWindow]:
+  """Windows whose stitched per-time outputs equal one pass over `num_inputs` frames (module docstring).
+
+  Args:
+    num_inputs: L, the video's input frames.
+    field_start, field_size, jump: the receptive field of per-time output 0 for an input of L frames
+      (`receptive_field(model, 'Logits.AvgPool', input_size=(L, h, w))`: start (<= 0), size, stride).
+    num_outputs: T', the one-pass output count.
+    chunk_frames: new input frames per window (rounded down to a multiple of `jump`, at least one output);
+      None or a video that fits in one window: a single pass.
+
+  Returns:
+    The windows, in order; their [first, end) ranges tile [0, T').
+  """
+  one_pass = [TemporalWindow(0, num_inputs, 0, num_outputs)]
+  if not chunk_frames or num_inputs <= chunk_frames + field_size + 2 * jump:
+    return one_pass
+  per_window = max(1, chunk_frames // jump)
+  windows, first = [], 0
+  while first < num_outputs:
+    last = min(num_outputs, first + per_window) - 1
+    start = max(0, (field_start + jump * first) // jump * jump)  # a multiple of the stride, <= the field start
+    stop = field_start + jump * last + field_size  # one past the last frame output `last` sees
+    if stop >= num_inputs:
+      stop = num_inputs
+    else:
+      stop += (num_inputs - stop) % 4  # stop - start = L (mod 4): the same TF-SAME padding as one pass
+    windows.append(TemporalWindow(start, stop, first, last + 1))
+    first = last + 1
+  return windows
+
+
+# ----------------------------------------------------------------------------------------------- results
+
+
+@dataclasses.dataclass
+class VideoPrediction:
+  """One video's classification.
+
+  Attributes:
+    path: the video file.
+    probabilities: float64 [K], the video's class probabilities (views averaged).
+    view_logits: float64 [V, K]: each view's fused, time-averaged logits (view 0 unflipped).
+    per_time_probabilities: float64 [T', K] (I3D models) or [V, K] (view models), views averaged.
+    times: float64 [T'] (or [V]): the centre of each per-time output's receptive field, in seconds.
+    num_frames: frames decoded (at `fps`); duration: the video's length in seconds; seconds: wall time.
+    windows: temporal windows (forward passes per stream and view; 1 for view models).
+  """
+  path: str
+  probabilities: np.ndarray
+  view_logits: np.ndarray
+  per_time_probabilities: np.ndarray
+  times: np.ndarray
+  num_frames: int
+  duration: float
+  seconds: float
+  windows: int
+
+  def top(self, k: int, class_names: Sequence[str]) -> List[Tuple[int, str, float]]:
+    order = np.argsort(-self.probabilities, kind='stable')[:k]
+    return [(int(i), class_names[i], float(self.probabilities[i])) for i in order]
+
+
+# -------------------------------------------------------------------------------------------- classifier
+
+
+class VideoClassifier:
+  """Classifies video files with trained streams, in bounded memory.
+
+  Args:
+    models: {'rgb': model} / {'flow': model} / both (Two-Stream I3D) of per-time I3D streams
+      (`temporal_average=False`), or {'rgb': model} of a view model (`model_name` in VIEW_MODELS).
+    model_name: the registry name (decides I3D windows or Table 1 test views, and the resize and crop).
+    class_names: K names.
+    fusion: two-stream fusion (`layers.FUSIONS`).
+    flip: add the left-right mirrored video as a second view.
+    chunk_frames: new frames per forward pass (I3D); None: the whole video in one pass.
+    flow_backend, flow_params: TV-L1 backend name and parameters (`data_pipelines.flow`).
+    fps, max_frames: decoding (25 fps; a prefix of the video).
+  """
+
+  def __init__(self, models: Dict[str, 'keras.Model'], model_name: str, class_names: Sequence[str],
+               fusion: str = 'logits_sum', flip: bool = False, chunk_frames: Optional[int] = DEFAULT_CHUNK_FRAMES,
+               flow_backend: str = 'tvl1', flow_params: Sequence[Tuple[str, object]] = (),
+               fps: float = constants.FPS, max_frames: Optional[int] = None):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from i3d_tf.input_specs import get_input_spec  # pylint: disable=g-import-not-at-top
+    from i3d_tf.layers import FUSIONS  # pylint: disable=g-import-not-at-top
+    if model_name not in MODEL_STREAMS:
+      raise ValueError(f'classification supports {sorted(MODEL_STREAMS)} (two_stream and fused_3d: evaluate '
+                       f'TFRecords with experiments/evaluate.py). Received: model={model_name}')
+    if set(models) != set(MODEL_STREAMS[model_name]):
+      raise ValueError(f'{model_name} needs the streams {MODEL_STREAMS[model_name]}. Received: {sorted(models)}')
+    if fusion not in FUSIONS:
+      raise ValueError(f'fusion must be one of {FUSIONS}. Received: fusion={fusion}')
+    if chunk_frames is not None and chunk_frames < 8:
+      raise ValueError(f'chunk_frames must be >= 8 (one output step) or None. Received: chunk_frames={chunk_frames}')
+    if not fps or fps <= 0:
+      raise ValueError(f'fps must be > 0. Received: fps={fps}')
+    self.model_name, self.streams = model_name, MODEL_STREAMS[model_name]
+    self.models = models
+    self.class_names = list(class_names)
+    self.spec = get_input_spec(model_name)
+    self.fusion, self.flip, self.chunk_frames = fusion, flip, chunk_frames
+    self.fps, self.max_frames = float(fps), max_frames
+    self.flow_backend, self.flow_params = flow_backend, tuple(flow_params)
+    num_classes = {int(m.output.shape[-1]) for m in models.values()}
+    if num_classes != {len(self.class_names)}:
+      raise ValueError(f'{len(self.class_names)} class names for a model of {sorted(num_classes)} classes')
+    self._flow_fn = None
+    self._fns = {}
+    for stream, model in models.items():
+
+      @tf.function(reduce_retracing=True)
+      def fn(x, model=model):
+        return tf.cast(model(x, training=False), tf.float32)
+
+      self._fns[stream] = fn
+    self._fields = {}
+
+  # --- inputs
+
+  def _flow(self, frames: np.ndarray) -> np.ndarray:
+    from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
+    if self._flow_fn is None:
+      self._flow_fn = flow_lib.get_flow_backend(self.flow_backend, **dict(self.flow_params))
+    return flow_lib.compute_flow(frames, backend=self._flow_fn)
+
+  def _inputs(self, path: str, probe) -> Iterator[Dict[str, np.ndarray]]:
+    """Center-cropped uint8 inputs, one time step at a time: {'rgb': [c, c, 3], 'flow': [c, c, 2]}."""
+    from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
+    from data_pipelines.video import iter_frames  # pylint: disable=g-import-not-at-top
+    crop = self.spec.crop_size
+    frames = iter_frames(path, self.fps, self.spec.resize_short_side, self.max_frames, probe=probe)
+    if 'flow' not in self.streams:
+      for frame in frames:
+        yield {'rgb': pp.center_crop(frame, crop)}
+      return
+    pending = []
+    for frame in frames:
+      pending.append(frame)
+      if len(pending) == 9:  # 8 flow fields per backend call (a GPU batch), one frame carried over
+        yield from self._flow_steps(pending, crop)
+        pending = pending[-1:]
+    if len(pending) > 1:
+      yield from self._flow_steps(pending, crop)
+
+  def _flow_steps(self, frames: List[np.ndarray], crop: int) -> Iterator[Dict[str, np.ndarray]]:
+    from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
+    flow = self._flow(np.stack(frames))
+    for i in range(len(flow)):
+      step = {'flow': pp.center_crop(flow[i], crop)}
+      if 'rgb' in self.streams:
+        step['rgb'] = pp.center_crop(frames[i], crop)
+      yield step
+
+  def _model_input(self, stream: str, uint8_frames: np.ndarray, flipped: bool):
+    from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
+    x = uint8_frames
+    if flipped:
+      x = (pp.flip_flow if stream == 'flow' else pp.flip_rgb)(x).numpy()
+    return pp.to_model_range(x)
+
+  # --- I3D: per-time logits in windows
+
+  def receptive_field(self, num_inputs: int):
+    """(start, size, jump, outputs) of the per-time logits for `num_inputs` frames (cached per length)."""
+    from i3d_tf.receptive_field import receptive_field  # pylint: disable=g-import-not-at-top
+    if num_inputs not in self._fields:
+      model = self.models[self.streams[0]]
+      crop = self.spec.crop_size
+      field = receptive_field(model, PER_TIME_LAYER, input_size=(num_inputs, crop, crop))
+      self._fields[num_inputs] = (field.start[0], field.size[0], field.jump[0], field.output_size[0])
+    return self._fields[num_inputs]
+
+  def windows(self, num_inputs: int) -> List[TemporalWindow]:
+    start, size, jump, outputs = self.receptive_field(num_inputs)
+    windows = temporal_windows(num_inputs, start, size, jump, outputs, self.chunk_frames)
+    for w in windows:  # the stitching rule's precondition, checked on the model's own geometry
+      if w.stop - w.start < num_inputs:
+        w_start, _, w_jump, w_outputs = self.receptive_field(w.stop - w.start)
+        if w_start != start or w_jump != jump or w.start % jump or w.end - w.start // jump > w_outputs:
+          raise RuntimeError(f'window {w} of a {num_inputs}-frame video does not align with one pass')
+    return windows
+
+  def _per_time_logits(self, inputs: Iterator[Dict[str, np.ndarray]], num_inputs: int, views: Sequence[bool],
+                       progress=None) -> Tuple[Dict[Tuple[str, bool], np.ndarray], int]:
+    """{(stream, flipped): [T', K]} over the whole video, window by window, holding one window of frames."""
+    windows = self.windows(num_inputs)
+    jump = self.receptive_field(num_inputs)[2]
+    buffer, buffer_start, read = collections.deque(), 0, 0
+    parts = collections.defaultdict(list)
+    for w in windows:
+      while read < w.stop:
+        try:
+          buffer.append(next(inputs))
+        except StopIteration:
+          raise RuntimeError(f'the video ended after {read} of {num_inputs} frames') from None
+        read += 1
+      while buffer_start < w.start:
+        buffer.popleft()
+        buffer_start += 1
+      offset = w.start // jump
+      for stream in self.streams:
+        frames = np.stack([step[stream] for step in buffer])
+        for flipped in views:
+          x = self._model_input(stream, frames, flipped)[np.newaxis]
+          logits = self._fns[stream](x).numpy()[0]
+          parts[(stream, flipped)].append(logits[w.first - offset:w.end - offset])
+      if progress is not None:
+        progress.update(w.stop - progress.n)
+    return {k: np.concatenate(v, 0) for k, v in parts.items()}, len(windows)
+
+  # --- view models (Table 1 test clips)
+
+  def _view_logits(self, inputs: Iterator[Dict[str, np.ndarray]], num_inputs: int, views: Sequence[bool]):
+    """{('rgb', flipped): [V, K]}: the spec's test views, keeping only their frames while streaming."""
+    from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
+    from i3d_tf.baselines import eval_logits  # pylint: disable=g-import-not-at-top
+    clip = self.spec.test
+    positions = pp.sample_indices(pp.num_positions(num_inputs), clip.num_frames, clip.stride, training=False,
+                                  num_clips=clip.num_clips).numpy()  # [V, T], before wrapping
+    index = pp.rgb_indices(positions, num_inputs).numpy()
+    needed, kept = set(index.ravel().tolist()), {}
+    for i, step in enumerate(inputs):
+      if i in needed:
+        kept[i] = step['rgb']
+    frames = np.stack([[kept[int(i)] for i in row] for row in index])  # [V, T, c, c, 3]
+    out = {}
+    for flipped in views:
+      x = self._model_input('rgb', frames, flipped)
+      out[('rgb', flipped)] = eval_logits(self._fns['rgb'](x).numpy().astype(np.float64))
+    centres = np.clip(positions.mean(axis=1), 0, num_inputs - 1) / self.fps  # each clip's centre, seconds
+    return out, centres
+
+  # --- one video
+
+  def classify(self, path: str, progress: bool = False) -> VideoPrediction:
+    """Classifies one video file.
+
+    Raises:
+      data_pipelines.video.VideoDecodeError: the file cannot be decoded (missing, empty, not a video,
+        truncated, too short).
+      ValueError: frames smaller than the crop.
+    """
+    from data_pipelines.video import probe_video  # pylint: disable=g-import-not-at-top
+    start = time.time()
+    with_flow = 'flow' in self.streams
+    probe = probe_video(path, self.fps, self.max_frames, min_frames=2 if with_flow else 1)
+    num_inputs = probe.num_frames - 1 if with_flow else probe.num_frames
+    views = (False, True) if self.flip else (False,)
+    inputs = self._inputs(path, probe)
+    if self.model_name in VIEW_MODELS:
+      logits, times = self._view_logits(inputs, num_inputs, views)
+      windows = 1
+    else:
+      bar = None
+      if progress and len(self.windows(num_inputs)) > 1:  # a long video: frames as they are classified
+        from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+        bar = tqdm(total=num_inputs, unit='frame', leave=False, desc=os.path.basename(path), file=sys.stderr)
+      try:
+        logits, windows = self._per_time_logits(inputs, num_inputs, views, bar)
+      finally:
+        if bar is not None:
+          bar.close()
+      field_start, size, jump, outputs = self.receptive_field(num_inputs)
+      centres = field_start + jump * np.arange(outputs) + (size - 1) / 2
+      times = np.clip(centres, 0, num_inputs - 1) / self.fps
+    # Per view (flip): streams fused per time step (or clip), time-averaged logits fused for the video.
+    fused = np.stack([evaluation.fuse_scores([logits[(s, v)] for s in self.streams], self.fusion)
+                      for v in views])  # [F, T', K] (view models: [F, clips, K])
+    if self.model_name in VIEW_MODELS:  # every clip of every flip is a view (evaluate.py's rule)
+      view_logits = fused.reshape(-1, fused.shape[-1])
+    else:  # the official head: logits averaged over time, per stream, then fused
+      view_logits = np.stack([evaluation.fuse_scores([logits[(s, v)].mean(0) for s in self.streams], self.fusion)
+                              for v in views])  # [F, K]
+    probabilities = evaluation.average_views(view_logits)
+    per_time = evaluation.average_views(np.moveaxis(fused, 0, 1))  # [T', F, K] -> [T', K]
+    duration = probe.duration if not self.max_frames else probe.num_frames / self.fps
+    return VideoPrediction(path, probabilities, view_logits, per_time, np.asarray(times, np.float64),
+                           probe.num_frames, duration, time.time() - start, windows)
+
+
+# -------------------------------------------------------------------------------------------- building
+
+
+def build_classifier(model_name: str = 'i3d_rgb', weights: Optional[str] = 'kinetics400',
+                     checkpoint: Optional[str] = None, rgb_checkpoint: Optional[str] = None,
+                     flow_checkpoint: Optional[str] = None, num_classes: Optional[int] = None,
+                     class_names: Optional[Sequence[str]] = None, **options) -> VideoClassifier:
+  """A `VideoClassifier` from trained weights.
+
+  Args:
+    model_name: a key of MODEL_STREAMS.
+    weights: 'kinetics400' (the trained RGB I3D, `i3d_tf.checkpoints.pretrained`) when no checkpoint is given.
+    checkpoint: a single-stream model's training model_dir, checkpoint prefix or `.weights.h5`.
+    rgb_checkpoint, flow_checkpoint: the two streams of `two_stream_i3d` (the RGB one may be 'kinetics400').
+    num_classes: the checkpoints' class count (default: read from the checkpoint).
+    class_names: K names (default: Kinetics names for 400/600 classes, else 'class <i>').
+    **options: `VideoClassifier` options (fusion, flip, chunk_frames, flow_backend, ...).
+
+  Raises:
+    ValueError, FileNotFoundError: inconsistent arguments, missing checkpoints.
+    i3d_tf.checkpoints.pretrained.WeightsUnavailableError: 'kinetics400' neither cached nor fetchable.
+  """
+  from i3d_tf.training.transfer import infer_num_classes, resolve_checkpoint  # pylint: disable=g-import-not-at-top
+  if model_name not in MODEL_STREAMS:
+    raise ValueError(f'classification supports {sorted(MODEL_STREAMS)}. Received: model={model_name}')
+  streams = MODEL_STREAMS[model_name]
+  if model_name == 'two_stream_i3d':
+    sources = {'rgb': rgb_checkpoint, 'flow': flow_checkpoint}
+    if checkpoint:
+      raise ValueError('two_stream_i3d takes --rgb_checkpoint and --flow_checkpoint (each stream was trained '
+                       'on its own), not --checkpoint')
+  else:
+    if rgb_checkpoint or flow_checkpoint:
+      raise ValueError(f'{model_name} takes --checkpoint (--rgb_checkpoint/--flow_checkpoint are for two_stream_i3d)')
+    sources = {streams[0]: checkpoint or (weights if model_name == 'i3d_rgb' else None)}
+  missing = [s for s, c in sources.items() if not c]
+  if missing:
+    raise ValueError(f'No weights for the {"/".join(missing)} stream of {model_name}: pass '
+                     + ('--checkpoint' if model_name != 'two_stream_i3d' else f'--{missing[0]}_checkpoint')
+                     + " (trained Kinetics-400 weights exist for the RGB I3D only: weights='kinetics400')")
+  models = {}
+  for stream, source in sources.items():
+    name = model_name if model_name in VIEW_MODELS else f'i3d_{stream}'
+    kwargs = {} if model_name in VIEW_MODELS else {'temporal_average': False}
+    if source == 'kinetics400':
+      if num_classes not in (None, 400):
+        raise ValueError(f"weights='kinetics400' have 400 classes. Received: num_classes={num_classes}")
+      from i3d_tf.inception import I3D  # pylint: disable=g-import-not-at-top
+      models[stream] = I3D(stream, 400, weights='kinetics400', **kwargs)
+      continue
+    resolved = resolve_checkpoint(source)
+    classes = num_classes or infer_num_classes(resolved)
+    if classes is None:
+      raise ValueError(f'Cannot read the class count of {source}: pass --num_classes')
+    models[stream] = evaluation.load_model(name, classes, source, **kwargs)
+  classes = {int(m.output.shape[-1]) for m in models.values()}
+  if len(classes) != 1:
+    raise ValueError(f'The streams have different class counts: {sorted(classes)}')
+  k = classes.pop()
+  names = list(class_names) if class_names is not None else default_class_names(k)
+  if len(names) != k:
+    raise ValueError(f'{len(names)} class names for a {k}-class model: pass the matching --class_names file')
+  return VideoClassifier(models, model_name, names, **options)
+
+
+# ------------------------------------------------------------------------------------------ many videos
+
+
+def output_name(relative_path: str) -> str:
+  """A file name unique to a video's relative path (extension kept; '%' and '/' percent-encoded), so
+  `a/b.avi`, `a__b.avi` and `a/b.mp4` never share an output."""
+  return relative_path.replace('%', '%25').replace(os.sep, '%2F').replace('/', '%2F')
+
+
+def classify_videos(classifier: VideoClassifier, paths: Sequence[str], top_k: int = 5, progress: bool = True,
+                    on_result: Optional[Callable[[VideoPrediction], None]] = None) -> Dict:
+  """Classifies every path; a failing video is reported with its reason and the others go on.
+
+  Returns:
+    {'predictions': [VideoPrediction], 'failed': {path: 'ErrorType: reason'}, 'seconds': float}.
+  """
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  predictions, failed = [], {}
+  start = time.time()
+  bar = tqdm(list(paths), unit='video', disable=not progress, desc='classify', file=sys.stderr)
+  for path in bar:
+    try:
+      prediction = classifier.classify(path, progress=progress)
+    except Exception as e:  # pylint: disable=broad-except  (report, count, go on)
+      reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+      failed[path] = f'{type(e).__name__}: {reason}'
+      tqdm.write(f'classify: FAILED {path}: {failed[path]}', file=sys.stderr)
+      continue
+    predictions.append(prediction)
+    if on_result is not None:
+      on_result(prediction)
+    bar.set_postfix(failed=len(failed))
+  bar.close()
+  return {'predictions': predictions, 'failed': failed, 'seconds': time.time() - start}
+
+
+def format_prediction(prediction: VideoPrediction, class_names: Sequence[str], top_k: int = 5,
+                      name: Optional[str] = None) -> str:
+  """'<video> (N frames, D s of video, S s):' then one '  p  label' line per class."""
+  lines = [f'{name or prediction.path} ({prediction.num_frames} frames, {prediction.duration:.1f} s of video, '
+           f'classified in {prediction.seconds:.1f} s):']
+  for rank, (index, label, p) in enumerate(prediction.top(top_k, class_names), 1):
+    lines.append(f'  {rank}. {label:<40s} {p:.3f}  (class {index})')
+  return '\n'.join(lines)
+
+
+def result_rows(predictions: Sequence[VideoPrediction], failed: Dict[str, str], class_names: Sequence[str],
+                top_k: int) -> List[Dict]:
+  """One dict per video (failures included, with their error), in path order."""
+  rows = []
+  for p in predictions:
+    top = p.top(top_k, class_names)
+    rows.append({'video': p.path, 'num_frames': p.num_frames, 'duration_seconds': round(p.duration, 3),
+                 'seconds': round(p.seconds, 3), 'top_k': [{'index': i, 'label': l, 'probability': pr}
+                                                           for i, l, pr in top], 'error': ''})
+  for path, error in failed.items():
+    rows.append({'video': path, 'num_frames': 0, 'duration_seconds': 0.0, 'seconds': 0.0, 'top_k': [],
+                 'error': error})
+  return sorted(rows, key=lambda r: r['video'])
+
+
+def write_results(path: str, rows: Sequence[Dict], top_k: int, extra: Optional[Dict] = None) -> str:
+  """Writes `rows` atomically as CSV (one line per video: top-k index/label/probability columns) or JSON."""
+  import csv  # pylint: disable=g-import-not-at-top
+  import io  # pylint: disable=g-import-not-at-top
+  from i3d_tf.io_utils import atomic_write  # pylint: disable=g-import-not-at-top
+  if path.endswith('.json'):
+    evaluation.write_json(path, dict(extra or {}, videos=list(rows)))
+    return path
+  if not path.endswith('.csv'):
+    raise ValueError(f'--output must end with .csv or .json. Received: {path}')
+  header = ['video', 'num_frames', 'duration_seconds', 'seconds']
+  for r in range(1, top_k + 1):
+    header += [f'top{r}_index', f'top{r}_label', f'top{r}_probability']
+  header.append('error')
+  buf = io.StringIO()
+  writer = csv.writer(buf)
+  writer.writerow(header)
+  for row in rows:
+    line = [row['video'], row['num_frames'], row['duration_seconds'], row['seconds']]
+    for r in range(top_k):
+      t = row['top_k'][r] if r < len(row['top_k']) else None
+      line += [t['index'], t['label'], f'{t["probability"]:.6f}'] if t else ['', '', '']
+    line.append(row['error'])
+    writer.writerow(line)
+  atomic_write(path, buf.getvalue())
+  return path
