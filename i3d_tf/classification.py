@@ -222,39 +222,15 @@ class VideoClassifier:
 
   # --- inputs
 
-  def _flow(self, frames: np.ndarray) -> np.ndarray:
+  def _inputs(self, path: str, probe, needed=None) -> Iterator[Optional[Dict[str, np.ndarray]]]:
+    """Center-cropped uint8 inputs, one time step at a time (`data_pipelines.streaming.video_steps`)."""
     from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
-    if self._flow_fn is None:
-      self._flow_fn = flow_lib.get_flow_backend(self.flow_backend, **dict(self.flow_params))
-    return flow_lib.compute_flow(frames, backend=self._flow_fn)
-
-  def _inputs(self, path: str, probe) -> Iterator[Dict[str, np.ndarray]]:
-    """Center-cropped uint8 inputs, one time step at a time: {'rgb': [c, c, 3], 'flow': [c, c, 2]}."""
-    from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
-    from data_pipelines.video import iter_frames  # pylint: disable=g-import-not-at-top
-    crop = self.spec.crop_size
-    frames = iter_frames(path, self.fps, self.spec.resize_short_side, self.max_frames, probe=probe)
-    if 'flow' not in self.streams:
-      for frame in frames:
-        yield {'rgb': pp.center_crop(frame, crop)}
-      return
-    pending = []
-    for frame in frames:
-      pending.append(frame)
-      if len(pending) == 9:  # 8 flow fields per backend call (a GPU batch), one frame carried over
-        yield from self._flow_steps(pending, crop)
-        pending = pending[-1:]
-    if len(pending) > 1:
-      yield from self._flow_steps(pending, crop)
-
-  def _flow_steps(self, frames: List[np.ndarray], crop: int) -> Iterator[Dict[str, np.ndarray]]:
-    from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
-    flow = self._flow(np.stack(frames))
-    for i in range(len(flow)):
-      step = {'flow': pp.center_crop(flow[i], crop)}
-      if 'rgb' in self.streams:
-        step['rgb'] = pp.center_crop(frames[i], crop)
-      yield step
+    from data_pipelines.streaming import video_steps  # pylint: disable=g-import-not-at-top
+    if 'flow' in self.streams and self._flow_fn is None:
+      backend = flow_lib.get_flow_backend(self.flow_backend, **dict(self.flow_params))
+      self._flow_fn = lambda frames: flow_lib.compute_flow(frames, backend=backend)
+    return video_steps(path, self.streams, self.spec.crop_size, self.spec.resize_short_side, self.fps,
+                       self.max_frames, probe=probe, flow_fn=self._flow_fn, needed=needed)
 
   def _model_input(self, stream: str, uint8_frames: np.ndarray, flipped: bool):
     from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
@@ -315,7 +291,7 @@ class VideoClassifier:
 
   # --- view models (Table 1 test clips)
 
-  def _view_logits(self, inputs: Iterator[Dict[str, np.ndarray]], num_inputs: int, views: Sequence[bool]):
+  def _view_logits(self, path: str, probe, num_inputs: int, views: Sequence[bool]):
     """{('rgb', flipped): [V, K]}: the spec's test views, keeping only their frames while streaming."""
     from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
     from i3d_tf.baselines import eval_logits  # pylint: disable=g-import-not-at-top
@@ -323,9 +299,11 @@ class VideoClassifier:
     positions = pp.sample_indices(pp.num_positions(num_inputs), clip.num_frames, clip.stride, training=False,
                                   num_clips=clip.num_clips).numpy()  # [V, T], before wrapping
     index = pp.rgb_indices(positions, num_inputs).numpy()
-    needed, kept = set(index.ravel().tolist()), {}
+    wanted = set(index.ravel().tolist())
+    inputs = self._inputs(path, probe, needed=wanted.__contains__)
+    kept = {}
     for i, step in enumerate(inputs):
-      if i in needed:
+      if step is not None:
         kept[i] = step['rgb']
     frames = np.stack([[kept[int(i)] for i in row] for row in index])  # [V, T, c, c, 3]
     out = {}
@@ -351,11 +329,11 @@ class VideoClassifier:
     probe = probe_video(path, self.fps, self.max_frames, min_frames=2 if with_flow else 1)
     num_inputs = probe.num_frames - 1 if with_flow else probe.num_frames
     views = (False, True) if self.flip else (False,)
-    inputs = self._inputs(path, probe)
     if self.model_name in VIEW_MODELS:
-      logits, times = self._view_logits(inputs, num_inputs, views)
+      logits, times = self._view_logits(path, probe, num_inputs, views)
       windows = 1
     else:
+      inputs = self._inputs(path, probe)
       bar = None
       if progress and len(self.windows(num_inputs)) > 1:  # a long video: frames as they are classified
         from tqdm import tqdm  # pylint: disable=g-import-not-at-top
@@ -398,7 +376,7 @@ def build_classifier(model_name: str = 'i3d_rgb', weights: Optional[str] = 'kine
     checkpoint: a single-stream model's training model_dir, checkpoint prefix or `.weights.h5`.
     rgb_checkpoint, flow_checkpoint: the two streams of `two_stream_i3d` (the RGB one may be 'kinetics400').
     num_classes: the checkpoints' class count (default: read from the checkpoint).
-    class_names: K names (default: Kinetics names for 400/600 classes, else 'class <i>').
+    class_names: K names (default: the Kinetics-400 names with 'kinetics400' weights, else 'class <i>').
     **options: `VideoClassifier` options (fusion, flip, chunk_frames, flow_backend, ...).
 
   Raises:
@@ -442,7 +420,12 @@ def build_classifier(model_name: str = 'i3d_rgb', weights: Optional[str] = 'kine
   if len(classes) != 1:
     raise ValueError(f'The streams have different class counts: {sorted(classes)}')
   k = classes.pop()
-  names = list(class_names) if class_names is not None else default_class_names(k)
+  if class_names is not None:
+    names = list(class_names)
+  elif k == 400 and 'kinetics400' in sources.values():
+    names = default_class_names(400)
+  else:  # a checkpoint of yours: its classes are yours to name (--class_names)
+    names = [f'class {i}' for i in range(k)]
   if len(names) != k:
     raise ValueError(f'{len(names)} class names for a {k}-class model: pass the matching --class_names file')
   return VideoClassifier(models, model_name, names, **options)

@@ -337,26 +337,41 @@ def format_metrics(metrics: Dict) -> str:
 # -------------------------------------------------------------------------------------- model restoring
 
 
-def load_model(model_name: str, num_classes: int, checkpoint: Optional[str], allow_random_weights: bool = False,
-               **model_kwargs):
+def load_model(model_name: str, num_classes: Optional[int], checkpoint: Optional[str],
+               allow_random_weights: bool = False, **model_kwargs):
   """Builds `model_name` and restores `checkpoint`.
 
   `checkpoint` may be a Keras weights file (`*.weights.h5`, e.g. converted official weights), a training
   `model_dir` or a TF checkpoint prefix (through `i3d_tf.training.restore_model` when it is available, else a
-  `tf.train.Checkpoint(model=...)` restore).  `None` gives random weights only with `allow_random_weights`.
+  `tf.train.Checkpoint(model=...)` restore), or 'kinetics400' (the trained RGB I3D).  `None` gives random
+  weights only with `allow_random_weights`.  `num_classes=None` reads the class count from the checkpoint
+  (its model_dir's config.json, else the logits kernel's shape).
 
   Raises:
-    ValueError: no checkpoint without `allow_random_weights`; FileNotFoundError: a missing path.
+    ValueError: no checkpoint without `allow_random_weights`, or a class count that cannot be read;
+    FileNotFoundError: a missing path.
   """
   from i3d_tf.registry import build_model  # pylint: disable=g-import-not-at-top
   if checkpoint is None or checkpoint == '':
     if not allow_random_weights:
       raise ValueError(f'No checkpoint given for {model_name}; pass one, or allow random weights explicitly '
                        '(demos and tests only).')
+    if num_classes is None:
+      raise ValueError(f'num_classes is needed to build {model_name} with random weights')
     return build_model(model_name, num_classes, **model_kwargs)
+  if checkpoint == 'kinetics400':
+    return build_model(model_name, 400 if num_classes is None else num_classes, weights='kinetics400',
+                       **model_kwargs)
+  if num_classes is None:
+    from i3d_tf.training.transfer import infer_num_classes, resolve_checkpoint  # pylint: disable=g-import-not-at-top
+    num_classes = infer_num_classes(resolve_checkpoint(checkpoint))
+    if num_classes is None:
+      raise ValueError(f'Cannot read the class count of {checkpoint}: pass num_classes (--num_classes)')
   if checkpoint.endswith('.h5') or checkpoint.endswith('.keras'):
     if not os.path.exists(checkpoint):
       raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+    from i3d_tf.io_utils import check_not_lfs_pointer  # pylint: disable=g-import-not-at-top
+    check_not_lfs_pointer(checkpoint)
     model = build_model(model_name, num_classes, **model_kwargs)
     model.load_weights(checkpoint)
     return model

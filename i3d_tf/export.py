@@ -1,7 +1,9 @@
 """SavedModel export of I3D and Two-Stream I3D with serving, feature and serialized-example signatures.
 
 Signatures (single stream, C = 3 for RGB, 2 for flow; inputs in [-1, 1], any T, H, W):
-  serving_default(video: float32 [B, T, H, W, C]) -> logits [B, K], probabilities [B, K]
+  serving_default(video: float32 [B, T, H, W, C]) -> logits [B, K], probabilities [B, K],
+                            top_k_indices int32 [B, k], top_k_probabilities [B, k], top_k_class_names
+                            string [B, k] (k = min(5, K); names from `class_names`, else 'class <i>')
   features(video)        -> features [B, 1024]: Mixed_5c after the head's average pool, spatially and
                             temporally averaged; features_per_time [B, T', 1024] (before the time average)
   serialized_examples(serialized: string [N]) -> logits [N, K], probabilities [N, K], label [N], video_id [N]
@@ -27,6 +29,7 @@ from i3d_tf import layers as L
 from i3d_tf.io_utils import atomic_path
 
 FEATURES_LAYER = 'Logits.AvgPool'  # Mixed_5c after the head's average pool: [B, T', h, w, 1024].
+TOP_K = 5  # classes named by serving_default
 EXPORT_INFO = 'i3d_export.json'
 STREAM_CHANNELS = {'rgb': 3, 'flow': 2}
 
@@ -107,6 +110,18 @@ def export_saved_model(model: keras.Model, output_dir: str, model_name: str, num
   output_dir = os.path.abspath(output_dir)
   if os.path.exists(output_dir) and not overwrite:
     raise FileExistsError(f'{output_dir} exists; pass overwrite=True (--overwrite) to replace it.')
+  if class_names is not None and len(class_names) != num_classes:
+    raise ValueError(f'{len(class_names)} class names for {num_classes} classes')
+  names = tf.constant(list(class_names) if class_names else [f'class {i}' for i in range(num_classes)])
+  top_k = min(TOP_K, num_classes)
+
+  def scored(logits):
+    """The serving outputs of [B, K] logits: probabilities and the named top-k classes."""
+    probabilities = tf.nn.softmax(logits)
+    top = tf.math.top_k(probabilities, k=top_k)
+    return {'logits': logits, 'probabilities': probabilities, 'top_k_indices': top.indices,
+            'top_k_probabilities': top.values, 'top_k_class_names': tf.gather(names, top.indices)}
+
   streams = stream_models(model)
   two_stream = len(streams) == 2
   feats = {m: feature_model(s, name=f'{m}_features') for m, s in streams.items()}
@@ -121,8 +136,7 @@ def export_saved_model(model: keras.Model, output_dir: str, model_name: str, num
              tf.TensorSpec([None, None, None, None, 2], tf.float32, name='flow')]
 
     def serve(rgb, flow):
-      logits = tf.cast(model({'rgb': rgb, 'flow': flow}, training=False), tf.float32)
-      return {'logits': logits, 'probabilities': tf.nn.softmax(logits)}
+      return scored(tf.cast(model({'rgb': rgb, 'flow': flow}, training=False), tf.float32))
 
     def features(rgb, flow):
       out = {}
@@ -136,8 +150,7 @@ def export_saved_model(model: keras.Model, output_dir: str, model_name: str, num
     specs = [tf.TensorSpec([None, None, None, None, STREAM_CHANNELS[modality]], tf.float32, name='video')]
 
     def serve(video):
-      logits = tf.cast(model(video, training=False), tf.float32)
-      return {'logits': logits, 'probabilities': tf.nn.softmax(logits)}
+      return scored(tf.cast(model(video, training=False), tf.float32))
 
     def features(video):
       per_time = tf.cast(feats[modality](video, training=False), tf.float32)

@@ -1,11 +1,13 @@
 """I3D feature extraction: one (num_windows, 1024) array per video and stream, with window timestamps.
 
 The common use of I3D today: Mixed_5c features after the head's average pool (the `features` signature of
-`i3d_tf.export`), computed over windows of `stack_size` frames every `step_size` frames.  Per video:
+`i3d_tf.export`), computed over windows of `stack_size` frames every `step_size` frames.  Per video, streamed
+(`data_pipelines.streaming.video_steps`: memory holds one batch of windows, not the video):
 
-  decode (25 fps, smaller side 256; `data_pipelines.decode_video`) -> center crop 224 -> [-1, 1]
-  flow: TV-L1 on the resized frames (`data_pipelines.compute_flow`, truncated to [-20, 20], 8-bit quantized
-  exactly as the training records) -> center crop -> q / 127.5 - 1
+  decode (25 fps, smaller side 256; `data_pipelines.video.iter_frames`) -> center crop 224 -> [-1, 1]
+  flow: TV-L1 on the resized frames (`data_pipelines.flow.compute_flow`, truncated to [-20, 20], 8-bit
+  quantized exactly as the training records) -> center crop -> q / 127.5 - 1; computed only for the frames
+  some window uses
   windows: starts 0, step, 2 step, ... while start + stack_size <= L (one window of all L frames when the
   video is shorter); L = number of flow fields (frames - 1) when flow is extracted, so RGB and flow
   windows cover the same frames.  Window w spans [start / fps, (start + length) / fps) seconds.
@@ -17,8 +19,8 @@ Outputs per video `<id>` (`id` = the path relative to the input root, '/' -> '__
 Every file is written atomically (temporary name + rename).
 """
 
+import collections
 import dataclasses
-import glob
 import json
 import os
 import sys
@@ -30,7 +32,6 @@ import numpy as np
 from i3d_tf.evaluation import write_json
 from i3d_tf.io_utils import save_npy
 
-VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm', '.mov', '.m4v', '.mpg', '.mpeg', '.flv', '.ogv')
 STREAMS = ('rgb', 'flow')
 
 
@@ -55,18 +56,6 @@ class ExtractionOptions:
       raise ValueError(f'batch_size must be >= 1. Received: batch_size={self.batch_size}')
 
 
-def find_videos(videos: str, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> Tuple[List[str], str]:
-  """(sorted video paths, root) from a directory (searched recursively) or a glob."""
-  if os.path.isdir(videos):
-    root = videos
-    paths = [os.path.join(d, f) for d, _, files in os.walk(videos) for f in files
-             if f.lower().endswith(tuple(extensions))]
-  else:
-    paths = [p for p in glob.glob(videos, recursive=True) if os.path.isfile(p)]
-    root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths]) if paths else ''
-  return sorted(paths), root
-
-
 def video_id(path: str, root: str) -> str:
   rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root)) if root else os.path.basename(path)
   return os.path.splitext(rel)[0].replace(os.sep, '__')
@@ -81,39 +70,26 @@ def window_starts(length: int, stack_size: int, step_size: int) -> List[Tuple[in
   return [(s, stack_size) for s in range(0, length - stack_size + 1, step_size)]
 
 
-def decode(path: str, options: ExtractionOptions):
-  """The decode step (switchable): uint8 RGB [N, H, W, 3] at `fps`, smaller side `resize_short_side`."""
-  from data_pipelines.video import decode_video  # pylint: disable=g-import-not-at-top
-  min_frames = 2
-  return decode_video(path, fps=options.fps, resize_short_side=options.resize_short_side,
-                      max_frames=options.max_frames, min_frames=min_frames).frames
-
-
 def compute_flow(frames: np.ndarray, backend: str = 'tvl1', params=()) -> np.ndarray:
   """Quantized TV-L1 flow uint8 [N - 1, H, W, 2] (the data pipeline's, identical to training records)."""
   from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
   return flow_lib.compute_flow(frames, backend=flow_lib.get_flow_backend(backend, **dict(params)))
 
 
-def center_crop(video: np.ndarray, crop_size: int) -> np.ndarray:
-  h, w = video.shape[1:3]
-  if h < crop_size or w < crop_size:
-    raise ValueError(f'frames {h}x{w} are smaller than crop_size {crop_size}')
-  # Same offsets as the data pipeline's test crop: (size - crop) // 2.
-  y, x = (h - crop_size) // 2, (w - crop_size) // 2
-  return video[:, y:y + crop_size, x:x + crop_size]
-
-
 def stream_inputs(frames: np.ndarray, streams: Sequence[str], options: ExtractionOptions,
                   flow_fn: Optional[Callable] = None) -> Dict[str, np.ndarray]:
-  """Center-cropped model inputs in [-1, 1] per stream: {'rgb': [L, c, c, 3], 'flow': [L, c, c, 2]}."""
+  """Model inputs of decoded frames held in memory: {'rgb': [L, c, c, 3], 'flow': [L, c, c, 2]} in [-1, 1].
+
+  The same test preprocessing as the streamed extraction (`data_pipelines.preprocessing.test_frames`).
+  """
+  from data_pipelines.preprocessing import test_frames  # pylint: disable=g-import-not-at-top
   out = {}
   if 'flow' in streams:
     flow_q = flow_fn(frames) if flow_fn else compute_flow(frames, options.flow_backend, options.flow_params)
-    out['flow'] = center_crop(flow_q, options.crop_size).astype(np.float32) / 127.5 - 1.0
+    out['flow'] = test_frames(flow_q, options.crop_size)
     frames = frames[:len(flow_q)]  # RGB over the same frames as the flow fields.
   if 'rgb' in streams:
-    out['rgb'] = center_crop(frames, options.crop_size).astype(np.float32) / 127.5 - 1.0
+    out['rgb'] = test_frames(frames, options.crop_size)
   return out
 
 
@@ -146,10 +122,13 @@ class FeatureExtractor:
       group = [windows[i]]
       while len(group) < batch_size and i + len(group) < len(windows) and windows[i + len(group)][1] == group[0][1]:
         group.append(windows[i + len(group)])
-      batch = np.stack([video[s:s + n] for s, n in group])
-      feats.append(self._fns[stream](batch).numpy())
+      feats.append(self.batch_features(stream, np.stack([video[s:s + n] for s, n in group])))
       i += len(group)
     return np.concatenate(feats, 0).astype(np.float32) if feats else np.zeros((0, 1024), np.float32)
+
+  def batch_features(self, stream: str, batch: np.ndarray) -> np.ndarray:
+    """float32 (B, 1024) for equal-length windows `batch` [B, n, c, c, C] in [-1, 1]."""
+    return self._fns[stream](batch).numpy().astype(np.float32)
 
 
 def output_paths(output_dir: str, vid: str, streams: Sequence[str]) -> Dict[str, str]:
@@ -171,25 +150,63 @@ def is_done(output_dir: str, vid: str, streams: Sequence[str]) -> bool:
 
 
 def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: str,
-                  options: ExtractionOptions, decode_fn: Callable = decode) -> Dict:
-  """Extracts and writes the features of one video; returns its metadata."""
+                  options: ExtractionOptions) -> Dict:
+  """Extracts and writes the features of one video, streamed window by window; returns its metadata.
+
+  Raises:
+    data_pipelines.video.VideoDecodeError: the file cannot be decoded into at least 2 frames.
+    ValueError: frames smaller than the crop; non-finite features.
+  """
+  from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
+  from data_pipelines.streaming import num_steps, video_steps  # pylint: disable=g-import-not-at-top
+  from data_pipelines.video import probe_video  # pylint: disable=g-import-not-at-top
   start = time.time()
-  frames = decode_fn(path, options)
-  inputs = stream_inputs(frames, extractor.streams, options)
-  length = min(len(v) for v in inputs.values())
+  probe = probe_video(path, options.fps, options.max_frames, min_frames=2)
+  length = num_steps(probe.num_frames, extractor.streams)
   windows = window_starts(length, options.stack_size, options.step_size)
+  used = np.zeros(length, bool)
+  for s, n in windows:
+    used[s:s + n] = True
+  flow_fn = None
+  if 'flow' in extractor.streams:
+    flow_fn = lambda frames: compute_flow(frames, options.flow_backend, options.flow_params)  # noqa: E731
+  steps = video_steps(path, extractor.streams, options.crop_size, options.resize_short_side, options.fps,
+                      options.max_frames, probe=probe, flow_fn=flow_fn, needed=lambda i: bool(used[i]))
+  buffer, buffer_start, read = collections.deque(), 0, 0
+  feats = {s: [] for s in extractor.streams}
+  batch: List[Dict[str, np.ndarray]] = []
+
+  def flush():
+    for stream in extractor.streams:
+      feats[stream].append(extractor.batch_features(stream, np.stack([b[stream] for b in batch])))
+    batch.clear()
+
+  for w, (s, n) in enumerate(windows):
+    while read < s + n:
+      buffer.append(next(steps))
+      read += 1
+    while buffer_start < s:
+      buffer.popleft()
+      buffer_start += 1
+    window = {st: pp.to_model_range(np.stack([step[st] for step in list(buffer)[:n]]))  # cropped uint8 -> [-1, 1]
+              for st in extractor.streams}
+    if batch and (len(batch) == options.batch_size or len(next(iter(batch[0].values()))) != n):
+      flush()
+    batch.append(window)
+  if batch:
+    flush()
   paths = output_paths(output_dir, vid, extractor.streams)
   shapes = {}
   for stream in extractor.streams:
-    feats = extractor.window_features(stream, inputs[stream], windows, options.batch_size)
-    if not np.all(np.isfinite(feats)):
+    values = np.concatenate(feats[stream], 0) if feats[stream] else np.zeros((0, 1024), np.float32)
+    if not np.all(np.isfinite(values)):
       raise ValueError(f'non-finite {stream} features')
-    save_npy(paths[stream], feats)
-    shapes[stream] = list(feats.shape)
+    save_npy(paths[stream], values.astype(np.float32))
+    shapes[stream] = list(values.shape)
   stamps = np.array([[s / options.fps, (s + n) / options.fps] for s, n in windows], np.float64).reshape(-1, 2)
   save_npy(paths['timestamps'], stamps)
   meta = {'video': os.path.abspath(path), 'id': vid, 'streams': list(extractor.streams), 'shapes': shapes,
-          'num_frames': int(len(frames)), 'frames_used': int(length), 'fps': options.fps,
+          'num_frames': int(probe.num_frames), 'frames_used': int(length), 'fps': options.fps,
           'windows': [[int(s), int(n)] for s, n in windows], 'timestamps_seconds': stamps.tolist(),
           'options': dataclasses.asdict(options), 'seconds': round(time.time() - start, 2)}
   write_json(paths['meta'], meta)  # Last: marks the video done.
@@ -198,7 +215,7 @@ def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: 
 
 def extract_features(video_paths: Sequence[str], root: str, output_dir: str, extractor: FeatureExtractor,
                      options: ExtractionOptions = ExtractionOptions(), max_videos: Optional[int] = None,
-                     progress: bool = True, decode_fn: Callable = decode) -> Dict:
+                     progress: bool = True) -> Dict:
   """Runs `extract_video` over many videos: skips finished ones, reports failures and goes on.
 
   Returns a summary {'done', 'skipped', 'failed': {path: error}, 'windows', 'seconds'}.
@@ -216,7 +233,7 @@ def extract_features(video_paths: Sequence[str], root: str, output_dir: str, ext
       summary['skipped'] += 1
       continue
     try:
-      meta = extract_video(extractor, path, vid, output_dir, options, decode_fn)
+      meta = extract_video(extractor, path, vid, output_dir, options)
     except Exception as e:  # pylint: disable=broad-except  (report and go on)
       summary['failed'][path] = f'{type(e).__name__}: {e}'
       tqdm.write(f'features: FAILED {path}: {type(e).__name__}: {e}', file=sys.stderr)

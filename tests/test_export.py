@@ -25,13 +25,15 @@ LOADER = textwrap.dedent('''
     loaded = tf.saved_model.load(path)
     x = tf.constant(np.load(inputs, allow_pickle=False))
     res = {}
+    def as_numpy(v):
+      v = v.numpy()
+      return np.vectorize(bytes.decode)(v).astype(str) if v.dtype == object else v
     for sig in ('serving_default', 'features'):
       for k, v in loaded.signatures[sig](video=x).items():
-        res[f'{sig}.{k}'] = v.numpy()
+        res[f'{sig}.{k}'] = as_numpy(v)
     records = tf.constant([open(serialized, 'rb').read()] * 2)
     for k, v in loaded.signatures['serialized_examples'](serialized=records).items():
-      v = v.numpy()
-      res[f'serialized_examples.{k}'] = np.array([s.decode() for s in v]) if v.dtype == object else v
+      res[f'serialized_examples.{k}'] = as_numpy(v)
     np.savez(out, **res)
 ''')
 
@@ -74,6 +76,12 @@ def test_fresh_process_matches_keras(exported):
   logits = model(x, training=False).numpy()
   np.testing.assert_allclose(got['serving_default.logits'], logits, atol=1e-5)
   np.testing.assert_allclose(got['serving_default.probabilities'], evaluation.softmax(logits), atol=1e-5)
+  # No class names given: k = min(5, 3) classes named 'class <i>', by decreasing probability.
+  order = np.argsort(-logits, axis=1)
+  np.testing.assert_array_equal(got['serving_default.top_k_indices'], order)
+  assert got['serving_default.top_k_class_names'].tolist() == [[f'class {i}' for i in row] for row in order]
+  np.testing.assert_allclose(got['serving_default.top_k_probabilities'],
+                             np.take_along_axis(evaluation.softmax(logits), order, 1), atol=1e-5)
   per_time = export.feature_model(model)(x, training=False).numpy()
   assert per_time.shape[0] == 2 and per_time.shape[-1] == 1024
   np.testing.assert_allclose(got['features.features_per_time'], per_time, atol=1e-5)
@@ -143,4 +151,4 @@ def test_export_binary_refuses_missing_checkpoint(tmp_path):
   proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'export.py'), '--model=i3d_flow',
                          '--num_classes=3', f'--output_dir={tmp_path / "x"}'], capture_output=True, text=True,
                         env=ENV, cwd=ROOT)
-  assert proc.returncode != 0 and '--checkpoint is required' in proc.stderr
+  assert proc.returncode != 0 and '--checkpoint or --weights is required' in proc.stderr

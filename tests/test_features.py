@@ -30,9 +30,11 @@ def test_video_id_and_find(tmp_path):
   (tmp_path / 'a' / 'b').mkdir(parents=True)
   for p in ('a/b/x.mp4', 'a/y.AVI', 'a/notes.txt'):
     (tmp_path / p).write_bytes(b'')
-  paths, root = F.find_videos(str(tmp_path))
-  assert [os.path.relpath(p, tmp_path) for p in paths] == ['a/b/x.mp4', 'a/y.AVI']
-  assert F.video_id(paths[0], root) == 'a__b__x'
+  from data_pipelines.video import find_videos
+  found = find_videos(str(tmp_path))
+  assert [os.path.relpath(p, tmp_path) for p in found.paths] == ['a/b/x.mp4', 'a/y.AVI']
+  assert [os.path.relpath(p, tmp_path) for p in found.skipped] == ['a/notes.txt']
+  assert F.video_id(found.paths[0], found.root) == 'a__b__x'
 
 
 def test_inputs_and_features_match_the_data_pipeline():
@@ -54,7 +56,8 @@ def test_inputs_and_features_match_the_data_pipeline():
   custom = F.stream_inputs(frames, ('flow',), F.ExtractionOptions(
       stack_size=4, step_size=3, crop_size=32, resize_short_side=40, flow_params=params))['flow']
   expected_q = compute_flow(frames, functools.partial(tvl1_opencv, warps=1, nscales=2))
-  np.testing.assert_array_equal(custom, F.center_crop(expected_q, 32).astype(np.float32) / 127.5 - 1.0)
+  from data_pipelines.preprocessing import center_crop
+  np.testing.assert_array_equal(custom, center_crop(expected_q, 32).astype(np.float32) / 127.5 - 1.0)
   assert np.abs(custom - inputs['flow']).max() > 0.01  # not the default parameters' flow
 
   model = i3d_tf.build_model('i3d_rgb', 5)

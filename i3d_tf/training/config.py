@@ -86,6 +86,12 @@ class TrainConfig:
         self.transfer != 'none' and self.init.startswith('inflate_2d:')):
       raise ValueError(f'transfer={self.transfer} starts from a trained I3D checkpoint or model_dir. '
                        f'Received: init={self.init}')
+    if self.init == 'kinetics400' and self.model != 'i3d_rgb':
+      raise ValueError(f'init=kinetics400 is the trained RGB I3D: it initialises model=i3d_rgb only (flow streams: '
+                       f'a converted official flow checkpoint). Received: model={self.model}')
+    if self.init == 'kinetics400' and self.transfer == 'none' and self.num_classes != 400:
+      raise ValueError(f'init=kinetics400 has 400 classes: for num_classes={self.num_classes} add --transfer=full '
+                       '(fine-tune all) or --transfer=fixed (frozen backbone), new classifier.')
     if self.lr_schedule == 'plateau' and not self.eval_data:
       raise ValueError('lr_schedule=plateau needs eval data (the validation loss). Received: eval_data=None')
     return self

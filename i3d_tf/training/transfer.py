@@ -9,6 +9,8 @@ Sources a model can be initialised from (`--init`):
   * 'scratch': the builder's random initialisation.
   * 'inflate_2d:<path>': a 2D Inception-v1 `.weights.h5`, inflated with the boring-video method
     (Sec. 2.4, `i3d_tf.inflation.inflate`); single-stream I3D models only.
+  * 'kinetics400': the trained Kinetics-400 RGB I3D (`i3d_tf.checkpoints.pretrained`; i3d_rgb only), e.g.
+    `--init=kinetics400 --transfer=full` for the paper's Kinetics-pretrained rows of Tables 4-5.
   * a training `model_dir` (its latest checkpoint), a checkpoint prefix, or a `.weights.h5` file.
 """
 
@@ -220,9 +222,13 @@ def freeze_backbone(model: keras.Model) -> List[str]:
 
 
 def parse_init(init: str) -> Tuple[str, Optional[str]]:
-  """'scratch' -> ('scratch', None); 'inflate_2d:<path>' -> ('inflate_2d', path); else ('checkpoint', path)."""
+  """'scratch' -> ('scratch', None); 'inflate_2d:<path>' -> ('inflate_2d', path); 'kinetics400' ->
+  ('checkpoint', the cached converted weights, fetched when needed); else ('checkpoint', path)."""
   if init in ('', 'scratch', None):
     return 'scratch', None
+  if init == 'kinetics400':
+    from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
+    return 'checkpoint', pretrained.weights_path('kinetics400')
   if init.startswith('inflate_2d:'):
     path = init[len('inflate_2d:'):]
     if not path:
