@@ -11,5 +11,6 @@ from i3d_tf.receptive_field import receptive_field, receptive_field_table
 from i3d_tf.registry import build_model, list_models, register_model
 from i3d_tf.baselines import C3D, ConvNetLSTM, Fused3D, TwoStream, init_from_inception_v1
 from i3d_tf import checkpoints  # noqa: F401  (i3d_tf.checkpoints.load_deepmind, ...)
+from i3d_tf.classification import decode_predictions
 
 __version__ = '0.1.0'

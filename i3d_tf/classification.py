@@ -212,8 +212,10 @@ class VideoClassifier:
     self._flow_fn = None
     self._fns = {}
     for stream, model in models.items():
+      # One trace per stream for every window length and view count: [B, T, c, c, C] with B, T free.
+      signature = [tf.TensorSpec([None, None] + list(model.input.shape[2:]), tf.float32)]
 
-      @tf.function(reduce_retracing=True)
+      @tf.function(input_signature=signature)
       def fn(x, model=model):
         return tf.cast(model(x, training=False), tf.float32)
 

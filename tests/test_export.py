@@ -152,3 +152,49 @@ def test_export_binary_refuses_missing_checkpoint(tmp_path):
                          '--num_classes=3', f'--output_dir={tmp_path / "x"}'], capture_output=True, text=True,
                         env=ENV, cwd=ROOT)
   assert proc.returncode != 0 and '--checkpoint or --weights is required' in proc.stderr
+
+
+KINETICS_LOADER = textwrap.dedent('''
+    import sys
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    path, inputs, out = sys.argv[1:4]
+    x = tf.constant(np.load(inputs, allow_pickle=False))
+    served = tf.saved_model.load(path).signatures['serving_default'](video=x)
+    layer = keras.layers.TFSMLayer(path, call_endpoint='serving_default')(x)
+    features = tf.saved_model.load(path).signatures['features'](video=x)['features']
+    names = lambda t: np.vectorize(bytes.decode)(t.numpy()).astype(str)
+    np.savez(out, names=names(served['top_k_class_names']), layer_names=names(layer['top_k_class_names']),
+             probabilities=served['probabilities'].numpy(), features=features.numpy(),
+             indices=served['top_k_indices'].numpy())
+''')
+
+
+@pytest.mark.slow
+def test_kinetics400_export_names_the_top5_in_a_fresh_process(tmp_path, shared_data):
+  """--weights=kinetics400: a TF-Hub-style SavedModel whose serving_default names the same top-5 as Keras."""
+  from data_pipelines import preprocessing as pp
+  from data_pipelines.video import decode_video
+  out = tmp_path / 'i3d_rgb_kinetics400'
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'export.py'), '--model=i3d_rgb',
+                         '--weights=kinetics400', f'--output_dir={out}', '--skip_serialized_signature'],
+                        capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.strip().splitlines()[-1].startswith(f'exported i3d_rgb (400 classes) to {out}')
+  info = json.loads((out / export.EXPORT_INFO).read_text())
+  assert info['weights'] == 'kinetics400' and info['class_names'][6] == 'arm wrestling'
+  frames = decode_video(os.path.join(shared_data, 'videos', 'arm_wrestling_kinetics.mp4'), max_frames=32).frames
+  x = pp.test_frames(frames)[None]
+  np.save(tmp_path / 'x.npy', x, allow_pickle=False)
+  proc = subprocess.run([sys.executable, '-c', KINETICS_LOADER, str(out), str(tmp_path / 'x.npy'),
+                         str(tmp_path / 'out.npz')], capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  got = dict(np.load(tmp_path / 'out.npz', allow_pickle=False))
+  keras_model = i3d_tf.I3D('rgb', 400, weights='kinetics400')
+  top5 = i3d_tf.decode_predictions(keras_model(x, training=False).numpy(), top=5)[0]
+  assert got['names'][0].tolist() == got['layer_names'][0].tolist() == [name for _, name, _ in top5]
+  assert got['names'][0][0] == 'arm wrestling'
+  assert got['indices'][0].tolist() == [i for i, _, _ in top5]
+  np.testing.assert_allclose(got['probabilities'][0][[i for i, _, _ in top5]], [p for _, _, p in top5], atol=1e-5)
+  assert got['features'].shape == (1, 1024)

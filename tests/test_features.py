@@ -109,3 +109,31 @@ def test_binary_refuses_without_checkpoint(tmp_path):
                          '--streams=flow', '--allow_random_weights', '--flow_backend=tvl1_tf',
                          '--flow_params=gamma=-1'], capture_output=True, text=True, env=ENV, cwd=ROOT)
   assert proc.returncode == 1 and '--flow_params: gamma must be >= 0' in proc.stderr, proc.stderr[-800:]
+
+
+@pytest.mark.slow
+def test_binary_with_the_kinetics400_weights(shared_data, tmp_path):
+  """--rgb_weights=kinetics400: real features, equal to the Kinetics model's feature model on the test crops;
+  and a .weights.h5 checkpoint without --num_classes reads its class count from the file."""
+  from data_pipelines import preprocessing as pp
+  from data_pipelines.video import decode_video
+  from i3d_tf.export import feature_model
+  clip = os.path.join(shared_data, 'videos', 'arm_wrestling_kinetics.mp4')
+  out = tmp_path / 'features'
+  proc = subprocess.run([sys.executable, BINARY, f'--videos={clip}', f'--output_dir={out}', '--streams=rgb',
+                         '--rgb_weights=kinetics400', '--max_frames=48', '--stack_size=16', '--step_size=16'],
+                        capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  feats = np.load(out / 'arm_wrestling_kinetics_rgb.npy', allow_pickle=False)
+  assert feats.shape == (3, 1024)
+  model = feature_model(i3d_tf.I3D('rgb', 400, weights='kinetics400'))
+  x = pp.test_frames(decode_video(clip, max_frames=48).frames).reshape(3, 16, 224, 224, 3)
+  np.testing.assert_allclose(feats, model(x, training=False).numpy().mean(axis=1), atol=1e-4)
+
+  ckpt = str(tmp_path / 'rgb7.weights.h5')
+  i3d_tf.build_model('i3d_rgb', 7).save_weights(ckpt)
+  proc = subprocess.run([sys.executable, BINARY, f'--videos={clip}', f'--output_dir={tmp_path / "f7"}',
+                         '--streams=rgb', f'--rgb_checkpoint={ckpt}', '--max_frames=9', '--stack_size=8',
+                         '--resize_short_side=48', '--crop_size=40'], capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'features: 1 extracted' in proc.stdout
