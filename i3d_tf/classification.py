@@ -16,9 +16,10 @@ Test protocol (Sec. 2.5): "at test time the models are applied convolutionally o
 Bounded memory.  The per-time logits are computed in overlapping temporal windows and stitched.  A
 window [a, b) gives exactly the one-pass value of every output whose receptive field (107 frames, stride
 8; `i3d_tf.receptive_field`) lies inside [a, b), or reaches past it only where [a, b) ends at the video's
-own ends: `a` is a multiple of 8 and b - a = N (mod 4), so TF-SAME padding places every layer's grid as in
-the whole video.  Peak memory is one window of cropped frames plus one forward pass, whatever the video's
-length (`chunk_frames` new frames per window; about 110 frames of context are recomputed per window).
+own ends: `a` is a multiple of 8 and b - a = N (mod 8), so TF-SAME padding places every layer's grid as in
+the whole video.  Every window has the same length (one input shape).  Peak memory is one window of cropped
+frames plus one forward pass, whatever the video's length (`chunk_frames` new frames per window; about 110
+frames of context are recomputed per window).
 The stitched per-time logits equal the one-pass ones to float32 round-off (tested at 1e-4).
 
 Models with fixed test clips (C3D, ConvNet+LSTM: Table 1) are scored as `evaluate.py` scores them: their
@@ -114,21 +115,21 @@ def temporal_windows(num_inputs: int, field_start: int, field_size: int, jump: i
   Returns:
     The windows, in order; their [first, end) ranges tile [0, T').
   """
-  one_pass = [TemporalWindow(0, num_inputs, 0, num_outputs)]
-  if not chunk_frames or num_inputs <= chunk_frames + field_size + 2 * jump:
-    return one_pass
-  per_window = max(1, chunk_frames // jump)
+  per_window = max(1, (chunk_frames or 0) // jump)
+  # Every window has one length W = L (mod 8), enough for `per_window` outputs: one input shape for every
+  # forward pass (no retracing, and the allocator reuses the first pass's buffers).
+  length = (per_window - 1) * jump + field_size + jump - 1
+  length += (num_inputs - length) % 8
+  if not chunk_frames or num_inputs <= length + jump:
+    return [TemporalWindow(0, num_inputs, 0, num_outputs)]
   windows, first = [], 0
   while first < num_outputs:
-    last = min(num_outputs, first + per_window) - 1
+    end = min(num_outputs, first + per_window)
     start = max(0, (field_start + jump * first) // jump * jump)  # a multiple of the stride, <= the field start
-    stop = field_start + jump * last + field_size  # one past the last frame output `last` sees
-    if stop >= num_inputs:
-      stop = num_inputs
-    else:
-      stop += (num_inputs - stop) % 4  # stop - start = L (mod 4): the same TF-SAME padding as one pass
-    windows.append(TemporalWindow(start, stop, first, last + 1))
-    first = last + 1
+    if start + length >= num_inputs:  # the last window ends with the video: N - W is a multiple of 8 too
+      start, end = num_inputs - length, num_outputs
+    windows.append(TemporalWindow(start, start + length, first, end))
+    first = end
   return windows
 
 
@@ -211,13 +212,15 @@ class VideoClassifier:
       raise ValueError(f'{len(self.class_names)} class names for a model of {sorted(num_classes)} classes')
     self._flow_fn = None
     self._fns = {}
+    from data_pipelines.preprocessing import to_model_range  # pylint: disable=g-import-not-at-top
     for stream, model in models.items():
-      # One trace per stream for every window length and view count: [B, T, c, c, C] with B, T free.
-      signature = [tf.TensorSpec([None, None] + list(model.input.shape[2:]), tf.float32)]
+      # One trace per stream: uint8 [B, T, c, c, C] with B, T free, scaled to [-1, 1] inside the graph (no
+      # float32 copy of the window on the host).
+      signature = [tf.TensorSpec([None, None] + list(model.input.shape[2:]), tf.uint8)]
 
       @tf.function(input_signature=signature)
       def fn(x, model=model):
-        return tf.cast(model(x, training=False), tf.float32)
+        return tf.cast(model(to_model_range(x), training=False), tf.float32)
 
       self._fns[stream] = fn
     self._fields = {}
@@ -234,12 +237,12 @@ class VideoClassifier:
     return video_steps(path, self.streams, self.spec.crop_size, self.spec.resize_short_side, self.fps,
                        self.max_frames, probe=probe, flow_fn=self._flow_fn, needed=needed)
 
-  def _model_input(self, stream: str, uint8_frames: np.ndarray, flipped: bool):
+  def _model_input(self, stream: str, uint8_frames: np.ndarray, flipped: bool) -> np.ndarray:
+    """The uint8 frames, or their left-right mirror (flow: x negated, q -> 255 - q); scaled in the graph."""
     from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
-    x = uint8_frames
-    if flipped:
-      x = (pp.flip_flow if stream == 'flow' else pp.flip_rgb)(x).numpy()
-    return pp.to_model_range(x)
+    if not flipped:
+      return uint8_frames
+    return (pp.flip_flow if stream == 'flow' else pp.flip_rgb)(uint8_frames).numpy()
 
   # --- I3D: per-time logits in windows
 
@@ -259,7 +262,10 @@ class VideoClassifier:
     for w in windows:  # the stitching rule's precondition, checked on the model's own geometry
       if w.stop - w.start < num_inputs:
         w_start, _, w_jump, w_outputs = self.receptive_field(w.stop - w.start)
-        if w_start != start or w_jump != jump or w.start % jump or w.end - w.start // jump > w_outputs:
+        inside = ((w.start == 0 or start + jump * w.first >= w.start) and
+                  (w.stop == num_inputs or start + jump * (w.end - 1) + size <= w.stop))
+        if (w_start != start or w_jump != jump or w.start % jump or w.end - w.start // jump > w_outputs
+            or not inside):
           raise RuntimeError(f'window {w} of a {num_inputs}-frame video does not align with one pass')
     return windows
 

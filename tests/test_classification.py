@@ -49,10 +49,11 @@ def test_temporal_windows_tile_the_outputs_on_the_padding_grid(per_time_model):
     assert all(a.end == b.first for a, b in zip(windows, windows[1:]))
     for w in windows:
       assert w.start % 8 == 0 and 0 <= w.start < w.stop <= n
-      assert w.stop == n or (w.stop - w.start) % 4 == n % 4
       assert w.start <= max(0, start + 8 * w.first) and (w.stop == n or start + 8 * (w.end - 1) + size <= w.stop)
-    if n > 64 + 107 + 16:
-      assert len(windows) == -(-outputs // 8)  # 64 new frames = 8 outputs per window
+    lengths = {w.stop - w.start for w in windows}
+    if n > 184:  # 64 new frames = 8 outputs per window; one window length W = N (mod 8): one input shape
+      assert len(lengths) == 1 and lengths.pop() % 8 == n % 8
+      assert -(-outputs // 8) - 1 <= len(windows) <= -(-outputs // 8) and windows[-1].stop == n
     else:
       assert windows == [C.TemporalWindow(0, n, 0, outputs)]
 
@@ -65,7 +66,7 @@ def test_windows_of_64_frames_equal_one_pass(per_time_model, real_frames, num_fr
   clf = C.VideoClassifier({'rgb': per_time_model}, 'i3d_rgb', C.default_class_names(400), chunk_frames=64)
   got, windows = clf._per_time_logits(({'rgb': f} for f in frames), num_frames, (False,))  # pylint: disable=protected-access
   one_pass = per_time_model(pp.test_frames(frames, crop)[None], training=False).numpy()[0]
-  assert windows == len(clf.windows(num_frames)) >= 5
+  assert windows == len(clf.windows(num_frames)) >= 4
   assert got[('rgb', False)].shape == one_pass.shape == (-(-num_frames // 8) - 1, 400)
   assert np.abs(got[('rgb', False)] - one_pass).max() / np.abs(one_pass).max() <= 1e-4  # measured ~3e-7
 
