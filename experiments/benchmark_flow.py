@@ -40,13 +40,8 @@ def _machine():
   import tensorflow as tf
   import cv2
   gpus = tf.config.list_physical_devices('GPU')
-  cpu = platform.processor()
-  try:
-    with open('/proc/cpuinfo') as f:
-      cpu = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
-  except (OSError, StopIteration):
-    pass
-  return dict(cpu=cpu, cores=len(os.sched_getaffinity(0)), gpus=[g.name for g in gpus],
+  from i3d_tf.benchmarking import cpu_name
+  return dict(cpu=cpu_name(), cores=len(os.sched_getaffinity(0)), gpus=[g.name for g in gpus],
               tensorflow=tf.__version__, opencv=cv2.__version__, python=platform.python_version(),
               opencv_threads=cv2.getNumThreads(),
               onednn=os.environ.get('TF_ENABLE_ONEDNN_OPTS'),

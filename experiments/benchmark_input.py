@@ -11,7 +11,6 @@ Example:
 """
 
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -30,17 +29,6 @@ _OUTPUT = flags.DEFINE_string('output', os.path.join(os.path.dirname(os.path.abs
                                                      'benchmarks', 'input_pipeline.json'), 'Result file.')
 _DCT = flags.DEFINE_enum('dct_method', '', ['', 'INTEGER_FAST', 'INTEGER_ACCURATE'], 'JPEG IDCT.')
 _VIDEO_DIR = flags.DEFINE_string('video_dir', None, 'Videos to convert (default: shared/data/videos).')
-
-
-def _cpu_model():
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
 
 
 def _time(ds, warmup, batches, repeats):
@@ -71,6 +59,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from data_pipelines import conversion, datasets, make_dataset  # pylint: disable=g-import-not-at-top
+  from i3d_tf.benchmarking import cpu_name  # pylint: disable=g-import-not-at-top
   from i3d_tf.io_utils import atomic_write_json  # pylint: disable=g-import-not-at-top
   from data_pipelines.testing import VIDEOS  # pylint: disable=g-import-not-at-top
   video_dir = _VIDEO_DIR.value or VIDEOS
@@ -100,7 +89,7 @@ def main(argv):
       headline='output_dtype=uint8 (the trainer default; [-1, 1] scaling runs in the replica step)',
       batch_size=_BATCH_SIZE.value, dct_method=_DCT.value or 'default', batches=_BATCHES.value,
       repeats=_REPEATS.value,
-      cpu_count=cores, machine=_cpu_model(), gpu='none', videos=summary['ok'], stored_frames=summary['frames'],
+      cpu_count=cores, machine=cpu_name(), gpu='none', videos=summary['ok'], stored_frames=summary['frames'],
       frames_per_s_per_core=round(head['frames_per_s'] / cores, 1), frames_per_cpu_s=head['frames_per_cpu_s'],
       frames_per_s_one_thread=results['uint8_one_thread']['frames_per_s'],
       float32_frames_per_s_per_core=round(results['float32_all_cores']['frames_per_s'] / cores, 1),

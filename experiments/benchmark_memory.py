@@ -19,6 +19,7 @@ sys.path.insert(0, ROOT)  # run from a checkout
 
 import json  # noqa: E402
 import platform  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -62,7 +63,10 @@ def generate(path: str, minutes: float):
 def measure(command, env):
   start = time.time()
   proc = subprocess.run([sys.executable, '-c', PEAK] + command, capture_output=True, text=True, env=env, cwd=ROOT)
-  rc, kib = proc.stdout.split()
+  try:
+    rc, kib = proc.stdout.split()
+  except ValueError:
+    raise RuntimeError(f'the measuring process failed: {proc.stderr[-2000:]}') from None
   return int(rc), int(kib) / 1024.0, time.time() - start
 
 
@@ -89,9 +93,10 @@ def main(argv):
       if binary == 'classify':
         command = [os.path.join(ROOT, 'experiments', 'classify.py'), f'--videos={video}']
       elif binary == 'extract_features':
+        features = os.path.join(work, f'features_{minutes:g}')
+        shutil.rmtree(features, ignore_errors=True)  # a finished video would be skipped, not measured
         command = [os.path.join(ROOT, 'experiments', 'extract_features.py'), f'--videos={video}',
-                   f'--output_dir={os.path.join(work, f"features_{minutes:g}")}', '--streams=rgb',
-                   '--rgb_weights=kinetics400']
+                   f'--output_dir={features}', '--streams=rgb', '--rgb_weights=kinetics400']
       else:
         command = ['-c', DECODE, video]
       rc, peak_mb, seconds = measure(command, env)
@@ -101,18 +106,13 @@ def main(argv):
       print(json.dumps(row), flush=True)
   summary = {}
   for binary in ('classify', 'extract_features'):
-    peaks = {r['minutes']: r['peak_rss_mb'] for r in rows if r['binary'] == binary}
+    peaks = {r['minutes']: r['peak_rss_mb'] for r in rows if r['binary'] == binary and r['exit_status'] == 0}
     if 1.0 in peaks and len(peaks) > 1:
       longest = max(peaks)
       summary[binary] = {'ratio_longest_to_1min': round(peaks[longest] / peaks[1.0], 3), 'longest_minutes': longest,
                          'max_peak_rss_mb': max(peaks.values())}
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open('/proc/cpuinfo') as f:
-      cpu = next((l.split(':', 1)[1].strip() for l in f if l.startswith('model name')), cpu)
-  except OSError:
-    pass
-  result = {'machine': {'cpu': cpu, 'cores': os.cpu_count(), 'python': platform.python_version()},
+  from i3d_tf.benchmarking import cpu_name  # pylint: disable=g-import-not-at-top
+  result = {'machine': {'cpu': cpu_name(), 'cores': os.cpu_count(), 'python': platform.python_version()},
             'video': f'{WIDTH}x{HEIGHT}, {FPS} fps, mp4v', 'settings': 'classify: defaults (i3d_rgb, kinetics400, '
             'chunk_frames 256, float32); extract_features: --streams=rgb --rgb_weights=kinetics400, stack/step 64',
             'rows': rows, 'summary': summary}

@@ -64,7 +64,11 @@ def _class_names(path):
   if not path:
     return None
   from i3d_tf import evaluation  # pylint: disable=g-import-not-at-top
-  names = evaluation.read_class_names(path)
+  try:
+    names = evaluation.read_class_names(path)
+  except (OSError, ValueError, TypeError, AttributeError) as e:
+    raise app.UsageError(f'--class_names={path}: not a class-name file ({type(e).__name__}: {e}); give one name '
+                         'a line, or a JSON list / {"labels": [...]}')
   # UCF-101 classInd.txt: '1 ApplyEyeMakeup' lines.
   if names and all(n.split(' ', 1)[0].isdigit() and ' ' in n for n in names):
     names = [n.split(' ', 1)[1] for n in names]
@@ -82,6 +86,10 @@ def main(argv):
     raise app.UsageError(f'--max_frames must be >= 1. Received: {_MAX_FRAMES.value}')
   if _OUTPUT.value and not _OUTPUT.value.endswith(('.csv', '.json')):
     raise app.UsageError(f'--output must end with .csv or .json. Received: {_OUTPUT.value}')
+  if _OUTPUT.value and os.path.isdir(_OUTPUT.value):
+    raise app.UsageError(f'--output={_OUTPUT.value} is a folder: give a file name ending in .csv or .json')
+  if _TIMELINE_DIR.value and os.path.exists(_TIMELINE_DIR.value) and not os.path.isdir(_TIMELINE_DIR.value):
+    raise app.UsageError(f'--timeline_dir={_TIMELINE_DIR.value} is a file: give a folder')
   from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
   from data_pipelines.video import find_videos  # pylint: disable=g-import-not-at-top
   from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
@@ -111,8 +119,9 @@ def main(argv):
         _NUM_CLASSES.value, _class_names(_CLASS_NAMES.value), fusion=_FUSION.value, flip=_FLIP.value,
         chunk_frames=_CHUNK.value or None, flow_backend=_FLOW_BACKEND.value, flow_params=flow_params,
         max_frames=_MAX_FRAMES.value)
-  except (ValueError, FileNotFoundError, OSError, pretrained.WeightsUnavailableError) as e:
-    print(f'classify: {e}', file=sys.stderr)
+  except Exception as e:  # pylint: disable=broad-except  (no weights, a wrong checkpoint: one line, status 2)
+    message = str(e).strip().splitlines()[0] if str(e).strip() else ''
+    print(f'classify: cannot load the model: {type(e).__name__}: {message}', file=sys.stderr)
     return 2
   names = classifier.class_names
   k = min(_TOP_K.value, len(names))

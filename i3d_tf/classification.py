@@ -124,10 +124,11 @@ def temporal_windows(num_inputs: int, field_start: int, field_size: int, jump: i
     return [TemporalWindow(0, num_inputs, 0, num_outputs)]
   windows, first = [], 0
   while first < num_outputs:
-    end = min(num_outputs, first + per_window)
     start = max(0, (field_start + jump * first) // jump * jump)  # a multiple of the stride, <= the field start
     if start + length >= num_inputs:  # the last window ends with the video: N - W is a multiple of 8 too
       start, end = num_inputs - length, num_outputs
+    else:  # every output whose field ends inside the window (at least `per_window` of them)
+      end = min(num_outputs, (start + length - field_start - field_size) // jump + 1)
     windows.append(TemporalWindow(start, start + length, first, end))
     first = end
   return windows
@@ -467,9 +468,14 @@ def classify_videos(classifier: VideoClassifier, paths: Sequence[str], top_k: in
       failed[path] = f'{type(e).__name__}: {reason}'
       tqdm.write(f'classify: FAILED {path}: {failed[path]}', file=sys.stderr)
       continue
-    predictions.append(prediction)
     if on_result is not None:
-      on_result(prediction)
+      try:
+        on_result(prediction)
+      except Exception as e:  # pylint: disable=broad-except  (e.g. the timeline PNG could not be written)
+        failed[path] = f'{type(e).__name__}: its outputs could not be written: {e}'
+        tqdm.write(f'classify: FAILED {path}: {failed[path]}', file=sys.stderr)
+        continue
+    predictions.append(prediction)
     bar.set_postfix(failed=len(failed))
   bar.close()
   return {'predictions': predictions, 'failed': failed, 'seconds': time.time() - start}

