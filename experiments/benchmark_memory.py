@@ -34,6 +34,8 @@ _REFERENCE_MAX_MINUTES = flags.DEFINE_float('reference_max_minutes', 5, 'Skip th
                                             'length (it needs about 15 GB per hour of video).')
 _WORK_DIR = flags.DEFINE_string('work_dir', None, 'Where the generated videos go (default: a temporary folder).')
 _OUTPUT = flags.DEFINE_string('output', os.path.join(ROOT, 'benchmarks', 'memory.json'), 'Result JSON.')
+_UPDATE = flags.DEFINE_bool('update', False, 'Keep the rows of --output that this run does not measure again '
+                            '(same binary and length), replacing the others.')
 
 FPS, WIDTH, HEIGHT = 25, 340, 256
 # Runs the command given as arguments and prints the child's peak RSS in KiB (Linux ru_maxrss).
@@ -104,6 +106,13 @@ def main(argv):
              'seconds': round(seconds, 1), 'frames_per_s': round(frames / seconds, 1), 'exit_status': rc}
       rows.append(row)
       print(json.dumps(row), flush=True)
+  if _UPDATE.value and os.path.exists(_OUTPUT.value):
+    with open(_OUTPUT.value, encoding='utf-8') as f:
+      old = json.load(f)['rows']
+    measured = {(r['binary'], r['minutes']) for r in rows}
+    rows = sorted([r for r in old if (r['binary'], r['minutes']) not in measured] + rows,
+                  key=lambda r: (r['minutes'], _BINARIES.default.index(r['binary'])
+                                 if r['binary'] in _BINARIES.default else 99))
   summary = {}
   for binary in ('classify', 'extract_features'):
     peaks = {r['minutes']: r['peak_rss_mb'] for r in rows if r['binary'] == binary and r['exit_status'] == 0}

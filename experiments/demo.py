@@ -163,7 +163,7 @@ def main(argv):
                'classify', 'classify')
       with open(os.path.join(out, 'logs', 'classify.log')) as f:
         print('\n'.join(l for l in f.read().replace('\r', '\n').splitlines()
-                        if l.startswith(('  ', 'arm', 'flip', 'v_'))))
+                        if l.strip() and l.startswith(('  ', 'arm', 'flip', 'v_'))))
       if os.path.exists(predictions):
         with open(predictions) as f:
           for row in json.load(f)['videos']:
