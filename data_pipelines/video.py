@@ -42,6 +42,9 @@ class FoundVideos:
 def find_videos(videos: str, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> FoundVideos:
   """Videos named by a file, a folder (searched recursively) or a glob (`**` allowed).
 
+  A folder search skips hidden entries (names starting with '.': .git, .DS_Store, ...); other files that
+  are not videos by their extension are listed in `skipped`.
+
   Raises:
     FileNotFoundError: nothing exists at `videos`, or the glob matches no file.
   """
@@ -50,7 +53,10 @@ def find_videos(videos: str, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> Fo
     return FoundVideos([videos], os.path.dirname(os.path.abspath(videos)), [])
   if os.path.isdir(videos):
     root = videos
-    files = [os.path.join(d, f) for d, _, names in os.walk(videos) for f in names]
+    files = []
+    for folder, subfolders, names in os.walk(videos):
+      subfolders[:] = sorted(d for d in subfolders if not d.startswith('.'))
+      files += [os.path.join(folder, f) for f in names if not f.startswith('.')]
   else:
     files = [p for p in glob.glob(videos, recursive=True) if os.path.isfile(p)]
     if not files:

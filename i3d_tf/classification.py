@@ -51,6 +51,9 @@ def decode_predictions(logits, top: int = 5, class_names: Optional[Sequence[str]
                        ) -> List[List[Tuple[int, str, float]]]:
   """Top classes of each row, like `keras.applications.*.decode_predictions`.
 
+  Unlike Keras applications' (which take probabilities), this takes the model's logits, as I3D returns them,
+  and applies the softmax: pass probabilities and the order stays right but the probabilities do not.
+
   Args:
     logits: [B, K] or [K] class scores (logits: the softmax is applied here).
     top: how many classes per row.
@@ -67,6 +70,8 @@ def decode_predictions(logits, top: int = 5, class_names: Optional[Sequence[str]
     scores = scores[None]
   if scores.ndim != 2:
     raise ValueError(f'logits must be [batch, classes] or [classes]. Received: shape={scores.shape}')
+  if not np.all(np.isfinite(scores)):
+    raise ValueError('logits hold NaN or infinite values: the model or its input is broken')
   if top < 1:
     raise ValueError(f'top must be >= 1. Received: top={top}')
   names = default_class_names(scores.shape[1]) if class_names is None else list(class_names)
@@ -450,14 +455,20 @@ def output_name(relative_path: str) -> str:
 
 
 def classify_videos(classifier: VideoClassifier, paths: Sequence[str], top_k: int = 5, progress: bool = True,
-                    on_result: Optional[Callable[[VideoPrediction], None]] = None) -> Dict:
+                    on_result: Optional[Callable[[VideoPrediction], None]] = None,
+                    results: Optional[Dict] = None) -> Dict:
   """Classifies every path; a failing video is reported with its reason and the others go on.
+
+  Args:
+    results: a dict to fill in place (so that a caller interrupted half-way keeps what is done).
 
   Returns:
     {'predictions': [VideoPrediction], 'failed': {path: 'ErrorType: reason'}, 'seconds': float}.
   """
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-  predictions, failed = [], {}
+  results = {} if results is None else results
+  results.update(predictions=[], failed={}, seconds=0.0)
+  predictions, failed = results['predictions'], results['failed']
   start = time.time()
   bar = tqdm(list(paths), unit='video', disable=not progress, desc='classify', file=sys.stderr)
   for path in bar:
@@ -476,18 +487,21 @@ def classify_videos(classifier: VideoClassifier, paths: Sequence[str], top_k: in
         tqdm.write(f'classify: FAILED {path}: {failed[path]}', file=sys.stderr)
         continue
     predictions.append(prediction)
+    results['seconds'] = time.time() - start
     bar.set_postfix(failed=len(failed))
   bar.close()
-  return {'predictions': predictions, 'failed': failed, 'seconds': time.time() - start}
+  results['seconds'] = time.time() - start
+  return results
 
 
 def format_prediction(prediction: VideoPrediction, class_names: Sequence[str], top_k: int = 5,
-                      name: Optional[str] = None) -> str:
-  """'<video> (N frames, D s of video, S s):' then one '  p  label' line per class."""
+                      name: Optional[str] = None, note: str = '') -> str:
+  """'<video> (N frames, D s of video, S s[, note]):' then one 'rank. label  p  (class i)' line per class."""
   lines = [f'{name or prediction.path} ({prediction.num_frames} frames, {prediction.duration:.1f} s of video, '
-           f'classified in {prediction.seconds:.1f} s):']
+           f'classified in {prediction.seconds:.1f} s{note}):']
+  width = len(str(top_k)) + 1
   for rank, (index, label, p) in enumerate(prediction.top(top_k, class_names), 1):
-    lines.append(f'  {rank}. {label:<40s} {p:.3f}  (class {index})')
+    lines.append(f'  {f"{rank}.":<{width}} {label:<40s} {p:.3f}  (class {index})')
   return '\n'.join(lines)
 
 
@@ -498,7 +512,7 @@ def result_rows(predictions: Sequence[VideoPrediction], failed: Dict[str, str], 
   for p in predictions:
     top = p.top(top_k, class_names)
     rows.append({'video': p.path, 'num_frames': p.num_frames, 'duration_seconds': round(p.duration, 3),
-                 'seconds': round(p.seconds, 3), 'top_k': [{'index': i, 'label': l, 'probability': pr}
+                 'seconds': round(p.seconds, 3), 'top_k': [{'index': i, 'label': l, 'probability': round(pr, 6)}
                                                            for i, l, pr in top], 'error': ''})
   for path, error in failed.items():
     rows.append({'video': path, 'num_frames': 0, 'duration_seconds': 0.0, 'seconds': 0.0, 'top_k': [],

@@ -135,10 +135,17 @@ def export_saved_model(model: keras.Model, output_dir: str, model_name: str, num
     specs = [tf.TensorSpec([None, None, None, None, 3], tf.float32, name='rgb'),
              tf.TensorSpec([None, None, None, None, 2], tf.float32, name='flow')]
 
+    def checked(rgb, flow):
+      """Rank and channels enforced: the signature alone does not stop a [T, H, W, C] call (oneDNN then
+      returns wrong logits or aborts the process)."""
+      return (tf.ensure_shape(rgb, [None, None, None, None, 3]), tf.ensure_shape(flow, [None, None, None, None, 2]))
+
     def serve(rgb, flow):
+      rgb, flow = checked(rgb, flow)
       return scored(tf.cast(model({'rgb': rgb, 'flow': flow}, training=False), tf.float32))
 
     def features(rgb, flow):
+      rgb, flow = checked(rgb, flow)
       out = {}
       for m, x in (('rgb', rgb), ('flow', flow)):
         per_time = tf.cast(feats[m](x, training=False), tf.float32)
@@ -149,10 +156,16 @@ def export_saved_model(model: keras.Model, output_dir: str, model_name: str, num
     (modality,) = streams
     specs = [tf.TensorSpec([None, None, None, None, STREAM_CHANNELS[modality]], tf.float32, name='video')]
 
+    def checked(video):
+      """Rank and channels enforced: the signature alone does not stop a [T, H, W, C] call (oneDNN then
+      returns wrong logits or aborts the process)."""
+      return tf.ensure_shape(video, [None, None, None, None, STREAM_CHANNELS[modality]])
+
     def serve(video):
-      return scored(tf.cast(model(video, training=False), tf.float32))
+      return scored(tf.cast(model(checked(video), training=False), tf.float32))
 
     def features(video):
+      video = checked(video)
       per_time = tf.cast(feats[modality](video, training=False), tf.float32)
       return {'features': tf.reduce_mean(per_time, axis=1), 'features_per_time': per_time}
 

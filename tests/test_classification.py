@@ -68,7 +68,7 @@ def test_windows_of_64_frames_equal_one_pass(per_time_model, real_frames, num_fr
   clf = C.VideoClassifier({'rgb': per_time_model}, 'i3d_rgb', C.default_class_names(400), chunk_frames=64)
   got, windows = clf._per_time_logits(({'rgb': f} for f in frames), num_frames, (False,))  # pylint: disable=protected-access
   one_pass = per_time_model(pp.test_frames(frames, crop)[None], training=False).numpy()[0]
-  assert windows == len(clf.windows(num_frames)) >= 4
+  assert windows == len(clf.windows(num_frames)) >= 3  # several windows stitched
   assert got[('rgb', False)].shape == one_pass.shape == (-(-num_frames // 8) - 1, 400)
   assert np.abs(got[('rgb', False)] - one_pass).max() / np.abs(one_pass).max() <= 1e-4  # measured ~3e-7
 
@@ -199,6 +199,7 @@ def test_binary_on_a_folder_with_a_bad_file(shared_data, tmp_path):
   assert lines[0].startswith('makeup/clip.avi (32 frames, 1.3 s of video')
   assert lines[1].split()[:4] == ['1.', 'filling', 'eyebrows', '0.869'] and lines[2].split()[:3] == ['2.', 'applying', 'cream']
   assert lines[-1].startswith('classify: 1 of 2 video(s) classified, 1 failed, 1 non-video file(s) skipped; 32 frames')
+  assert lines[0].endswith('s; --max_frames: only its first frames):')
   with open(out / 'predictions.csv') as f:
     table = list(csv.DictReader(f))
   assert [os.path.basename(r['video']) for r in table] == ['broken.mp4', 'clip.avi']
@@ -207,3 +208,18 @@ def test_binary_on_a_folder_with_a_bad_file(shared_data, tmp_path):
   png = out / 'timelines' / 'makeup%2Fclip.avi.png'
   assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and png.stat().st_size > 10_000
   assert not [p for p in os.listdir(out) if p.startswith('.tmp')]
+
+
+def test_binary_usage_errors_are_one_line_with_status_2(tmp_path):
+  (tmp_path / 'file.txt').write_text('x')
+  video = write_video(str(tmp_path / 'v.avi'), 8)
+  cases = [(['--videos=missing_folder/*.mp4'], 'No file matches'), ([f'--videos={video}', '--top_k=0'], '--top_k must be'),
+           ([f'--videos={video}', f'--timeline_dir={tmp_path / "file.txt"}'], 'is a file: give a folder'),
+           ([f'--videos={tmp_path / "file.txt"}*'], 'no video in'),
+           ([f'--videos={video}', '--model=i3d_flow'], 'cannot load the model: ValueError: No weights for the flow stream')]
+  for args, message in cases:
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'classify.py')] + args,
+                          capture_output=True, text=True, env=ENV, cwd=ROOT)
+    lines = [l for l in proc.stderr.splitlines() if l.startswith('classify:')]
+    assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], (args, proc.stderr[-1500:])
+    assert 'Traceback' not in proc.stderr and '--videos:' not in proc.stderr  # no usage dump

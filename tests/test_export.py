@@ -164,10 +164,15 @@ KINETICS_LOADER = textwrap.dedent('''
     served = tf.saved_model.load(path).signatures['serving_default'](video=x)
     layer = keras.layers.TFSMLayer(path, call_endpoint='serving_default')(x)
     features = tf.saved_model.load(path).signatures['features'](video=x)['features']
+    try:  # a [T, H, W, 3] clip without the batch axis is refused, not answered (or aborting the process)
+      tf.saved_model.load(path).signatures['serving_default'](video=x[0])
+      rank_refused = 0
+    except tf.errors.InvalidArgumentError:
+      rank_refused = 1
     names = lambda t: np.vectorize(bytes.decode)(t.numpy()).astype(str)
     np.savez(out, names=names(served['top_k_class_names']), layer_names=names(layer['top_k_class_names']),
              probabilities=served['probabilities'].numpy(), features=features.numpy(),
-             indices=served['top_k_indices'].numpy())
+             indices=served['top_k_indices'].numpy(), rank_refused=rank_refused)
 ''')
 
 
@@ -197,4 +202,4 @@ def test_kinetics400_export_names_the_top5_in_a_fresh_process(tmp_path, shared_d
   assert got['names'][0][0] == 'arm wrestling'
   assert got['indices'][0].tolist() == [i for i, _, _ in top5]
   np.testing.assert_allclose(got['probabilities'][0][[i for i, _, _ in top5]], [p for _, _, p in top5], atol=1e-5)
-  assert got['features'].shape == (1, 1024)
+  assert got['features'].shape == (1, 1024) and int(got['rank_refused']) == 1

