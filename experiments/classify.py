@@ -24,11 +24,12 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))  # run from a checkout
 
-import i3d_tf  # noqa: E402,F401  (environment defaults before TensorFlow)
+from i3d_tf import cli  # noqa: E402
+
+cli.quiet_start()  # before TensorFlow loads: its start-up lines off unless --verbosity
 
 import time  # noqa: E402
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from i3d_tf import classification as C  # noqa: E402
@@ -63,10 +64,6 @@ _FLOW_BACKEND = flags.DEFINE_enum('flow_backend', 'tvl1', ['tvl1', 'tvl1_tf', 't
 _FLOW_PARAMS = flags.DEFINE_string('flow_params', '', 'TV-L1 parameters, e.g. "gamma=0.3".')
 
 
-class Usage(Exception):
-  """Arguments that cannot work: one line on stderr, exit status 2, nothing classified."""
-
-
 def _class_names(path):
   if not path:
     return None
@@ -74,7 +71,7 @@ def _class_names(path):
   try:
     names = evaluation.read_class_names(path)
   except (OSError, ValueError, TypeError, AttributeError) as e:
-    raise Usage(f'--class_names={path}: not a class-name file ({type(e).__name__}: {e}); give one name '
+    raise cli.UsageError(f'--class_names={path}: not a class-name file ({type(e).__name__}: {e}); give one name '
                          'a line, or a JSON list / {"labels": [...]}')
   # UCF-101 classInd.txt: '1 ApplyEyeMakeup' lines.
   if names and all(n.split(' ', 1)[0].isdigit() and ' ' in n for n in names):
@@ -83,32 +80,24 @@ def _class_names(path):
 
 
 def main(argv):
-  try:
-    return _classify(argv)
-  except Usage as e:
-    print(f'classify: {e}', file=sys.stderr)
-    return 2
+  _check_flags(argv)
+  return _classify()
 
 
 def _check_flags(argv):
   if len(argv) > 1:
-    raise Usage(f'unexpected arguments {argv[1:]} (quote a glob: --videos="dir/*.mp4")')
-  if _TOP_K.value < 1:
-    raise Usage(f'--top_k must be >= 1. Received: {_TOP_K.value}')
+    raise cli.UsageError(f'unexpected arguments {argv[1:]} (quote a glob: --videos="dir/*.mp4")')
   if _CHUNK.value < 0 or 0 < _CHUNK.value < 8:
-    raise Usage(f'--chunk_frames must be 0 (one pass) or >= 8. Received: {_CHUNK.value}')
-  if _MAX_FRAMES.value is not None and _MAX_FRAMES.value < 1:
-    raise Usage(f'--max_frames must be >= 1. Received: {_MAX_FRAMES.value}')
+    raise cli.UsageError(f'--chunk_frames must be 0 (one pass) or >= 8. Received: {_CHUNK.value}')
   if _OUTPUT.value and not _OUTPUT.value.endswith(('.csv', '.json')):
-    raise Usage(f'--output must end with .csv or .json. Received: {_OUTPUT.value}')
+    raise cli.UsageError(f'--output must end with .csv or .json. Received: {_OUTPUT.value}')
   if _OUTPUT.value and os.path.isdir(_OUTPUT.value):
-    raise Usage(f'--output={_OUTPUT.value} is a folder: give a file name ending in .csv or .json')
+    raise cli.UsageError(f'--output={_OUTPUT.value} is a folder: give a file name ending in .csv or .json')
   if _TIMELINE_DIR.value and os.path.exists(_TIMELINE_DIR.value) and not os.path.isdir(_TIMELINE_DIR.value):
-    raise Usage(f'--timeline_dir={_TIMELINE_DIR.value} is a file: give a folder')
+    raise cli.UsageError(f'--timeline_dir={_TIMELINE_DIR.value} is a file: give a folder')
 
 
-def _classify(argv):
-  _check_flags(argv)
+def _classify():
   from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
   from data_pipelines.video import find_videos  # pylint: disable=g-import-not-at-top
   from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
@@ -117,13 +106,13 @@ def _classify(argv):
     if 'flow' in C.MODEL_STREAMS[_MODEL.value]:
       flow_lib.check_flow_params(_FLOW_BACKEND.value, flow_params)
   except ValueError as e:
-    raise Usage(f'--flow_params: {e}')
+    raise cli.UsageError(f'--flow_params: {e}')
   try:
     found = find_videos(_VIDEOS.value)
   except FileNotFoundError as e:
-    raise Usage(str(e))
+    raise cli.UsageError(str(e))
   if not found.paths:
-    raise Usage(f'no video in {_VIDEOS.value} ({len(found.skipped)} other file(s); video extensions: '
+    raise cli.UsageError(f'no video in {_VIDEOS.value} ({len(found.skipped)} other file(s); video extensions: '
                 'mp4, avi, mkv, webm, mov, ...)')
   if found.skipped:
     print(f'classify: skipped {len(found.skipped)} non-video file(s): '
@@ -141,7 +130,7 @@ def _classify(argv):
         max_frames=_MAX_FRAMES.value)
   except Exception as e:  # pylint: disable=broad-except  (no weights, a wrong checkpoint: one line, status 2)
     message = str(e).strip().splitlines()[0] if str(e).strip() else ''
-    raise Usage(f'cannot load the model: {type(e).__name__}: {message}')
+    raise cli.UsageError(f'cannot load the model: {type(e).__name__}: {message}')
   names = classifier.class_names
   k = min(_TOP_K.value, len(names))
   own_weights = bool(_CHECKPOINT.value or _RGB_CHECKPOINT.value)
@@ -196,4 +185,4 @@ def _classify(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

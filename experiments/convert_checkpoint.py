@@ -22,7 +22,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
-import i3d_tf  # noqa: F401  (sets TF_ENABLE_ONEDNN_OPTS before TensorFlow loads)
+from i3d_tf import cli  # noqa: E402
+
+cli.quiet_start()  # before TensorFlow loads: its start-up lines off unless --verbosity
 from i3d_tf import checkpoints
 
 _SOURCE = flags.DEFINE_enum('source', 'deepmind', list(checkpoints.SOURCES),
@@ -64,4 +66,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

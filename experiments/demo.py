@@ -27,7 +27,10 @@ import sys
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 sys.path.insert(0, ROOT)  # run from a checkout
 
-import i3d_tf  # noqa: E402,F401  (environment defaults before TensorFlow)
+import i3d_tf  # noqa: E402  (its names load on first use)
+from i3d_tf import cli  # noqa: E402
+
+cli.quiet_start()  # before TensorFlow loads: its start-up lines off unless --verbosity
 
 import glob  # noqa: E402
 import json  # noqa: E402
@@ -394,4 +397,4 @@ def main(argv):
         f'(chance 50%) -> {os.path.join(out, "results.md")}' + (f'; {len(demo.notes)} problem(s)' if demo.notes else ''))
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

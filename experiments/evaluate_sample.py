@@ -19,7 +19,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
-import i3d_tf  # noqa: F401  (sets TF_ENABLE_ONEDNN_OPTS before TensorFlow loads)
+from i3d_tf import cli  # noqa: E402
+
+cli.quiet_start()  # before TensorFlow loads: its start-up lines off unless --verbosity
 from i3d_tf.checkpoints import sample as S
 
 _EVAL_TYPE = flags.DEFINE_enum('eval_type', 'joint', list(S.EVAL_TYPES), 'Stream(s); joint sums the logits.')
@@ -72,4 +74,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -19,7 +19,9 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))  # run from a checkout
 
-import i3d_tf  # noqa: E402,F401  (environment defaults before TensorFlow)
+from i3d_tf import cli  # noqa: E402
+
+cli.quiet_start()  # before TensorFlow loads: its start-up lines off unless --verbosity
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -48,6 +50,8 @@ _MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Decode at most this many
 _MAX_VIDEOS = flags.DEFINE_integer('max_videos', None, 'Process at most this many videos.')
 _BATCH = flags.DEFINE_integer('batch_size', 1, 'Windows per forward pass.')
 _FLOW_BACKEND = flags.DEFINE_enum('flow_backend', 'tvl1', ['tvl1', 'tvl1_tf', 'tvl1_tf_fast'], 'Optical flow backend (tvl1: OpenCV; tvl1_tf_fast: ours, fixed FAST_BUDGET).')
+_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Recompute videos whose outputs in --output_dir were made '
+                                'with other settings (else the run refuses before any work, naming what differs).')
 _FLOW_PARAMS = flags.DEFINE_string('flow_params', '', 'TV-L1 parameters for the flow backend, e.g. '
                                     '"gamma=0.3" (i3d_tf.flow.TVL1Params names; default: OpenCV\'s).')
 
@@ -103,10 +107,12 @@ def main(argv):
     except (ValueError, FileNotFoundError, pretrained.WeightsUnavailableError) as e:
       raise app.UsageError(f'Cannot load the {s} checkpoint {checkpoints[s]!r}: {e}')
   extractor = features.FeatureExtractor(models)
+  weights = {s: features.weights_identity(checkpoints[s]) for s in streams}
   summary = features.extract_features(paths, root, _OUTPUT_DIR.value, extractor, options,
-                                      max_videos=_MAX_VIDEOS.value)
+                                      max_videos=_MAX_VIDEOS.value, weights=weights, overwrite=_OVERWRITE.value)
   total = min(len(paths), _MAX_VIDEOS.value or len(paths))
-  print(f'features: {summary["done"]} extracted, {summary["skipped"]} already done, '
+  recomputed = f' ({summary["recomputed"]} recomputed with --overwrite)' if summary['recomputed'] else ''
+  print(f'features: {summary["done"]} extracted{recomputed}, {summary["skipped"]} already done, '
         f'{len(summary["failed"])} failed of {total} video(s); {summary["windows"]} windows '
         f'({"+".join(streams)}, stack {options.stack_size}, step {options.step_size}) in '
         f'{summary["seconds"]:.0f} s -> {_OUTPUT_DIR.value}')
@@ -114,4 +120,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

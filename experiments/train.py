@@ -13,7 +13,14 @@ r"""Trains a registered model (Sec. 2.5) or transfers one to new classes (Sec. 5
 Restarting with the same --model_dir resumes from its latest checkpoint.  See docs/training.md.
 """
 
-from i3d_tf import _env  # noqa: F401  pylint: disable=unused-import
+import os  # noqa: E402
+import sys  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))  # run from a checkout
+
+from i3d_tf import cli  # noqa: E402
+
+cli.quiet_start()  # before TensorFlow loads: its start-up lines off unless --verbosity
 
 from absl import app
 from absl import flags
@@ -84,4 +91,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

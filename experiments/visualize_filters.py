@@ -7,7 +7,10 @@ r"""Saves the paper's Fig. 4 picture: all conv1 filters of an I3D stream, time l
 from absl import app
 from absl import flags
 
-import i3d_tf  # noqa: F401  (sets TF_ENABLE_ONEDNN_OPTS before TensorFlow loads)
+import i3d_tf  # noqa: E402  (its names load on first use)
+from i3d_tf import cli  # noqa: E402
+
+cli.quiet_start()  # before TensorFlow loads: its start-up lines off unless --verbosity
 from i3d_tf import visualize
 
 _MODEL = flags.DEFINE_enum('model', 'i3d_rgb', ['i3d_rgb', 'i3d_flow'], 'Registered I3D stream.')
@@ -33,4 +36,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -12,11 +12,19 @@ The common use of I3D today: Mixed_5c features after the head's average pool (th
   video is shorter); L = number of flow fields (frames - 1) when flow is extracted, so RGB and flow
   windows cover the same frames.  Window w spans [start / fps, (start + length) / fps) seconds.
 
-Outputs per video `<id>` (`id` = the path relative to the input root, '/' -> '__', extension dropped):
+Outputs per video `<id>` (`id` = the path relative to the input root, extension kept, sub-folders kept as
+sub-folders of the output: unique by construction, so `clip.avi` and `clip.mp4`, or `a/b.mp4` and
+`a__b.mp4`, never share a file):
   `<id>_rgb.npy`, `<id>_flow.npy`  float32 (num_windows, 1024)
   `<id>_timestamps.npy`            float64 (num_windows, 2) window start / end in seconds
   `<id>.json`                      metadata, written last: its presence means the video is done.
 Every file is written atomically (temporary name + rename).
+
+Reruns (docs/reruns.md): a video is done when its `<id>.json` was written by the same settings: the format
+version, every extraction option that changes the numbers, each stream's weights (file, size, time) and
+the video file (size, time).  A rerun that finds outputs made with other settings refuses before any work,
+naming what differs, unless `overwrite=True` (`--overwrite`), which recomputes those videos and removes
+their stream files that the new run does not write.
 """
 
 import collections
@@ -33,6 +41,8 @@ from i3d_tf.evaluation import write_json
 from i3d_tf.io_utils import save_npy
 
 STREAMS = ('rgb', 'flow')
+FEATURES_FORMAT = 2  # 2: ids keep the extension and sub-folders (format 1: 'a__b' ids); part of the run key
+NOT_IN_KEY = ('batch_size',)  # options that do not change the features' values
 
 
 @dataclasses.dataclass
@@ -57,8 +67,51 @@ class ExtractionOptions:
 
 
 def video_id(path: str, root: str) -> str:
+  """The video's path relative to `root`, extension kept, '/'-separated: unique for distinct files."""
   rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root)) if root else os.path.basename(path)
-  return os.path.splitext(rel)[0].replace(os.sep, '__')
+  return rel.replace(os.sep, '/')
+
+
+def _format1_id(vid: str) -> str:
+  """The id format 1 gave the same video (extension dropped, '/' -> '__'), to find its outputs."""
+  return os.path.splitext(vid)[0].replace('/', '__')
+
+
+def weights_identity(source: Optional[str]) -> str:
+  """What a stream's features depend on besides the video: 'kinetics400', 'random', or the checkpoint file's
+  absolute path, size and modification time (a model_dir: its latest checkpoint's)."""
+  if source in (None, ''):
+    return 'random'
+  if source == 'kinetics400':
+    return source
+  from i3d_tf.training.transfer import resolve_checkpoint  # pylint: disable=g-import-not-at-top
+  resolved = resolve_checkpoint(source)
+  files = [resolved] if os.path.isfile(resolved) else [resolved + '.index']
+  stats = [os.stat(f) for f in files if os.path.exists(f)]
+  return f'{os.path.abspath(resolved)} ({sum(s.st_size for s in stats)} bytes, mtime {max(s.st_mtime_ns for s in stats)})'
+
+
+def run_key(options: ExtractionOptions, weights: Dict[str, str]) -> Dict:
+  """Everything but the video that decides the features: format, options, each stream's weights."""
+  opts = {k: v for k, v in dataclasses.asdict(options).items() if k not in NOT_IN_KEY}
+  opts['flow_params'] = [list(p) for p in opts['flow_params']]
+  return {'format': FEATURES_FORMAT, 'options': opts, 'weights': dict(weights)}
+
+
+def video_key(path: str) -> Dict:
+  stat = os.stat(path)
+  return {'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns}
+
+
+def _differences(old: Dict, new: Dict, prefix: str = '') -> List[str]:
+  out = []
+  for k in sorted(set(old) | set(new)):
+    a, b = old.get(k), new.get(k)
+    if isinstance(a, dict) and isinstance(b, dict):
+      out += _differences(a, b, f'{prefix}{k}.')
+    elif a != b:
+      out.append(f'{prefix}{k} {a!r} -> {b!r}')
+  return out
 
 
 def window_starts(length: int, stack_size: int, step_size: int) -> List[Tuple[int, int]]:
@@ -138,19 +191,31 @@ def output_paths(output_dir: str, vid: str, streams: Sequence[str]) -> Dict[str,
   return paths
 
 
-def is_done(output_dir: str, vid: str, streams: Sequence[str]) -> bool:
+def video_state(output_dir: str, vid: str, streams: Sequence[str], key: Dict, path: str) -> Tuple[str, List[str]]:
+  """('missing' | 'done' | 'stale', differences) of one video's outputs against the current settings."""
   paths = output_paths(output_dir, vid, streams)
-  if not all(os.path.exists(p) for p in paths.values()):
-    return False
   try:
     with open(paths['meta'], encoding='utf-8') as f:
-      return set(streams) <= set(json.load(f).get('streams', []))
+      meta = json.load(f)
   except (OSError, ValueError):
-    return False
+    if os.path.exists(output_paths(output_dir, _format1_id(vid), ())['meta']):
+      return 'stale', [f'format 1 -> {FEATURES_FORMAT} (outputs were named {_format1_id(vid)}_*; now {vid}_*)']
+    return 'missing', []
+  old = meta.get('key') or {'format': 1}
+  new = dict(key, video=video_key(path))
+  differences = _differences(old, new)
+  have = set(meta.get('streams', []))
+  if not set(streams) <= have:
+    differences.append(f'streams {sorted(have)} -> {list(streams)}')
+  if differences:
+    return 'stale', differences
+  if not all(os.path.exists(p) for p in paths.values()):
+    return 'missing', []
+  return 'done', []
 
 
 def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: str,
-                  options: ExtractionOptions) -> Dict:
+                  options: ExtractionOptions, key: Optional[Dict] = None) -> Dict:
   """Extracts and writes the features of one video, streamed window by window; returns its metadata.
 
   Raises:
@@ -206,6 +271,7 @@ def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: 
   stamps = np.array([[s / options.fps, (s + n) / options.fps] for s, n in windows], np.float64).reshape(-1, 2)
   save_npy(paths['timestamps'], stamps)
   meta = {'video': os.path.abspath(path), 'id': vid, 'streams': list(extractor.streams), 'shapes': shapes,
+          'key': dict(key or run_key(options, {}), video=video_key(path)),
           'num_frames': int(probe.num_frames), 'frames_used': int(length), 'fps': options.fps,
           'windows': [[int(s), int(n)] for s, n in windows], 'timestamps_seconds': stamps.tolist(),
           'options': dataclasses.asdict(options), 'seconds': round(time.time() - start, 2)}
@@ -213,32 +279,69 @@ def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: 
   return meta
 
 
+class StaleOutputsError(ValueError):
+  """Outputs in output_dir were made with other settings; nothing was computed (pass overwrite=True)."""
+
+
 def extract_features(video_paths: Sequence[str], root: str, output_dir: str, extractor: FeatureExtractor,
                      options: ExtractionOptions = ExtractionOptions(), max_videos: Optional[int] = None,
-                     progress: bool = True) -> Dict:
+                     progress: bool = True, weights: Optional[Dict[str, str]] = None,
+                     overwrite: bool = False) -> Dict:
   """Runs `extract_video` over many videos: skips finished ones, reports failures and goes on.
 
-  Returns a summary {'done', 'skipped', 'failed': {path: error}, 'windows', 'seconds'}.
+  Args:
+    weights: {stream: `weights_identity(...)`}, part of the run key (module docstring).
+    overwrite: recompute videos whose outputs were made with other settings (else refuse).
+
+  Returns a summary {'done', 'skipped', 'recomputed', 'failed': {path: error}, 'windows', 'seconds'}.
+
+  Raises:
+    ValueError: two videos whose outputs would differ only in letter case (one file on some file systems).
+    StaleOutputsError: outputs made with other settings and not `overwrite`: raised before any work,
+      naming the first such video and what differs.
   """
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   options.validate()
-  os.makedirs(output_dir, exist_ok=True)
   paths = list(video_paths)[:max_videos] if max_videos else list(video_paths)
-  summary = {'done': 0, 'skipped': 0, 'failed': {}, 'windows': 0}
+  ids = {path: video_id(path, root) for path in paths}
+  folded = {}
+  for path, vid in ids.items():
+    other = folded.setdefault(vid.lower(), path)
+    if other != path:
+      raise ValueError(f'{other} and {path} would write outputs whose names differ only in letter case (one file '
+                       'on macOS and Windows): rename one of them')
+  key = run_key(options, weights or {s: 'random' for s in extractor.streams})
+  states = {path: video_state(output_dir, ids[path], extractor.streams, key, path) for path in paths}
+  stale = [(path, diff) for path, (state, diff) in states.items() if state == 'stale']
+  if stale and not overwrite:
+    path, diff = stale[0]
+    raise StaleOutputsError(
+        f'{output_paths(output_dir, ids[path], ())["meta"]} was made with other settings ({"; ".join(diff[:3])}'
+        f'{"; ..." if len(diff) > 3 else ""}){f" (and {len(stale) - 1} more videos)" if len(stale) > 1 else ""}: '
+        'pass --overwrite to recompute them, or use another --output_dir')
+  os.makedirs(output_dir, exist_ok=True)
+  summary = {'done': 0, 'skipped': 0, 'recomputed': 0, 'failed': {}, 'windows': 0}
   start = time.time()
   bar = tqdm(paths, unit='video', disable=not progress, desc='features')
   for path in bar:
-    vid = video_id(path, root)
-    if is_done(output_dir, vid, extractor.streams):
+    vid = ids[path]
+    state = states[path][0]
+    if state == 'done':
       summary['skipped'] += 1
       continue
+    if state == 'stale':  # overwrite: what this run will not rewrite goes first (other streams, the old meta)
+      for old_id in (vid, _format1_id(vid)):
+        for stale_path in output_paths(output_dir, old_id, STREAMS).values():
+          if os.path.exists(stale_path):
+            os.remove(stale_path)
     try:
-      meta = extract_video(extractor, path, vid, output_dir, options)
+      meta = extract_video(extractor, path, vid, output_dir, options, key)
     except Exception as e:  # pylint: disable=broad-except  (report and go on)
       summary['failed'][path] = f'{type(e).__name__}: {e}'
       tqdm.write(f'features: FAILED {path}: {type(e).__name__}: {e}', file=sys.stderr)
       continue
     summary['done'] += 1
+    summary['recomputed'] += state == 'stale'
     summary['windows'] += len(meta['windows'])
     bar.set_postfix(windows=summary['windows'], failed=len(summary['failed']))
   summary['seconds'] = round(time.time() - start, 1)

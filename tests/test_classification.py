@@ -213,7 +213,7 @@ def test_binary_on_a_folder_with_a_bad_file(shared_data, tmp_path):
 def test_binary_usage_errors_are_one_line_with_status_2(tmp_path):
   (tmp_path / 'file.txt').write_text('x')
   video = write_video(str(tmp_path / 'v.avi'), 8)
-  cases = [(['--videos=missing_folder/*.mp4'], 'No file matches'), ([f'--videos={video}', '--top_k=0'], '--top_k must be'),
+  cases = [(['--videos=missing_folder/*.mp4'], 'No file matches'), ([f'--videos={video}', '--top_k=0'], '--top_k=0 is not valid: expected >= 1'),
            ([f'--videos={video}', f'--timeline_dir={tmp_path / "file.txt"}'], 'is a file: give a folder'),
            ([f'--videos={tmp_path / "file.txt"}*'], 'no video in'),
            ([f'--videos={video}', '--model=i3d_flow'], 'cannot load the model: ValueError: No weights for the flow stream')]

@@ -34,7 +34,7 @@ def test_video_id_and_find(tmp_path):
   found = find_videos(str(tmp_path))
   assert [os.path.relpath(p, tmp_path) for p in found.paths] == ['a/b/x.mp4', 'a/y.AVI']
   assert [os.path.relpath(p, tmp_path) for p in found.skipped] == ['a/notes.txt']
-  assert F.video_id(found.paths[0], found.root) == 'a__b__x'
+  assert F.video_id(found.paths[0], found.root) == 'a/b/x.mp4'  # extension and folders kept: unique
 
 
 def test_inputs_and_features_match_the_data_pipeline():
@@ -88,14 +88,14 @@ def test_binary_on_a_real_clip(shared_data, tmp_path):
   summary = proc.stdout.strip().splitlines()[-1]
   assert summary.startswith('features: 1 extracted, 0 already done, 1 failed of 2 video(s)'), summary
   # 17 frames -> 16 flow fields -> windows at 0, 4, 8 (of 8 frames).
-  rgb = np.load(out / 'cls__clip_rgb.npy', allow_pickle=False)
-  flow = np.load(out / 'cls__clip_flow.npy', allow_pickle=False)
-  stamps = np.load(out / 'cls__clip_timestamps.npy', allow_pickle=False)
+  rgb = np.load(out / 'cls' / 'clip.avi_rgb.npy', allow_pickle=False)
+  flow = np.load(out / 'cls' / 'clip.avi_flow.npy', allow_pickle=False)
+  stamps = np.load(out / 'cls' / 'clip.avi_timestamps.npy', allow_pickle=False)
   assert rgb.shape == (3, 1024) and flow.shape == (3, 1024)
   np.testing.assert_allclose(stamps, [[0, 0.32], [0.16, 0.48], [0.32, 0.64]])
-  meta = json.loads((out / 'cls__clip.json').read_text())
+  meta = json.loads((out / 'cls' / 'clip.avi.json').read_text())
   assert meta['num_frames'] == 17 and meta['frames_used'] == 16 and meta['streams'] == ['rgb', 'flow']
-  assert not [p for p in os.listdir(out) if p.startswith('.tmp')]
+  assert not [p for _, _, files in os.walk(out) for p in files if p.startswith('.tmp')]
   # A second run skips the finished video and retries the broken one.
   proc = subprocess.run(args, capture_output=True, text=True, env=ENV, cwd=ROOT)
   assert 'features: 0 extracted, 1 already done, 1 failed' in proc.stdout
@@ -108,7 +108,8 @@ def test_binary_refuses_without_checkpoint(tmp_path):
   proc = subprocess.run([sys.executable, BINARY, f'--videos={tmp_path}', f'--output_dir={tmp_path / "o"}',
                          '--streams=flow', '--allow_random_weights', '--flow_backend=tvl1_tf',
                          '--flow_params=gamma=-1'], capture_output=True, text=True, env=ENV, cwd=ROOT)
-  assert proc.returncode == 1 and '--flow_params: gamma must be >= 0' in proc.stderr, proc.stderr[-800:]
+  assert proc.returncode == 2 and proc.stderr.strip() == ('extract_features: --flow_params: gamma must be >= 0 (0: no '
+                                                    'illumination term). Received: gamma=-1'), proc.stderr[-800:]
 
 
 @pytest.mark.slow
@@ -124,7 +125,7 @@ def test_binary_with_the_kinetics400_weights(shared_data, tmp_path):
                          '--rgb_weights=kinetics400', '--max_frames=48', '--stack_size=16', '--step_size=16'],
                         capture_output=True, text=True, env=ENV, cwd=ROOT)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  feats = np.load(out / 'arm_wrestling_kinetics_rgb.npy', allow_pickle=False)
+  feats = np.load(out / 'arm_wrestling_kinetics.mp4_rgb.npy', allow_pickle=False)
   assert feats.shape == (3, 1024)
   model = feature_model(i3d_tf.I3D('rgb', 400, weights='kinetics400'))
   x = pp.test_frames(decode_video(clip, max_frames=48).frames).reshape(3, 16, 224, 224, 3)
@@ -137,3 +138,59 @@ def test_binary_with_the_kinetics400_weights(shared_data, tmp_path):
                          '--resize_short_side=48', '--crop_size=40'], capture_output=True, text=True, env=ENV, cwd=ROOT)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'features: 1 extracted' in proc.stdout
+
+
+def _run(args):
+  return subprocess.run([sys.executable, BINARY] + args, capture_output=True, text=True, env=ENV, cwd=ROOT)
+
+
+def test_names_that_collided_before_get_their_own_outputs(tmp_path):
+  """clip.avi / clip.mp4 and a/b__c.mp4 / a__b/c.mp4 were one output each (ids without extension, '/' -> '__')."""
+  from data_pipelines.testing import write_video
+  videos = tmp_path / 'videos'
+  for rel in ('clip.avi', 'clip.mp4', 'a/b__c.mp4', 'a__b/c.mp4'):
+    (videos / rel).parent.mkdir(parents=True, exist_ok=True)
+    write_video(str(videos / rel), 10, fourcc='MJPG' if rel.endswith('.avi') else 'mp4v')
+  ckpt = str(tmp_path / 'rgb.weights.h5')
+  i3d_tf.build_model('i3d_rgb', 3).save_weights(ckpt)
+  out = tmp_path / 'features'
+  proc = _run([f'--videos={videos}', f'--output_dir={out}', '--streams=rgb', f'--rgb_checkpoint={ckpt}',
+               '--resize_short_side=48', '--crop_size=40', '--stack_size=8'])
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert 'features: 4 extracted, 0 already done, 0 failed of 4 video(s)' in proc.stdout
+  metas = sorted(os.path.relpath(os.path.join(d, f), out) for d, _, files in os.walk(out) for f in files
+                 if f.endswith('.json'))
+  assert metas == ['a/b__c.mp4.json', 'a__b/c.mp4.json', 'clip.avi.json', 'clip.mp4.json']
+
+
+def test_rerun_with_other_settings_is_refused_or_recomputed(tmp_path):
+  """Stale outputs are never reported as 'already done': refused before any work, or recomputed."""
+  from data_pipelines.testing import write_video
+  videos = tmp_path / 'videos'
+  videos.mkdir()
+  write_video(str(videos / 'v.avi'), 20)
+  ckpt = str(tmp_path / 'rgb.weights.h5')
+  i3d_tf.build_model('i3d_rgb', 3).save_weights(ckpt)
+  out = tmp_path / 'features'
+  base = [f'--videos={videos}', f'--output_dir={out}', f'--rgb_checkpoint={ckpt}', '--resize_short_side=48',
+          '--crop_size=40', '--allow_random_weights']
+  two_streams = ['--streams=rgb,flow', '--stack_size=8', '--step_size=8', '--flow_params=nscales=1,warps=1']
+  proc = _run(base + two_streams)
+  assert proc.returncode == 0 and 'features: 1 extracted' in proc.stdout, proc.stderr[-2000:]
+  assert np.load(out / 'v.avi_rgb.npy').shape == (2, 1024)  # 19 flow fields: windows at 0 and 8
+  proc = _run(base + two_streams)
+  assert 'features: 0 extracted, 1 already done' in proc.stdout  # same settings: resumed
+  proc = _run(base + ['--streams=rgb', '--stack_size=4', '--step_size=4'])
+  assert proc.returncode == 2 and proc.stdout == '', proc.stdout
+  message = proc.stderr.strip().splitlines()[-1]
+  assert message.startswith('extract_features: StaleOutputsError: ') and 'v.avi.json was made with other settings' in message
+  assert "options.stack_size 8 -> 4" in message and '--overwrite' in message
+  assert np.load(out / 'v.avi_rgb.npy').shape == (2, 1024)  # nothing touched
+  proc = _run(base + ['--streams=rgb', '--stack_size=4', '--step_size=4', '--overwrite'])
+  assert proc.returncode == 0 and 'features: 1 extracted (1 recomputed with --overwrite)' in proc.stdout
+  assert np.load(out / 'v.avi_rgb.npy').shape == (5, 1024)  # rgb only: 20 frames, windows of 4
+  assert not (out / 'v.avi_flow.npy').exists()  # the old flow features no longer match: removed
+  # A changed checkpoint is a changed setting too.
+  i3d_tf.build_model('i3d_rgb', 3).save_weights(ckpt)
+  proc = _run(base + ['--streams=rgb', '--stack_size=4', '--step_size=4'])
+  assert proc.returncode == 2 and 'weights.rgb' in proc.stderr

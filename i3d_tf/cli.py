@@ -1,0 +1,166 @@
+"""What every binary in experiments/ shares: a quiet start, one-line errors, and the flags' domains.
+
+    from i3d_tf import cli
+    cli.quiet_start()              # first, before anything imports TensorFlow
+    ...
+    if __name__ == '__main__':
+      cli.run(main)                # instead of absl.app.run
+
+* `quiet_start()`: TensorFlow 2.21 prints start-up lines from C++ (absl's "All log messages before
+  absl::InitializeLog()", oneDNN and CUDA notes, "failed call to cuInit" on a CPU-only machine) that
+  TF_CPP_MIN_LOG_LEVEL set from Python does not silence; the binary loads TensorFlow first with stderr
+  pointed at /dev/null.  `--verbosity=N` / `-v N` (absl's flag) keeps everything as TensorFlow prints it.
+* `run(main)`: `absl.app.run` whose user errors are one line on stderr, `<binary>: <message>`, with exit
+  status 2 and no traceback: `UsageError`, a flag outside its domain (`DOMAINS`), a missing or existing
+  file, a file that is not what it should be (ValueError from our checks, unreadable checkpoints).  A
+  traceback still comes with `--verbosity=1` (for a bug report).  Ctrl-C exits 130 with one line.
+* `DOMAINS`: the valid values of the numeric flags the binaries share, checked by `run` before `main`
+  (e.g. `--fps=0` is refused at once, not after a partial output file).
+"""
+
+import math
+import os
+import sys
+from typing import Callable, Dict, Tuple
+
+class UsageError(Exception):
+  """Arguments that cannot work: `run` prints the message on one line and exits with status 2."""
+
+
+def _verbose(argv) -> bool:
+  for i, arg in enumerate(argv):
+    if arg.startswith(('--verbosity=', '-v=')) or arg in ('--verbosity', '-v'):
+      value = arg.split('=', 1)[1] if '=' in arg else (argv[i + 1] if i + 1 < len(argv) else '0')
+      try:
+        return int(value) > 0
+      except ValueError:
+        return True
+  return False
+
+
+def quiet_start(argv=None) -> None:
+  """Loads TensorFlow with its start-up lines discarded, unless the user asked for --verbosity.
+
+  The lines come from C++ (absl) while TensorFlow loads and finds its devices, whatever
+  TF_CPP_MIN_LOG_LEVEL says once another library has started absl logging (OpenCV does), so stderr is
+  pointed at /dev/null for exactly that time: the import and `tf.config.list_physical_devices()`.  A
+  failing import still raises, and its traceback shows (stderr is back by then).
+  """
+  argv = sys.argv if argv is None else argv
+  os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')  # about 2x faster Conv3D on CPU (README)
+  if _verbose(argv[1:]) or 'tensorflow' in sys.modules:
+    return
+  # FFmpeg's own lines ("moov atom not found") for files our decoder then reports with their reason.
+  os.environ.setdefault('OPENCV_FFMPEG_LOGLEVEL', '-8')
+  sys.stderr.flush()
+  saved = os.dup(2)
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, 2)
+  try:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.config.list_physical_devices()
+  finally:
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+
+
+# ------------------------------------------------------------------------------------------- domains
+
+
+def _positive(value) -> bool:
+  return value > 0 and math.isfinite(value)
+
+
+def _at_least(n) -> Callable:
+  return lambda value: value >= n
+
+
+DOMAINS: Dict[str, Tuple[Callable, str]] = {
+    'fps': (_positive, 'a frame rate > 0 (the paper: 25)'),
+    'resize_short_side': (_at_least(1), 'a size in pixels >= 1 (the paper: 256)'),
+    'crop_size': (_at_least(1), 'a size in pixels >= 1 (the paper: 224)'),
+    'stack_size': (_at_least(1), 'frames per window >= 1'),
+    'step_size': (_at_least(1), 'frames between windows >= 1'),
+    'batch_size': (_at_least(1), '>= 1'),
+    'max_frames': (_at_least(1), '>= 1 frames (omit it for the whole video)'),
+    'max_videos': (_at_least(1), '>= 1 (omit it for all videos)'),
+    'num_classes': (_at_least(1), '>= 1'),
+    'num_frames': (_at_least(1), '>= 1'),
+    'num_shards': (_at_least(1), '>= 1'),
+    'workers': (_at_least(1), '>= 1'),
+    'top_k': (_at_least(1), '>= 1'),
+    'train_steps': (_at_least(0), '>= 0'),
+    'learning_rate': (_positive, '> 0'),
+    'weight_decay': (_at_least(0), '>= 0'),
+}
+
+
+def check_domains(flag_values) -> None:
+  """Raises UsageError for the first defined flag (of DOMAINS) whose value is set and outside its domain."""
+  for name, (valid, what) in DOMAINS.items():
+    if name not in flag_values:
+      continue
+    value = flag_values[name].value
+    if value is None or isinstance(value, bool):
+      continue
+    try:
+      ok = valid(value)
+    except TypeError:
+      ok = False
+    if not ok:
+      raise UsageError(f'--{name}={value} is not valid: expected {what}')
+
+
+# ---------------------------------------------------------------------------------------------- run
+
+USER_ERRORS = (UsageError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+               PermissionError, ValueError)
+
+
+def _user_errors():
+  """The error types reported on one line: ours, plus the weights / video / checkpoint readers'."""
+  errors = list(USER_ERRORS)
+  for module, name in (('i3d_tf.checkpoints.pretrained', 'WeightsUnavailableError'),
+                       ('data_pipelines.video', 'VideoDecodeError')):
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+      errors.append(getattr(loaded, name))
+  tf = sys.modules.get('tensorflow')
+  if tf is not None:  # an unreadable checkpoint or record file
+    errors += [tf.errors.NotFoundError, tf.errors.DataLossError, tf.errors.InvalidArgumentError]
+  return tuple(errors)
+
+
+def _one_line(error: BaseException) -> str:
+  text = str(error).strip()
+  first = text.splitlines()[0] if text else type(error).__name__
+  kind = '' if isinstance(error, UsageError) else f'{type(error).__name__}: '
+  return kind + first
+
+
+def run(main: Callable) -> None:
+  """`absl.app.run(main)` with one-line user errors (status 2) and Ctrl-C (status 130)."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  prog = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+
+  def checked_main(argv):
+    try:
+      check_domains(flags.FLAGS)
+      return main(argv)
+    except KeyboardInterrupt:
+      print(f'\n{prog}: interrupted', file=sys.stderr)
+      return 130
+    except app.UsageError as e:  # a binary's own argument check: the same one line
+      print(f'{prog}: {e}', file=sys.stderr)
+      return 2
+    except Exception as e:  # pylint: disable=broad-except
+      if not isinstance(e, _user_errors()) or _verbose(sys.argv[1:]):
+        raise
+      hint = '' if isinstance(e, UsageError) else ' (--verbosity=1 shows the traceback)'
+      print(f'{prog}: {_one_line(e)}{hint}', file=sys.stderr)
+      return 2
+
+  app.run(checked_main)
