@@ -20,7 +20,7 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
-    'dev': ['pytest==9.2.0'],
+    'dev': ['pytest==9.2.0', 'av==14.0.0'],  # av (PyAV): tests write variable-frame-rate videos with it
     'beam': ['apache-beam==2.77.0'],
     'torch': ['torch==2.9.1'],
 }

@@ -188,7 +188,16 @@ def get_flow_backend(name: str, **params) -> Optional[FlowBackend]:
 
 
 def compute_flow(frames_rgb: np.ndarray, backend='tvl1', bound: float = FLOW_BOUND) -> np.ndarray:
-  """RGB uint8 [N, H, W, 3] -> quantized flow uint8 [N - 1, H, W, 2] (x, y); flow i = frame i -> i + 1."""
+  """RGB uint8 [N, H, W, 3] -> quantized flow uint8 [N - 1, H, W, 2] (x, y); flow i = frame i -> i + 1.
+
+  Raises:
+    ValueError: frames that are not uint8 [N, H, W, 3]; a backend output of another shape, or with NaN or
+      infinite values (never quantized to -20 px silently).
+  """
+  frames_rgb = np.asarray(frames_rgb)
+  if frames_rgb.dtype != np.uint8 or frames_rgb.ndim != 4 or frames_rgb.shape[-1] != 3:
+    raise ValueError(f'frames must be uint8 [N, H, W, 3] RGB levels; got {frames_rgb.dtype} '
+                     f'{list(frames_rgb.shape)}')
   fn = get_flow_backend(backend) if isinstance(backend, str) or backend is None else backend
   if fn is None:
     raise ValueError('compute_flow needs a backend, got "none".')
@@ -197,4 +206,9 @@ def compute_flow(frames_rgb: np.ndarray, backend='tvl1', bound: float = FLOW_BOU
   n, h, w = gray.shape
   if flow.shape != (max(n - 1, 0), h, w, 2):
     raise ValueError(f'flow backend broke the contract: expected {(n - 1, h, w, 2)}, got {flow.shape}')
+  bad = np.size(flow) - np.count_nonzero(np.isfinite(flow))
+  if bad:  # quantize_flow would turn NaN into -20 px without a word
+    raise ValueError(f'the flow backend returned {bad} NaN or infinite values of {flow.size} (fields '
+                     f'{sorted(set(np.argwhere(~np.isfinite(flow))[:, 0].tolist()))[:5]}): a failed solve; '
+                     'try the OpenCV backend (--flow=tvl1) or other --flow_params')
   return quantize_flow(flow, bound)

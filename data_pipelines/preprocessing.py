@@ -151,6 +151,25 @@ def center_crop(video, crop_size):
   return crop(video, y, x, crop_size)
 
 
+def check_frames(frames, channels=None, what: str = 'frames', ndim: int = 4):
+  """Raises ValueError unless `frames` is uint8 levels [N, H, W, channels] (numpy array or tensor).
+
+  The check every public entry that takes decoded frames runs first: float frames already scaled to
+  [0, 1] or [-1, 1] would otherwise be cast to a constant uint8 video without a word.
+  """
+  dtype = frames.dtype
+  if dtype not in (np.uint8, tf.uint8):
+    lo_hi = ''
+    if isinstance(frames, np.ndarray) and frames.size:
+      lo_hi = f' with values in [{float(np.nanmin(frames)):.3g}, {float(np.nanmax(frames)):.3g}]'
+    raise ValueError(f'{what} must be uint8 levels in [0, 255] (decoded video); got {dtype}{lo_hi}. Pass the '
+                     'decoder\'s uint8 frames (floats in [0, 1]: multiply by 255 and round to uint8).')
+  shape = tuple(frames.shape)
+  if len(shape) != ndim or (channels is not None and shape[-1] != channels):
+    want = ', '.join(['N', 'H', 'W', str(channels or 'C')][-ndim:] if ndim <= 4 else ['...', 'H', 'W', str(channels)])
+    raise ValueError(f'{what} must be [{want}] ({channels or "any"} channels); got shape {list(shape)}')
+
+
 def test_frames(frames, crop_size=CROP_SIZE):
   """The test-time preprocessing of Sec. 2.5 after decoding: center crop, then [-1, 1].
 
@@ -167,13 +186,9 @@ def test_frames(frames, crop_size=CROP_SIZE):
   Raises:
     ValueError: frames that are not uint8 (e.g. floats already in [0, 1] or [-1, 1]), or smaller than the crop.
   """
-  dtype = getattr(frames, 'dtype', None)
-  if dtype not in (np.uint8, tf.uint8):
-    lo_hi = ''
-    if isinstance(frames, np.ndarray) and frames.size:
-      lo_hi = f' with values in [{float(np.min(frames)):.3g}, {float(np.max(frames)):.3g}]'
-    raise ValueError(f'frames must be uint8 levels in [0, 255] (decoded video); got {dtype}{lo_hi}. Pass the '
-                     'decoder\'s uint8 frames, not frames already scaled.')
+  if not hasattr(frames, 'dtype'):
+    frames = np.asarray(frames)
+  check_frames(frames, ndim=len(frames.shape))
   return to_model_range(center_crop(frames, crop_size))
 
 
@@ -189,12 +204,23 @@ def eval_input_from_numpy(frames, model_name, flow=None, crop_size=None, num_fra
   Returns:
     float32 [1, T, h, w, C] (or [1, V, T, h, w, C] with several views), or a dict {'rgb', 'flow'} for
     two-stream models; same ops as the test branch of `make_dataset`.
+
+  Raises:
+    ValueError: frames or flow that are not uint8 with 3 / 2 channels, or flow not of N - 1 fields.
   """
   from i3d_tf.input_specs import get_input_spec  # pylint: disable=g-import-not-at-top
   from data_pipelines import input_pipeline  # pylint: disable=g-import-not-at-top
   spec = get_input_spec(model_name)
-  frames = tf.convert_to_tensor(np.asarray(frames, np.uint8))
-  flow_t = None if flow is None else tf.convert_to_tensor(np.asarray(flow, np.uint8))
+  frames = frames if tf.is_tensor(frames) else np.asarray(frames)
+  check_frames(frames, 3, 'frames')
+  if flow is not None:
+    flow = flow if tf.is_tensor(flow) else np.asarray(flow)
+    check_frames(flow, 2, 'flow (quantized, data_pipelines.flow.quantize_flow)')
+    if flow.shape[0] != frames.shape[0] - 1 or tuple(flow.shape[1:3]) != tuple(frames.shape[1:3]):
+      raise ValueError(f'flow must be [N - 1, H, W, 2] for frames [N, H, W, 3] (field i: frame i -> i + 1); got '
+                       f'flow {list(flow.shape)} for frames {list(frames.shape)}')
+  frames = tf.convert_to_tensor(frames)
+  flow_t = None if flow is None else tf.convert_to_tensor(flow)
   inputs = input_pipeline.clip_from_decoded(frames, flow_t, spec, training=False,
                                             crop_size=crop_size or spec.crop_size, num_frames=num_frames)
   return tf.nest.map_structure(lambda x: x[tf.newaxis], inputs)

@@ -5,7 +5,8 @@ Frames are resized as they are read, so memory holds resized frames only (about 
 `decode_video` does both with OpenCV only (no TensorFlow), so it runs in worker processes cheaply.
 
 Resampling is by timestamp: source frame i covers [ts_i, ts_{i+1}); output frame k (time k / fps) is the
-source frame whose interval holds k / fps.  A video lasting D seconds gives ceil(D * fps) output frames.
+source frame whose interval holds k / fps.  A video lasting D seconds gives ceil(D * fps) output frames; the
+last frame lasts as long as the step before it (`output_indices`).
 Timestamps come from the container (CAP_PROP_POS_MSEC) when they are finite and strictly increasing, else
 from the frame index and the container frame rate.
 """
@@ -177,10 +178,14 @@ def _max_source_frames(path, max_frames, fps):
 def output_indices(stamps: np.ndarray, source_fps: float, fps: Optional[float], max_frames: Optional[int] = None):
   """(source frame index of every output frame, duration in s): the resampling rule of the module docstring.
 
-  The last source frame lasts the median frame step (the container's time stamps do not give its end).
+  The last source frame lasts as long as the step before it: OpenCV gives each frame's start, not the
+  stream's end.  Constant frame rate: one frame period.  Variable frame rate: the local period, not a median
+  over the video (20 ms frames then 100 ms frames for 1.2 s gave 28 frames instead of 30 with the median).
+  The container's duration (frame count / rate) is not used: it counts frames that do not decode (the shared
+  flipping_pancake.mkv says 311 frames, 310 decode).
   """
   ts = source_timestamps(stamps, source_fps)
-  step = float(np.median(np.diff(ts))) if len(ts) > 1 else 1.0 / (source_fps or TARGET_FPS)
+  step = float(ts[-1] - ts[-2]) if len(ts) > 1 else 1.0 / (source_fps or TARGET_FPS)
   duration = float(ts[-1] + step)
   idx = resample_indices(ts, duration, fps) if fps else np.arange(len(ts))
   if max_frames:

@@ -134,8 +134,12 @@ def stream_inputs(frames: np.ndarray, streams: Sequence[str], options: Extractio
   """Model inputs of decoded frames held in memory: {'rgb': [L, c, c, 3], 'flow': [L, c, c, 2]} in [-1, 1].
 
   The same test preprocessing as the streamed extraction (`data_pipelines.preprocessing.test_frames`).
+
+  Raises:
+    ValueError: frames that are not uint8 [N, H, W, 3] (e.g. floats in [0, 1]), or smaller than the crop.
   """
-  from data_pipelines.preprocessing import test_frames  # pylint: disable=g-import-not-at-top
+  from data_pipelines.preprocessing import check_frames, test_frames  # pylint: disable=g-import-not-at-top
+  check_frames(np.asarray(frames) if not hasattr(frames, 'dtype') else frames, 3)
   out = {}
   if 'flow' in streams:
     flow_q = flow_fn(frames) if flow_fn else compute_flow(frames, options.flow_backend, options.flow_params)

@@ -100,3 +100,36 @@ def test_training_flips_about_half_the_time():
                                            seed=tf.constant([s, 1])).numpy()
     flips.append(out[0, 0, 0, 1] > out[0, 0, -1, 1])
   assert 10 <= sum(flips) <= 30
+
+
+def test_frames_in_the_wrong_dtype_or_channels_are_refused():
+  """Float frames in [0, 1] once became a constant uint8 video; a 4-channel video a reshape error."""
+  from data_pipelines import preprocessing as pp
+  from i3d_tf import features as F
+  scaled = np.random.default_rng(0).uniform(0, 1, (5, 40, 48, 3)).astype(np.float32)
+  with pytest.raises(ValueError, match=r'frames must be uint8 levels in \[0, 255\].*got float32 with values in \[2.29e-05, 1\]'):
+    pp.eval_input_from_numpy(scaled, 'i3d_rgb', crop_size=32)
+  with pytest.raises(ValueError, match=r'must be uint8 levels'):
+    F.stream_inputs(scaled, ('rgb',), F.ExtractionOptions(crop_size=32, resize_short_side=40))
+  rgba = np.zeros((5, 40, 48, 4), np.uint8)
+  with pytest.raises(ValueError, match=r'frames must be \[N, H, W, 3\] \(3 channels\); got shape \[5, 40, 48, 4\]'):
+    pp.eval_input_from_numpy(rgba, 'i3d_rgb', crop_size=32)
+  frames = np.zeros((5, 40, 48, 3), np.uint8)
+  with pytest.raises(ValueError, match=r'flow must be \[N - 1, H, W, 2\]'):
+    pp.eval_input_from_numpy(frames, 'two_stream_i3d', flow=np.zeros((5, 40, 48, 2), np.uint8), crop_size=32)
+  assert pp.eval_input_from_numpy(frames, 'i3d_rgb', crop_size=32).shape == (1, 5, 32, 32, 3)
+
+
+def test_non_finite_flow_is_an_error_not_minus_20_px():
+  from data_pipelines import flow as flow_lib
+  frames = np.zeros((3, 16, 16, 3), np.uint8)
+
+  def broken(gray):
+    out = np.zeros((len(gray) - 1,) + gray.shape[1:] + (2,), np.float32)
+    out[1, 3, 4, 0] = np.nan
+    return out
+
+  with pytest.raises(ValueError, match=r'returned 1 NaN or infinite values of 1024 \(fields \[1\]\)'):
+    flow_lib.compute_flow(frames, broken)
+  with pytest.raises(ValueError, match='frames must be uint8'):
+    flow_lib.compute_flow(frames.astype(np.float32), broken)

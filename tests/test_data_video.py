@@ -123,3 +123,39 @@ def test_max_frames_reads_a_prefix_only(name):
   part = video_lib.decode_video(path, resize_short_side=48, max_frames=30)
   np.testing.assert_array_equal(part.frames, full.frames[:30])
   assert part.source_num_frames <= 30 * 30 / 25 + 3 < full.source_num_frames
+
+
+def _variable_rate_mp4(path, steps_ms):
+  """An mp4 whose frame i lasts steps_ms[i] milliseconds (PyAV: OpenCV writes constant rates only)."""
+  import fractions
+  import av  # dev extra
+  container = av.open(path, 'w')
+  stream = container.add_stream('mpeg4', rate=50)
+  stream.width, stream.height, stream.pix_fmt = 64, 48, 'yuv420p'
+  stream.codec_context.time_base = stream.time_base = fractions.Fraction(1, 1000)
+  t = 0
+  for i, step in enumerate(steps_ms):
+    frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 5 * i, np.uint8), format='rgb24')
+    frame.pts, frame.time_base = t, fractions.Fraction(1, 1000)
+    for packet in stream.encode(frame):
+      packet.duration = step
+      container.mux(packet)
+    t += step
+  for packet in stream.encode():
+    container.mux(packet)
+  container.close()
+  return path
+
+
+@pytest.mark.parametrize('steps_ms', [[20] * 30 + [100] * 6, [100] * 6 + [20] * 30], ids=['fast_then_slow', 'slow_then_fast'])
+def test_variable_frame_rate_keeps_the_last_frame(tmp_path, steps_ms):
+  """1.2 s of video in either order -> 30 frames at 25 fps; frame k shows what plays at k / 25 s."""
+  path = _variable_rate_mp4(str(tmp_path / 'vfr.mp4'), steps_ms)
+  decoded = video_lib.decode_video(path, resize_short_side=None)
+  assert decoded.frames.shape[0] == 30 and decoded.duration == pytest.approx(1.2)
+  starts = np.concatenate([[0], np.cumsum(steps_ms)[:-1]]) / 1000.0
+  expected = [int(np.searchsorted(starts, k / 25 + 1e-6, side='right') - 1) for k in range(30)]
+  every = video_lib.decode_video(path, fps=None, resize_short_side=None).frames  # each source frame once
+  assert len(every) == 36
+  np.testing.assert_array_equal(decoded.frames, every[expected])
+  np.testing.assert_array_equal(np.stack(list(video_lib.iter_frames(path, resize_short_side=None))), decoded.frames)
