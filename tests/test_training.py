@@ -83,6 +83,23 @@ def test_cli_i3d_rgb_writes_run_and_restore_model(tmp_path):
   with pytest.raises(FileNotFoundError):
     training.restore_model(str(tmp_path), 'i3d_rgb', 3)
 
+  # A rerun into this model_dir with another model is refused before anything is written (it used to
+  # rewrite config.json, then die on the checkpoint's shapes, leaving the run unrestorable).
+  before = open(os.path.join(model_dir, 'config.json'), 'rb').read()
+  other = [c.replace('--model=i3d_rgb', '--model=i3d_flow') for c in cmd]
+  proc = subprocess.run(other, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True,
+                        timeout=400)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  line = proc.stderr.strip().splitlines()[-1]
+  assert line.startswith('train: ValueError: ') and "model 'i3d_rgb' -> 'i3d_flow'" in line and 'another --model_dir' in line
+  assert open(os.path.join(model_dir, 'config.json'), 'rb').read() == before
+  assert transfer.restore_model(model_dir).name == 'i3d_rgb'
+  # The same configuration with more steps resumes, as before.
+  more = [c.replace('--train_steps=2', '--train_steps=3') for c in cmd]
+  proc = subprocess.run(more, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True,
+                        timeout=400)
+  assert proc.returncode == 0 and proc.stdout.strip().splitlines()[-1].startswith('train: i3d_rgb step 3 in')
+
 
 def _train_tiny(tmp_path, name, **kw):
   config = _config(model_dir=str(tmp_path / name), **kw)

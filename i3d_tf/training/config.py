@@ -19,6 +19,13 @@ TRANSFERS = ('none', 'fixed', 'full')
 INPUT_DTYPES = ('uint8', 'float32')
 
 
+# What a resumed run may change: how long and how often, where the data and the devices are.  Anything
+# else (model, classes, schedule, input, initialisation...) decides the checkpoints' meaning.
+RESUME_MAY_CHANGE = ('train_steps', 'checkpoint_every', 'max_checkpoints', 'eval_every', 'eval_steps', 'log_every',
+                     'train_data', 'eval_data', 'model_dir', 'strategy', 'num_logical_devices', 'jit_compile',
+                     'deterministic', 'progress_bar')
+
+
 @dataclasses.dataclass
 class TrainConfig:
   """Everything a training run needs; `experiments/train.py` flags map one to one onto these fields."""
@@ -109,6 +116,29 @@ class TrainConfig:
     if 'lr_boundaries' in d:
       d['lr_boundaries'] = tuple(int(b) for b in d['lr_boundaries'])
     return cls(**d)
+
+  def check_resume(self, model_dir: Optional[str] = None, name: str = 'config.json') -> None:
+    """Refuses to resume a model_dir whose config.json differs in anything but RESUME_MAY_CHANGE.
+
+    Called before anything is written: a rerun with another model, class count, schedule or input into an
+    existing run would otherwise rewrite its config.json and then fail (or worse, continue) on its
+    checkpoints.  A model_dir without config.json is a new run.
+
+    Raises:
+      ValueError: one line naming the first differences, and what to do.
+    """
+    path = os.path.join(model_dir or self.model_dir or '', name)
+    if not (model_dir or self.model_dir) or not os.path.isfile(path):
+      return
+    with open(path, encoding='utf-8') as f:
+      previous = json.load(f)
+    current = json.loads(self.to_json())
+    differences = [f'{k} {previous.get(k)!r} -> {current.get(k)!r}' for k in sorted(set(previous) | set(current))
+                   if k not in RESUME_MAY_CHANGE and previous.get(k) != current.get(k)]
+    if differences:
+      raise ValueError(f'{path} is a run with another configuration ({"; ".join(differences[:4])}'
+                       f'{"; ..." if len(differences) > 4 else ""}): resuming it would mix the two. Use another '
+                       '--model_dir, or the same flags to resume it')
 
   def write(self, model_dir: str, name: str = 'config.json'):
     """Writes the resolved config atomically into model_dir."""

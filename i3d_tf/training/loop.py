@@ -217,6 +217,7 @@ class Trainer:
                strategy: Optional[tf.distribute.Strategy] = None,
                after_step: Optional[Callable[[int], None]] = None):
     self.config = config.validate()
+    config.check_resume()  # before anything is written into an existing model_dir
     self.after_step = after_step
     # The strategy first: MultiWorkerMirroredStrategy and logical devices must precede other ops.
     self.strategy = strategy or make_strategy(config.strategy, config.num_logical_devices)
