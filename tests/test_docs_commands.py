@@ -1,0 +1,86 @@
+"""Every command the documentation shows uses flags that exist (README.md, WORKSPACE.md, docs/*.md).
+
+A command is a line (with its backslash continuations) that runs `experiments/<name>.py` or
+`-m i3d_tf.checkpoints.pretrained`, in a fenced or indented code block.  Its `--flags` must be defined by
+that binary (`flags.DEFINE_*` in its source, plus absl's own), so a renamed or mistyped flag in the docs fails
+here, not for the user.  The commands are not run: their data (UCF-101, Kinetics, a kinetics-i3d clone) is
+not here; the tests of each binary run them on small inputs.
+"""
+
+import glob
+import os
+import re
+import shlex
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCS = ['README.md', 'WORKSPACE.md'] + sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, 'docs', '*.md')))
+ABSL_FLAGS = {'help', 'helpfull', 'helpshort', 'helpxml', 'verbosity', 'v', 'logtostderr', 'alsologtostderr',
+              'log_dir', 'flagfile', 'undefok', 'only_check_args', 'pdb', 'pdb_post_mortem', 'run_with_pdb',
+              'run_with_profiling', 'profile_file', 'use_cprofile_for_profiling', 'stderrthreshold', 'showprefixforinfo'}
+PRETRAINED_FLAGS = {'weights_file', 'force'}  # argparse flags of `python -m i3d_tf.checkpoints.pretrained`
+DEFINE = re.compile(r"flags\.DEFINE_\w+\(\s*'(\w+)'")
+
+
+def defined_flags(binary: str) -> set:
+  with open(os.path.join(ROOT, 'experiments', f'{binary}.py'), encoding='utf-8') as f:
+    return set(DEFINE.findall(f.read())) | ABSL_FLAGS
+
+
+def code_lines(text: str):
+  """(line number, line) of the lines inside ``` blocks or indented by 4 spaces, continuations joined."""
+  out, fenced, pending, start = [], False, '', 0
+  for number, line in enumerate(text.splitlines(), 1):
+    if line.strip().startswith('```'):
+      fenced = not fenced
+      continue
+    if not (fenced or line.startswith('    ')):
+      continue
+    if not pending:
+      start = number
+    pending += ' ' + line.strip()
+    if pending.endswith('\\'):
+      pending = pending[:-1]
+      continue
+    out.append((start, pending.strip()))
+    pending = ''
+  return out
+
+
+def documented_commands():
+  found = []
+  for doc in DOCS:
+    with open(os.path.join(ROOT, doc), encoding='utf-8') as f:
+      for number, line in code_lines(f.read()):
+        for m in re.finditer(r'experiments/(\w+)\.py|-m i3d_tf\.checkpoints\.pretrained', line):
+          rest = line[m.end():].split('#')[0].split(' && ')[0].split(';')[0]
+          try:
+            tokens = shlex.split(rest)
+          except ValueError:
+            tokens = rest.split()
+          binary = m.group(1) or 'pretrained'
+          found.append((f'{doc}:{number}', binary, [t for t in tokens if t.startswith('--')]))
+  return found
+
+
+COMMANDS = documented_commands()
+
+
+def test_the_docs_show_the_main_commands():
+  binaries = {b for _, b, _ in COMMANDS}
+  assert {'classify', 'extract_features', 'train', 'evaluate', 'export', 'prepare_data', 'convert_checkpoint',
+          'pretrained'} <= binaries, sorted(binaries)
+  assert len(COMMANDS) >= 30
+
+
+@pytest.mark.parametrize('where,binary,args', COMMANDS, ids=[f'{w}:{b}' for w, b, _ in COMMANDS])
+def test_documented_flags_exist(where, binary, args):
+  assert os.path.exists(os.path.join(ROOT, 'experiments', f'{binary}.py')) or binary == 'pretrained', where
+  known = PRETRAINED_FLAGS | {'help'} if binary == 'pretrained' else defined_flags(binary)
+  unknown = []
+  for arg in args:
+    name = arg[2:].split('=', 1)[0]
+    if name and name not in known and not (name.startswith('no') and name[2:] in known):
+      unknown.append(name)
+  assert not unknown, f'{where}: experiments/{binary}.py has no flag {unknown}'
