@@ -2,8 +2,9 @@
 
 Pipeline: Create(entries keyed by shard) -> Map(convert_video) (parallel over videos: the flow
 bottleneck) -> GroupByKey(shard) -> Map(write_shard) (sorted in entry order, temporary name then rename,
-manifest sidecar).  The driver merges the sidecars into manifest.json after the run.  Complete shards are
-skipped as in the local pool.  Any runner works (`--runner=DirectRunner|DataflowRunner|FlinkRunner...`);
+then the shard's manifest).  The driver checks the output folder first (`conversion.prepare_output`: the
+same resume key, refusals and `overwrite` as the local pool) and merges the shard manifests into
+manifest.json after the run.  Any runner works (`--runner=DirectRunner|DataflowRunner|FlinkRunner...`);
 for remote runners `output_dir` must be a path every worker can write: a local shared path or any
 tf.io.gfile URL (gs://...); only local paths are tested here.
 """
@@ -30,16 +31,20 @@ def _write(item, output_dir, subset, num_shards):
 def run_beam(entries: Sequence[VideoEntry], output_dir: str, subset: str, num_shards: int = 1,
              options: conversion.ConversionOptions = conversion.ConversionOptions(),
              runner: str = 'DirectRunner', pipeline_args: Optional[List[str]] = None,
-             labels: Optional[Sequence[str]] = None) -> Dict:
-  """Runs the conversion as a Beam pipeline; returns the summary (also in manifest.json)."""
+             labels: Optional[Sequence[str]] = None, overwrite: bool = False,
+             extra: Optional[Dict] = None) -> Dict:
+  """Runs the conversion as a Beam pipeline; returns the summary (also in manifest.json).
+
+  `labels`, `overwrite` and `extra` as in `conversion.run_conversion`.
+  """
   import time  # pylint: disable=g-import-not-at-top
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
   from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
 
   t0 = time.time()
-  conversion._makedirs(output_dir)  # pylint: disable=protected-access
+  plan = conversion.prepare_output(entries, output_dir, subset, num_shards, options, labels, overwrite)
   ranges = conversion.shard_ranges(len(entries), num_shards)
-  todo = [k for k in range(num_shards) if not conversion.shard_complete(output_dir, subset, k, num_shards)]
+  todo = plan.todo
   items = [(k, i, entries[i]) for k in todo for i in range(*ranges[k])]
   empty_shards = [k for k in todo if ranges[k][0] == ranges[k][1]]
   for k in empty_shards:  # GroupByKey never sees a shard without entries.
@@ -53,8 +58,9 @@ def run_beam(entries: Sequence[VideoEntry], output_dir: str, subset: str, num_sh
            | 'Convert' >> beam.Map(_convert, options)
            | 'GroupByShard' >> beam.GroupByKey()
            | 'WriteShard' >> beam.Map(_write, output_dir, subset, num_shards))
-  extra = dict(skipped_shards=num_shards - len(todo), seconds=round(time.time() - t0, 2), runner=runner,
-               options=conversion._options_dict(options))  # pylint: disable=protected-access
+  run = dict(skipped_shards=plan.skipped, removed_files=len(plan.removed), seconds=round(time.time() - t0, 2),
+             runner=runner, options=conversion._options_dict(options))  # pylint: disable=protected-access
   if labels is not None:
-    extra['labels'] = list(labels)
-  return conversion.write_manifest(output_dir, subset, num_shards, extra)
+    run['labels'] = list(labels)
+  run.update(extra or {})
+  return conversion.write_manifest(output_dir, subset, num_shards, run)

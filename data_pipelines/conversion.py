@@ -3,18 +3,30 @@
 One function converts one video (`convert_video`: decode -> 25 fps -> short side 256 -> flow -> encode);
 the local pool (`run_conversion`), the Beam pipeline (`beam_pipeline`) and the TFDS builders all call it.
 
-Shards: entries are split into `num_shards` contiguous chunks in their given order; shard k is written as
-`<subset>-0000k-of-0000N.tfrecord` under a temporary name and renamed when complete, then its sidecar
-`<shard>.manifest.json` is written (atomically).  A shard with both files is complete and skipped on rerun.
-`manifest.json` merges the sidecars; every failed video is listed with its reason, and the run goes on.
+Output folder (docs/reruns.md):
+
+  <subset>-0000k-of-0000N.tfrecord         the shards (entries split into N contiguous chunks, in order)
+  manifest.json                            the dataset's class list ('labels') and, per subset, a summary,
+                                           the resume key and every video with its status / error
+  manifests/subset-<subset>.json           the subset's full resume key (written before any shard)
+  manifests/shard-<subset>-0000k-of-0000N.json   the shard's video records (written after the shard)
+
+The per-shard manifests live in `manifests/` under names that do not start with the shard's, so no shard
+glob (`train-*`, `*.tfrecord*`, `**/train-*`) matches them.  Every file is written atomically (temporary
+name, then rename).  A shard is complete when it and its manifest exist; a rerun whose key (video list
+with sizes and modification times, labels, every option, num_shards, the format version) equals the
+recorded one skips complete shards; any other rerun is refused naming what differs (`OutputConflictError`)
+unless `overwrite=True`, which first removes the subset's previous shards and manifests.
 """
 
 import collections
 import dataclasses
+import hashlib
 import json
 import logging
 import multiprocessing
 import os
+import re
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -22,8 +34,17 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from data_pipelines import flow as flow_lib
 from data_pipelines import tfrecord_format
 from data_pipelines import video as video_lib
-from data_pipelines.datasets import VideoEntry
+from data_pipelines.datasets import VideoEntry, check_unique_ids
 from i3d_tf.io_utils import atomic_write_json
+
+FORMAT_VERSION = tfrecord_format.FORMAT_VERSION
+MANIFEST = 'manifest.json'
+MANIFEST_DIR = 'manifests'
+TMP_PREFIX = '.tmp-'  # the atomic writer's temporary names (i3d_tf.io_utils.atomic_path)
+
+
+class OutputConflictError(ValueError):
+  """The output folder holds something this run would not reproduce (other settings, another layout)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +61,20 @@ class ConversionOptions:
 
 def shard_name(subset: str, shard: int, num_shards: int) -> str:
   return f'{subset}-{shard:05d}-of-{num_shards:05d}.tfrecord'
+
+
+def shard_manifest_name(subset: str, shard: int, num_shards: int) -> str:
+  """The shard's video records, relative to the output folder (no shard glob matches it)."""
+  return f'{MANIFEST_DIR}/shard-{subset}-{shard:05d}-of-{num_shards:05d}.json'
+
+
+def subset_state_name(subset: str) -> str:
+  """The subset's resume key and run summary, relative to the output folder."""
+  return f'{MANIFEST_DIR}/subset-{subset}.json'
+
+
+def _shard_pattern(subset: str):
+  return re.compile(re.escape(subset) + r'-(\d{5,})-of-(\d{5,})\.tfrecord$')
 
 
 def shard_ranges(num_entries: int, num_shards: int) -> List[Tuple[int, int]]:
@@ -71,6 +106,27 @@ def _open(path: str, mode: str = 'r'):
   return _gfile().GFile(path, mode) if _remote(path) else open(path, mode)
 
 
+def _listdir(path: str) -> List[str]:
+  """Sorted names in a folder ([] when it does not exist)."""
+  if not _exists(path):
+    return []
+  names = _gfile().listdir(path) if _remote(path) else os.listdir(path)
+  return sorted(n.rstrip('/') for n in names)
+
+
+def _remove(path: str):
+  if _remote(path):
+    _gfile().remove(path)
+  else:
+    os.remove(path)
+
+
+def _read_json(path: str):
+  """The parsed JSON file, or None when it does not exist."""
+  if not _exists(path):
+    return None
+  with _open(path) as f:
+    return json.load(f)
 def _failed_record(entry: VideoEntry) -> Dict:
   return dict(id=entry.video_id, label=entry.label_index, label_text=entry.label_text, path=entry.path,
               frames=0, flow_frames=0, status='failed', error='')
@@ -164,7 +220,7 @@ def _worker_init():
 
 
 def write_shard(output_dir: str, subset: str, shard: int, num_shards: int, results) -> List[Dict]:
-  """Writes one shard from (EncodedVideo | None, record) pairs in order, then its manifest sidecar."""
+  """Writes one shard from (EncodedVideo | None, record) pairs in order, then its manifest."""
   path = os.path.join(output_dir, shard_name(subset, shard, num_shards))
   records = []
   serialized = []
@@ -174,48 +230,299 @@ def write_shard(output_dir: str, subset: str, shard: int, num_shards: int, resul
       serialized.append(tfrecord_format.serialize(encoded))
     records.append(record)
   tfrecord_format.write_tfrecord(path, serialized)
-  atomic_write_json(path + '.manifest.json', records, sort_keys=True)
+  atomic_write_json(os.path.join(output_dir, shard_manifest_name(subset, shard, num_shards)), records,
+                    sort_keys=True)
   return records
 
 
 def shard_complete(output_dir: str, subset: str, shard: int, num_shards: int) -> bool:
-  path = os.path.join(output_dir, shard_name(subset, shard, num_shards))
-  return _exists(path) and _exists(path + '.manifest.json')
+  return (_exists(os.path.join(output_dir, shard_name(subset, shard, num_shards))) and
+          _exists(os.path.join(output_dir, shard_manifest_name(subset, shard, num_shards))))
+
+
+# ----- what determines the output: the resume key -----
+def _options_dict(options):
+  d = dataclasses.asdict(options)
+  d['flow_params'] = {k: v for k, v in options.flow_params}
+  return d
+
+
+def _file_stat(path: str):
+  try:
+    st = os.stat(path)
+  except OSError:
+    return None, None  # missing: recorded as failed; if it appears later, the key changes
+  return st.st_size, st.st_mtime_ns
+
+
+def conversion_key(entries: Sequence[VideoEntry], options: 'ConversionOptions', num_shards: int,
+                   labels: Optional[Sequence[str]] = None) -> Dict:
+  """Everything that determines a subset's shards: the format version, num_shards, every option, the class
+  list and the videos in order as [id, path, label index, size, mtime_ns] (JSON values)."""
+  videos = [[e.video_id, e.path, int(e.label_index), *_file_stat(e.path)] for e in entries]
+  key = dict(format_version=FORMAT_VERSION, num_shards=int(num_shards), options=_options_dict(options),
+             labels=None if labels is None else list(labels), videos=videos)
+  return json.loads(json.dumps(key))  # what it reads back as
+
+
+def _compact_key(key: Dict) -> Dict:
+  """The key as manifest.json shows it: the video list as a count and a digest."""
+  digest = hashlib.sha256(json.dumps(key.get('videos', []), sort_keys=True).encode()).hexdigest()
+  return dict({k: v for k, v in key.items() if k not in ('videos', 'labels')},
+              num_videos=len(key.get('videos', [])), videos_sha256=digest)
+
+
+def _some(ids: Sequence[str], n: int = 3) -> str:
+  return ', '.join(ids[:n]) + (', ...' if len(ids) > n else '')
+
+
+def _labels_change(old, new) -> str:
+  if old is None or new is None:
+    return f'class list {"none" if old is None else f"of {len(old)} classes"} -> ' \
+           f'{"none" if new is None else f"{len(new)} classes"}'
+  for i, (a, b) in enumerate(zip(old, new)):
+    if a != b:
+      return f'class list differs at class {i} ({a!r} -> {b!r})'
+  return f'class list of {len(old)} -> {len(new)} classes'
+
+
+def describe_key_change(old: Dict, new: Dict) -> List[str]:
+  """What differs between two conversion keys, in words (empty when equal)."""
+  out = []
+  if old.get('format_version') != new['format_version']:
+    out.append(f'format version {old.get("format_version")} -> {new["format_version"]} (written by another '
+               'version of prepare_data)')
+  if old.get('num_shards') != new['num_shards']:
+    out.append(f'num_shards {old.get("num_shards")} -> {new["num_shards"]}')
+  old_options, new_options = old.get('options') or {}, new['options']
+  for name in sorted(set(old_options) | set(new_options)):
+    if old_options.get(name) != new_options.get(name):
+      out.append(f'{name} {old_options.get(name)!r} -> {new_options.get(name)!r}')
+  if old.get('labels') != new['labels']:
+    out.append(_labels_change(old.get('labels'), new['labels']))
+  old_videos = {v[0]: v for v in old.get('videos') or []}
+  new_videos = {v[0]: v for v in new['videos']}
+  added = [i for i in new_videos if i not in old_videos]
+  removed = [i for i in old_videos if i not in new_videos]
+  common = [i for i in new_videos if i in old_videos]
+  changes = [(added, 'added'), (removed, 'removed'),
+             ([i for i in common if old_videos[i][3:] != new_videos[i][3:]], 'changed (size or modification time)'),
+             ([i for i in common if old_videos[i][1] != new_videos[i][1]], 'moved (other path)'),
+             ([i for i in common if old_videos[i][2] != new_videos[i][2]], 'relabelled')]
+  for ids, what in changes:
+    if ids:
+      out.append(f'{len(ids)} video(s) {what}: {_some(ids)}')
+  if not any(ids for ids, _ in changes) and list(old_videos) != list(new_videos):
+    out.append('the videos are listed in another order')
+  return out
+
+
+# ----- the output folder: what exists, what is refused, what is removed -----
+def _subset_files(output_dir: str, subset: str) -> Dict[str, List[str]]:
+  """The subset's files in `output_dir` (relative paths) by kind: shards, first-layout sidecars beside
+  them, shard manifests, the state, and stray temporaries of killed writers."""
+  pattern = _shard_pattern(subset)
+  top = _listdir(output_dir)
+  inner = _listdir(os.path.join(output_dir, MANIFEST_DIR))
+  shard_manifest = re.compile(re.escape(f'shard-{subset}-') + r'\d{5,}-of-\d{5,}\.json$')
+  state = os.path.basename(subset_state_name(subset))
+  tmp = re.compile(re.escape(TMP_PREFIX) + r'[0-9a-f]+-(.+)$')  # atomic_path's '.tmp-<id>-<name>'
+  target = lambda n: tmp.match(n).group(1) if tmp.match(n) else None
+  strays = [n for n in top if target(n) and pattern.match(target(n).replace('.manifest.json', ''))]
+  strays += [f'{MANIFEST_DIR}/{n}' for n in inner if target(n) and
+             (shard_manifest.match(target(n)) or target(n) == state)]
+  return dict(shards=[n for n in top if pattern.match(n)],
+              old_sidecars=[n for n in top if n.endswith('.manifest.json') and pattern.match(n[:-14])],
+              shard_manifests=[f'{MANIFEST_DIR}/{n}' for n in inner if shard_manifest.match(n)],
+              state=[subset_state_name(subset)] if state in inner else [], strays=strays)
+
+
+def _subset_states(output_dir: str) -> Dict[str, Dict]:
+  """{subset: state} of every subset converted into `output_dir` with this layout."""
+  states = {}
+  for name in _listdir(os.path.join(output_dir, MANIFEST_DIR)):
+    if name.startswith('subset-') and name.endswith('.json'):
+      state = _read_json(os.path.join(output_dir, MANIFEST_DIR, name))
+      if isinstance(state, dict) and 'subset' in state:
+        states[state['subset']] = state
+  return states
+
+
+def _legacy_subsets(output_dir: str) -> Dict[str, Dict]:
+  """Subsets that manifest.json describes without a state of this layout (written by the first layout,
+  whose manifest.json had one 'summary' and 'videos'), as {subset: {'summary', 'videos', 'layout'}}."""
+  try:
+    manifest = _read_json(os.path.join(output_dir, MANIFEST))
+  except ValueError:
+    return {}
+  if not isinstance(manifest, dict):
+    return {}
+  if 'format_version' not in manifest and isinstance(manifest.get('summary'), dict):
+    summary = manifest['summary']
+    return {summary.get('subset', '?'): dict(summary=summary, videos=manifest.get('videos', []), layout='first')}
+  return {s: v for s, v in (manifest.get('subsets') or {}).items() if v.get('layout') == 'first'}
+
+
+def _recorded_labels(output_dir: str) -> Dict[str, List[str]]:
+  """{subset: class list} of the subsets converted into `output_dir` with a class list."""
+  found = {}
+  for subset, state in _subset_states(output_dir).items():
+    if state.get('key', {}).get('labels') is not None:
+      found[subset] = list(state['key']['labels'])
+  for subset, legacy in _legacy_subsets(output_dir).items():
+    if subset not in found and legacy['summary'].get('labels'):
+      found[subset] = list(legacy['summary']['labels'])
+  return found
+
+
+def dataset_class_list(output_dir: str) -> Optional[Tuple[List[str], List[str]]]:
+  """The class list recorded in `output_dir` by earlier conversions and the subsets that used it
+  ((labels, subsets)), or None when nothing there records one.  Subsets that disagree (possible only
+  in folders written before this check): the list of the first subset by name."""
+  found = _recorded_labels(output_dir)
+  if not found:
+    return None
+  first = found[sorted(found)[0]]
+  return first, sorted(s for s, labels in found.items() if labels == first)
+
+
+@dataclasses.dataclass
+class OutputPlan:
+  """What a conversion run does: shards to (re)write, how many are complete, files it removed first."""
+  todo: List[int]
+  skipped: int
+  removed: List[str]
+
+
+def prepare_output(entries: Sequence[VideoEntry], output_dir: str, subset: str, num_shards: int,
+                   options: 'ConversionOptions', labels: Optional[Sequence[str]] = None,
+                   overwrite: bool = False) -> OutputPlan:
+  """Checks `output_dir` against this run before any video is read; returns the shards to write.
+
+  Resumes (complete shards skipped) when the subset's recorded key equals this run's; `overwrite=True`
+  removes the subset's previous shards and manifests first and converts everything.
+
+  Raises:
+    DatasetError: two entries share a video id.
+    OutputConflictError: (unless `overwrite`) the subset was converted with another key, by the first
+      layout, or its shards are not recorded; (always) another subset there uses another class list.
+  """
+  check_unique_ids(entries)  # before anything is read or written
+  key = conversion_key(entries, options, num_shards, labels)
+  if labels is not None:
+    others = {s: l for s, l in _recorded_labels(output_dir).items() if s != subset and l != list(labels)}
+    if others:
+      other = sorted(others)[0]
+      raise OutputConflictError(
+          f'{output_dir} holds subset {other!r} converted with another class list '
+          f'({_labels_change(others[other], list(labels))}): one dataset has one class list; convert with the '
+          f'recorded one (prepare_data reads it from {os.path.join(output_dir, MANIFEST)} when --label_map is '
+          'not given) or into a new --output_dir')
+  files = _subset_files(output_dir, subset)
+  state = _read_json(os.path.join(output_dir, subset_state_name(subset))) if files['state'] else None
+  expected = {shard_name(subset, k, num_shards) for k in range(num_shards)}
+  changes = describe_key_change(state.get('key', {}), key) if state is not None else []
+  problem = None
+  if files['old_sidecars']:
+    problem = (f'holds subset {subset!r} written by an older prepare_data (its per-shard .manifest.json '
+               f'files, e.g. {files["old_sidecars"][0]}, sit beside the shards where shard globs match them)')
+  elif state is None and files['shards']:
+    problem = (f'holds {len(files["shards"])} {subset} shard(s) that no manifest records ({files["shards"][0]}'
+               f'{", ..." if len(files["shards"]) > 1 else ""})')
+  elif changes:
+    problem = f'holds subset {subset!r} converted from other videos or settings: {"; ".join(changes)}'
+  elif set(files['shards']) - expected:
+    extra = sorted(set(files['shards']) - expected)
+    problem = f'holds {subset} shard(s) this run would not write ({_some(extra)})'
+  _makedirs(output_dir)
+  removed = []
+  if overwrite:
+    removed = [f for kind in ('shards', 'old_sidecars', 'shard_manifests', 'state', 'strays') for f in files[kind]]
+  elif problem:
+    raise OutputConflictError(f'{output_dir} {problem}. Rerun with --overwrite to convert subset {subset!r} '
+                              'again (its previous shards are removed first), or choose another --output_dir')
+  else:
+    removed = files['strays']  # what killed writers left
+  for rel in removed:
+    _remove(os.path.join(output_dir, rel))
+  if removed:
+    logging.info('removed %d file(s) of the previous %s output from %s', len(removed), subset, output_dir)
+  if overwrite or state is None:
+    atomic_write_json(os.path.join(output_dir, subset_state_name(subset)),
+                      dict(format_version=FORMAT_VERSION, subset=subset, key=key, run={}), sort_keys=True)
+  todo = [k for k in range(num_shards) if not shard_complete(output_dir, subset, k, num_shards)]
+  return OutputPlan(todo, num_shards - len(todo), removed)
 
 
 def write_manifest(output_dir: str, subset: str, num_shards: int, extra: Optional[Dict] = None) -> Dict:
-  """Merges the shard sidecars into manifest.json; returns the summary."""
-  videos = []
-  for k in range(num_shards):
-    with _open(os.path.join(output_dir, shard_name(subset, k, num_shards)) + '.manifest.json') as f:
-      videos.extend(json.load(f))
-  failed = [v for v in videos if v['status'] != 'ok']
-  summary = dict(subset=subset, num_shards=num_shards, videos=len(videos), ok=len(videos) - len(failed),
-                 failed=len(failed), frames=int(sum(v['frames'] for v in videos)),
-                 flow_frames=int(sum(v['flow_frames'] for v in videos)))
-  summary.update(extra or {})
-  atomic_write_json(os.path.join(output_dir, 'manifest.json'), dict(summary=summary, videos=videos), sort_keys=True)
-  return summary
+  """Records the run's summary fields (`extra`) in the subset's state, then rebuilds manifest.json from
+  every subset's state and shard manifests; returns this subset's summary."""
+  state_path = os.path.join(output_dir, subset_state_name(subset))
+  state = _read_json(state_path)
+  if state is None:
+    raise OutputConflictError(f'{state_path} is missing: run prepare_output first')
+  state['run'] = dict(extra or {})
+  atomic_write_json(state_path, state, sort_keys=True)
+  return merge_manifest(output_dir)['subsets'][subset]['summary']
+
+
+def merge_manifest(output_dir: str) -> Dict:
+  """Writes manifest.json: {'format_version', 'labels', 'subsets': {subset: {'summary', 'key', 'videos'}}}.
+
+  A subset's summary counts its shard manifests (videos, ok, failed, frames, flow_frames; 'complete' when
+  every shard is written) and carries its run's fields (options, seconds, ...).  Subsets that only a
+  first-layout manifest.json describes are kept as they were, marked `'layout': 'first'`.
+  """
+  subsets = {}
+  labels = None
+  for subset, state in sorted(_subset_states(output_dir).items()):
+    key = state.get('key', {})
+    n = key.get('num_shards', 0)
+    videos, written = [], 0
+    for k in range(n):
+      records = _read_json(os.path.join(output_dir, shard_manifest_name(subset, k, n)))
+      if records is not None:
+        videos.extend(records)
+        written += 1
+    failed = [v for v in videos if v['status'] != 'ok']
+    summary = dict(subset=subset, num_shards=n, videos=len(videos), ok=len(videos) - len(failed),
+                   failed=len(failed), frames=int(sum(v['frames'] for v in videos)),
+                   flow_frames=int(sum(v['flow_frames'] for v in videos)), complete=written == n)
+    summary.update(state.get('run') or {})
+    subsets[subset] = dict(summary=summary, key=_compact_key(key), videos=videos)
+    if labels is None:
+      labels = key.get('labels')
+  for subset, legacy in _legacy_subsets(output_dir).items():
+    if subset not in subsets:
+      subsets[subset] = legacy
+      labels = labels or legacy['summary'].get('labels')
+  manifest = dict(format_version=FORMAT_VERSION, labels=labels, subsets=subsets)
+  atomic_write_json(os.path.join(output_dir, MANIFEST), manifest, sort_keys=True)
+  return manifest
 
 
 def run_conversion(entries: Sequence[VideoEntry], output_dir: str, subset: str, num_shards: int = 1,
                    options: ConversionOptions = ConversionOptions(), workers: int = 1,
-                   labels: Optional[Sequence[str]] = None, progress: bool = True) -> Dict:
+                   labels: Optional[Sequence[str]] = None, progress: bool = True, overwrite: bool = False,
+                   extra: Optional[Dict] = None) -> Dict:
   """Converts `entries` into `num_shards` shards with a pool of `workers` processes (resumable).
 
+  `labels` is the dataset's class list (recorded; other subsets in `output_dir` must use the same);
+  `overwrite` replaces the subset's previous output instead of refusing a rerun with another key
+  (`prepare_output`); `extra` adds fields to the summary (e.g. what the dataset reader skipped).
+
   Returns:
-    The summary dict (videos, ok, failed, frames, flow_frames, skipped_shards, seconds), also in
-    manifest.json.
+    The summary dict (videos, ok, failed, frames, flow_frames, skipped_shards, removed_files, seconds,
+    options, ...), also in manifest.json under subsets/<subset>/summary.
   """
   if num_shards < 1 or workers < 1:
     raise ValueError(f'num_shards and workers must be >= 1. Received: {num_shards}, {workers}')
   t0 = time.time()
-  _makedirs(output_dir)
+  plan = prepare_output(entries, output_dir, subset, num_shards, options, labels, overwrite)
   ranges = shard_ranges(len(entries), num_shards)
-  todo = [k for k in range(num_shards) if not shard_complete(output_dir, subset, k, num_shards)]
-  skipped = num_shards - len(todo)
-  if skipped:
-    logging.info('%d of %d shards already complete, skipped.', skipped, num_shards)
+  todo = plan.todo
+  if plan.skipped:
+    logging.info('%d of %d shards already complete, skipped.', plan.skipped, num_shards)
   jobs = [(entries[i], options) for k in todo for i in range(*ranges[k])]
   results = _pool_results(jobs, workers) if workers > 1 and jobs else map(_convert_star, jobs)
   bar = None
@@ -239,22 +546,31 @@ def run_conversion(entries: Sequence[VideoEntry], output_dir: str, subset: str, 
       bar.close()
     if hasattr(results, 'close'):
       results.close()
-  extra = dict(skipped_shards=skipped, seconds=round(time.time() - t0, 2), options=_options_dict(options))
+  run = dict(skipped_shards=plan.skipped, removed_files=len(plan.removed), seconds=round(time.time() - t0, 2),
+             options=_options_dict(options))
   if labels is not None:
-    extra['labels'] = list(labels)
-  return write_manifest(output_dir, subset, num_shards, extra)
+    run['labels'] = list(labels)
+  run.update(extra or {})
+  return write_manifest(output_dir, subset, num_shards, run)
 
 
-def _options_dict(options):
-  d = dataclasses.asdict(options)
-  d['flow_params'] = {k: v for k, v in options.flow_params}
-  return d
+def read_manifest(output_dir: str) -> Dict:
+  """manifest.json of `output_dir`, in this layout (a first-layout one is shown as its one subset)."""
+  manifest = _read_json(os.path.join(output_dir, MANIFEST))
+  if manifest is None:
+    raise FileNotFoundError(f'no {MANIFEST} in {output_dir}: it is not a prepare_data output folder')
+  if 'format_version' not in manifest:
+    legacy = _legacy_subsets(output_dir)
+    manifest = dict(format_version=1, labels=manifest.get('summary', {}).get('labels'), subsets=legacy)
+  return manifest
 
 
-def failure_lines(output_dir: str, limit: int = 20) -> List[str]:
-  """'id: reason' for the failed videos of manifest.json (at most `limit`, then a count)."""
-  with _open(os.path.join(output_dir, 'manifest.json')) as f:
-    failed = [v for v in json.load(f)['videos'] if v['status'] != 'ok']
+def failure_lines(output_dir: str, subset: Optional[str] = None, limit: int = 20) -> List[str]:
+  """'FAILED id (path): reason' for the failed videos of a subset (every subset when None) in manifest.json
+  (at most `limit`, then a count)."""
+  subsets = read_manifest(output_dir)['subsets']
+  failed = [v for s, entry in sorted(subsets.items()) if subset is None or s == subset
+            for v in entry.get('videos', []) if v['status'] != 'ok']
   lines = [f'FAILED {v["id"]} ({v["path"]}): {v["error"]}' for v in failed[:limit]]
   if len(failed) > limit:
     lines.append(f'... and {len(failed) - limit} more failures, see manifest.json')
@@ -262,7 +578,8 @@ def failure_lines(output_dir: str, limit: int = 20) -> List[str]:
 
 
 def summary_line(summary: Dict) -> str:
+  removed = summary.get('removed_files', 0)
   return (f'{summary["subset"]}: {summary["ok"]}/{summary["videos"]} videos converted, {summary["failed"]} '
           f'failed, {summary["frames"]} frames, {summary["flow_frames"]} flow fields, '
-          f'{summary["num_shards"]} shards ({summary.get("skipped_shards", 0)} already complete), '
-          f'{summary.get("seconds", 0)} s')
+          f'{summary["num_shards"]} shards ({summary.get("skipped_shards", 0)} already complete'
+          f'{f", {removed} old file(s) removed" if removed else ""}), {summary.get("seconds", 0)} s')

@@ -2,6 +2,11 @@
 
 Every reader returns a list of `VideoEntry` (id, path, label index, label text) in a stable order, and the
 label names in class-index order.  Labels come from the official files, never from set() order.
+
+One class list per dataset: every reader takes `labels` (a class list in index order, e.g. `--label_map` or
+the one an earlier conversion recorded) and maps its classes by name against it; a class that is not in the
+list is a `DatasetError` naming it.  Video ids are unique within a listing (`check_unique_ids`); folder
+datasets use the relative path, extension included, so two files never share an id.
 """
 
 import csv
@@ -10,8 +15,13 @@ import os
 from typing import List, Optional, Sequence, Tuple
 
 from data_pipelines.video import VIDEO_EXTENSIONS  # noqa: F401  (re-exported: one list for every reader)
+from data_pipelines.video import find_videos
 
 SUBSETS = ('train', 'test')
+
+
+class DatasetError(ValueError):
+  """A dataset listing that cannot be converted as it is (unknown class, two videos with one id)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +46,32 @@ def _stem(name):
   return os.path.splitext(os.path.basename(name))[0]
 
 
+def _class_index(labels: Sequence[str], source: str):
+  """{name: index} of a class list; a name listed twice is an error."""
+  index = {}
+  for i, name in enumerate(labels):
+    if name in index:
+      raise DatasetError(f'class {name!r} is listed twice in {source} (lines {index[name] + 1} and {i + 1}): '
+                         'every class name must be unique')
+    index[name] = i
+  return index
+
+
+def _unknown_class(name: str, where: str, source: str, num_classes: int) -> DatasetError:
+  return DatasetError(f'class {name!r} ({where}) is not in {source} ({num_classes} classes): one dataset has '
+                      'one class list; fix the list or the data, or convert into a new --output_dir')
+
+
+def check_unique_ids(entries: Sequence['VideoEntry']) -> None:
+  """Raises DatasetError when two entries share a video id (their records would be indistinguishable)."""
+  seen = {}
+  for e in entries:
+    if e.video_id in seen:
+      raise DatasetError(f'two videos map to the record id {e.video_id!r}: {seen[e.video_id]} and {e.path}; '
+                         'rename one of them (or fix the split file that lists it twice)')
+    seen[e.video_id] = e.path
+
+
 # ----- UCF-101 -----
 def ucf101_labels(split_dir: str) -> List[str]:
   """Class names from classInd.txt ('1 ApplyEyeMakeup'); index = number - 1."""
@@ -48,12 +84,17 @@ def ucf101_labels(split_dir: str) -> List[str]:
   return [labels[i] for i in range(len(labels))]
 
 
-def ucf101_entries(video_dir: str, split_dir: str, split: int = 1, subset: str = 'train') -> List[VideoEntry]:
-  """trainlist0N.txt ('Class/v_Class_gXX_cYY.avi 1', 1-based label) or testlist0N.txt (no label)."""
+def ucf101_entries(video_dir: str, split_dir: str, split: int = 1, subset: str = 'train',
+                   labels: Optional[Sequence[str]] = None, label_source: str = 'the class list'
+                   ) -> List[VideoEntry]:
+  """trainlist0N.txt ('Class/v_Class_gXX_cYY.avi 1', 1-based label) or testlist0N.txt (no label).
+
+  Class indices follow `labels` when given (mapped by name), else classInd.txt.
+  """
   _check_split(split)
   _check_subset(subset)
-  labels = ucf101_labels(split_dir)
-  index = {n: i for i, n in enumerate(labels)}
+  class_ind = {n: i for i, n in enumerate(ucf101_labels(split_dir))}
+  index = class_ind if labels is None else _class_index(labels, label_source)
   name = f'{"trainlist" if subset == "train" else "testlist"}{split:02d}.txt'
   entries = []
   with open(os.path.join(split_dir, name)) as f:
@@ -63,10 +104,11 @@ def ucf101_entries(video_dir: str, split_dir: str, split: int = 1, subset: str =
         continue
       rel = parts[0]
       cls = rel.split('/')[0]
-      label = index[cls]
-      if len(parts) > 1 and int(parts[1]) - 1 != label:
-        raise ValueError(f'{name}: label {parts[1]} disagrees with folder {cls!r} in line {line!r}')
-      entries.append(VideoEntry(_stem(rel), os.path.join(video_dir, rel), label, cls))
+      if len(parts) > 1 and int(parts[1]) - 1 != class_ind.get(cls):
+        raise DatasetError(f'{name}: label {parts[1]} disagrees with folder {cls!r} in line {line!r}')
+      if cls not in index:
+        raise _unknown_class(cls, f'{name}: {rel}', label_source, len(index))
+      entries.append(VideoEntry(_stem(rel), os.path.join(video_dir, rel), index[cls], cls))
   return entries
 
 
@@ -85,13 +127,24 @@ def hmdb51_labels(split_dir: str) -> List[str]:
 
 
 def hmdb51_entries(video_dir: str, split_dir: str, split: int = 1, subset: str = 'train',
-                   labels: Optional[Sequence[str]] = None) -> List[VideoEntry]:
-  """`<class>_test_splitN.txt` lines 'name.avi k': k=1 train, 2 test, 0 unused; videos at <dir>/<class>/name."""
+                   labels: Optional[Sequence[str]] = None, label_source: str = 'the class list'
+                   ) -> List[VideoEntry]:
+  """`<class>_test_splitN.txt` lines 'name.avi k': k=1 train, 2 test, 0 unused; videos at <dir>/<class>/name.
+
+  Class indices follow `labels` when given (mapped by name; every split file's class must be in it), else
+  the sorted class names.
+  """
   _check_split(split)
   _check_subset(subset)
   want = HMDB_TRAIN if subset == 'train' else HMDB_TEST
+  split_classes = hmdb51_labels(split_dir)
+  index = {n: i for i, n in enumerate(split_classes)} if labels is None else _class_index(labels, label_source)
+  for cls in split_classes:
+    if cls not in index:
+      raise _unknown_class(cls, f'{cls}_test_split{split}.txt', label_source, len(index))
   entries = []
-  for label, cls in enumerate(labels or hmdb51_labels(split_dir)):
+  for cls in sorted(split_classes, key=index.get):  # class-index order
+    label = index[cls]
     with open(os.path.join(split_dir, f'{cls}_test_split{split}.txt')) as f:
       for line in f:
         parts = line.split()
@@ -136,7 +189,8 @@ def kinetics_clip_name(youtube_id: str, time_start: float, time_end: float) -> s
 
 def kinetics_entries(video_dir: str, csv_path: str, label_map: Optional[Sequence[str]] = None,
                      subset: Optional[str] = None, extension: str = '.mp4',
-                     class_subdirs: Optional[bool] = None) -> Tuple[List[VideoEntry], List[str]]:
+                     class_subdirs: Optional[bool] = None, label_source: str = 'the label map'
+                     ) -> Tuple[List[VideoEntry], List[str]]:
   """Rows of a Kinetics CSV (`label,youtube_id,time_start,time_end,split[,is_cc]`).
 
   Args:
@@ -157,12 +211,12 @@ def kinetics_entries(video_dir: str, csv_path: str, label_map: Optional[Sequence
     rows = [r for r in rows if r.get('split', subset) == subset]
   if label_map is None:
     label_map = sorted({r['label'] for r in rows if r.get('label')})
-  index = {n: i for i, n in enumerate(label_map)}
+  index = _class_index(label_map, label_source)
   entries = []
   for r in rows:
     label = r.get('label') or ''
     if label and label not in index:
-      raise ValueError(f'label {label!r} of {r["youtube_id"]} is not in the label map')
+      raise _unknown_class(label, f'{os.path.basename(csv_path)}: {r["youtube_id"]}', label_source, len(index))
     stem = kinetics_clip_name(r['youtube_id'], r['time_start'], r['time_end'])
     flat = os.path.join(video_dir, stem + extension)
     nested = os.path.join(video_dir, label, stem + extension)
@@ -175,55 +229,142 @@ def kinetics_entries(video_dir: str, csv_path: str, label_map: Optional[Sequence
 
 
 # ----- folder per class -----
-def folder_labels(video_dir: str) -> List[str]:
-  return sorted(d for d in os.listdir(video_dir) if os.path.isdir(os.path.join(video_dir, d)))
+@dataclasses.dataclass
+class DatasetListing:
+  """What a reader found: entries, the class list, and what it left out (reported, never silently).
 
-
-def folder_entries(video_dir: str, extensions: Optional[Sequence[str]] = None) -> List[VideoEntry]:
-  """Every file under `<video_dir>/<class>/` (recursively); labels = sorted class folder names.
-
-  `extensions=None` takes every file, so that unreadable ones are reported by the conversion rather than
-  silently ignored; pass VIDEO_EXTENSIONS to filter.
+  Attributes:
+    entries: the videos to convert, in class-index then path order.
+    labels: the dataset's class names in index order.
+    skipped_files: files left out because their extension is not a video's (README.txt), paths.
+    loose_videos: videos directly in a folder dataset's root, outside any class folder (no label), paths.
   """
-  entries = []
-  for label, cls in enumerate(folder_labels(video_dir)):
-    root = os.path.join(video_dir, cls)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-      dirnames.sort()
-      for name in sorted(filenames):
-        if name.startswith('.'):
-          continue
-        if extensions and not name.lower().endswith(tuple(extensions)):
-          continue
-        found.append(os.path.join(dirpath, name))
-    for path in sorted(found):  # sorted by path within a class
-      rel = os.path.relpath(path, video_dir)
-      entries.append(VideoEntry(os.path.splitext(rel)[0].replace(os.sep, '/'), path, label, cls))
-  return entries
+  entries: List[VideoEntry]
+  labels: List[str]
+  skipped_files: List[str] = dataclasses.field(default_factory=list)
+  loose_videos: List[str] = dataclasses.field(default_factory=list)
 
 
-def dataset_entries(dataset: str, video_dir: str, split_dir: Optional[str] = None, split: int = 1,
-                    subset: str = 'train', label_map_path: Optional[str] = None,
-                    csv_path: Optional[str] = None) -> Tuple[List[VideoEntry], List[str]]:
-  """One entry point for the binaries: (entries, label names) of a dataset name.
+def folder_labels(video_dir: str) -> List[str]:
+  """The class folders of a folder dataset: its sorted sub-folders (hidden ones excluded)."""
+  return sorted(d for d in os.listdir(video_dir)
+                if not d.startswith('.') and os.path.isdir(os.path.join(video_dir, d)))
 
+
+def folder_video_id(path: str, video_dir: str) -> str:
+  """The record id of a folder dataset's video: its path relative to `video_dir`, '/'-separated, extension
+  included (`Class/sub/clip.avi`), so that two files never share an id."""
+  return os.path.relpath(path, video_dir).replace(os.sep, '/')
+
+
+def folder_dataset(video_dir: str, labels: Optional[Sequence[str]] = None,
+                   extensions: Optional[Sequence[str]] = VIDEO_EXTENSIONS,
+                   label_source: str = 'the class list') -> DatasetListing:
+  """Videos under `<video_dir>/<class>/` (recursively), one class per sub-folder.
+
+  Args:
+    video_dir: the dataset's root folder.
+    labels: the dataset's class list in index order (e.g. an earlier conversion's, or a label map); the
+      class folders are mapped by name against it, so a folder holding a subset of the classes keeps the
+      indices of the whole dataset.  None: the sorted class folders of `video_dir`.
+    extensions: files taken as videos (`VIDEO_EXTENSIONS`); others are skipped and listed.  None takes
+      every file (unreadable ones are then reported by the conversion).
+    label_source: how error messages name `labels` (e.g. '--label_map=labels.txt').
+
+  Returns:
+    A DatasetListing; ids are `folder_video_id` (relative path with extension).  Hidden files and folders
+    (names starting with '.') are ignored.
+
+  Raises:
+    FileNotFoundError: `video_dir` is not a folder.
+    DatasetError: a class folder not in `labels`, or a class listed twice.
+  """
+  if not os.path.isdir(video_dir):
+    raise FileNotFoundError(f'video_dir {video_dir!r} is not a folder: give the folder that holds one '
+                            'sub-folder of videos per class')
+  folders = folder_labels(video_dir)
+  if labels is None:
+    labels, label_source = folders, 'the class folders'
+  index = _class_index(labels, label_source)
+  for cls in folders:
+    if cls not in index:
+      raise _unknown_class(cls, f'folder {os.path.join(video_dir, cls)}', label_source, len(index))
+  found = find_videos(video_dir, extensions if extensions else ('',))  # ('',): every file
+  entries, loose = [], []
+  for path in found.paths:
+    parts = os.path.relpath(path, video_dir).split(os.sep)
+    if len(parts) == 1:
+      loose.append(path)
+    else:
+      entries.append(VideoEntry(folder_video_id(path, video_dir), path, index[parts[0]], parts[0]))
+  entries.sort(key=lambda e: (e.label_index, e.path))  # class-index order, then path
+  return DatasetListing(entries, list(labels), list(found.skipped), loose)
+
+
+def folder_entries(video_dir: str, extensions: Optional[Sequence[str]] = VIDEO_EXTENSIONS,
+                   labels: Optional[Sequence[str]] = None) -> List[VideoEntry]:
+  """The entries of `folder_dataset` (which also reports skipped files and videos outside class folders)."""
+  return folder_dataset(video_dir, labels, extensions).entries
+
+
+def read_class_list(path: str) -> List[str]:
+  """A class list: a text file (one name per line, line index = class id) or a prepare_data manifest.json
+  (its 'labels'), e.g. the training data's, to convert another subset into a different folder."""
+  if path.endswith('.json'):
+    import json  # pylint: disable=g-import-not-at-top
+    with open(path, encoding='utf-8') as f:
+      obj = json.load(f)
+    labels = obj.get('labels') if isinstance(obj, dict) else obj
+    if isinstance(obj, dict) and labels is None:
+      labels = obj.get('summary', {}).get('labels')  # a manifest.json of the first layout
+    if not isinstance(labels, list) or not labels:
+      raise DatasetError(f'{path} holds no class list (a JSON list of names, or a manifest.json with '
+                         '"labels")')
+    return [str(n) for n in labels]
+  names = read_label_map(path)
+  if not names:
+    raise DatasetError(f'{path} holds no class names (one per line)')
+  return names
+
+
+def list_dataset(dataset: str, video_dir: str, split_dir: Optional[str] = None, split: int = 1,
+                 subset: str = 'train', labels: Optional[Sequence[str]] = None,
+                 csv_path: Optional[str] = None, label_source: str = 'the class list') -> DatasetListing:
+  """One entry point for the binaries: the DatasetListing of a dataset name.
+
+  `labels` (a class list in index order: `--label_map`, or the one an earlier conversion recorded) is
+  honoured by every dataset: classes are mapped by name against it.  Without it: classInd.txt (UCF-101),
+  sorted class names (HMDB-51), sorted CSV labels (Kinetics), sorted class folders (folder).
   Kinetics: `csv_path` defaults to `<split_dir>/kinetics-<N>_<subset>.csv` (subset 'test' maps to the
-  'val' CSV when no test CSV exists); `label_map_path` defaults to sorted CSV labels.
+  'val' CSV when no test CSV exists).  Video ids are checked unique.
   """
   if dataset == 'ucf101':
-    return ucf101_entries(video_dir, split_dir, split, subset), ucf101_labels(split_dir)
-  if dataset == 'hmdb51':
-    return hmdb51_entries(video_dir, split_dir, split, subset), hmdb51_labels(split_dir)
-  if dataset in ('kinetics400', 'kinetics600'):
+    entries = ucf101_entries(video_dir, split_dir, split, subset, labels, label_source)
+    listing = DatasetListing(entries, list(labels) if labels is not None else ucf101_labels(split_dir))
+  elif dataset == 'hmdb51':
+    entries = hmdb51_entries(video_dir, split_dir, split, subset, labels, label_source)
+    listing = DatasetListing(entries, list(labels) if labels is not None else hmdb51_labels(split_dir))
+  elif dataset in ('kinetics400', 'kinetics600'):
     n = dataset[len('kinetics'):]
     if csv_path is None:
       csv_path = os.path.join(split_dir, f'kinetics-{n}_{subset}.csv')
       if subset == 'test' and not os.path.exists(csv_path):
         csv_path = os.path.join(split_dir, f'kinetics-{n}_val.csv')
-    label_map = read_label_map(label_map_path) if label_map_path else None
-    return kinetics_entries(video_dir, csv_path, label_map)
-  if dataset == 'folder':
-    return folder_entries(video_dir), folder_labels(video_dir)
-  raise ValueError(f'Unknown dataset {dataset!r}; expected ucf101, hmdb51, kinetics400, kinetics600 or '
-                   'folder.')
+    listing = DatasetListing(*kinetics_entries(video_dir, csv_path, labels, label_source=label_source))
+  elif dataset == 'folder':
+    listing = folder_dataset(video_dir, labels, label_source=label_source)
+  else:
+    raise ValueError(f'Unknown dataset {dataset!r}; expected ucf101, hmdb51, kinetics400, kinetics600 or '
+                     'folder.')
+  check_unique_ids(listing.entries)
+  return listing
+
+
+def dataset_entries(dataset: str, video_dir: str, split_dir: Optional[str] = None, split: int = 1,
+                    subset: str = 'train', label_map_path: Optional[str] = None,
+                    csv_path: Optional[str] = None) -> Tuple[List[VideoEntry], List[str]]:
+  """(entries, label names) of `list_dataset`, with the class list read from `label_map_path` if given."""
+  labels = read_class_list(label_map_path) if label_map_path else None
+  listing = list_dataset(dataset, video_dir, split_dir, split, subset, labels, csv_path,
+                         f'--label_map={label_map_path}' if label_map_path else 'the class list')
+  return listing.entries, listing.labels

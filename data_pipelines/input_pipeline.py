@@ -79,13 +79,84 @@ def scan_tfrecord(path: str, verify_data: bool = False) -> Tuple[int, Optional[s
 
 
 class CorruptShardError(ValueError):
-  pass
+  """A TFRecord shard whose framing or data is damaged (truncated, flipped bytes)."""
+
+
+class NotATFRecordError(ValueError):
+  """A file matched as a shard that is no TFRecord file at all (a JSON manifest, a README, a folder)."""
+
+
+def not_a_tfrecord(path: str) -> Optional[str]:
+  """Why `path` is not a TFRecord file at all, or None when it starts like one (or is empty: no records).
+
+  A TFRecord file starts with a record header (8-byte length + its masked CRC32C); a file whose first
+  header's CRC does not match is some other file, which a corrupt shard is not: shards are written whole
+  and renamed, so damage (truncation, flipped bytes) leaves the first header intact.
+  """
+  if tf.io.gfile.isdir(path):
+    return 'it is a folder'
+  size = tf.io.gfile.stat(path).length
+  if size == 0:
+    return None
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    head = f.read(12)
+  text = all(32 <= b < 127 or b in b'\t\n\r' for b in head)  # a record length has zero high bytes
+  if len(head) < 12:  # a few bytes: text is some other file; anything else, a shard truncated at its start
+    return f'{size} bytes of text, fewer than one record header' if text else None
+  if _masked_crc32c(head[:8]) == struct.unpack('<I', head[8:])[0]:
+    return None
+  looks = ', like JSON' if head.lstrip()[:1] in (b'{', b'[') else ', like text' if text else ''
+  start = head.decode('ascii') if text else head.hex()
+  return f'its first bytes {start!r} are no record header{looks}'
+
+
+# prepare_data's per-shard manifests of the first output layout sat beside the shards as
+# '<shard>.tfrecord.manifest.json', where shard globs ('train-*', '*.tfrecord*') match them.
+OLD_SIDECAR_SUFFIX = '.tfrecord.manifest.json'
+TMP_PREFIX = '.tmp-'  # atomic writers' temporary files (a killed writer's leftover), never shards
+
+
+def list_shards(file_pattern) -> List[str]:
+  """The sorted files a glob (or a list of globs / files) matches, as shards to read.
+
+  Left out, with a logged warning: the first output layout's per-shard '*.tfrecord.manifest.json'
+  files (reading such folders goes on; `prepare_data --overwrite` rewrites them in the current layout)
+  and atomic writers' temporaries ('.tmp-*').
+
+  Raises:
+    ValueError: nothing matches.
+    NotATFRecordError: a matched file is not a TFRecord file (names it and says to narrow the glob).
+  """
+  patterns = [file_pattern] if isinstance(file_pattern, (str, os.PathLike)) else list(file_pattern)
+  files = sorted({f for p in patterns for f in tf.io.gfile.glob(os.fspath(p))})
+  left_out = [f for f in files if f.endswith(OLD_SIDECAR_SUFFIX) or os.path.basename(f).startswith(TMP_PREFIX)]
+  if left_out:
+    logging.warning('left out %d file(s) matching %r that are not shards (prepare_data\'s per-shard manifests '
+                    'of the first layout, or temporaries), e.g. %s; rerun prepare_data with --overwrite to '
+                    'move the manifests out of the shard globs', len(left_out), file_pattern, left_out[0])
+    files = [f for f in files if f not in set(left_out)]
+  if not files:
+    raise ValueError(f'No file matches file_pattern. Received: file_pattern={file_pattern!r}')
+  for path in files:
+    reason = not_a_tfrecord(path)
+    if reason is not None:
+      raise NotATFRecordError(f'{path} is not a TFRecord file ({reason}): the file pattern {file_pattern!r} '
+                              'matches more than shards; narrow it, e.g. to <dir>/<subset>-*.tfrecord')
+  return files
 
 
 def check_files(files: List[str], skip_corrupt: bool = False, verify_data: bool = False):
-  """Returns (good files, [(file, reason)]); raises CorruptShardError naming the file unless skipping."""
+  """Returns (good files, [(file, reason)]); raises CorruptShardError naming the file unless skipping.
+
+  A file that is not a TFRecord at all raises NotATFRecordError whatever `skip_corrupt` says: that is a
+  glob matching the wrong files, not damaged data.
+  """
   good, bad = [], []
   for path in files:
+    reason = not_a_tfrecord(path)
+    if reason is not None:
+      raise NotATFRecordError(f'{path} is not a TFRecord file ({reason}), not a corrupt shard: pass only '
+                              'TFRecord shards, e.g. the glob <dir>/<subset>-*.tfrecord')
     _, reason = scan_tfrecord(path, verify_data)
     if reason is None:
       good.append(path)
@@ -97,6 +168,38 @@ def check_files(files: List[str], skip_corrupt: bool = False, verify_data: bool 
     logging.warning('skipped %d corrupt shard(s) of %d: %s', len(bad), len(files),
                     '; '.join(f'{p}: {r}' for p, r in bad))
   return good, bad
+
+
+def stored_size(path: str) -> Optional[Tuple[int, int]]:
+  """(height, width) of the frames stored in the first record of a shard (None for an empty or unreadable
+  shard: the pipeline's own checks report those)."""
+  try:
+    for serialized in tf.data.TFRecordDataset(path).take(1):
+      context = tf.io.parse_single_sequence_example(serialized, {
+          'image/height': tf.io.FixedLenFeature([], tf.int64, default_value=0),
+          'image/width': tf.io.FixedLenFeature([], tf.int64, default_value=0)})[0]
+      return int(context['image/height']), int(context['image/width'])
+  except tf.errors.OpError:
+    return None
+  return None
+
+
+class CropTooLargeError(ValueError):
+  """The crop is larger than the stored frames: every record would fail; a setting to change, not data."""
+
+
+def check_crop_fits(path: str, crop_size: int) -> None:
+  """Refuses, when the pipeline is built, a crop larger than the stored frames (read from the first record).
+
+  Raises:
+    CropTooLargeError: one line naming the shard, the stored size, and which flag to change.
+  """
+  size = stored_size(path)
+  if size is None or min(size) == 0 or min(size) >= crop_size:
+    return
+  raise CropTooLargeError(f'{path}: the stored frames are {size[0]}x{size[1]}, smaller than the {crop_size}x{crop_size} '
+                   f'crop: convert with prepare_data --resize_short_side >= {crop_size} (the paper: 256), or pass '
+                   f'--crop_size <= {min(size)}')
 
 
 # ----- clip assembly, shared by the record pipeline and numpy evaluation -----
@@ -124,6 +227,13 @@ def _assemble(num_frames_video, num_flow, height, width, get_rgb, get_flow, moda
   pos = pp.sample_indices(length, clip.num_frames, clip.stride, training, 1 if training else clip.num_clips,
                           seeds[0])
   views, steps = tf.shape(pos)[0], tf.shape(pos)[1]
+  # Frames smaller than the crop would fail deep inside (random crop bounds, JPEG crop window): say so here.
+  short = tf.minimum(tf.cast(height, tf.int32), tf.cast(width, tf.int32))
+  with tf.control_dependencies([tf.debugging.assert_greater_equal(
+      short, tf.constant(crop_size, tf.int32),
+      message=f'stored frames are smaller than the {crop_size}x{crop_size} crop: convert with prepare_data '
+              f'--resize_short_side >= {crop_size} (the paper: 256), or pass --crop_size <= the stored short side')]):
+    height = tf.identity(tf.cast(height, tf.int32))
   y, x = pp.crop_offsets(height, width, crop_size, training, seeds[1])
   flip = pp.random_flip(seeds[2]) if training else tf.constant(False)
   out = {}
@@ -263,6 +373,7 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
 
   Raises:
     ValueError: no file matches, bad sizes, whole-video batching.
+    NotATFRecordError: a matched file is not a TFRecord file (e.g. a glob matching manifest.json).
     CorruptShardError: a shard with broken framing (names the file) unless `skip_corrupt`.
   """
   if output_dtype not in OUTPUT_DTYPES:
@@ -270,10 +381,7 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
   spec = get_input_spec(model_name)
   crop_size = int(crop_size or spec.crop_size)
   clip = resolve_clip(spec, training, num_frames)
-  patterns = [file_pattern] if isinstance(file_pattern, (str, os.PathLike)) else list(file_pattern)
-  files = sorted({f for p in patterns for f in tf.io.gfile.glob(os.fspath(p))})
-  if not files:
-    raise ValueError(f'No file matches file_pattern. Received: file_pattern={file_pattern!r}')
+  files = list_shards(file_pattern)
   if input_context is not None:
     batch_size = input_context.get_per_replica_batch_size(batch_size)
   if batch_size < 1:
@@ -284,6 +392,7 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
   files, bad = check_files(files, skip_corrupt, skip_corrupt if verify_data is None else verify_data)
   if not files:
     raise ValueError(f'Every shard matching {file_pattern!r} is corrupt: {bad}')
+  check_crop_fits(files[0], crop_size)
 
   ds = tf.data.Dataset.from_tensor_slices(files)
   shard_records = False

@@ -61,7 +61,10 @@ class _LocalVideoBuilder(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     manual_dir = os.fspath(dl_manager.manual_dir)
-    return {subset: self._generate_examples(self._entries(manual_dir, subset)) for subset in self._SUBSETS}
+    splits = {subset: self._entries(manual_dir, subset) for subset in self._SUBSETS}
+    for entries in splits.values():
+      datasets.check_unique_ids(entries)  # example keys are the video ids: two videos, one key -> refuse now
+    return {subset: self._generate_examples(entries) for subset, entries in splits.items()}
 
   _SUBSETS = ('train', 'test')
 

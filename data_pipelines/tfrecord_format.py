@@ -1,7 +1,7 @@
 """TFRecord format: one `tf.train.SequenceExample` per video (writers and parsers in one place).
 
 Context features
-  video/id            bytes   stable id (file stem / youtube clip name)
+  video/id            bytes   unique id (official name / youtube clip name; folder datasets: relative path)
   video/fps           float   frame rate of the stored frames (25)
   video/num_frames    int64   N stored RGB frames
   image/height, image/width  int64  stored frame size (smaller side 256 by default)
@@ -29,6 +29,11 @@ import numpy as np
 
 from data_pipelines.flow import FLOW_BOUND
 from i3d_tf.io_utils import atomic_path
+
+# The version of what prepare_data writes for given videos and options (records, shard and manifest
+# layout).  Recorded in every output's manifest: a rerun by a version that writes something else refuses
+# to resume (docs/reruns.md).  2: folder ids keep the extension; manifests/ folder; per-subset summaries.
+FORMAT_VERSION = 2
 
 IMAGE_KEY = 'image/encoded'
 FLOW_X_KEY = 'flow/x/encoded'

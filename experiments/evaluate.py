@@ -39,8 +39,9 @@ _FUSION = flags.DEFINE_enum('fusion', 'logits_sum', list(FUSIONS),
                             'Two-stream fusion: logits_sum (official release), softmax_mean, logits_mean.')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where results.json, predictions.csv, the PNG go.',
                                   required=True)
-_CLASS_NAMES = flags.DEFINE_string('class_names', None, 'Class names: text file or JSON (default: the '
-                                   'manifest.json next to the data, when it lists labels).')
+_CLASS_NAMES = flags.DEFINE_string('class_names', None, 'The model\'s class names: text file or JSON (default: '
+                                   'the class list of its training data, from its model_dir; else the data\'s '
+                                   'manifest.json). Records labelled with another list are refused.')
 _CROP_SIZE = flags.DEFINE_integer('crop_size', None, 'Center crop (default: Table 1, 224).')
 _NUM_FRAMES = flags.DEFINE_integer('num_frames', None, 'Test clip length (default: the whole video).')
 _MAX_VIDEOS = flags.DEFINE_integer('max_videos', None, 'Evaluate at most this many videos.')
@@ -72,10 +73,16 @@ def main(argv):
     print(f'evaluate: batch-norm statistics re-estimated on {n} training batches')
   dataset = evaluation.records_with_video_ids(_EVAL_DATA.value, _MODEL.value, crop_size=_CROP_SIZE.value,
                                               num_frames=_NUM_FRAMES.value, skip_corrupt=_SKIP_CORRUPT.value)
-  names = evaluation.read_class_names(_CLASS_NAMES.value) or evaluation.manifest_class_names(_EVAL_DATA.value)
+  names = evaluation.read_class_names(_CLASS_NAMES.value)
+  for source in (_CHECKPOINT.value, _RGB_CHECKPOINT.value):  # the model's own classes: its training data's
+    names = names or evaluation.training_class_names(source)
+  data_names = evaluation.manifest_class_names(_EVAL_DATA.value)
+  names = names or data_names
   if names and len(names) != _NUM_CLASSES.value:
-    print(f'evaluate: ignoring {len(names)} class names for {_NUM_CLASSES.value} classes', file=sys.stderr)
-    names = None
+    raise app.UsageError(f'{len(names)} class names ({"--class_names" if _CLASS_NAMES.value else "from the data"}) '
+                         f'for a {_NUM_CLASSES.value}-class model: the records were converted with another class '
+                         'list (convert them with prepare_data --label_map=<the training data\'s manifest.json>), '
+                         'or pass the model\'s --class_names')
   extra = {'model': _MODEL.value, 'eval_data': _EVAL_DATA.value, 'fusion': _FUSION.value if two or
            _MODEL.value == 'two_stream_i3d' else None, 'crop_size': _CROP_SIZE.value,
            'num_frames': _NUM_FRAMES.value, 'checkpoint': _CHECKPOINT.value,

@@ -8,8 +8,13 @@ Example:
     --output_dir=/tmp/tfr --flow=none --resize_short_side=128 --max_frames=64
 
 `--runner=local` uses a process pool of `--workers`; any other value is an Apache Beam runner name
-(DirectRunner, DataflowRunner, ...), extra Beam options go after `--`.  Exit status: 0 when every video
-converted, else the number of failed videos (capped at 100).
+(DirectRunner, DataflowRunner, ...), extra Beam options go after `--`.
+
+One class list per dataset: the first conversion into an --output_dir records it in manifest.json (or
+--label_map gives it), and every later subset converted there is mapped by name against it.  A rerun
+resumes only when nothing that determines the output changed; otherwise it stops with one line naming
+what differs, unless --overwrite (docs/reruns.md).  Exit status: 0 when every video converted, else the
+number of failed videos (capped at 100); 2 with one line for arguments or an output folder that cannot work.
 """
 
 import os
@@ -17,9 +22,12 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))  # run from a checkout
 
-from absl import app
-from absl import flags
-from absl import logging
+from i3d_tf import cli  # noqa: E402
+
+cli.quiet_start()  # before TensorFlow loads: its start-up lines off unless --verbosity
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
 
 _DATASET = flags.DEFINE_enum('dataset', None, ['ucf101', 'hmdb51', 'kinetics400', 'kinetics600', 'folder'],
                              'Dataset layout.', required=True)
@@ -39,38 +47,79 @@ _RESIZE = flags.DEFINE_integer('resize_short_side', 256, 'Smaller side after res
 _FPS = flags.DEFINE_float('fps', 25.0, 'Output frame rate (paper: 25).')
 _JPEG_QUALITY = flags.DEFINE_integer('jpeg_quality', 90, 'JPEG quality of RGB frames.')
 _FLOW_FORMAT = flags.DEFINE_enum('flow_format', 'png', ['png', 'jpeg'], 'Flow image format (png: lossless).')
-_LABEL_MAP = flags.DEFINE_string('label_map', None, 'Kinetics label map (one class per line).')
+_LABEL_MAP = flags.DEFINE_string('label_map', None, 'The dataset\'s class list, honoured by every dataset: a text '
+                                 'file (one class per line, line = index) or a manifest.json of an earlier '
+                                 'conversion. Default: the list recorded in --output_dir\'s manifest.json, '
+                                 'else the dataset\'s own (sorted class folders for folder).')
 _CSV = flags.DEFINE_string('csv', None, 'Kinetics CSV (default <split_dir>/kinetics-<N>_<subset>.csv).')
+_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Convert the subset again from scratch, removing its previous '
+                               'shards, instead of refusing a rerun with other videos or settings.')
+
+
+def _some(paths, n=5):
+  return ', '.join(paths[:n]) + (f' and {len(paths) - n} more' if len(paths) > n else '')
+
+
+def class_list(output_dir, label_map, subset, overwrite):
+  """(labels or None, where they come from): --label_map, else the one recorded in output_dir."""
+  from data_pipelines import conversion, datasets  # pylint: disable=g-import-not-at-top
+  recorded = conversion.dataset_class_list(output_dir)
+  where = os.path.join(output_dir, conversion.MANIFEST)
+  if label_map is None:
+    return (recorded[0], f'the class list of {where}') if recorded else (None, 'the class list')
+  labels = datasets.read_class_list(label_map)
+  if recorded and labels != recorded[0] and not (overwrite and recorded[1] == [subset]):
+    diff = [f'class {i}: {a!r} vs {b!r}' for i, (a, b) in enumerate(zip(labels, recorded[0])) if a != b]
+    raise app.UsageError(
+        f'--label_map={label_map} differs from the class list {where} records for subset(s) '
+        f'{", ".join(recorded[1])} ({len(labels)} vs {len(recorded[0])} classes'
+        f'{f", first difference {diff[0]}" if diff else ""}): one dataset has one class list; drop --label_map '
+        'or convert into a new --output_dir')
+  return labels, f'--label_map={label_map}'
 
 
 def main(argv):
   from data_pipelines import conversion, datasets  # pylint: disable=g-import-not-at-top
-  entries, labels = datasets.dataset_entries(_DATASET.value, _VIDEO_DIR.value, _SPLIT_DIR.value, _SPLIT.value,
-                                             _SUBSET.value, _LABEL_MAP.value, _CSV.value)
   from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
+  if _RUNNER.value == 'local' and len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   try:
     flow_params = flow_lib.parse_flow_params(_FLOW_PARAMS.value)
     flow_lib.check_flow_params(_FLOW.value, flow_params)
   except ValueError as e:
     raise app.UsageError(f'--flow_params: {e}')
+  try:
+    labels, label_source = class_list(_OUTPUT_DIR.value, _LABEL_MAP.value, _SUBSET.value, _OVERWRITE.value)
+    listing = datasets.list_dataset(_DATASET.value, _VIDEO_DIR.value, _SPLIT_DIR.value, _SPLIT.value,
+                                    _SUBSET.value, labels, _CSV.value, label_source)
+  except datasets.DatasetError as e:
+    raise app.UsageError(str(e))
   options = conversion.ConversionOptions(fps=_FPS.value, resize_short_side=_RESIZE.value,
                                          max_frames=_MAX_FRAMES.value, flow=_FLOW.value, flow_params=flow_params,
                                          jpeg_quality=_JPEG_QUALITY.value, flow_format=_FLOW_FORMAT.value)
-  logging.info('%d videos, %d classes -> %s', len(entries), len(labels), _OUTPUT_DIR.value)
-  if _RUNNER.value == 'local':
-    if len(argv) > 1:
-      raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-    summary = conversion.run_conversion(entries, _OUTPUT_DIR.value, _SUBSET.value, _NUM_SHARDS.value,
-                                        options, _WORKERS.value, labels)
-  else:
-    from data_pipelines import beam_pipeline  # pylint: disable=g-import-not-at-top
-    summary = beam_pipeline.run_beam(entries, _OUTPUT_DIR.value, _SUBSET.value, _NUM_SHARDS.value, options,
-                                     _RUNNER.value, argv[1:], labels)
-  for line in conversion.failure_lines(_OUTPUT_DIR.value):
+  left_out = dict(non_video_files=listing.skipped_files, unlabelled_videos=listing.loose_videos)
+  kwargs = dict(labels=listing.labels, overwrite=_OVERWRITE.value, extra=left_out)
+  try:
+    if _RUNNER.value == 'local':
+      summary = conversion.run_conversion(listing.entries, _OUTPUT_DIR.value, _SUBSET.value, _NUM_SHARDS.value,
+                                          options, _WORKERS.value, **kwargs)
+    else:
+      from data_pipelines import beam_pipeline  # pylint: disable=g-import-not-at-top
+      summary = beam_pipeline.run_beam(listing.entries, _OUTPUT_DIR.value, _SUBSET.value, _NUM_SHARDS.value,
+                                       options, _RUNNER.value, argv[1:], **kwargs)
+  except (conversion.OutputConflictError, datasets.DatasetError) as e:
+    raise app.UsageError(str(e))
+  if listing.skipped_files:
+    print(f'skipped {len(listing.skipped_files)} file(s) that are not videos by their extension: '
+          f'{_some(listing.skipped_files)}')
+  if listing.loose_videos:
+    print(f'NOT CONVERTED: {len(listing.loose_videos)} video(s) directly in {_VIDEO_DIR.value}, outside any class '
+          f'folder (no label): {_some(listing.loose_videos)}; move them into a class folder')
+  for line in conversion.failure_lines(_OUTPUT_DIR.value, _SUBSET.value):
     print(line)
   print(conversion.summary_line(summary))
   return min(summary['failed'], 100)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -448,26 +448,52 @@ class records_with_video_ids:  # pylint: disable=invalid-name  (used like the ge
   """
 
   def __init__(self, file_pattern: str, model_name: str, **make_dataset_kwargs):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    self.files = sorted(tf.io.gfile.glob(file_pattern))
-    if not self.files:
-      raise ValueError(f'No file matches file_pattern. Received: file_pattern={file_pattern!r}')
+    from data_pipelines.input_pipeline import list_shards  # pylint: disable=g-import-not-at-top
+    self.file_pattern = file_pattern
+    self.files = list_shards(file_pattern)  # every file a TFRecord (a matched manifest.json is named)
     self.model_name, self.kwargs = model_name, make_dataset_kwargs
+    self.class_names: Optional[List[str]] = None
     self.skipped: List[Tuple[str, str]] = []
     self.skipped_shards: List[Tuple[str, str]] = []
+
+  def check_class_names(self, class_names: Sequence[str], source: str = "the model's class names"):
+    """Refuses records whose class list differs from `class_names`: at once against the manifest.json next
+    to the shards, then record by record (label index vs label text) as the shards are read."""
+    check_records_class_list(self.file_pattern, class_names, source)
+    self.class_names = list(class_names)
+
+  def _check_record(self, path, video_id, index, text):
+    names = self.class_names
+    if names is None or index < 0 or not text:
+      return
+    if index >= len(names) or names[index] != text:
+      model = repr(names[index]) if index < len(names) else f'out of range ({len(names)} classes)'
+      raise ClassListMismatchError(
+          f'record {video_id!r} in {path} has label {index} {text!r}, but the model\'s class {index} is {model}: '
+          'the records were converted with another class list; convert them with prepare_data '
+          '--label_map=<the training data\'s manifest.json>, or pass the model\'s --class_names')
 
   def __iter__(self):
     import sys  # pylint: disable=g-import-not-at-top
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from data_pipelines import input_pipeline  # pylint: disable=g-import-not-at-top
     from data_pipelines import make_dataset  # pylint: disable=g-import-not-at-top
-    spec = {'video/id': tf.io.FixedLenFeature([], tf.string, default_value='')}
+    spec = {'video/id': tf.io.FixedLenFeature([], tf.string, default_value=''),
+            'clip/label/index': tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+            'clip/label/text': tf.io.FixedLenFeature([], tf.string, default_value='')}
     self.skipped, self.skipped_shards = [], []
     for path in self.files:
       try:
-        ids = [tf.io.parse_single_sequence_example(r, spec)[0]['video/id'].numpy().decode()
-               for r in tf.data.TFRecordDataset(path)]
+        contexts = [tf.io.parse_single_sequence_example(r, spec)[0] for r in tf.data.TFRecordDataset(path)]
+        ids = [c['video/id'].numpy().decode() for c in contexts]
+        for vid, c in zip(ids, contexts):
+          self._check_record(path, vid, int(c['clip/label/index']), c['clip/label/text'].numpy().decode())
         dataset = make_dataset(path, self.model_name, training=False, batch_size=1, deterministic=True,
                                with_video_ids=True, **self.kwargs)
+      except ClassListMismatchError:
+        raise
+      except input_pipeline.CropTooLargeError:  # a setting, not a bad shard: every shard would be skipped
+        raise
       except (tf.errors.OpError, ValueError) as e:
         reason = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
         print(f'evaluate: skipped shard {path}: {reason}', file=sys.stderr)
@@ -485,6 +511,31 @@ class records_with_video_ids:  # pylint: disable=invalid-name  (used like the ge
               f'{", ".join(missing[:20])}{" ..." if len(missing) > 20 else ""}', file=sys.stderr)
 
 
+class ClassListMismatchError(ValueError):
+  """Records labelled with another class list than the model's: their metrics would be meaningless."""
+
+
+def _first_difference(a: Sequence[str], b: Sequence[str]) -> str:
+  for i, (x, y) in enumerate(zip(a, b)):
+    if x != y:
+      return f'class {i} is {x!r} in the records but {y!r} for the model'
+  return f'{len(a)} classes in the records, {len(b)} for the model'
+
+
+def check_records_class_list(file_pattern: str, class_names: Sequence[str],
+                             source: str = "the model's class names") -> None:
+  """Raises ClassListMismatchError when the manifest.json next to the shards records another class list
+  than `class_names` (nothing is checked when there is no manifest or it lists no classes)."""
+  recorded = manifest_class_names(file_pattern)
+  if recorded is None or list(recorded) == list(class_names):
+    return
+  path = os.path.join(os.path.dirname(file_pattern), 'manifest.json')
+  raise ClassListMismatchError(
+      f'the records\' class list ({path}) differs from {source}: {_first_difference(recorded, class_names)}; '
+      'convert the data with prepare_data --label_map=<the training data\'s manifest.json>, or pass the '
+      'model\'s --class_names')
+
+
 def manifest_class_names(file_pattern: str) -> Optional[List[str]]:
   """Class names from the `manifest.json` that prepare_data writes next to the shards, if any."""
   path = os.path.join(os.path.dirname(file_pattern), 'manifest.json')
@@ -500,13 +551,34 @@ def manifest_class_names(file_pattern: str) -> Optional[List[str]]:
   return None
 
 
+def training_class_names(checkpoint: Optional[str]) -> Optional[List[str]]:
+  """The class list of the data a checkpoint was trained on: its model_dir's config.json names the training
+  records, whose manifest.json lists the classes (None when either is missing)."""
+  if not checkpoint or checkpoint == 'kinetics400':
+    return None
+  from i3d_tf.training.transfer import config_next_to, resolve_checkpoint  # pylint: disable=g-import-not-at-top
+  try:
+    config = config_next_to(resolve_checkpoint(checkpoint)) or {}
+  except (FileNotFoundError, ValueError):
+    return None
+  train_data = config.get('train_data')
+  if not train_data or train_data.startswith('synthetic'):
+    return None
+  return manifest_class_names(train_data)
+
+
 def evaluate(model, dataset: Iterable, num_classes: int, output_dir: Optional[str] = None,
              class_names: Optional[Sequence[str]] = None, max_videos: Optional[int] = None,
              extra: Optional[Dict] = None, progress: bool = True) -> Dict:
   """Whole-video evaluation of `model` on `(inputs, labels)` batches; writes result files to `output_dir`.
 
+  With `class_names` and a `records_with_video_ids` dataset, records labelled with another class list are
+  refused (`ClassListMismatchError`) before they are scored.
+
   Returns the results dict (`metrics`: top1, top5, mean_class_accuracy, num_videos, num_classes).
   """
+  if class_names is not None and hasattr(dataset, 'check_class_names'):
+    dataset.check_class_names(class_names)
   out = run_predictions(make_predict_fn(model), dataset, max_videos=max_videos, progress=progress)
   extra = dict(extra or {}, num_failed=out['num_failed'])
   for key in ('skipped_videos', 'skipped_shards'):

@@ -1,9 +1,13 @@
-"""Conversion to shards: bad inputs reported, good videos present, resumable, CLI exit status, Beam."""
+"""Conversion to shards: bad inputs reported, good videos present, resumable, CLI exit status, Beam; reruns
+refused or resumed by their key, one class list per dataset, unique ids, layout (docs/reruns.md)."""
 
+import dataclasses
+import glob
 import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -15,8 +19,8 @@ from data_pipelines.testing import write_video
 
 REPO = os.path.join(os.path.dirname(__file__), '..')
 OPTIONS = conversion.ConversionOptions(resize_short_side=32, flow='tvl1')
-BAD = {'bad/truncated': 'truncated', 'bad/zero': 'empty file', 'bad/text': 'not a readable video',
-       'bad/one': '1 frame(s) decoded'}
+BAD = {'bad/truncated.avi': 'truncated', 'bad/zero.mp4': 'empty file', 'bad/text.mp4': 'not a readable video',
+       'bad/one.avi': '1 frame(s) decoded'}
 
 
 @pytest.fixture(scope='module')
@@ -42,20 +46,24 @@ def _records(path):
 
 def _check_output(out_dir, subset, num_shards):
   manifest = json.load(open(os.path.join(out_dir, 'manifest.json')))
-  status = {v['id']: v for v in manifest['videos']}
-  assert sorted(status) == ['bad/one', 'bad/text', 'bad/truncated', 'bad/zero', 'good/a', 'good/b']
+  assert manifest['format_version'] == 2 and manifest['labels'] == ['bad', 'good']
+  status = {v['id']: v for v in manifest['subsets'][subset]['videos']}
+  assert sorted(status) == ['bad/one.avi', 'bad/text.mp4', 'bad/truncated.avi', 'bad/zero.mp4', 'good/a.avi',
+                            'good/b.avi']
   for vid, reason in BAD.items():
     assert status[vid]['status'] == 'failed' and reason in status[vid]['error'], status[vid]
-  assert status['good/a']['frames'] == 8 and status['good/a']['flow_frames'] == 7
-  assert status['good/b']['frames'] == 5 and status['good/b']['flow_frames'] == 4  # 6 frames at 30 fps
-  s = manifest['summary']
-  assert (s['videos'], s['ok'], s['failed'], s['frames'], s['flow_frames']) == (6, 2, 4, 13, 11)
+  assert status['good/a.avi']['frames'] == 8 and status['good/a.avi']['flow_frames'] == 7
+  assert status['good/b.avi']['frames'] == 5 and status['good/b.avi']['flow_frames'] == 4  # 6 frames at 30 fps
+  s = manifest['subsets'][subset]['summary']
+  assert (s['videos'], s['ok'], s['failed'], s['frames'], s['flow_frames'], s['complete']) == (6, 2, 4, 13, 11, True)
   names = sorted(f for f in os.listdir(out_dir) if f.endswith('.tfrecord'))
   assert names == [conversion.shard_name(subset, k, num_shards) for k in range(num_shards)]
-  assert not [f for f in os.listdir(out_dir) if f.startswith('.tmp-')]
+  assert sorted(os.listdir(out_dir)) == sorted(names + ['manifest.json', 'manifests'])
+  assert sorted(os.listdir(os.path.join(out_dir, 'manifests'))) == sorted(
+      [f'shard-{n[:-len(".tfrecord")]}.json' for n in names] + [f'subset-{subset}.json'])
   records = [r for n in names for r in _records(os.path.join(out_dir, n))]
-  assert sorted(r['video/id'] for r in records) == ['good/a', 'good/b']
-  a = [r for r in records if r['video/id'] == 'good/a'][0]
+  assert sorted(r['video/id'] for r in records) == ['good/a.avi', 'good/b.avi']
+  a = [r for r in records if r['video/id'] == 'good/a.avi'][0]
   assert a['frames'].shape == (8, 32, 43, 3) and a['flow'].shape == (7, 32, 43, 2)
   assert a['clip/label/text'] == 'good' and a['clip/label/index'] == 1
   # The square moves right 2 px a frame at 64 px width = ~1 px at 43: x flow > 0 on the square.
@@ -65,27 +73,29 @@ def _check_output(out_dir, subset, num_shards):
 
 
 def test_local_pool_reports_failures_and_resumes(video_dir, tmp_path):
-  entries = datasets.folder_entries(video_dir)
+  listing = datasets.folder_dataset(video_dir)
+  entries, labels = listing.entries, listing.labels
   out = str(tmp_path / 'out')
-  summary = conversion.run_conversion(entries, out, 'train', 3, OPTIONS, workers=2, progress=False)
+  summary = conversion.run_conversion(entries, out, 'train', 3, OPTIONS, workers=2, labels=labels, progress=False)
   assert (summary['failed'], summary['skipped_shards']) == (4, 0)
   manifest, _ = _check_output(out, 'train', 3)
   mtimes = {f: os.path.getmtime(os.path.join(out, f)) for f in os.listdir(out) if f.endswith('.tfrecord')}
   # Rerun: every shard complete -> skipped, shards untouched, same manifest videos.
-  again = conversion.run_conversion(entries, out, 'train', 3, OPTIONS, workers=1, progress=False)
+  again = conversion.run_conversion(entries, out, 'train', 3, OPTIONS, workers=1, labels=labels, progress=False)
   assert again['skipped_shards'] == 3 and again['failed'] == 4
   assert mtimes == {f: os.path.getmtime(os.path.join(out, f)) for f in mtimes}
-  # An interrupted shard (no sidecar) is redone; a stray temporary file is replaced.
+  # An interrupted shard (no shard manifest) is redone; a stray temporary file is replaced.
   victim = os.path.join(out, conversion.shard_name('train', 1, 3))
-  os.remove(victim + '.manifest.json')
+  os.remove(os.path.join(out, conversion.shard_manifest_name('train', 1, 3)))
   stray = os.path.join(out, '.tmp-0badc0de-' + os.path.basename(victim))  # a killed writer's leftover
   open(stray, 'wb').write(b'partial')
-  third = conversion.run_conversion(entries, out, 'train', 3, OPTIONS, workers=1, progress=False)
+  third = conversion.run_conversion(entries, out, 'train', 3, OPTIONS, workers=1, labels=labels, progress=False)
   assert third['skipped_shards'] == 2 and third['videos'] == 6
   assert not os.path.exists(stray)
   _check_output(out, 'train', 3)
   strip = lambda videos: [{k: v for k, v in x.items() if k != 'seconds'} for x in videos]
-  assert strip(json.load(open(os.path.join(out, 'manifest.json')))['videos']) == strip(manifest['videos'])
+  videos = lambda m: m['subsets']['train']['videos']
+  assert strip(videos(json.load(open(os.path.join(out, 'manifest.json'))))) == strip(videos(manifest))
 
 
 def test_cli_exit_status_and_summary(video_dir, tmp_path):
@@ -102,15 +112,17 @@ def test_cli_exit_status_and_summary(video_dir, tmp_path):
   assert 'demo: 3/6 videos converted, 3 failed' in proc.stdout
   assert sum(line.startswith('FAILED bad/') for line in proc.stdout.splitlines()) == 3
   manifest = json.load(open(os.path.join(out, 'manifest.json')))
-  assert {v['id']: v['frames'] for v in manifest['videos'] if v['status'] == 'ok'} == {
-      'good/a': 7, 'good/b': 5, 'bad/truncated': 7}
-  assert manifest['summary']['labels'] == ['bad', 'good']
-  assert manifest['summary']['options']['flow_params'] == {'warps': 3, 'gamma': 0.1}
+  assert {v['id']: v['frames'] for v in manifest['subsets']['demo']['videos'] if v['status'] == 'ok'} == {
+      'good/a.avi': 7, 'good/b.avi': 5, 'bad/truncated.avi': 7}
+  assert manifest['labels'] == ['bad', 'good']
+  assert manifest['subsets']['demo']['summary']['options']['flow_params'] == {'warps': 3, 'gamma': 0.1}
   # A bad parameter stops the job before any video is read.
   proc = subprocess.run([sys.executable, os.path.join(REPO, 'experiments', 'prepare_data.py'), '--dataset=folder',
                          f'--video_dir={video_dir}', '--subset=demo', f'--output_dir={out}_bad', '--flow=tvl1',
                          '--flow_params=warp=3'], capture_output=True, text=True, env=env, timeout=240, check=False)
-  assert proc.returncode == 1 and "--flow_params: Unknown DualTVL1 parameter 'warp'" in proc.stderr, proc.stderr[-800:]
+  assert proc.returncode == 2, proc.stderr[-800:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("prepare_data: --flow_params: Unknown DualTVL1 parameter 'warp'"), last
   assert not os.path.exists(f'{out}_bad')
 
 
@@ -120,13 +132,14 @@ def test_beam_direct_runner_writes_the_same_shards(video_dir, tmp_path):
     import apache_beam  # noqa: F401
   except ImportError as e:
     pytest.skip(f'apache-beam not importable: {e!r}')
-  entries = datasets.folder_entries(video_dir)
+  listing = datasets.folder_dataset(video_dir)
+  entries, labels = listing.entries, listing.labels
   out = str(tmp_path / 'beam')
-  summary = beam_pipeline.run_beam(entries, out, 'train', 3, OPTIONS, runner='DirectRunner')
+  summary = beam_pipeline.run_beam(entries, out, 'train', 3, OPTIONS, runner='DirectRunner', labels=labels)
   assert summary['runner'] == 'DirectRunner' and summary['failed'] == 4
   _, beam_records = _check_output(out, 'train', 3)
   local = str(tmp_path / 'local')
-  conversion.run_conversion(entries, local, 'train', 3, OPTIONS, workers=1, progress=False)
+  conversion.run_conversion(entries, local, 'train', 3, OPTIONS, workers=1, labels=labels, progress=False)
   for k in range(3):  # same shard contents, in the same order
     name = conversion.shard_name('train', k, 3)
     a, b = _records(os.path.join(out, name)), _records(os.path.join(local, name))
@@ -145,9 +158,10 @@ def test_crashing_worker_is_reported_and_the_run_goes_on(tmp_path):
   summary = conversion.run_conversion(datasets.folder_entries(str(root)), str(tmp_path / 'out'), 'train', 2,
                                       options, workers=2, progress=False)
   manifest = json.load(open(tmp_path / 'out' / 'manifest.json'))
-  status = {v['id']: (v['status'], v['frames']) for v in manifest['videos']}
-  assert status == {'c/a': ('ok', 5), 'c/b': ('failed', 0), 'c/c': ('ok', 4), 'c/d': ('ok', 6)}
-  assert 'crashed' in [v for v in manifest['videos'] if v['id'] == 'c/b'][0]['error']
+  videos = manifest['subsets']['train']['videos']
+  status = {v['id']: (v['status'], v['frames']) for v in videos}
+  assert status == {'c/a.avi': ('ok', 5), 'c/b.avi': ('failed', 0), 'c/c.avi': ('ok', 4), 'c/d.avi': ('ok', 6)}
+  assert 'crashed' in [v for v in videos if v['id'] == 'c/b.avi'][0]['error']
   assert summary['failed'] == 1
 
 
@@ -158,9 +172,214 @@ def test_remote_output_dir_through_gfile(video_dir):
   options = conversion.ConversionOptions(resize_short_side=16, flow='none')
   summary = conversion.run_conversion(entries, out, 'train', 2, options, workers=1, progress=False)
   assert (summary['ok'], summary['failed'], summary['frames']) == (2, 0, 13)
-  assert sorted(tf.io.gfile.listdir(out)) == sorted(
-      [conversion.shard_name('train', k, 2) + ext for k in range(2) for ext in ('', '.manifest.json')] +
-      ['manifest.json'])
-  assert [r['video/id'] for r in _records(os.path.join(out, conversion.shard_name('train', 0, 2)))] == ['good/a']
+  assert sorted(n.rstrip('/') for n in tf.io.gfile.listdir(out)) == sorted(
+      [conversion.shard_name('train', k, 2) for k in range(2)] + ['manifest.json', 'manifests'])
+  assert sorted(tf.io.gfile.listdir(out + '/manifests')) == [
+      'shard-train-00000-of-00002.json', 'shard-train-00001-of-00002.json', 'subset-train.json']
+  assert [r['video/id'] for r in _records(os.path.join(out, conversion.shard_name('train', 0, 2)))] == ['good/a.avi']
   again = conversion.run_conversion(entries, out, 'train', 2, options, workers=1, progress=False)
   assert again['skipped_shards'] == 2
+
+
+# ----- reruns, one class list per dataset, unique ids, layout (issue 13 items 1, 2, 4, 6) -----
+FAST = conversion.ConversionOptions(resize_short_side=16, flow='none')
+
+
+def _videos(root, rel_frames):
+  for rel, n in rel_frames.items():
+    path = os.path.join(str(root), rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_video(path, n)
+  return str(root)
+
+
+def _glob_records(pattern):
+  return [fmt.decode_record_numpy(r.numpy()) for r in tf.data.TFRecordDataset(sorted(glob.glob(pattern)))]
+
+
+def test_rerun_is_refused_naming_what_differs_and_overwrite_leaves_no_stale_shard(tmp_path):
+  root = _videos(tmp_path / 'v', {'c/a.avi': 5, 'c/b.avi': 4, 'c/c.avi': 6, 'c/d.avi': 3})
+  out = str(tmp_path / 'out')
+  four = datasets.folder_entries(root)
+  first = conversion.run_conversion(four, out, 'train', 2, FAST, labels=['c'], progress=False)
+  assert (first['ok'], first['videos'], first['num_shards']) == (4, 4, 2)
+  # A video added: the old code kept both shards and reported "4/4 converted" for 5 videos.
+  write_video(os.path.join(root, 'c', 'e.avi'), 7)
+  five = datasets.folder_entries(root)
+  with pytest.raises(conversion.OutputConflictError) as e:
+    conversion.run_conversion(five, out, 'train', 2, FAST, labels=['c'], progress=False)
+  assert str(e.value) == (
+      f"{out} holds subset 'train' converted from other videos or settings: 1 video(s) added: c/e.avi. "
+      "Rerun with --overwrite to convert subset 'train' again (its previous shards are removed first), or "
+      "choose another --output_dir")
+  # Flow asked for after a run without it: refused (the manifest would have claimed tvl1 without flow).
+  with pytest.raises(conversion.OutputConflictError, match="settings: flow 'none' -> 'tvl1'. Rerun"):
+    conversion.run_conversion(four, out, 'train', 2, dataclasses.replace(FAST, flow='tvl1'), labels=['c'],
+                              progress=False)
+  # Another shard count: refused; with overwrite the old 2 shards go, so the glob reads 5 records, not 9.
+  with pytest.raises(conversion.OutputConflictError, match=r'num_shards 2 -> 3; 1 video\(s\) added: c/e.avi\.'):
+    conversion.run_conversion(five, out, 'train', 3, FAST, labels=['c'], progress=False)
+  again = conversion.run_conversion(five, out, 'train', 3, FAST, labels=['c'], progress=False, overwrite=True)
+  assert (again['ok'], again['videos'], again['skipped_shards'], again['removed_files']) == (5, 5, 0, 5)
+  assert sorted(os.listdir(out)) == ['manifest.json', 'manifests'] + [
+      conversion.shard_name('train', k, 3) for k in range(3)]
+  assert sorted(r['video/id'] for r in _glob_records(os.path.join(out, 'train-*'))) == [
+      'c/a.avi', 'c/b.avi', 'c/c.avi', 'c/d.avi', 'c/e.avi']
+  # The same run again resumes: every shard complete.
+  assert conversion.run_conversion(five, out, 'train', 3, FAST, labels=['c'], progress=False)['skipped_shards'] == 3
+  # A video rewritten in place (same name, new content and time) is seen.
+  write_video(os.path.join(root, 'c', 'b.avi'), 9)
+  os.utime(os.path.join(root, 'c', 'b.avi'), ns=(time.time_ns(), time.time_ns() + 10**9))
+  with pytest.raises(conversion.OutputConflictError,
+                     match=r'1 video\(s\) changed \(size or modification time\): c/b.avi\.'):
+    conversion.run_conversion(datasets.folder_entries(root), out, 'train', 3, FAST, labels=['c'], progress=False)
+  # The key is in manifest.json: format version, shards, options, and the video list's digest.
+  key = json.load(open(os.path.join(out, 'manifest.json')))['subsets']['train']['key']
+  assert (key['format_version'], key['num_shards'], key['num_videos'], key['options']['flow']) == (2, 3, 5, 'none')
+  assert len(key['videos_sha256']) == 64
+
+
+def test_shard_manifests_match_no_shard_glob(tmp_path):
+  root = _videos(tmp_path / 'v', {'c/a.avi': 4, 'c/b.avi': 3})
+  out = str(tmp_path / 'out')
+  conversion.run_conversion(datasets.folder_entries(root), out, 'train', 2, FAST, labels=['c'], progress=False)
+  shards = [os.path.join(out, conversion.shard_name('train', k, 2)) for k in range(2)]
+  for pattern in ('train-*', '*.tfrecord*', 'train*'):  # what users write (README, WORKSPACE.md)
+    assert sorted(tf.io.gfile.glob(os.path.join(out, pattern))) == shards, pattern
+    assert sorted(glob.glob(os.path.join(out, '**', pattern), recursive=True)) == shards, pattern
+  for pattern in ('*/train-*', '*/*.tfrecord*', '*/train*'):  # TF reads '**' as '*': one folder down
+    assert tf.io.gfile.glob(os.path.join(out, pattern)) == [], pattern
+  from data_pipelines import make_dataset
+  ds = make_dataset(os.path.join(out, 'train-*'), 'i3d_rgb', False, 1, crop_size=16, deterministic=True)
+  assert [int(x.shape[1]) for x, _ in ds] == [4, 3]
+
+
+def test_subsets_share_one_class_list_and_keep_their_summaries(tmp_path):
+  train = datasets.folder_dataset(_videos(tmp_path / 'train', {'a/1.avi': 3, 'b/2.avi': 3, 'c/3.avi': 3}))
+  out = str(tmp_path / 'out')
+  conversion.run_conversion(train.entries, out, 'train', 1, FAST, labels=train.labels, progress=False)
+  assert conversion.dataset_class_list(out) == (['a', 'b', 'c'], ['train'])
+  # A test folder holding two of the three classes keeps the dataset's indices (the old code gave 0 and 1).
+  test = datasets.folder_dataset(_videos(tmp_path / 'test', {'b/4.avi': 3, 'c/5.avi': 4}),
+                                 conversion.dataset_class_list(out)[0])
+  conversion.run_conversion(test.entries, out, 'test', 1, FAST, labels=test.labels, progress=False)
+  records = _glob_records(os.path.join(out, 'test-*'))
+  assert [(r['video/id'], r['clip/label/index'], r['clip/label/text']) for r in records] == [
+      ('b/4.avi', 1, 'b'), ('c/5.avi', 2, 'c')]
+  manifest = json.load(open(os.path.join(out, 'manifest.json')))
+  assert manifest['labels'] == ['a', 'b', 'c']
+  assert {s: (m['summary']['videos'], m['summary']['frames']) for s, m in manifest['subsets'].items()} == {
+      'train': (3, 9), 'test': (2, 7)}
+  # Another class list for a subset of the same dataset is refused, whatever overwrite says.
+  with pytest.raises(conversion.OutputConflictError, match="holds subset 'train' converted with another class "
+                     r"list \(class list differs at class 0 \('a' -> 'b'\)\)"):
+    conversion.run_conversion(test.entries, out, 'test', 1, FAST, labels=['b', 'c'], progress=False, overwrite=True)
+
+
+def test_two_videos_never_share_an_id_and_duplicates_stop_before_any_work(tmp_path):
+  root = _videos(tmp_path / 'v', {'c/clip.avi': 3, 'c/clip.mp4': 4, 'c/sub/x.avi': 3, 'c/sub__x.avi': 5})
+  out = str(tmp_path / 'out')
+  summary = conversion.run_conversion(datasets.folder_entries(root), out, 'train', 1, FAST, labels=['c'],
+                                      progress=False)
+  assert (summary['ok'], summary['videos']) == (4, 4)
+  assert [(r['video/id'], r['video/num_frames']) for r in _glob_records(os.path.join(out, 'train-*'))] == [
+      ('c/clip.avi', 3), ('c/clip.mp4', 4), ('c/sub/x.avi', 3), ('c/sub__x.avi', 5)]
+  # Any reader's entries (e.g. a CSV listing one clip twice) are checked before anything is written.
+  a = datasets.VideoEntry('k_000001_000011', os.path.join(root, 'c', 'clip.avi'), 0, 'c')
+  b = datasets.VideoEntry('k_000001_000011', os.path.join(root, 'c', 'clip.mp4'), 0, 'c')
+  with pytest.raises(datasets.DatasetError) as e:
+    conversion.run_conversion([a, b], str(tmp_path / 'dup'), 'train', 1, FAST, progress=False)
+  assert str(e.value) == (f"two videos map to the record id 'k_000001_000011': {a.path} and {b.path}; rename one "
+                          'of them (or fix the split file that lists it twice)')
+  assert not os.path.exists(tmp_path / 'dup')
+
+
+def test_first_layout_is_read_and_refused_for_resume(tmp_path):
+  """A folder written before (sidecars beside the shards, one summary): shards still read, the sidecar left
+  out of the glob; a rerun is refused with the fix; --overwrite rewrites it in the current layout."""
+  root = _videos(tmp_path / 'v', {'c/a.avi': 4})
+  out = tmp_path / 'old'
+  out.mkdir()
+  from data_pipelines.testing import write_records
+  frames = np.zeros((4, 16, 21, 3), np.uint8)
+  shard = out / 'train-00000-of-00001.tfrecord'
+  write_records(str(shard), [fmt.encode_video(frames, None, video_id='c/a', label_index=0, label_text='c')])
+  old_record = dict(id='c/a', label=0, label_text='c', path='x', frames=4, flow_frames=0, status='ok', error='',
+                    shard=shard.name, seconds=0.1)
+  (out / (shard.name + '.manifest.json')).write_text(json.dumps([old_record]))
+  (out / 'manifest.json').write_text(json.dumps({'summary': {'subset': 'train', 'labels': ['c'], 'videos': 1},
+                                                 'videos': [old_record]}))
+  from data_pipelines import make_dataset
+  ds = make_dataset(str(out / 'train-*'), 'i3d_rgb', False, 1, crop_size=16)
+  assert [int(x.shape[1]) for x, _ in ds] == [4]
+  assert conversion.dataset_class_list(str(out)) == (['c'], ['train'])
+  assert conversion.failure_lines(str(out), 'train') == []
+  with pytest.raises(conversion.OutputConflictError, match="written by an older prepare_data .*Rerun with "
+                     "--overwrite to convert subset 'train' again"):
+    conversion.run_conversion(datasets.folder_entries(root), str(out), 'train', 1, FAST, labels=['c'],
+                              progress=False)
+  # Another subset goes into the old folder; the old subset's summary is kept, marked as the first layout.
+  conversion.run_conversion(datasets.folder_entries(root), str(out), 'test', 1, FAST, labels=['c'], progress=False)
+  manifest = json.load(open(out / 'manifest.json'))
+  assert (manifest['subsets']['train']['layout'], manifest['subsets']['test']['summary']['ok']) == ('first', 1)
+  summary = conversion.run_conversion(datasets.folder_entries(root), str(out), 'train', 1, FAST, labels=['c'],
+                                      progress=False, overwrite=True)
+  assert (summary['ok'], summary['removed_files']) == (1, 2)  # the old shard and its sidecar
+  assert sorted(os.listdir(out)) == ['manifest.json', 'manifests', 'test-00000-of-00001.tfrecord',
+                                     'train-00000-of-00001.tfrecord']
+  assert 'layout' not in json.load(open(out / 'manifest.json'))['subsets']['train']
+
+
+def test_cli_class_list_skipped_files_and_refusal(tmp_path):
+  train = _videos(tmp_path / 'train', {'a/1.avi': 3, 'b/2.avi': 3, 'c/3.avi': 3, 'loose.avi': 3})
+  (tmp_path / 'train' / 'README.txt').write_text('about these videos\n')
+  (tmp_path / 'train' / 'a' / 'notes.md').write_text('notes\n')
+  test = _videos(tmp_path / 'test', {'b/4.avi': 3, 'c/5.avi': 3})
+  out = str(tmp_path / 'out')
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  run = lambda *args: subprocess.run(
+      [sys.executable, os.path.join(REPO, 'experiments', 'prepare_data.py'), '--dataset=folder', '--flow=none',
+       '--resize_short_side=16', *args], capture_output=True, text=True, env=env, timeout=240, check=False)
+  proc = run(f'--video_dir={train}', '--subset=train', f'--output_dir={out}')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  lines = proc.stdout.strip().splitlines()
+  assert lines[0] == (f'skipped 2 file(s) that are not videos by their extension: {train}/README.txt, '
+                      f'{train}/a/notes.md')
+  assert lines[1] == (f'NOT CONVERTED: 1 video(s) directly in {train}, outside any class folder (no label): '
+                      f'{train}/loose.avi; move them into a class folder')
+  assert lines[2].startswith('train: 3/3 videos converted, 0 failed')
+  # The test subset, with two of the three classes, is mapped by name against the recorded class list.
+  proc = run(f'--video_dir={test}', '--subset=test', f'--output_dir={out}')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert [(r['video/id'], r['clip/label/index']) for r in _glob_records(os.path.join(out, 'test-*'))] == [
+      ('b/4.avi', 1), ('c/5.avi', 2)]
+  manifest = json.load(open(os.path.join(out, 'manifest.json')))
+  assert manifest['labels'] == ['a', 'b', 'c'] and sorted(manifest['subsets']) == ['test', 'train']
+  train_summary = manifest['subsets']['train']['summary']
+  assert (train_summary['videos'], train_summary['unlabelled_videos'], len(train_summary['non_video_files'])) == (
+      3, [f'{train}/loose.avi'], 2)
+  # A rerun with another option: one line naming the difference, exit status 2, nothing rewritten.
+  proc = run(f'--video_dir={test}', '--subset=test', f'--output_dir={out}', '--fps=12.5')
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines() == [
+      f"prepare_data: {out} holds subset 'test' converted from other videos or settings: fps 25.0 -> 12.5. Rerun "
+      "with --overwrite to convert subset 'test' again (its previous shards are removed first), or choose another "
+      "--output_dir"]
+  # A class the recorded list does not have: one line naming it, before any video is read.
+  _videos(tmp_path / 'test', {'d/6.avi': 3})
+  proc = run(f'--video_dir={test}', '--subset=test2', f'--output_dir={out}')
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines() == [
+      f"prepare_data: class 'd' (folder {test}/d) is not in the class list of {out}/manifest.json (3 classes): one "
+      'dataset has one class list; fix the list or the data, or convert into a new --output_dir']
+  assert not glob.glob(os.path.join(out, 'test2*')) and sorted(manifest['subsets']) == ['test', 'train']
+  # --label_map is honoured (it was ignored for folder datasets).
+  os.remove(os.path.join(test, 'd', '6.avi'))
+  os.rmdir(os.path.join(test, 'd'))
+  labels = tmp_path / 'labels.txt'
+  labels.write_text('c\nb\na\nd\n')
+  proc = run(f'--video_dir={test}', '--subset=test', f'--output_dir={out}_2', f'--label_map={labels}')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert [(r['video/id'], r['clip/label/index']) for r in _glob_records(os.path.join(f'{out}_2', 'test-*'))] == [
+      ('c/5.avi', 0), ('b/4.avi', 1)]  # class-index order
+  assert json.load(open(os.path.join(f'{out}_2', 'manifest.json')))['labels'] == ['c', 'b', 'a', 'd']

@@ -1,5 +1,6 @@
 """Split and label readers against the official split files in shared/data/splits."""
 
+import json
 import os
 
 import pytest
@@ -72,14 +73,64 @@ def test_kinetics_clip_name_and_nested_layout(tmp_path):
 
 
 def test_folder_dataset(tmp_path):
-  for rel in ['b/x.mp4', 'a/sub/y.avi', 'a/z.mkv', 'c/.hidden']:
+  for rel in ['b/x.mp4', 'a/sub/y.avi', 'a/z.mkv', 'c/.hidden', 'a/README.txt', 'notes.txt', 'loose.webm',
+              '.git/d/w.mp4']:
     p = tmp_path / rel
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_bytes(b'')
-  entries = datasets.folder_entries(str(tmp_path))
-  assert [(e.video_id, e.label_index, e.label_text) for e in entries] == [
-      ('a/sub/y', 0, 'a'), ('a/z', 0, 'a'), ('b/x', 1, 'b')]
-  assert datasets.folder_labels(str(tmp_path)) == ['a', 'b', 'c']
+  listing = datasets.folder_dataset(str(tmp_path))
+  assert [(e.video_id, e.label_index, e.label_text) for e in listing.entries] == [
+      ('a/sub/y.avi', 0, 'a'), ('a/z.mkv', 0, 'a'), ('b/x.mp4', 1, 'b')]  # ids keep the extension
+  assert listing.labels == ['a', 'b', 'c'] == datasets.folder_labels(str(tmp_path))  # hidden folders are no class
+  assert listing.skipped_files == [str(tmp_path / 'a' / 'README.txt'), str(tmp_path / 'notes.txt')]
+  assert listing.loose_videos == [str(tmp_path / 'loose.webm')]
+  assert datasets.folder_entries(str(tmp_path)) == listing.entries
+
+
+def test_folder_subset_is_mapped_by_name_against_the_class_list(tmp_path):
+  for rel in ['b/1.avi', 'c/2.avi']:
+    (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / rel).write_bytes(b'')
+  listing = datasets.folder_dataset(str(tmp_path), ['a', 'b', 'c'])
+  assert [(e.video_id, e.label_index) for e in listing.entries] == [('b/1.avi', 1), ('c/2.avi', 2)]
+  assert listing.labels == ['a', 'b', 'c']
+  (tmp_path / 'd').mkdir()
+  with pytest.raises(datasets.DatasetError) as e:
+    datasets.folder_dataset(str(tmp_path), ['a', 'b', 'c'], label_source='--label_map=labels.txt')
+  assert str(e.value) == (f"class 'd' (folder {tmp_path / 'd'}) is not in --label_map=labels.txt (3 classes): one "
+                          'dataset has one class list; fix the list or the data, or convert into a new --output_dir')
+  with pytest.raises(datasets.DatasetError, match=r"class 'b' is listed twice in the class list \(lines 1 and 3\)"):
+    datasets.folder_dataset(str(tmp_path), ['b', 'c', 'b', 'd'])
+
+
+def test_label_map_is_honoured_by_every_dataset(tmp_path):
+  ucf = datasets.ucf101_labels(os.path.join(SPLITS, 'ucf101'))
+  (tmp_path / 'ucf.txt').write_text('\n'.join(ucf[::-1]) + '\n')
+  entries, labels = datasets.dataset_entries('ucf101', '/v', os.path.join(SPLITS, 'ucf101'), 1, 'test',
+                                             label_map_path=str(tmp_path / 'ucf.txt'))
+  assert (entries[0].label_text, entries[0].label_index, labels[0]) == ('ApplyEyeMakeup', 100, 'YoYo')
+  hmdb = datasets.hmdb51_labels(os.path.join(SPLITS, 'hmdb51'))
+  (tmp_path / 'hmdb.json').write_text(json.dumps({'labels': hmdb[::-1]}))  # a manifest.json's class list
+  entries, labels = datasets.dataset_entries('hmdb51', '/v', os.path.join(SPLITS, 'hmdb51'), 1, 'train',
+                                             label_map_path=str(tmp_path / 'hmdb.json'))
+  assert (entries[0].label_text, entries[0].label_index, len(entries)) == ('wave', 0, 3570)
+  assert {e.label_text: e.label_index for e in entries}['brush_hair'] == 50
+  (tmp_path / 'short.txt').write_text('brush_hair\n')
+  with pytest.raises(datasets.DatasetError, match=r"class 'cartwheel' \(cartwheel_test_split1.txt\) is not in "
+                     r'--label_map=.*short.txt \(1 classes\)'):
+    datasets.dataset_entries('hmdb51', '/v', os.path.join(SPLITS, 'hmdb51'), 1, 'train',
+                             label_map_path=str(tmp_path / 'short.txt'))
+
+
+def test_a_clip_listed_twice_is_refused(tmp_path):
+  csv_path = tmp_path / 'k.csv'
+  csv_path.write_text('label,youtube_id,time_start,time_end,split\nzumba,id1,1,11,train\n'
+                      'abseiling,id1,1,11,train\n')
+  with pytest.raises(datasets.DatasetError) as e:
+    datasets.list_dataset('kinetics400', str(tmp_path), csv_path=str(csv_path), subset='train')
+  assert str(e.value) == (f"two videos map to the record id 'id1_000001_000011': {tmp_path}/id1_000001_000011.mp4 "
+                          f'and {tmp_path}/id1_000001_000011.mp4; rename one of them (or fix the split file that '
+                          'lists it twice)')
 
 
 def test_bad_arguments():

@@ -236,3 +236,62 @@ def test_eval_input_from_numpy_two_stream_alignment():
   two = pp.eval_input_from_numpy(frames, 'two_stream', flow=flow, crop_size=CROP)
   assert two['flow'].shape == (1, 25, 1, CROP, CROP, 20)
   np.testing.assert_array_equal(_q(two['flow'][0, 0, 0, 0, 0, 0::2]) - 100, np.arange(10) % 8)  # looped stack
+
+
+def test_a_file_that_is_no_tfrecord_is_named_as_such_not_as_a_corrupt_shard(records, tmp_path):
+  good = tmp_path / 'a-00000-of-00001.tfrecord'
+  good.write_bytes(open(records / 'a-00001-of-00002.tfrecord', 'rb').read())
+  (tmp_path / 'a-manifest.json').write_text('[\n  {"id": "x"}\n]\n')
+  for skip in (False, True):  # a glob matching the wrong files is no damaged data: never skipped silently
+    with pytest.raises(input_pipeline.NotATFRecordError) as e:
+      make_dataset(str(tmp_path / 'a-*'), 'i3d_rgb', False, 1, crop_size=CROP, skip_corrupt=skip)
+    assert str(e.value) == (
+        f"{tmp_path / 'a-manifest.json'} is not a TFRecord file (its first bytes '[\\n  {{\"id\": \"' are no record "
+        f"header, like JSON): the file pattern {str(tmp_path / 'a-*')!r} matches more than shards; narrow it, e.g. "
+        'to <dir>/<subset>-*.tfrecord')
+  assert input_pipeline.not_a_tfrecord(str(good)) is None
+  truncated = tmp_path / 'b.tfrecord'
+  truncated.write_bytes(good.read_bytes()[:100])  # a damaged shard is still a corrupt shard
+  assert input_pipeline.not_a_tfrecord(str(truncated)) is None
+  with pytest.raises(input_pipeline.CorruptShardError, match='b.tfrecord: truncated record'):
+    make_dataset(str(truncated), 'i3d_rgb', False, 1, crop_size=CROP)
+  (tmp_path / 'c').mkdir()
+  assert input_pipeline.not_a_tfrecord(str(tmp_path / 'c')) == 'it is a folder'
+
+
+def test_first_layout_sidecars_are_left_out_of_shard_globs(records, tmp_path):
+  """prepare_data's first layout wrote '<shard>.manifest.json' beside the shards: 'a-*' matched them."""
+  shard = tmp_path / 'a-00000-of-00001.tfrecord'
+  shard.write_bytes(open(records / 'a-00001-of-00002.tfrecord', 'rb').read())
+  (tmp_path / 'a-00000-of-00001.tfrecord.manifest.json').write_text('[{"id": "short"}]\n')
+  (tmp_path / '.tmp-0badc0de-a-00000-of-00001.tfrecord').write_bytes(b'partial')  # a killed writer's leftover
+  assert input_pipeline.list_shards(str(tmp_path / 'a-*')) == [str(shard)]
+  assert input_pipeline.list_shards(str(tmp_path / '*.tfrecord*')) == [str(shard)]
+  ds = make_dataset(str(tmp_path / 'a-*'), 'i3d_rgb', False, 1, crop_size=CROP)
+  assert [int(y[0]) for _, y in ds] == [4]
+
+
+def test_a_crop_larger_than_the_stored_frames_is_named_when_the_pipeline_is_built(tmp_path):
+  """Frames stored at short side 40 with the default 224 crop: training died with 'Need minval < maxval',
+  evaluation called the records undecodable, the export's serialized signature failed in the JPEG decoder."""
+  import pytest
+  from data_pipelines import make_dataset, tfrecord_format as fmt
+  from data_pipelines.input_pipeline import CropTooLargeError
+  from data_pipelines.testing import write_records
+  frames = np.zeros((6, 40, 52, 3), np.uint8)
+  path = str(tmp_path / 'train-00000-of-00001.tfrecord')
+  write_records(path, [fmt.encode_video(frames, None, video_id='v', label_index=0)])
+  for training in (True, False):
+    with pytest.raises(CropTooLargeError) as e:
+      make_dataset(path, 'i3d_rgb', training=training, batch_size=1)
+    assert str(e.value) == (f'{path}: the stored frames are 40x52, smaller than the 224x224 crop: convert with '
+                            'prepare_data --resize_short_side >= 224 (the paper: 256), or pass --crop_size <= 40')
+  # The graph checks each record too (records of several sizes, serving): a message, not a JPEG error.
+  from data_pipelines import input_pipeline
+  from i3d_tf.input_specs import get_input_spec
+  spec = get_input_spec('i3d_rgb')
+  serialized = fmt.serialize(fmt.encode_video(frames, None, video_id='v', label_index=0))
+  with pytest.raises(tf.errors.InvalidArgumentError, match='stored frames are smaller than the 224x224 crop'):
+    input_pipeline.parse_and_sample(tf.constant(serialized), tf.constant([0, 0]), spec,
+                                    input_pipeline.resolve_clip(spec, False), False, 224)
+  assert make_dataset(path, 'i3d_rgb', training=False, batch_size=1, crop_size=40) is not None

@@ -227,3 +227,73 @@ def test_records_with_video_ids_names_undecodable_videos_and_bad_shards(tmp_path
   assert records.skipped == [(str(tmp_path / 'test-00000-of-00002.tfrecord'), 'v1')]
   assert len(out['skipped_shards']) == 1 and out['skipped_shards'][0].startswith(str(bad))
   assert 'corrupted record' in out['skipped_shards'][0]
+
+
+def test_evaluate_refuses_records_labelled_with_another_class_list(tmp_path):
+  """A test folder converted on its own numbered its two classes 0 and 1: against a 3-class model that is a
+  silent lie (100% top-1 for wrong predictions); both the manifest and every record's label text say so."""
+  from data_pipelines import tfrecord_format as fmt
+  from data_pipelines.testing import write_records
+  frames = np.zeros((4, 16, 16, 3), np.uint8)
+  videos = [fmt.encode_video(frames, None, video_id=f'{c}/{i}.avi', label_index=i, label_text=c)
+            for i, c in enumerate(['b', 'c'])]
+  write_records(str(tmp_path / 'test-00000-of-00001.tfrecord'), videos)
+  (tmp_path / 'manifest.json').write_text(json.dumps({'format_version': 2, 'labels': ['b', 'c'], 'subsets': {}}))
+  never = lambda x, training=False: pytest.fail('no video may be scored')
+  records = E.records_with_video_ids(str(tmp_path / 'test-*'), 'i3d_rgb', crop_size=16)
+  with pytest.raises(E.ClassListMismatchError) as e:
+    E.evaluate(never, records, 3, class_names=['a', 'b', 'c'], progress=False)
+  assert str(e.value) == (
+      f"the records' class list ({tmp_path / 'manifest.json'}) differs from the model's class names: class 0 is 'b' "
+      "in the records but 'a' for the model; convert the data with prepare_data --label_map=<the training data's "
+      "manifest.json>, or pass the model's --class_names")
+  # Without a manifest, each record's label text is checked against the model's name for its index.
+  (tmp_path / 'manifest.json').unlink()
+  records = E.records_with_video_ids(str(tmp_path / 'test-*'), 'i3d_rgb', crop_size=16)
+  with pytest.raises(E.ClassListMismatchError) as e:
+    E.evaluate(never, records, 3, class_names=['a', 'b', 'c'], progress=False)
+  assert str(e.value).startswith(f"record 'b/0.avi' in {tmp_path / 'test-00000-of-00001.tfrecord'} has label 0 'b', "
+                                 "but the model's class 0 is 'a': the records were converted with another class list")
+  # The right names go through; a glob matching the manifest is named, not skipped as a corrupt shard.
+  import tensorflow as tf
+  model = lambda x, training=False: tf.tile([[0.0, 3.0]], [tf.shape(x)[0], 1])  # always class 1
+  out = E.evaluate(model, E.records_with_video_ids(
+      str(tmp_path / 'test-*'), 'i3d_rgb', crop_size=16), 2, class_names=['b', 'c'], progress=False)
+  assert out['metrics']['top1'] == pytest.approx(0.5) and out['metrics']['num_videos'] == 2
+  (tmp_path / 'manifest.json').write_text('{"labels": ["b", "c"]}')
+  from data_pipelines.input_pipeline import NotATFRecordError
+  with pytest.raises(NotATFRecordError, match='manifest.json is not a TFRecord file'):
+    E.records_with_video_ids(str(tmp_path / '*'), 'i3d_rgb', crop_size=16)
+
+
+def test_evaluate_binary_refuses_a_test_folder_converted_with_its_own_class_list(tmp_path):
+  """The issue's case: training data classes [a, b, c]; the test folder, converted on its own, holds b and c
+  only and numbered them 0 and 1.  evaluate.py reads the model's classes from its run (config.json ->
+  training manifest) and refuses, where it used to report metrics of shifted labels."""
+  from data_pipelines import tfrecord_format as fmt
+  from data_pipelines.testing import write_records
+  import i3d_tf
+  train = tmp_path / 'train'
+  train.mkdir()
+  (train / 'manifest.json').write_text(json.dumps({'format_version': 2, 'labels': ['a', 'b', 'c'], 'subsets': {}}))
+  run = tmp_path / 'run'
+  run.mkdir()
+  (run / 'config.json').write_text(json.dumps({'model': 'i3d_rgb', 'num_classes': 3,
+                                               'train_data': str(train / 'train-*.tfrecord')}))
+  i3d_tf.build_model('i3d_rgb', 3).save_weights(str(run / 'model.weights.h5'))
+  assert E.training_class_names(str(run / 'model.weights.h5')) == ['a', 'b', 'c']
+  test = tmp_path / 'test'
+  test.mkdir()
+  frames = np.zeros((4, 36, 36, 3), np.uint8)
+  write_records(str(test / 'test-00000-of-00001.tfrecord'),
+                [fmt.encode_video(frames, None, video_id=f'{c}/{i}.avi', label_index=i, label_text=c)
+                 for i, c in enumerate(['b', 'c'])])
+  (test / 'manifest.json').write_text(json.dumps({'format_version': 2, 'labels': ['b', 'c'], 'subsets': {}}))
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'evaluate.py'), '--model=i3d_rgb',
+                         '--num_classes=3', f'--checkpoint={run / "model.weights.h5"}', f'--eval_data={test}/test-*',
+                         '--crop_size=32', f'--output_dir={tmp_path / "eval"}'],
+                        capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  line = proc.stderr.strip().splitlines()[-1]
+  assert line.startswith("evaluate: ClassListMismatchError: the records' class list") and "class 0 is 'b'" in line
+  assert not (tmp_path / 'eval' / 'results.json').exists()

@@ -88,7 +88,7 @@ def config_build_kwargs(config: Dict) -> Dict:
   return kwargs
 
 
-def _config_next_to(checkpoint: str) -> Optional[Dict]:
+def config_next_to(checkpoint: str) -> Optional[Dict]:
   """The config.json of the model_dir holding `checkpoint` (checkpoints live in model_dir/checkpoints)."""
   d = os.path.dirname(os.path.abspath(checkpoint))
   for candidate in (d, os.path.dirname(d)):
@@ -101,7 +101,7 @@ def _config_next_to(checkpoint: str) -> Optional[Dict]:
 
 def infer_num_classes(checkpoint: str) -> Optional[int]:
   """Class count of a checkpoint: its model_dir's config.json, else the shape of the [..., 1024, C] kernel."""
-  config = _config_next_to(checkpoint)
+  config = config_next_to(checkpoint)
   if config and config.get('num_classes'):
     return int(config['num_classes'])
   shapes = []
@@ -150,7 +150,7 @@ def restore_model(model_dir_or_checkpoint: str, model_name: Optional[str] = None
     FileNotFoundError, ValueError: no checkpoint, or not enough information to build the model.
   """
   checkpoint = resolve_checkpoint(model_dir_or_checkpoint)
-  config = _config_next_to(checkpoint) or {}
+  config = config_next_to(checkpoint) or {}
   model_name = model_name or config.get('model')
   if model_name is None:
     raise ValueError(f'model_name is required: no config.json next to {checkpoint}. '
