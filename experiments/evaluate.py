@@ -31,7 +31,8 @@ from i3d_tf.layers import FUSIONS  # noqa: E402
 _MODEL = flags.DEFINE_string('model', None, 'Registry name (i3d_rgb, i3d_flow, two_stream_i3d, baselines).',
                              required=True)
 _EVAL_DATA = flags.DEFINE_string('eval_data', None, 'Test TFRecord glob (prepare_data output).', required=True)
-_NUM_CLASSES = flags.DEFINE_integer('num_classes', None, 'Number of classes.', required=True)
+_NUM_CLASSES = flags.DEFINE_integer('num_classes', None, 'Number of classes (default: read from the checkpoint: '
+                                    'its run\'s config.json or its logits kernel).')
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Training model_dir, checkpoint prefix or .weights.h5.')
 _RGB_CHECKPOINT = flags.DEFINE_string('rgb_checkpoint', None, 'two_stream_i3d: the RGB stream checkpoint.')
 _FLOW_CHECKPOINT = flags.DEFINE_string('flow_checkpoint', None, 'two_stream_i3d: the flow stream checkpoint.')
@@ -62,7 +63,16 @@ def main(argv):
   if not two and not _CHECKPOINT.value and not _ALLOW_RANDOM.value:
     raise app.UsageError('--checkpoint is required.')
   start = time.time()
-  model = evaluation.restore_stream_models(_MODEL.value, _NUM_CLASSES.value, _CHECKPOINT.value,
+  num_classes = _NUM_CLASSES.value
+  if num_classes is None:
+    reference = _CHECKPOINT.value or _RGB_CHECKPOINT.value or _FLOW_CHECKPOINT.value
+    if not reference:
+      raise app.UsageError('--num_classes is needed with random weights (no checkpoint to read it from)')
+    from i3d_tf.training.transfer import infer_num_classes, resolve_checkpoint  # pylint: disable=g-import-not-at-top
+    num_classes = 400 if reference == 'kinetics400' else infer_num_classes(resolve_checkpoint(reference))
+    if num_classes is None:
+      raise app.UsageError(f'cannot read the class count of {reference}: pass --num_classes')
+  model = evaluation.restore_stream_models(_MODEL.value, num_classes, _CHECKPOINT.value,
                                            _RGB_CHECKPOINT.value, _FLOW_CHECKPOINT.value, _FUSION.value,
                                            allow_random_weights=_ALLOW_RANDOM.value)
   if _BN_DATA.value:
@@ -78,9 +88,9 @@ def main(argv):
     names = names or evaluation.training_class_names(source)
   data_names = evaluation.manifest_class_names(_EVAL_DATA.value)
   names = names or data_names
-  if names and len(names) != _NUM_CLASSES.value:
+  if names and len(names) != num_classes:
     raise app.UsageError(f'{len(names)} class names ({"--class_names" if _CLASS_NAMES.value else "from the data"}) '
-                         f'for a {_NUM_CLASSES.value}-class model: the records were converted with another class '
+                         f'for a {num_classes}-class model: the records were converted with another class '
                          'list (convert them with prepare_data --label_map=<the training data\'s manifest.json>), '
                          'or pass the model\'s --class_names')
   extra = {'model': _MODEL.value, 'eval_data': _EVAL_DATA.value, 'fusion': _FUSION.value if two or
@@ -89,7 +99,7 @@ def main(argv):
            'bn_calibration_data': _BN_DATA.value,
            'rgb_checkpoint': _RGB_CHECKPOINT.value, 'flow_checkpoint': _FLOW_CHECKPOINT.value,
            'protocol': 'whole video, center crop, time-averaged logits (Sec. 2.5); softmax averaged over views'}
-  results = evaluation.evaluate(model, dataset, _NUM_CLASSES.value, _OUTPUT_DIR.value, names,
+  results = evaluation.evaluate(model, dataset, num_classes, _OUTPUT_DIR.value, names,
                                 max_videos=_MAX_VIDEOS.value, extra=extra)
   failed, bad_shards = results.get('num_failed', 0), len(results.get('skipped_shards', ()))
   print(f'evaluate {_MODEL.value}: {evaluation.format_metrics(results["metrics"])}'
