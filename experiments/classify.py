@@ -33,7 +33,7 @@ import time  # noqa: E402
 from absl import flags  # noqa: E402
 
 from i3d_tf import classification as C  # noqa: E402
-from i3d_tf.layers import FUSIONS  # noqa: E402
+from i3d_tf.scoring import FUSIONS  # noqa: E402
 
 _VIDEOS = flags.DEFINE_string('videos', None, 'A video file, a folder (searched recursively) or a quoted glob.',
                               required=True)

@@ -26,7 +26,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from i3d_tf import evaluation  # noqa: E402
-from i3d_tf.layers import FUSIONS  # noqa: E402
+from i3d_tf.scoring import FUSIONS  # noqa: E402
 
 _MODEL = flags.DEFINE_string('model', None, 'Registry name (i3d_rgb, i3d_flow, two_stream_i3d, baselines).',
                              required=True)

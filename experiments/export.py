@@ -26,7 +26,7 @@ from absl import flags
 
 from i3d_tf import evaluation
 from i3d_tf import export
-from i3d_tf.layers import FUSIONS
+from i3d_tf.scoring import FUSIONS
 
 _MODEL = flags.DEFINE_enum('model', None, ['i3d_rgb', 'i3d_flow', 'two_stream_i3d'], 'Registry name.',
                            required=True)

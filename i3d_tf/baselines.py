@@ -12,10 +12,10 @@
 Every 2D network is the one Inception-v1 of `i3d_tf.inception` (slim names), nested as a `keras.Model` and
 applied per frame by `PerFrame`, so ImageNet-style 2D weights load into it (`init_from_inception_v1`).
 
-Output contract (for the trainer and the evaluator; see `loss_fn`, `eval_logits`):
+Output contract (for the trainer and the evaluator; see `training.per_example_loss`, `scoring.last_step`):
   * every model returns class scores to be used with `from_logits=True`;
   * `convnet_lstm` returns per-time-step logits (B, T, C): the training loss is the cross-entropy averaged
-    over all time steps, evaluation uses the last step only (Sec. 2.1): `eval_logits(outputs)`, or the same
+    over all time steps, evaluation uses the last step only (Sec. 2.1): `scoring.last_step(outputs)`, or the same
     weights built with `output_steps='last'`, which returns (B, C);
   * the others return (B, C).  Test views ([B, V, T, H, W, C], Table 1) are folded into the batch by the
     evaluator, which averages the V predictions.
@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from i3d_tf import layers as L
+from i3d_tf import scoring
 from i3d_tf.inception import InceptionV1
 from i3d_tf.inflation import adapt_input_channels, units
 from i3d_tf.input_specs import get_input_spec
@@ -199,7 +200,7 @@ def ConvNetLSTM(num_classes: int = 400, input_shape: Optional[Sequence] = None, 
 
   Returns:
     A model mapping [B, T, H, W, 3] to per-time-step logits [B, T, num_classes] ('all'; train on all
-    steps with `loss_fn`, evaluate `eval_logits(outputs)`) or [B, num_classes] ('last').
+    steps with `training.per_example_loss`, evaluate `scoring.last_step(outputs)`) or [B, num_classes] ('last').
   """
   _check_common(num_classes, dropout_keep_prob)
   if output_steps not in ('all', 'last'):
@@ -308,7 +309,7 @@ def TwoStream(num_classes: int = 400, fusion: str = 'softmax_mean', input_shapes
 
   Args:
     num_classes: classifier size of each stream.
-    fusion: a `layers.FUSIONS` mode.
+    fusion: a `scoring.FUSIONS` mode.
     input_shapes: {'rgb': (T, H, W, 3), 'flow': (T, H, W, 2 * flow_frames)}; default T=None and 224
       crops.  Training feeds T=1 (Table 1); T>1 averages the snapshots' logits.  Test snapshots (25) come
       as views the evaluator folds into the batch.
@@ -322,8 +323,7 @@ def TwoStream(num_classes: int = 400, fusion: str = 'softmax_mean', input_shapes
   _check_common(num_classes, dropout_keep_prob)
   if flow_frames < 1:
     raise ValueError(f'flow_frames must be >= 1. Received: flow_frames={flow_frames}')
-  if fusion not in L.FUSIONS:
-    raise ValueError(f'fusion must be one of {L.FUSIONS}. Received: fusion={fusion}')
+  scoring.check_fusion(fusion)
   shapes = _stream_shapes('two_stream', input_shapes, flow_frames, free_time=True)
   inputs = {m: keras.Input(shape=shapes[m], name=m) for m in ('rgb', 'flow')}
   logits = []
@@ -446,39 +446,6 @@ def init_from_inception_v1(model: keras.Model, inception_v1: keras.Model, channe
 # Training / evaluation contract.
 
 PER_STEP_MODELS = ('convnet_lstm',)
-
-
-def loss_fn(logits, labels, label_smoothing: float = 0.0):
-  """Per-example cross-entropy for any registered model's output (mean over time steps if per-step).
-
-  Args:
-    logits: [B, C] or per-time-step [B, T, C] (ConvNet+LSTM: "cross-entropy losses on the outputs at all
-      time steps", Sec. 2.1).
-    labels: int class ids [B].
-
-  Returns:
-    [B] float32 losses; reduce (and divide by the replica count) in the trainer.
-  """
-  logits = tf.cast(logits, tf.float32)
-  labels = tf.convert_to_tensor(labels)
-  depth = tf.shape(logits)[-1]
-  onehot = tf.one_hot(tf.cast(labels, tf.int32), depth)
-  if logits.shape.rank == 3:
-    onehot = tf.broadcast_to(onehot[:, None, :], tf.shape(logits))
-  elif logits.shape.rank != 2:
-    raise ValueError(f'logits must be [B, C] or [B, T, C]. Received: logits.shape={logits.shape}')
-  losses = keras.losses.categorical_crossentropy(onehot, logits, from_logits=True,
-                                                 label_smoothing=label_smoothing)
-  return tf.reduce_mean(losses, axis=1) if logits.shape.rank == 3 else losses
-
-
-def eval_logits(logits):
-  """The scores evaluation uses: the last time step of per-step outputs (Sec. 2.1), else unchanged."""
-  if len(logits.shape) == 3:
-    return logits[:, -1]
-  if len(logits.shape) != 2:
-    raise ValueError(f'logits must be [B, C] or [B, T, C]. Received: logits.shape={logits.shape}')
-  return logits
 
 
 # ----------------------------------------------------------------------------------------------------------

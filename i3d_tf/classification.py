@@ -9,9 +9,9 @@ Test protocol (Sec. 2.5): "at test time the models are applied convolutionally o
      flow streams: TV-L1 between consecutive resized frames, quantized as the training records
      (`data_pipelines.flow.compute_flow`); with flow, both streams see the N - 1 frames that have a field
   -> per-time logits [T', K] of each I3D stream (`I3D(..., temporal_average=False)`, T' = ceil(L / 8) - 1)
-  -> video logits = their mean over time (the official I3D head), streams fused (`evaluation.fuse_scores`,
+  -> video logits = their mean over time (the official I3D head), streams fused (`scoring.fuse_streams`,
      sum of logits as the official release), views (`flip=True` adds the left-right mirrored video, the
-     improvement the paper names) averaged as softmax (`evaluation.average_views`).
+     improvement the paper names) averaged as softmax (`scoring.average_views`).
 
 Bounded memory.  The per-time logits are computed in overlapping temporal windows and stitched.  A
 window [a, b) gives exactly the one-pass value of every output whose receptive field (107 frames, stride
@@ -38,6 +38,7 @@ import numpy as np
 
 from data_pipelines import constants
 from i3d_tf import evaluation
+from i3d_tf import scoring
 
 I3D_MODELS = ('i3d_rgb', 'i3d_flow', 'two_stream_i3d')
 VIEW_MODELS = ('c3d', 'convnet_lstm')  # single-stream RGB models with fixed test clips (Table 1)
@@ -77,7 +78,7 @@ def decode_predictions(logits, top: int = 5, class_names: Optional[Sequence[str]
   names = default_class_names(scores.shape[1]) if class_names is None else list(class_names)
   if len(names) != scores.shape[1]:
     raise ValueError(f'{len(names)} class names for {scores.shape[1]} classes')
-  probs = evaluation.softmax(scores)
+  probs = scoring.softmax(scores)
   out = []
   for row in probs:
     order = np.argsort(-row, kind='stable')[:top]
@@ -181,7 +182,7 @@ class VideoClassifier:
       (`temporal_average=False`), or {'rgb': model} of a view model (`model_name` in VIEW_MODELS).
     model_name: the registry name (decides I3D windows or Table 1 test views, and the resize and crop).
     class_names: K names.
-    fusion: two-stream fusion (`layers.FUSIONS`).
+    fusion: two-stream fusion (`scoring.FUSIONS`).
     flip: add the left-right mirrored video as a second view.
     chunk_frames: new frames per forward pass (I3D); None: the whole video in one pass.
     flow_backend, flow_params: TV-L1 backend name and parameters (`data_pipelines.flow`).
@@ -194,14 +195,12 @@ class VideoClassifier:
                fps: float = constants.FPS, max_frames: Optional[int] = None):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from i3d_tf.input_specs import get_input_spec  # pylint: disable=g-import-not-at-top
-    from i3d_tf.layers import FUSIONS  # pylint: disable=g-import-not-at-top
     if model_name not in MODEL_STREAMS:
       raise ValueError(f'classification supports {sorted(MODEL_STREAMS)} (two_stream and fused_3d: evaluate '
                        f'TFRecords with experiments/evaluate.py). Received: model={model_name}')
     if set(models) != set(MODEL_STREAMS[model_name]):
       raise ValueError(f'{model_name} needs the streams {MODEL_STREAMS[model_name]}. Received: {sorted(models)}')
-    if fusion not in FUSIONS:
-      raise ValueError(f'fusion must be one of {FUSIONS}. Received: fusion={fusion}')
+    scoring.check_fusion(fusion)
     if chunk_frames is not None and chunk_frames < 8:
       raise ValueError(f'chunk_frames must be >= 8 (one output step) or None. Received: chunk_frames={chunk_frames}')
     if not fps or fps <= 0:
@@ -308,7 +307,6 @@ class VideoClassifier:
   def _view_logits(self, path: str, probe, num_inputs: int, views: Sequence[bool]):
     """{('rgb', flipped): [V, K]}: the spec's test views, keeping only their frames while streaming."""
     from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
-    from i3d_tf.baselines import eval_logits  # pylint: disable=g-import-not-at-top
     clip = self.spec.test
     positions = pp.sample_indices(pp.num_positions(num_inputs), clip.num_frames, clip.stride, training=False,
                                   num_clips=clip.num_clips).numpy()  # [V, T], before wrapping
@@ -323,7 +321,7 @@ class VideoClassifier:
     out = {}
     for flipped in views:
       x = self._model_input('rgb', frames, flipped)
-      out[('rgb', flipped)] = eval_logits(self._fns['rgb'](x).numpy().astype(np.float64))
+      out[('rgb', flipped)] = scoring.last_step(self._fns['rgb'](x).numpy().astype(np.float64))
     centres = np.clip(positions.mean(axis=1), 0, num_inputs - 1) / self.fps  # each clip's centre, seconds
     return out, centres
 
@@ -361,15 +359,15 @@ class VideoClassifier:
       centres = field_start + jump * np.arange(outputs) + (size - 1) / 2
       times = np.clip(centres, 0, num_inputs - 1) / self.fps
     # Per view (flip): streams fused per time step (or clip), time-averaged logits fused for the video.
-    fused = np.stack([evaluation.fuse_scores([logits[(s, v)] for s in self.streams], self.fusion)
+    fused = np.stack([scoring.fuse_streams([logits[(s, v)] for s in self.streams], self.fusion)
                       for v in views])  # [F, T', K] (view models: [F, clips, K])
     if self.model_name in VIEW_MODELS:  # every clip of every flip is a view (evaluate.py's rule)
       view_logits = fused.reshape(-1, fused.shape[-1])
     else:  # the official head: logits averaged over time, per stream, then fused
-      view_logits = np.stack([evaluation.fuse_scores([logits[(s, v)].mean(0) for s in self.streams], self.fusion)
+      view_logits = np.stack([scoring.fuse_streams([logits[(s, v)].mean(0) for s in self.streams], self.fusion)
                               for v in views])  # [F, K]
-    probabilities = evaluation.average_views(view_logits)
-    per_time = evaluation.average_views(np.moveaxis(fused, 0, 1))  # [T', F, K] -> [T', K]
+    probabilities = scoring.average_views(view_logits)
+    per_time = scoring.average_views(np.moveaxis(fused, 0, 1))  # [T', F, K] -> [T', K]
     duration = probe.duration if not self.max_frames else probe.num_frames / self.fps
     return VideoPrediction(path, probabilities, view_logits, per_time, np.asarray(times, np.float64),
                            probe.num_frames, duration, time.time() - start, windows)

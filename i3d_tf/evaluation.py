@@ -4,7 +4,8 @@ Test protocol (Sec. 2.5): "at test time the models are applied convolutionally o
 224 x 224 center crops, and the predictions are averaged".  The I3D head already averages per-time logits
 over time, so a whole video `[1, T, 224, 224, C]` gives one score vector.  Models that sample several clips
 (views) per video get a view axis `[B, V, T, H, W, C]`: views are folded into the batch and their softmax
-averaged.  Two-Stream I3D adds the streams' logits (the official release) or averages their softmax.
+averaged.  Two-Stream I3D adds the streams' logits (the official release) or averages their softmax.  These
+rules live in `i3d_tf.scoring`, shared with the trainer's validation and with classification.
 
 Metrics are pure numpy functions of `(labels [N], scores [N, K])`:
   * top-k accuracy: the label is among the k highest scores;
@@ -21,17 +22,10 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from i3d_tf import scoring
 from i3d_tf.io_utils import atomic_write, atomic_write_json, save_figure
 
 # ----------------------------------------------------------------------------------------------- metrics
-
-
-def softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
-  """Numerically stable softmax in float64."""
-  s = np.asarray(scores, np.float64)
-  s = s - s.max(axis=axis, keepdims=True)
-  e = np.exp(s)
-  return e / e.sum(axis=axis, keepdims=True)
 
 
 def _check(labels, scores) -> Tuple[np.ndarray, np.ndarray]:
@@ -96,18 +90,6 @@ def compute_metrics(labels, scores, top_k: Sequence[int] = (1, 5)) -> Dict[str, 
   return out
 
 
-def fuse_scores(stream_logits: Sequence[np.ndarray], fusion: str = 'logits_sum') -> np.ndarray:
-  """Numpy twin of `layers.StreamFusion`: scores whose softmax is the fused prediction."""
-  stack = np.stack([np.asarray(s, np.float64) for s in stream_logits], 0)
-  if fusion == 'logits_sum':
-    return stack.sum(0)
-  if fusion == 'logits_mean':
-    return stack.mean(0)
-  if fusion == 'softmax_mean':
-    return np.log(softmax(stack).mean(0) + 1e-12)
-  raise ValueError(f'fusion must be logits_sum, logits_mean or softmax_mean. Received: fusion={fusion}')
-
-
 def average_results(results: Sequence[Dict], keys: Sequence[str] = ('top1', 'top5', 'mean_class_accuracy')
                     ) -> Dict:
   """Table 5 protocol: the mean (and std) of each metric over splits' results.json dicts."""
@@ -162,21 +144,11 @@ def predict_video_batch(predict_fn, inputs) -> np.ndarray:
   else:
     folded, num_views = _fold_views(np.asarray(inputs))
     batch = inputs.shape[0]
-  from i3d_tf.baselines import eval_logits  # pylint: disable=g-import-not-at-top
-  logits = eval_logits(np.asarray(predict_fn(folded), np.float64))  # per-step outputs: the last step
+  logits = scoring.last_step(np.asarray(predict_fn(folded), np.float64))  # per-step outputs: the last step
   if logits.ndim != 2 or logits.shape[0] != batch * num_views:
     raise ValueError(f'The model must return logits [B * V, K] = [{batch * num_views}, K]. Received: '
                      f'{logits.shape}')
-  return average_views(logits.reshape(batch, num_views, -1))
-
-
-def average_views(view_scores) -> np.ndarray:
-  """Several views of one video (clips, flips) -> one prediction: [..., V, K] scores -> [..., K] probabilities.
-
-  The softmax of each view, averaged over views (Sec. 2.5: "the predictions are averaged"; Model Garden's
-  video classification task).  Used by evaluation and by classification alike.
-  """
-  return softmax(np.asarray(view_scores, np.float64)).mean(axis=-2)
+  return scoring.average_views(logits.reshape(batch, num_views, -1))
 
 
 def make_predict_fn(model):

@@ -14,6 +14,8 @@ from typing import Optional, Sequence, Tuple, Union
 import keras
 import tensorflow as tf
 
+from i3d_tf import scoring
+
 IntOrTuple = Union[int, Sequence[int]]
 
 BN_EPSILON = 1e-3  # Official I3D (Sonnet BatchNorm) and slim Inception-v1.
@@ -221,7 +223,6 @@ class Mean(keras.layers.Layer):
     return config
 
 
-FUSIONS = ('logits_sum', 'logits_mean', 'softmax_mean')
 
 
 @keras.saving.register_keras_serializable(package='i3d_tf')
@@ -237,18 +238,10 @@ class StreamFusion(keras.layers.Layer):
   def __init__(self, fusion: str = 'logits_sum', **kwargs):
     kwargs.setdefault('dtype', 'float32')  # fused scores stay float32 under mixed precision
     super().__init__(**kwargs)
-    if fusion not in FUSIONS:
-      raise ValueError(f'fusion must be one of {FUSIONS}. Received: fusion={fusion}')
-    self.fusion = fusion
+    self.fusion = scoring.check_fusion(fusion)
 
   def call(self, inputs):
-    inputs = [keras.ops.cast(t, 'float32') for t in inputs]
-    if self.fusion == 'logits_sum':
-      return keras.ops.sum(keras.ops.stack(inputs, 0), axis=0)
-    if self.fusion == 'logits_mean':
-      return keras.ops.mean(keras.ops.stack(inputs, 0), axis=0)
-    probs = keras.ops.mean(keras.ops.stack([keras.ops.softmax(t) for t in inputs], 0), axis=0)
-    return keras.ops.log(probs + 1e-12)
+    return scoring.fuse_streams([keras.ops.cast(t, 'float32') for t in inputs], self.fusion)
 
   def compute_output_shape(self, input_shape):
     return input_shape[0]

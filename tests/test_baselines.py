@@ -16,6 +16,7 @@ from i3d_tf import InceptionV1, I3D, build_model, list_models
 from i3d_tf import baselines as B
 from i3d_tf.inflation import adapt_input_channels
 from i3d_tf.input_specs import get_input_spec
+from i3d_tf.training import per_example_loss
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
 BASELINES = ('convnet_lstm', 'c3d', 'two_stream', 'fused_3d')
@@ -169,7 +170,7 @@ def test_trains_loss_goes_down(name):
   losses = []
   for _ in range(4):
     with tf.GradientTape() as tape:
-      loss = tf.reduce_mean(B.loss_fn(model(x, training=True), y))
+      loss = tf.reduce_mean(per_example_loss(y, model(x, training=True)))
     grads = tape.gradient(loss, model.trainable_weights)
     assert all(g is not None for g in grads)  # every weight (trunk, LSTM BNs, fusion) is trained end to end
     opt.apply_gradients(zip(grads, model.trainable_weights))
@@ -197,27 +198,28 @@ def test_shared_trainer_trains_each_baseline(name):
   assert losses[-1] < losses[0] - 0.05, losses
 
 
-def test_trainer_loss_is_the_per_step_contract():
-  from i3d_tf.training import per_example_loss  # pylint: disable=g-import-not-at-top
-  logits = rand((2, 3, 5))  # the trainer's per-example loss is ours: all time steps averaged
-  np.testing.assert_allclose(B.loss_fn(logits, [1, 2]).numpy(), per_example_loss([1, 2], logits).numpy(), rtol=1e-6)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Output contracts.
 
 
-def test_loss_fn_averages_all_time_steps_and_eval_uses_last():
+def test_loss_averages_all_time_steps_and_eval_uses_last():
+  from i3d_tf import scoring  # pylint: disable=g-import-not-at-top
   logits = rand((2, 3, 5)) * 3
   labels = np.array([1, 4])
   logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
   expected = -logp[np.arange(2), :, labels].mean(-1)
-  np.testing.assert_allclose(B.loss_fn(logits, labels).numpy(), expected, rtol=1e-5)
-  np.testing.assert_allclose(B.loss_fn(logits[:, 0], labels).numpy(), -logp[np.arange(2), 0, labels], rtol=1e-5)
-  np.testing.assert_array_equal(B.eval_logits(logits), logits[:, -1])
-  np.testing.assert_array_equal(B.eval_logits(logits[:, 0]), logits[:, 0])
+  np.testing.assert_allclose(per_example_loss(labels, logits).numpy(), expected, rtol=1e-5)
+  np.testing.assert_allclose(per_example_loss(labels, logits[:, 0]).numpy(), -logp[np.arange(2), 0, labels],
+                             rtol=1e-5)
+  smoothed = per_example_loss(labels, logits[:, 0], label_smoothing=0.1).numpy()  # 0.9 one-hot + 0.1 / 5
+  np.testing.assert_allclose(smoothed, -(0.9 * logp[np.arange(2), 0, labels] + 0.02 * logp[:, 0].sum(-1)),
+                             rtol=1e-5)
+  np.testing.assert_array_equal(scoring.last_step(logits), logits[:, -1])
+  np.testing.assert_array_equal(scoring.last_step(logits[:, 0]), logits[:, 0])
   with pytest.raises(ValueError, match='Received: logits.shape'):
-    B.eval_logits(logits[0, 0])
+    scoring.last_step(logits[0, 0])
+  with pytest.raises(ValueError, match='Received: logits.shape'):
+    per_example_loss(labels, logits[0, 0])
 
 
 def test_convnet_lstm_is_causal_any_length_and_last_step_model_shares_weights():
@@ -305,7 +307,7 @@ def test_input_pipeline_batches_feed_the_models(tmp_path, name):
   inputs, labels = next(iter(make_dataset(str(tmp_path / 'v-*'), name, True, 2, crop_size=TINY, seed=0)))
   out = model(inputs, training=True)
   assert tuple(out.shape) == ((2, 25, 5) if name == 'convnet_lstm' else (2, 5))
-  assert B.loss_fn(out, labels).shape == (2,)
+  assert per_example_loss(labels, out).shape == (2,)
   if name == 'convnet_lstm':  # evaluation model: same weights, last step
     last = tiny_model(name, output_steps='last')
     last.set_weights(model.get_weights())

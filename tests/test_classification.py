@@ -18,6 +18,7 @@ from data_pipelines.testing import write_video
 from data_pipelines.video import decode_video
 from i3d_tf import classification as C
 from i3d_tf import evaluation
+from i3d_tf import scoring
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='3')
@@ -88,7 +89,7 @@ def test_real_clips_match_the_independent_implementation(shared_data, name):
   assert set(np.argsort(-logits)[:5]) == set(np.argsort(-reference)[:5])
   # Measured: max |ours - reference| / max |reference| = 2.5e-7, 8.5e-7, 4.3e-7 (same frames, float32 round-off).
   assert np.abs(logits - reference).max() / np.abs(reference).max() <= 1e-5
-  np.testing.assert_allclose(prediction.probabilities, evaluation.softmax(reference), atol=1e-5)
+  np.testing.assert_allclose(prediction.probabilities, scoring.softmax(reference), atol=1e-5)
 
 
 def test_flip_averages_the_mirrored_view_as_evaluation_does(shared_data):
@@ -100,10 +101,10 @@ def test_flip_averages_the_mirrored_view_as_evaluation_does(shared_data):
   plain = model(pp.test_frames(crops)[None], training=False).numpy()[0]
   mirrored = model(pp.test_frames(crops[:, :, ::-1].copy())[None], training=False).numpy()[0]
   np.testing.assert_allclose(prediction.view_logits, [plain.mean(0), mirrored.mean(0)], atol=1e-4)
-  expected = evaluation.average_views(np.stack([plain.mean(0), mirrored.mean(0)]))
+  expected = scoring.average_views(np.stack([plain.mean(0), mirrored.mean(0)]))
   np.testing.assert_allclose(prediction.probabilities, expected, atol=1e-6)
   np.testing.assert_allclose(prediction.per_time_probabilities,
-                             (evaluation.softmax(plain) + evaluation.softmax(mirrored)) / 2, atol=1e-6)
+                             (scoring.softmax(plain) + scoring.softmax(mirrored)) / 2, atol=1e-6)
   assert prediction.times.shape == (2,) and np.all(np.diff(prediction.times) > 0)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from i3d_tf import TwoStreamI3D
 from i3d_tf import evaluation as E
+from i3d_tf import scoring
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,28 +63,13 @@ def test_metric_errors():
     E.top_k_accuracy([0], np.zeros((1, 4)), 0)
 
 
-def test_fuse_scores_matches_stream_fusion_layer():
-  import keras
-  from i3d_tf.layers import StreamFusion
-  rng = np.random.default_rng(0)
-  a, b = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
-  for fusion in ('logits_sum', 'logits_mean', 'softmax_mean'):
-    layer = StreamFusion(fusion)
-    expected = keras.ops.convert_to_numpy(layer([a.astype('float32'), b.astype('float32')]))
-    np.testing.assert_allclose(E.fuse_scores([a, b], fusion), expected, atol=1e-5)
-  np.testing.assert_allclose(E.softmax(E.fuse_scores([a, b], 'softmax_mean')),
-                             (E.softmax(a) + E.softmax(b)) / 2, atol=1e-9)
-  with pytest.raises(ValueError):
-    E.fuse_scores([a, b], 'max')
-
-
 def test_views_are_folded_and_softmax_averaged():
   rng = np.random.default_rng(1)
   x = rng.normal(size=(2, 3, 4, 1, 1, 2))  # B=2, V=3
   w = rng.normal(size=(2, 5))
   predict = lambda v: v.mean(axis=(1, 2, 3)) @ w  # [B', C] -> [B', 5]
   probs = E.predict_video_batch(predict, x)
-  expected = np.stack([np.mean([E.softmax(predict(x[i, v][None]))[0] for v in range(3)], 0) for i in range(2)])
+  expected = np.stack([np.mean([scoring.softmax(predict(x[i, v][None]))[0] for v in range(3)], 0) for i in range(2)])
   np.testing.assert_allclose(probs, expected, atol=1e-12)
   # Whole-video inputs (no view axis) and two-stream dicts.
   assert E.predict_video_batch(predict, x[:, 0]).shape == (2, 5)
@@ -115,7 +101,7 @@ def test_evaluate_model_on_whole_videos(tmp_path):
   data = [(rng.uniform(-1, 1, (1, t, 32, 32, 3)).astype('float32'), np.array([t % 3])) for t in (8, 12, 9)]
   results = E.evaluate(model, data, 3, str(tmp_path), class_names=['a', 'b', 'c'], progress=False)
   probs = results['_predictions']['probabilities']
-  expected = np.concatenate([E.softmax(model(x, training=False).numpy()) for x, _ in data])
+  expected = np.concatenate([scoring.softmax(model(x, training=False).numpy()) for x, _ in data])
   np.testing.assert_allclose(probs, expected, atol=1e-5)
   assert results['metrics']['num_videos'] == 3 and (tmp_path / 'results.json').exists()
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import i3d_tf
-from i3d_tf import evaluation, export
+from i3d_tf import export, scoring
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='2')
@@ -75,13 +75,13 @@ def test_fresh_process_matches_keras(exported):
 
   logits = model(x, training=False).numpy()
   np.testing.assert_allclose(got['serving_default.logits'], logits, atol=1e-5)
-  np.testing.assert_allclose(got['serving_default.probabilities'], evaluation.softmax(logits), atol=1e-5)
+  np.testing.assert_allclose(got['serving_default.probabilities'], scoring.softmax(logits), atol=1e-5)
   # No class names given: k = min(5, 3) classes named 'class <i>', by decreasing probability.
   order = np.argsort(-logits, axis=1)
   np.testing.assert_array_equal(got['serving_default.top_k_indices'], order)
   assert got['serving_default.top_k_class_names'].tolist() == [[f'class {i}' for i in row] for row in order]
   np.testing.assert_allclose(got['serving_default.top_k_probabilities'],
-                             np.take_along_axis(evaluation.softmax(logits), order, 1), atol=1e-5)
+                             np.take_along_axis(scoring.softmax(logits), order, 1), atol=1e-5)
   per_time = export.feature_model(model)(x, training=False).numpy()
   assert per_time.shape[0] == 2 and per_time.shape[-1] == 1024
   np.testing.assert_allclose(got['features.features_per_time'], per_time, atol=1e-5)

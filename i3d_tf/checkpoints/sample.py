@@ -18,6 +18,7 @@ from typing import List, Optional, Sequence, Tuple
 import keras
 import numpy as np
 
+from i3d_tf import scoring
 from i3d_tf.checkpoints import loading
 
 EVAL_TYPES = ('rgb', 'flow', 'joint')
@@ -42,18 +43,12 @@ def load_sample(path: str, channels: Optional[int] = None) -> np.ndarray:
   return array.astype(np.float32)
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-  """float32 softmax by `tf.nn.softmax`, the op of the official script."""
-  import tensorflow as tf
-  return tf.nn.softmax(tf.constant(np.asarray(logits, np.float32))).numpy()
-
-
 def format_top_classes(logits: Sequence[float], labels: Sequence[str], top_k: int = TOP_K) -> str:
   """The official printout for one clip's logits [num_classes] (no trailing newline)."""
   logits = np.asarray(logits, np.float32).reshape(-1)
   if len(labels) < logits.size:
     raise ValueError(f'{logits.size} logits but only {len(labels)} labels')
-  probs = softmax(logits)
+  probs = scoring.softmax(logits)  # float32, the official script's tf.nn.softmax
   order = np.argsort(probs)[::-1]
   lines = ['Norm of logits: %f' % np.linalg.norm(logits), '', 'Top classes and probabilities']
   # str() of a numpy float32 is its shortest repr ('0.9999968'); f'{x}' would format the float64 value.

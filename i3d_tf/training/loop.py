@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from data_pipelines.preprocessing import to_model_range
 from i3d_tf import registry
+from i3d_tf import scoring
 from i3d_tf.io_utils import save_figure
 from i3d_tf.training import schedules
 from i3d_tf.training import transfer as transfer_lib
@@ -97,23 +98,36 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 # ----------------------------------------------------------------------------------------------- losses
 
 
-def per_example_loss(labels, logits):
-  """Cross-entropy per example from float32 logits [B, C] or per-time logits [B, T, C] (time-averaged)."""
+def per_example_loss(labels, logits, label_smoothing: float = 0.0):
+  """Cross-entropy per example, for every registered model's output; the one training loss.
+
+  Args:
+    labels: int class ids [B].
+    logits: [B, C], or per-time-step [B, T, C] (ConvNet+LSTM: "cross-entropy losses on the outputs at all
+      time steps", Sec. 2.1): the loss of every step, averaged over time.  Cast to float32 (mixed precision).
+    label_smoothing: in [0, 1); 0 is the paper's plain cross-entropy.
+
+  Returns:
+    [B] float32 losses; reduce (and divide by the replica count) in the trainer.
+
+  Raises:
+    ValueError: logits of another rank.
+  """
   logits = tf.cast(logits, tf.float32)
-  labels = tf.cast(labels, tf.int32)
+  if logits.shape.rank not in (2, 3):
+    raise ValueError(f'logits must be [B, C] or [B, T, C]. Received: logits.shape={logits.shape}')
+  onehot = tf.one_hot(tf.cast(labels, tf.int32), tf.shape(logits)[-1])
   if logits.shape.rank == 3:
-    t = tf.shape(logits)[1]
-    tiled = tf.repeat(labels[:, None], t, axis=1)
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tiled, logits=logits)
-    return tf.reduce_mean(ce, axis=1)
-  return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    onehot = tf.broadcast_to(onehot[:, None, :], tf.shape(logits))
+  losses = keras.losses.categorical_crossentropy(onehot, logits, from_logits=True,
+                                                 label_smoothing=label_smoothing)
+  return tf.reduce_mean(losses, axis=1) if logits.shape.rank == 3 else losses
 
 
-def clip_logits(logits):
-  """[B, C] scores of a clip: per-time logits [B, T, C] give their last step (Sec. 2.1, ConvNet+LSTM: "during
-  testing we consider only the output on the last frame"; `i3d_tf.baselines.eval_logits`)."""
-  from i3d_tf.baselines import eval_logits  # pylint: disable=g-import-not-at-top
-  return eval_logits(tf.cast(logits, tf.float32))
+def _correct(labels, scores):
+  """How many rows of scores [B, C] have their highest score at the label."""
+  predictions = tf.argmax(scores, axis=-1, output_type=tf.int32)
+  return tf.reduce_sum(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)), tf.float32))
 
 
 def conv_kernels(model: keras.Model):
@@ -302,8 +316,7 @@ class Trainer:
       tvars = model.trainable_variables
       grads = tape.gradient(scaled, tvars)
       optimizer.apply_gradients(zip(grads, tvars))
-      predictions = tf.argmax(clip_logits(logits), axis=-1, output_type=tf.int32)
-      correct = tf.reduce_sum(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)), tf.float32))
+      correct = _correct(labels, scoring.last_step(tf.cast(logits, tf.float32)))
       # Trace-time record: the model's logits dtype and the dtype the loss is computed in.
       self.dtypes = {'model_logits': logits.dtype.name, 'loss': losses.dtype.name}
       return {'loss_sum': tf.reduce_sum(losses), 'correct': correct,
@@ -327,12 +340,14 @@ class Trainer:
     def step_fn(inputs, labels):
       inputs, views = fold_views(to_model_range(inputs))
       logits = model(inputs, training=False)
-      if views is not None:  # several test views per clip: average their logits (Sec. 2.3, 2.5)
-        logits = clip_logits(logits)
-        logits = tf.reduce_mean(tf.reshape(logits, [-1, views, logits.shape[-1]]), axis=1)
-      losses = per_example_loss(labels, logits)
-      predictions = tf.argmax(clip_logits(logits), axis=-1, output_type=tf.int32)
-      correct = tf.reduce_sum(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)), tf.float32))
+      scores = scoring.last_step(tf.cast(logits, tf.float32))  # per-step outputs: the last step (Sec. 2.1)
+      if views is None:
+        losses = per_example_loss(labels, logits)  # as in training
+      else:  # several test views per clip: the mean of their softmax, as evaluation.py (`scoring`, Sec. 2.5)
+        scores = scoring.average_views(tf.reshape(scores, [-1, views, scores.shape[-1]]))
+        picked = tf.gather(scores, tf.cast(labels, tf.int32), axis=1, batch_dims=1)
+        losses = -tf.math.log(picked + scoring.LOG_EPSILON)  # the negative log of the averaged prediction
+      correct = _correct(labels, scores)
       return {'loss_sum': tf.reduce_sum(losses), 'correct': correct,
               'count': tf.cast(tf.shape(labels)[0], tf.float32)}
 
