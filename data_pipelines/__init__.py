@@ -20,7 +20,7 @@ __all__ = ['VideoEntry', 'dataset_entries', 'folder_entries', 'hmdb51_entries', 
 _LAZY = {
     'make_dataset': 'data_pipelines.input_pipeline',
     'parse_sequence_example': 'data_pipelines.tfrecord_format',
-    'eval_input_from_numpy': 'data_pipelines.preprocessing',
+    'eval_input_from_numpy': 'data_pipelines.input_pipeline',
     'run_conversion': 'data_pipelines.conversion',
     'convert_video': 'data_pipelines.conversion',
 }

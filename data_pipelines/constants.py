@@ -1,10 +1,15 @@
-"""The paper's test-time protocol constants (Sec. 2.5), one definition for every consumer.
+"""The paper's data constants (Sec. 2.3-2.5), one definition for every consumer.
 
 "Videos are resampled at 25 frames per second ... the smaller video side is resized to 256 pixels", and
-the networks see 224 x 224 crops (center crops at test).  Decoding (`data_pipelines.video`), the input
-pipelines, classification, feature extraction and export read them from here.
+the networks see 224 x 224 crops (center crops at test).  Flow: TV-L1 "truncated to the range [-20, 20]"
+and stored in 256 levels (the official release); the 2D two-stream baseline stacks 10 flow frames (Sec. 2.3).
+Decoding (`data_pipelines.video`), conversion, the Table 1 specs, the input pipelines, classification,
+feature extraction, export and the binaries' flag defaults read them from here.
 """
 
 FPS = 25.0  # frames per second after resampling
 RESIZE_SHORT_SIDE = 256  # pixels, the smaller side after resizing
 CROP_SIZE = 224  # pixels, the square crop the networks see
+FLOW_BOUND = 20.0  # pixels: flow is truncated to [-FLOW_BOUND, FLOW_BOUND] before quantization
+FLOW_LEVELS = 256  # uint8 levels of stored flow (128 ~ 0 px)
+FLOW_STACK = 10  # flow frames stacked on channels by the 2D two-stream baseline (Sec. 2.3, Table 1)

@@ -15,11 +15,12 @@ import os
 import struct
 from typing import List, Optional, Tuple
 
+import numpy as np
 import tensorflow as tf
 
 from data_pipelines import preprocessing as pp
 from data_pipelines import tfrecord_format as fmt
-from i3d_tf.input_specs import FLOW, RGB, ClipSpec, InputSpec, get_input_spec
+from data_pipelines.input_specs import FLOW, RGB, ClipSpec, InputSpec, get_input_spec
 
 AUTOTUNE = tf.data.AUTOTUNE
 OUTPUT_DTYPES = ('float32', 'uint8')  # make_dataset: scaled to [-1, 1] here, or raw levels scaled on the device
@@ -277,6 +278,38 @@ def clip_from_decoded(frames, flow, spec: InputSpec, training: bool, crop_size: 
   num_flow = tf.shape(flow)[0] if flow is not None else 0
   return _assemble(shape[0], num_flow, shape[1], shape[2], get_rgb, get_flow, spec.modalities, clip,
                    training, crop_size, seed)
+
+
+def eval_input_from_numpy(frames, model_name, flow=None, crop_size=None, num_frames=None):
+  """Decoded numpy video -> the model's eval input (for feature extraction and serving).
+
+  Args:
+    frames: uint8 [N, H, W, 3] RGB with the smaller side already resized (256).
+    model_name: a registered model name (the Table 1 spec decides sampling).
+    flow: quantized uint8 [N - 1, H, W, 2] flow for flow models.
+    crop_size, num_frames: overrides of the spec.
+
+  Returns:
+    float32 [1, T, h, w, C] (or [1, V, T, h, w, C] with several views), or a dict {'rgb', 'flow'} for
+    two-stream models; same ops as the test branch of `make_dataset`.
+
+  Raises:
+    ValueError: frames or flow that are not uint8 with 3 / 2 channels, or flow not of N - 1 fields.
+  """
+  spec = get_input_spec(model_name)
+  frames = frames if tf.is_tensor(frames) else np.asarray(frames)
+  pp.check_frames(frames, 3, 'frames')
+  if flow is not None:
+    flow = flow if tf.is_tensor(flow) else np.asarray(flow)
+    pp.check_frames(flow, 2, 'flow (quantized, data_pipelines.flow.quantize_flow)')
+    if flow.shape[0] != frames.shape[0] - 1 or tuple(flow.shape[1:3]) != tuple(frames.shape[1:3]):
+      raise ValueError(f'flow must be [N - 1, H, W, 2] for frames [N, H, W, 3] (field i: frame i -> i + 1); got '
+                       f'flow {list(flow.shape)} for frames {list(frames.shape)}')
+  frames = tf.convert_to_tensor(frames)
+  flow_t = None if flow is None else tf.convert_to_tensor(flow)
+  inputs = clip_from_decoded(frames, flow_t, spec, training=False,
+                             crop_size=crop_size or spec.crop_size, num_frames=num_frames)
+  return tf.nest.map_structure(lambda x: x[tf.newaxis], inputs)
 
 
 def parse_and_sample(serialized, seed, spec: InputSpec, clip: ClipSpec, training: bool, crop_size: int,

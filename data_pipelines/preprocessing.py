@@ -5,7 +5,7 @@ crop_size x crop_size spatial crop of the 256-short-side frames, random left-rig
 clip (flow: mirror and negate x, i.e. q -> 255 - q in quantized space, exact), RGB and flow scaled to
 [-1, 1].  Test: center crop, the whole video or evenly spaced views, no flip.
 
-Temporal indexing (one rule for every model, see i3d_tf/input_specs.py): a clip of T time steps at
+Temporal indexing (one rule for every model, see data_pipelines/input_specs.py): a clip of T time steps at
 `stride` starting at position p uses RGB frame (p + t * stride) mod N and the flow fields
 (p + t * stride + j) mod (N - 1), j < flow_stack (flow field i = frame i -> i + 1).  Starts are drawn from
 [0, L - F] where F = (T - 1) * stride + 1 and L = N for RGB-only models, N - flow_stack with flow, so no
@@ -190,37 +190,3 @@ def test_frames(frames, crop_size=CROP_SIZE):
     frames = np.asarray(frames)
   check_frames(frames, ndim=len(frames.shape))
   return to_model_range(center_crop(frames, crop_size))
-
-
-def eval_input_from_numpy(frames, model_name, flow=None, crop_size=None, num_frames=None):
-  """Decoded numpy video -> the model's eval input (for feature extraction and serving).
-
-  Args:
-    frames: uint8 [N, H, W, 3] RGB with the smaller side already resized (256).
-    model_name: a registered model name (the Table 1 spec decides sampling).
-    flow: quantized uint8 [N - 1, H, W, 2] flow for flow models.
-    crop_size, num_frames: overrides of the spec.
-
-  Returns:
-    float32 [1, T, h, w, C] (or [1, V, T, h, w, C] with several views), or a dict {'rgb', 'flow'} for
-    two-stream models; same ops as the test branch of `make_dataset`.
-
-  Raises:
-    ValueError: frames or flow that are not uint8 with 3 / 2 channels, or flow not of N - 1 fields.
-  """
-  from i3d_tf.input_specs import get_input_spec  # pylint: disable=g-import-not-at-top
-  from data_pipelines import input_pipeline  # pylint: disable=g-import-not-at-top
-  spec = get_input_spec(model_name)
-  frames = frames if tf.is_tensor(frames) else np.asarray(frames)
-  check_frames(frames, 3, 'frames')
-  if flow is not None:
-    flow = flow if tf.is_tensor(flow) else np.asarray(flow)
-    check_frames(flow, 2, 'flow (quantized, data_pipelines.flow.quantize_flow)')
-    if flow.shape[0] != frames.shape[0] - 1 or tuple(flow.shape[1:3]) != tuple(frames.shape[1:3]):
-      raise ValueError(f'flow must be [N - 1, H, W, 2] for frames [N, H, W, 3] (field i: frame i -> i + 1); got '
-                       f'flow {list(flow.shape)} for frames {list(frames.shape)}')
-  frames = tf.convert_to_tensor(frames)
-  flow_t = None if flow is None else tf.convert_to_tensor(flow)
-  inputs = input_pipeline.clip_from_decoded(frames, flow_t, spec, training=False,
-                                            crop_size=crop_size or spec.crop_size, num_frames=num_frames)
-  return tf.nest.map_structure(lambda x: x[tf.newaxis], inputs)

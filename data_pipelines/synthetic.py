@@ -16,12 +16,14 @@ model gives both the same score, i.e. exactly chance (50%) on every pair.
 """
 
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from i3d_tf.io_utils import atomic_path
+from data_pipelines.io_utils import atomic_path
+
+SYNTHETIC_FRAMES, SYNTHETIC_SIZE = 4, 32  # `learnable_dataset_fn` defaults (the trainer's smoke runs)
 
 PAIRS = (('move_down', 'move_up'), ('grow', 'shrink'), ('appear', 'disappear'))
 CLASSES = tuple(c for pair in PAIRS for c in pair)
@@ -148,3 +150,58 @@ def pairwise_order_accuracy(labels, scores, class_names: Optional[List[str]] = N
     own, other = s[int(y)], s[index[twin]]
     correct.append(1.0 if own > other else 0.5 if own == other else 0.0)
   return float(np.mean(correct)) if correct else float('nan')
+
+
+# ----------------------------------------------------------------------------------------------------------
+# In-memory learnable videos: the trainer's `--train_data=synthetic[:N]` source (smoke runs and tests).
+
+
+def learnable_videos(num_examples: int, num_classes: int, num_frames: int, size: int, channels: int, seed: int):
+  """(videos float32 [N, T, size, size, channels] in [-1, 1], labels int32 [N]): a class-dependent brightness
+  ramp over time plus Gaussian noise (std 0.2), so a few SGD steps lower the loss.  Labels are balanced."""
+  rng = np.random.RandomState(seed)
+  labels = (np.arange(num_examples) % num_classes).astype(np.int32)
+  rng.shuffle(labels)
+  t = np.linspace(-1, 1, num_frames, dtype=np.float32)[:, None, None, None]
+  slope = (labels.astype(np.float32) / max(num_classes - 1, 1) - 0.5)[:, None, None, None, None]
+  noise = rng.normal(0, 0.2, (num_examples, num_frames, size, size, channels)).astype(np.float32)
+  videos = np.clip(slope * t[None] + noise, -1, 1).astype(np.float32)
+  return videos, labels
+
+
+def learnable_dataset_fn(source: str, modalities: Sequence[str], num_classes: int, batch_size: int,
+                         training: bool, num_frames: Optional[int] = None, size: Optional[int] = None,
+                         seed: int = 0):
+  """`(tf.distribute.InputContext) -> tf.data.Dataset` of per-replica batches of `learnable_videos`.
+
+  Args:
+    source: 'synthetic' (32 training / 16 evaluation examples) or 'synthetic:N'.
+    modalities: ('rgb',), ('flow',) or both (a dict of inputs, the same labels).
+    batch_size: the global batch; each replica gets its share (`ctx.get_per_replica_batch_size`).
+    training: repeat and shuffle, drop the remainder; else one pass.
+    num_frames, size: clip length and square size (default SYNTHETIC_FRAMES, SYNTHETIC_SIZE).
+  Raises:
+    ValueError: a `source` that is not 'synthetic' or 'synthetic:N' with N >= 1.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  name, _, count = source.partition(':')
+  if name != 'synthetic' or (count and not (count.isdigit() and int(count) >= 1)):
+    raise ValueError(f"A synthetic source is 'synthetic' or 'synthetic:N' (N >= 1). Received: {source}")
+  n = int(count) if count else (32 if training else 16)
+  frames, size = num_frames or SYNTHETIC_FRAMES, size or SYNTHETIC_SIZE
+  seed = seed + (0 if training else 1000)
+
+  def fn(ctx):
+    per_replica = ctx.get_per_replica_batch_size(batch_size)
+    arrays = {}
+    for i, m in enumerate(modalities):
+      videos, labels = learnable_videos(n, num_classes, frames, size, 3 if m == 'rgb' else 2, seed + i)
+      arrays[m] = videos
+    inputs = arrays[modalities[0]] if len(modalities) == 1 else arrays
+    ds = tf.data.Dataset.from_tensor_slices((inputs, labels))
+    ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
+    if training:
+      ds = ds.repeat().shuffle(64, seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(per_replica, drop_remainder=training)
+
+  return fn

@@ -22,13 +22,13 @@ from typing import Optional
 
 import tensorflow_datasets as tfds
 
-from data_pipelines import conversion, datasets
+from data_pipelines import constants, conversion, datasets
 
 
 class LocalVideoConfig(tfds.core.BuilderConfig):
   """split: official split number (UCF/HMDB) or Kinetics version (400/600); conversion options."""
 
-  def __init__(self, *, split: int = 1, resize_short_side: int = 256, flow: str = 'tvl1',
+  def __init__(self, *, split: int = 1, resize_short_side: int = constants.RESIZE_SHORT_SIDE, flow: str = 'tvl1',
                max_frames: Optional[int] = None, num_classes: Optional[int] = None, **kwargs):
     kwargs.setdefault('version', tfds.core.Version('1.0.0'))
     super().__init__(**kwargs)

@@ -27,8 +27,9 @@ from typing import List, Optional
 import cv2
 import numpy as np
 
+from data_pipelines import constants
 from data_pipelines.flow import FLOW_BOUND
-from i3d_tf.io_utils import atomic_path
+from data_pipelines.io_utils import atomic_path
 
 # The version of what prepare_data writes for given videos and options (records, shard and manifest
 # layout).  Recorded in every output's manifest: a rerun by a version that writes something else refuses
@@ -83,7 +84,7 @@ def encode_png(image: np.ndarray, compression: int = 1) -> bytes:
 
 
 def encode_video(frames: np.ndarray, flow_q: Optional[np.ndarray], *, video_id: str, label_index: int = -1,
-                 label_text: str = '', source: str = '', fps: float = 25.0, jpeg_quality: int = 90,
+                 label_text: str = '', source: str = '', fps: float = constants.FPS, jpeg_quality: int = 90,
                  flow_format: str = 'png', flow_jpeg_quality: int = 95) -> EncodedVideo:
   """RGB uint8 [N, H, W, 3] and quantized flow uint8 [N - 1, H, W, 2] (or None) -> EncodedVideo."""
   frames = np.asarray(frames)

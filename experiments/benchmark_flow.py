@@ -1,4 +1,4 @@
-r"""Throughput of i3d_tf.flow.tvl1 against OpenCV's DualTVL1, measured interleaved.
+r"""Throughput of data_pipelines.flow.tvl1 against OpenCV's DualTVL1, measured interleaved.
 
 Also the RubberWhale accuracy of both and the comparison picture, and (no ground truth) how far ours is
 from OpenCV on consecutive frame pairs of real clips, where motion is larger than in RubberWhale.
@@ -17,7 +17,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from i3d_tf.io_utils import atomic_write_json
+from data_pipelines.io_utils import atomic_write_json
 
 _SIZES = flags.DEFINE_list('sizes', ['256x340', '224x224'], 'HxW frame sizes.')
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['8'], 'Batch sizes for ours (GPU: 1,8,16,32,64).')
@@ -61,7 +61,7 @@ def _frames(h, w):
 def _speed(results):
   import cv2
   import tensorflow as tf
-  import i3d_tf.flow as F
+  import data_pipelines.flow as F
   device = 'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'
   budgets = {'opencv': {}, 'fast': F.FAST_BUDGET}
   names = ['opencv', 'fast'] if _BUDGET.value == 'both' else [_BUDGET.value]
@@ -97,7 +97,7 @@ def _speed(results):
 
 def _accuracy(results):
   import cv2
-  import i3d_tf.flow as F
+  import data_pipelines.flow as F
   d = os.path.join(_DATA.value, 'flow', 'middlebury_rubberwhale')
   a = cv2.imread(os.path.join(d, 'frame10.png'), cv2.IMREAD_GRAYSCALE)
   b = cv2.imread(os.path.join(d, 'frame11.png'), cv2.IMREAD_GRAYSCALE)
@@ -130,7 +130,7 @@ def _accuracy(results):
 def _real_clips(results):
   """Ours (batch 1, both budgets) against OpenCV on consecutive pairs of real clips, no ground truth."""
   import tensorflow as tf
-  import i3d_tf.flow as F
+  import data_pipelines.flow as F
   from data_pipelines.flow import to_gray, tvl1_opencv
   from data_pipelines.video import decode_video
   start, stop = (int(v) for v in _CLIP_FRAMES.value.split(':'))

@@ -60,7 +60,7 @@ def main(argv):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from data_pipelines import conversion, datasets, make_dataset  # pylint: disable=g-import-not-at-top
   from i3d_tf.benchmarking import cpu_name  # pylint: disable=g-import-not-at-top
-  from i3d_tf.io_utils import atomic_write_json  # pylint: disable=g-import-not-at-top
+  from data_pipelines.io_utils import atomic_write_json  # pylint: disable=g-import-not-at-top
   from data_pipelines.testing import VIDEOS  # pylint: disable=g-import-not-at-top
   video_dir = _VIDEO_DIR.value or VIDEOS
   cores = os.cpu_count()

@@ -76,7 +76,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
-  from i3d_tf.io_utils import atomic_write_json  # pylint: disable=g-import-not-at-top
+  from data_pipelines.io_utils import atomic_write_json  # pylint: disable=g-import-not-at-top
   pretrained.weights_path('kinetics400')  # fetched before timing
   env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='3')
   work = _WORK_DIR.value or tempfile.mkdtemp(prefix='i3d_memory_')

@@ -16,7 +16,7 @@ import sys
 from absl import app
 from absl import flags
 
-from i3d_tf.io_utils import atomic_write_json
+from data_pipelines.io_utils import atomic_write_json
 
 _FRAMES = flags.DEFINE_integer('frames', 64, 'Clip length (Sec. 2.4 trains on 64 frames).')
 _SIZE = flags.DEFINE_integer('size', 224, 'Crop size.')

@@ -141,6 +141,7 @@ def main(argv):
   tf.get_logger().setLevel('ERROR')
   from data_pipelines import synthetic  # pylint: disable=g-import-not-at-top
   from i3d_tf import evaluation  # pylint: disable=g-import-not-at-top
+  from i3d_tf.checkpoints import restore  # pylint: disable=g-import-not-at-top
 
   per_class, test_per_class = _VIDEOS_PER_CLASS.value, _TEST_PER_CLASS.value
   steps, baseline_steps = _STEPS.value, _BASELINE_STEPS.value
@@ -278,7 +279,7 @@ def main(argv):
     demo.step('4. evaluate on whole held-out videos (center crop, time-averaged logits)')
     for stream in ('rgb', 'flow'):
       if stream in runs:
-        models[stream] = evaluation.load_model(f'i3d_{stream}', num_classes, runs[stream])
+        models[stream] = restore.load_model(f'i3d_{stream}', num_classes, runs[stream])
         recalibrate(models[stream], f'i3d_{stream}')
         results[{'rgb': 'RGB-I3D', 'flow': 'Flow-I3D'}[stream]] = evaluation.evaluate(
             models[stream], evaluation.records_with_video_ids(records['test'], f'i3d_{stream}', crop_size=crop),
@@ -287,7 +288,7 @@ def main(argv):
     for transfer, label in (('fixed', 'RGB-I3D Kinetics-pretrained, Fixed'),
                             ('full', 'RGB-I3D Kinetics-pretrained, Full-FT')):
       if transfer in transfers:
-        model = evaluation.load_model('i3d_rgb', num_classes, transfers[transfer])
+        model = restore.load_model('i3d_rgb', num_classes, transfers[transfer])
         if transfer == 'full':  # Fixed keeps the Kinetics batch-norm statistics: they are part of the frozen trunk
           recalibrate(model, 'i3d_rgb')
         results[label] = evaluation.evaluate(
@@ -380,7 +381,7 @@ def main(argv):
              f'TensorFlow {tf.__version__}.']
   if demo.notes:
     md += ['', '## Missing or failed', ''] + [f'- {n}' for n in demo.notes]
-  from i3d_tf.io_utils import atomic_write  # pylint: disable=g-import-not-at-top
+  from data_pipelines.io_utils import atomic_write  # pylint: disable=g-import-not-at-top
   from i3d_tf.evaluation import write_json  # pylint: disable=g-import-not-at-top
   atomic_write(os.path.join(out, 'results.md'), '\n'.join(md) + '\n')
   write_json(os.path.join(out, 'results.json'), {

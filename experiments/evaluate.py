@@ -26,6 +26,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from i3d_tf import evaluation  # noqa: E402
+from i3d_tf.checkpoints import restore  # noqa: E402
 from i3d_tf.scoring import FUSIONS  # noqa: E402
 
 _MODEL = flags.DEFINE_string('model', None, 'Registry name (i3d_rgb, i3d_flow, two_stream_i3d, baselines).',
@@ -68,11 +69,11 @@ def main(argv):
     reference = _CHECKPOINT.value or _RGB_CHECKPOINT.value or _FLOW_CHECKPOINT.value
     if not reference:
       raise app.UsageError('--num_classes is needed with random weights (no checkpoint to read it from)')
-    from i3d_tf.training.transfer import infer_num_classes, resolve_checkpoint  # pylint: disable=g-import-not-at-top
+    from i3d_tf.checkpoints.restore import infer_num_classes, resolve_checkpoint  # pylint: disable=g-import-not-at-top
     num_classes = 400 if reference == 'kinetics400' else infer_num_classes(resolve_checkpoint(reference))
     if num_classes is None:
       raise app.UsageError(f'cannot read the class count of {reference}: pass --num_classes')
-  model = evaluation.restore_stream_models(_MODEL.value, num_classes, _CHECKPOINT.value,
+  model = restore.restore_stream_models(_MODEL.value, num_classes, _CHECKPOINT.value,
                                            _RGB_CHECKPOINT.value, _FLOW_CHECKPOINT.value, _FUSION.value,
                                            allow_random_weights=_ALLOW_RANDOM.value)
   if _BN_DATA.value:

@@ -26,6 +26,7 @@ from absl import flags
 
 from i3d_tf import evaluation
 from i3d_tf import export
+from i3d_tf.checkpoints import restore
 from i3d_tf.scoring import FUSIONS
 
 _MODEL = flags.DEFINE_enum('model', None, ['i3d_rgb', 'i3d_flow', 'two_stream_i3d'], 'Registry name.',
@@ -70,12 +71,12 @@ def main(argv):
       pretrained.weights_path('kinetics400', _WEIGHTS_FILE.value)
     num_classes = _NUM_CLASSES.value
     if num_classes is None:  # read from the weights (the logits kernel or the run's config.json)
-      from i3d_tf.training.transfer import infer_num_classes, resolve_checkpoint  # pylint: disable=g-import-not-at-top
+      from i3d_tf.checkpoints.restore import infer_num_classes, resolve_checkpoint  # pylint: disable=g-import-not-at-top
       reference = _WEIGHTS.value or _CHECKPOINT.value or _RGB_CHECKPOINT.value
       num_classes = 400 if reference == 'kinetics400' else infer_num_classes(resolve_checkpoint(reference))
       if num_classes is None:
         raise ValueError(f'Cannot read the class count of {reference}: pass --num_classes')
-    model = evaluation.restore_stream_models(_MODEL.value, num_classes, _WEIGHTS.value or _CHECKPOINT.value,
+    model = restore.restore_stream_models(_MODEL.value, num_classes, _WEIGHTS.value or _CHECKPOINT.value,
                                              _RGB_CHECKPOINT.value, _FLOW_CHECKPOINT.value, _FUSION.value,
                                              allow_random_weights=_ALLOW_RANDOM.value)
   except (ValueError, FileNotFoundError, pretrained.WeightsUnavailableError) as e:

@@ -25,9 +25,10 @@ cli.quiet_start()  # before TensorFlow loads: its start-up lines off unless --ve
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
+from data_pipelines import constants  # noqa: E402
 
-from i3d_tf import evaluation  # noqa: E402
 from i3d_tf import features  # noqa: E402
+from i3d_tf.checkpoints import restore  # noqa: E402
 
 _VIDEOS = flags.DEFINE_string('videos', None, 'A folder (searched recursively) or a glob of videos.', required=True)
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where the .npy / .json files go.', required=True)
@@ -43,9 +44,9 @@ _WEIGHTS_FILE = flags.DEFINE_string('weights_file', None, 'A local copy of i3d_j
 _NUM_CLASSES = flags.DEFINE_integer('num_classes', None, 'Logits size of the checkpoints (default: inferred, '
                                     'else 400 as the official weights).')
 _ALLOW_RANDOM = flags.DEFINE_bool('allow_random_weights', False, 'Random weights when no checkpoint (demos, tests).')
-_CROP = flags.DEFINE_integer('crop_size', 224, 'Center crop.')
-_RESIZE = flags.DEFINE_integer('resize_short_side', 256, 'Smaller side after resizing (paper: 256).')
-_FPS = flags.DEFINE_float('fps', 25.0, 'Frame rate after resampling (paper: 25).')
+_CROP = flags.DEFINE_integer('crop_size', constants.CROP_SIZE, 'Center crop.')
+_RESIZE = flags.DEFINE_integer('resize_short_side', constants.RESIZE_SHORT_SIDE, 'Smaller side after resizing (paper: 256).')
+_FPS = flags.DEFINE_float('fps', constants.FPS, 'Frame rate after resampling (paper: 25).')
 _MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Decode at most this many frames per video.')
 _MAX_VIDEOS = flags.DEFINE_integer('max_videos', None, 'Process at most this many videos.')
 _BATCH = flags.DEFINE_integer('batch_size', 1, 'Windows per forward pass.')
@@ -53,7 +54,7 @@ _FLOW_BACKEND = flags.DEFINE_enum('flow_backend', 'tvl1', ['tvl1', 'tvl1_tf', 't
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Recompute videos whose outputs in --output_dir were made '
                                 'with other settings (else the run refuses before any work, naming what differs).')
 _FLOW_PARAMS = flags.DEFINE_string('flow_params', '', 'TV-L1 parameters for the flow backend, e.g. '
-                                    '"gamma=0.3" (i3d_tf.flow.TVL1Params names; default: OpenCV\'s).')
+                                    '"gamma=0.3" (data_pipelines.flow.TVL1Params names; default: OpenCV\'s).')
 
 
 def main(argv):
@@ -103,7 +104,7 @@ def main(argv):
     try:
       if checkpoints[s] == 'kinetics400' and _WEIGHTS_FILE.value:
         pretrained.weights_path('kinetics400', _WEIGHTS_FILE.value)
-      models[s] = evaluation.load_model(f'i3d_{s}', num_classes, checkpoints[s], _ALLOW_RANDOM.value)
+      models[s] = restore.load_model(f'i3d_{s}', num_classes, checkpoints[s], _ALLOW_RANDOM.value)
     except (ValueError, FileNotFoundError, pretrained.WeightsUnavailableError) as e:
       raise app.UsageError(f'Cannot load the {s} checkpoint {checkpoints[s]!r}: {e}')
   extractor = features.FeatureExtractor(models)

@@ -22,7 +22,7 @@ from absl import flags  # noqa: E402
 import keras  # noqa: E402
 
 from i3d_tf import baselines  # noqa: E402
-from i3d_tf.io_utils import atomic_write  # noqa: E402
+from data_pipelines.io_utils import atomic_write  # noqa: E402
 from i3d_tf.registry import list_models  # noqa: E402
 
 _NUM_CLASSES = flags.DEFINE_integer('num_classes', 400, 'Classifier size (Kinetics: 400).')

@@ -28,6 +28,7 @@ cli.quiet_start()  # before TensorFlow loads: its start-up lines off unless --ve
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
+from data_pipelines import constants  # noqa: E402
 
 _DATASET = flags.DEFINE_enum('dataset', None, ['ucf101', 'hmdb51', 'kinetics400', 'kinetics600', 'folder'],
                              'Dataset layout.', required=True)
@@ -39,12 +40,12 @@ _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where shards and manifest
 _NUM_SHARDS = flags.DEFINE_integer('num_shards', 1, 'Number of output shards.')
 _FLOW = flags.DEFINE_enum('flow', 'tvl1', ['tvl1', 'tvl1_tf', 'tvl1_tf_fast', 'none'], 'Optical flow backend (tvl1: OpenCV; tvl1_tf_fast: ours, fixed FAST_BUDGET).')
 _FLOW_PARAMS = flags.DEFINE_string('flow_params', '', 'TV-L1 parameters for the flow backend, e.g. '
-                                    '"gamma=0.3,warps=3" (i3d_tf.flow.TVL1Params names; default: OpenCV\'s).')
+                                    '"gamma=0.3,warps=3" (data_pipelines.flow.TVL1Params names; default: OpenCV\'s).')
 _WORKERS = flags.DEFINE_integer('workers', 1, 'Worker processes (local runner).')
 _RUNNER = flags.DEFINE_string('runner', 'local', '"local" (process pool) or an Apache Beam runner name.')
 _MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Keep at most this many frames per video.')
-_RESIZE = flags.DEFINE_integer('resize_short_side', 256, 'Smaller side after resizing (paper: 256).')
-_FPS = flags.DEFINE_float('fps', 25.0, 'Output frame rate (paper: 25).')
+_RESIZE = flags.DEFINE_integer('resize_short_side', constants.RESIZE_SHORT_SIDE, 'Smaller side after resizing (paper: 256).')
+_FPS = flags.DEFINE_float('fps', constants.FPS, 'Output frame rate (paper: 25).')
 _JPEG_QUALITY = flags.DEFINE_integer('jpeg_quality', 90, 'JPEG quality of RGB frames.')
 _FLOW_FORMAT = flags.DEFINE_enum('flow_format', 'png', ['png', 'jpeg'], 'Flow image format (png: lossless).')
 _LABEL_MAP = flags.DEFINE_string('label_map', None, 'The dataset\'s class list, honoured by every dataset: a text '

@@ -23,8 +23,8 @@ _COLUMNS = flags.DEFINE_integer('columns', 4, 'Blocks of filters side by side.')
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  from i3d_tf import evaluation  # pylint: disable=g-import-not-at-top
-  model = evaluation.load_model(_MODEL.value, _NUM_CLASSES.value, _CHECKPOINT.value)
+  from i3d_tf.checkpoints import restore  # pylint: disable=g-import-not-at-top
+  model = restore.load_model(_MODEL.value, _NUM_CLASSES.value, _CHECKPOINT.value)
   image = visualize.save_conv1_filters(model, _OUTPUT.value, columns=_COLUMNS.value)
   print(f'Wrote {_OUTPUT.value} ({image.shape[1]}x{image.shape[0]} px, '
         f'{model.get_layer("Conv3d_1a_7x7").filters} filters).')

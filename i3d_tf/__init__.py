@@ -6,14 +6,14 @@ not), so binaries can set TensorFlow's environment first (`i3d_tf.cli`) and ligh
 
 import importlib
 
-from i3d_tf import _env  # noqa: F401  (sets TF_ENABLE_ONEDNN_OPTS before TensorFlow loads)
 
 __version__ = '0.1.0'
 
 _PUBLIC = {
-    'i3d_tf.inception': ('I3D', 'InceptionV1', 'VALID_ENDPOINTS', 'VALID_ENDPOINTS_2D'),
+    'i3d_tf.inception': ('I3D', 'InceptionV1'),
+    'i3d_tf.endpoints': ('VALID_ENDPOINTS', 'VALID_ENDPOINTS_2D'),
     'i3d_tf.inflation': ('inflate', 'inflate_kernel', 'InflatedInitializer'),
-    'i3d_tf.input_specs': ('ClipSpec', 'InputSpec', 'get_input_spec'),
+    'data_pipelines.input_specs': ('ClipSpec', 'InputSpec', 'get_input_spec'),
     'i3d_tf.layers': ('Unit', 'inception_module', 'StreamFusion'),
     'i3d_tf.models': ('TwoStreamI3D',),
     'i3d_tf.receptive_field': ('receptive_field', 'receptive_field_table'),
@@ -30,7 +30,7 @@ def __getattr__(name):
     value = getattr(importlib.import_module(_WHERE[name]), name)
     globals()[name] = value  # later lookups skip this function
     return value
-  try:  # a submodule: i3d_tf.checkpoints, i3d_tf.flow, i3d_tf.training, ...
+  try:  # a submodule: i3d_tf.checkpoints, i3d_tf.training, ...
     return importlib.import_module(f'{__name__}.{name}')
   except ModuleNotFoundError as e:
     if e.name != f'{__name__}.{name}':

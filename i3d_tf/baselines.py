@@ -32,7 +32,7 @@ from i3d_tf import layers as L
 from i3d_tf import scoring
 from i3d_tf.inception import InceptionV1
 from i3d_tf.inflation import adapt_input_channels, units
-from i3d_tf.input_specs import get_input_spec
+from data_pipelines.input_specs import get_input_spec
 from i3d_tf.registry import build_model, register_model
 
 LSTM_UNITS = 512  # Sec. 2.1.

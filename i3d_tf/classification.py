@@ -39,6 +39,7 @@ import numpy as np
 from data_pipelines import constants
 from i3d_tf import evaluation
 from i3d_tf import scoring
+from i3d_tf.checkpoints import restore
 
 I3D_MODELS = ('i3d_rgb', 'i3d_flow', 'two_stream_i3d')
 VIEW_MODELS = ('c3d', 'convnet_lstm')  # single-stream RGB models with fixed test clips (Table 1)
@@ -194,7 +195,7 @@ class VideoClassifier:
                flow_backend: str = 'tvl1', flow_params: Sequence[Tuple[str, object]] = (),
                fps: float = constants.FPS, max_frames: Optional[int] = None):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from i3d_tf.input_specs import get_input_spec  # pylint: disable=g-import-not-at-top
+    from data_pipelines.input_specs import get_input_spec  # pylint: disable=g-import-not-at-top
     if model_name not in MODEL_STREAMS:
       raise ValueError(f'classification supports {sorted(MODEL_STREAMS)} (two_stream and fused_3d: evaluate '
                        f'TFRecords with experiments/evaluate.py). Received: model={model_name}')
@@ -395,7 +396,7 @@ def build_classifier(model_name: str = 'i3d_rgb', weights: Optional[str] = 'kine
     ValueError, FileNotFoundError: inconsistent arguments, missing checkpoints.
     i3d_tf.checkpoints.pretrained.WeightsUnavailableError: 'kinetics400' neither cached nor fetchable.
   """
-  from i3d_tf.training.transfer import infer_num_classes, resolve_checkpoint  # pylint: disable=g-import-not-at-top
+  from i3d_tf.checkpoints.restore import infer_num_classes, resolve_checkpoint  # pylint: disable=g-import-not-at-top
   if model_name not in MODEL_STREAMS:
     raise ValueError(f'classification supports {sorted(MODEL_STREAMS)}. Received: model={model_name}')
   streams = MODEL_STREAMS[model_name]
@@ -427,7 +428,7 @@ def build_classifier(model_name: str = 'i3d_rgb', weights: Optional[str] = 'kine
     classes = num_classes or infer_num_classes(resolved)
     if classes is None:
       raise ValueError(f'Cannot read the class count of {source}: pass --num_classes')
-    models[stream] = evaluation.load_model(name, classes, source, **kwargs)
+    models[stream] = restore.load_model(name, classes, source, **kwargs)
   classes = {int(m.output.shape[-1]) for m in models.values()}
   if len(classes) != 1:
     raise ValueError(f'The streams have different class counts: {sorted(classes)}')
@@ -522,7 +523,7 @@ def write_results(path: str, rows: Sequence[Dict], top_k: int, extra: Optional[D
   """Writes `rows` atomically as CSV (one line per video: top-k index/label/probability columns) or JSON."""
   import csv  # pylint: disable=g-import-not-at-top
   import io  # pylint: disable=g-import-not-at-top
-  from i3d_tf.io_utils import atomic_write  # pylint: disable=g-import-not-at-top
+  from data_pipelines.io_utils import atomic_write  # pylint: disable=g-import-not-at-top
   if path.endswith('.json'):
     evaluation.write_json(path, dict(extra or {}, videos=list(rows)))
     return path

@@ -23,7 +23,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from i3d_tf import scoring
-from i3d_tf.io_utils import atomic_write, atomic_write_json, save_figure
+from data_pipelines.io_utils import atomic_write, atomic_write_json, save_figure
 
 # ----------------------------------------------------------------------------------------------- metrics
 
@@ -306,89 +306,7 @@ def format_metrics(metrics: Dict) -> str:
           f"mean-class {100 * metrics['mean_class_accuracy']:.2f}%  ({metrics['num_videos']} videos)")
 
 
-# -------------------------------------------------------------------------------------- model restoring
-
-
-def load_model(model_name: str, num_classes: Optional[int], checkpoint: Optional[str],
-               allow_random_weights: bool = False, **model_kwargs):
-  """Builds `model_name` and restores `checkpoint`.
-
-  `checkpoint` may be a Keras weights file (`*.weights.h5`, e.g. converted official weights), a training
-  `model_dir` or a TF checkpoint prefix (through `i3d_tf.training.restore_model` when it is available, else a
-  `tf.train.Checkpoint(model=...)` restore), or 'kinetics400' (the trained RGB I3D).  `None` gives random
-  weights only with `allow_random_weights`.  `num_classes=None` reads the class count from the checkpoint
-  (its model_dir's config.json, else the logits kernel's shape).
-
-  Raises:
-    ValueError: no checkpoint without `allow_random_weights`, or a class count that cannot be read;
-    FileNotFoundError: a missing path.
-  """
-  from i3d_tf.registry import build_model  # pylint: disable=g-import-not-at-top
-  if checkpoint is None or checkpoint == '':
-    if not allow_random_weights:
-      raise ValueError(f'No checkpoint given for {model_name}; pass one, or allow random weights explicitly '
-                       '(demos and tests only).')
-    if num_classes is None:
-      raise ValueError(f'num_classes is needed to build {model_name} with random weights')
-    return build_model(model_name, num_classes, **model_kwargs)
-  if checkpoint == 'kinetics400' and not os.path.exists(checkpoint):  # the trained RGB I3D, not a folder
-    if model_name != 'i3d_rgb':
-      raise ValueError(f"'kinetics400' weights are the RGB I3D (i3d_rgb), not {model_name}")
-    return build_model(model_name, 400 if num_classes is None else num_classes, weights='kinetics400',
-                       **model_kwargs)
-  if num_classes is None:
-    from i3d_tf.training.transfer import infer_num_classes, resolve_checkpoint  # pylint: disable=g-import-not-at-top
-    num_classes = infer_num_classes(resolve_checkpoint(checkpoint))
-    if num_classes is None:
-      raise ValueError(f'Cannot read the class count of {checkpoint}: pass num_classes (--num_classes)')
-  if checkpoint.endswith('.h5') or checkpoint.endswith('.keras'):
-    if not os.path.exists(checkpoint):
-      raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    from i3d_tf.io_utils import check_not_lfs_pointer  # pylint: disable=g-import-not-at-top
-    check_not_lfs_pointer(checkpoint)
-    model = build_model(model_name, num_classes, **model_kwargs)
-    model.load_weights(checkpoint)
-    return model
-  try:
-    from i3d_tf.training import restore_model  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    restore_model = None
-  if restore_model is not None:
-    return restore_model(checkpoint, model_name, num_classes, **model_kwargs)
-  return _restore_tf_checkpoint(checkpoint, model_name, num_classes, **model_kwargs)
-
-
-def _restore_tf_checkpoint(checkpoint: str, model_name: str, num_classes: int, **model_kwargs):
-  import glob  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from i3d_tf.registry import build_model  # pylint: disable=g-import-not-at-top
-  model = build_model(model_name, num_classes, **model_kwargs)
-  path = checkpoint
-  if os.path.isdir(checkpoint):
-    weights = sorted(glob.glob(os.path.join(checkpoint, '*.weights.h5')))
-    if weights:
-      model.load_weights(weights[-1])
-      return model
-    path = tf.train.latest_checkpoint(checkpoint)
-    if path is None:
-      raise FileNotFoundError(f'no checkpoint in {checkpoint}')
-  elif not tf.io.gfile.exists(path + '.index'):
-    raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-  tf.train.Checkpoint(model=model).restore(path).expect_partial()
-  return model
-
-
-def restore_stream_models(model_name: str, num_classes: int, checkpoint: Optional[str] = None,
-                          rgb_checkpoint: Optional[str] = None, flow_checkpoint: Optional[str] = None,
-                          fusion: str = 'logits_sum', allow_random_weights: bool = False):
-  """The model to evaluate: one stream from `checkpoint`, or Two-Stream I3D from an RGB and a flow checkpoint."""
-  if model_name == 'two_stream_i3d' and not checkpoint:
-    from i3d_tf.models import TwoStreamI3D  # pylint: disable=g-import-not-at-top
-    rgb = load_model('i3d_rgb', num_classes, rgb_checkpoint, allow_random_weights)
-    flow = load_model('i3d_flow', num_classes, flow_checkpoint, allow_random_weights)
-    return TwoStreamI3D(num_classes, fusion=fusion, rgb_model=rgb, flow_model=flow)
-  kwargs = {'fusion': fusion} if model_name == 'two_stream_i3d' else {}
-  return load_model(model_name, num_classes, checkpoint, allow_random_weights, **kwargs)
+# -------------------------------------------------------------------------------------------- class lists
 
 
 def read_class_names(path: Optional[str]) -> Optional[List[str]]:
@@ -528,7 +446,7 @@ def training_class_names(checkpoint: Optional[str]) -> Optional[List[str]]:
   records, whose manifest.json lists the classes (None when either is missing)."""
   if not checkpoint or checkpoint == 'kinetics400':
     return None
-  from i3d_tf.training.transfer import config_next_to, resolve_checkpoint  # pylint: disable=g-import-not-at-top
+  from i3d_tf.checkpoints.restore import config_next_to, resolve_checkpoint  # pylint: disable=g-import-not-at-top
   try:
     config = config_next_to(resolve_checkpoint(checkpoint)) or {}
   except (FileNotFoundError, ValueError):

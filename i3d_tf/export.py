@@ -26,7 +26,7 @@ import keras
 import tensorflow as tf
 
 from i3d_tf import layers as L
-from i3d_tf.io_utils import atomic_path
+from data_pipelines.io_utils import atomic_path
 
 FEATURES_LAYER = 'Logits.AvgPool'  # Mixed_5c after the head's average pool: [B, T', h, w, 1024].
 TOP_K = 5  # classes named by serving_default
@@ -60,7 +60,7 @@ def stream_models(model: keras.Model) -> Dict[str, keras.Model]:
 def _serialized_fn(model, model_name: str, crop_size: Optional[int], num_classes: int):
   """string [N] -> per-record logits through the data pipeline's eval preprocessing."""
   from data_pipelines import input_pipeline  # pylint: disable=g-import-not-at-top
-  from i3d_tf.input_specs import get_input_spec  # pylint: disable=g-import-not-at-top
+  from data_pipelines.input_specs import get_input_spec  # pylint: disable=g-import-not-at-top
   spec = get_input_spec(model_name)
   clip = input_pipeline.resolve_clip(spec, training=False)
   crop = int(crop_size or spec.crop_size)

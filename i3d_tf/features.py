@@ -37,8 +37,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from data_pipelines import constants
 from i3d_tf.evaluation import write_json
-from i3d_tf.io_utils import save_npy
+from data_pipelines.io_utils import save_npy
 
 STREAMS = ('rgb', 'flow')
 FEATURES_FORMAT = 2  # 2: ids keep the extension and sub-folders (format 1: 'a__b' ids); part of the run key
@@ -49,9 +50,9 @@ NOT_IN_KEY = ('batch_size',)  # options that do not change the features' values
 class ExtractionOptions:
   stack_size: int = 64
   step_size: int = 64
-  crop_size: int = 224
-  resize_short_side: int = 256
-  fps: float = 25.0
+  crop_size: int = constants.CROP_SIZE
+  resize_short_side: int = constants.RESIZE_SHORT_SIDE
+  fps: float = constants.FPS
   max_frames: Optional[int] = None  # decode at most this many frames per video (tests, previews)
   batch_size: int = 1  # windows per forward pass
   flow_backend: str = 'tvl1'
@@ -84,7 +85,7 @@ def weights_identity(source: Optional[str]) -> str:
     return 'random'
   if source == 'kinetics400':
     return source
-  from i3d_tf.training.transfer import resolve_checkpoint  # pylint: disable=g-import-not-at-top
+  from i3d_tf.checkpoints.restore import resolve_checkpoint  # pylint: disable=g-import-not-at-top
   resolved = resolve_checkpoint(source)
   files = [resolved] if os.path.isfile(resolved) else [resolved + '.index']
   stats = [os.stat(f) for f in files if os.path.exists(f)]

@@ -106,7 +106,7 @@ def receptive_field(model: keras.Model, endpoint: Optional[str] = None,
 
 def receptive_field_table(model: keras.Model, endpoints: Optional[Sequence[str]] = None) -> str:
   """A Markdown table of the receptive field and total stride of each endpoint (README)."""
-  from i3d_tf.inception import endpoints as all_endpoints
+  from i3d_tf.endpoints import endpoints as all_endpoints
   rank = len(model.inputs[0].shape) - 2
   names = endpoints or [e for e in all_endpoints(rank)[:-2]] + ['Logits.AvgPool']
   fields = receptive_field(model)

@@ -1,7 +1,7 @@
 """One model registry: the names every binary, config and input pipeline use (Table 1 rows).
 
 A plain dict filled by the `register_model` decorator; registering a name twice raises.  Each entry is
-paired with its Table 1 input interface in `i3d_tf.input_specs`.
+paired with its Table 1 input interface in `data_pipelines.input_specs`.
 """
 
 import importlib
@@ -9,7 +9,7 @@ from typing import Callable, Dict
 
 import keras
 
-from i3d_tf.input_specs import InputSpec, get_input_spec
+from data_pipelines.input_specs import InputSpec, get_input_spec
 
 _BUILDERS: Dict[str, Callable[..., keras.Model]] = {}
 # Modules whose import registers models; imported on the first lookup.
@@ -44,8 +44,8 @@ def list_models():
   return sorted(_BUILDERS)
 
 
-def build_model(name: str, num_classes: int, **kwargs) -> keras.Model:
-  """Builds the registered model `name` with `num_classes` outputs; kwargs go to its builder."""
+def build_model(name: str, /, num_classes: int, **kwargs) -> keras.Model:
+  """Builds the registered model `name` with `num_classes` outputs; kwargs (a Keras `name=` too) go to its builder."""
   _import_model_modules()
   if name not in _BUILDERS:
     raise ValueError(f'Unknown model {name!r}. Registered: {sorted(_BUILDERS)} (modules {_MODEL_MODULES}). '

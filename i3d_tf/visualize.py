@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from i3d_tf.io_utils import save_figure, save_png
+from data_pipelines.io_utils import save_figure, save_png
 
 
 def conv1_filter_grid(kernel: np.ndarray, columns: int = 4, zoom: int = 4, gap: int = 2) -> np.ndarray:

@@ -15,7 +15,7 @@ import tensorflow as tf
 from i3d_tf import InceptionV1, I3D, build_model, list_models
 from i3d_tf import baselines as B
 from i3d_tf.inflation import adapt_input_channels
-from i3d_tf.input_specs import get_input_spec
+from data_pipelines.input_specs import get_input_spec
 from i3d_tf.training import per_example_loss
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))

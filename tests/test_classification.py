@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 
 import i3d_tf
+from data_pipelines import input_pipeline
 from data_pipelines import preprocessing as pp
 from data_pipelines.testing import write_video
 from data_pipelines.video import decode_video
 from i3d_tf import classification as C
 from i3d_tf import evaluation
 from i3d_tf import scoring
+from i3d_tf.checkpoints import restore
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='3')
@@ -116,7 +118,7 @@ def test_view_model_scored_like_evaluation(tmp_path):
   model.save_weights(ckpt)
   clf = C.build_classifier('c3d', checkpoint=ckpt, num_classes=3, class_names=['a', 'b', 'c'])
   prediction = clf.classify(path)
-  x = pp.eval_input_from_numpy(decode_video(path, resize_short_side=128).frames, 'c3d')
+  x = input_pipeline.eval_input_from_numpy(decode_video(path, resize_short_side=128).frames, 'c3d')
   assert x.shape == (1, 15, 16, 112, 112, 3)
   expected = evaluation.predict_video_batch(evaluation.make_predict_fn(model), x.numpy())[0]
   np.testing.assert_allclose(prediction.probabilities, expected, atol=1e-6)
@@ -137,8 +139,8 @@ def test_two_stream_classification_matches_evaluation(tmp_path):
   from data_pipelines.flow import compute_flow, get_flow_backend
   frames = decode_video(path, max_frames=6).frames
   flow = compute_flow(frames, get_flow_backend('tvl1', **dict(params)))
-  x = pp.eval_input_from_numpy(frames, 'two_stream_i3d', flow=flow)
-  two = evaluation.restore_stream_models('two_stream_i3d', 4, None, paths['rgb'], paths['flow'])
+  x = input_pipeline.eval_input_from_numpy(frames, 'two_stream_i3d', flow=flow)
+  two = restore.restore_stream_models('two_stream_i3d', 4, None, paths['rgb'], paths['flow'])
   expected = evaluation.predict_video_batch(evaluation.make_predict_fn(two), {k: v.numpy() for k, v in x.items()})
   np.testing.assert_allclose(prediction.probabilities, expected[0], atol=1e-5)
   assert prediction.num_frames == 6 and prediction.per_time_probabilities.shape == (1, 4)

@@ -76,7 +76,7 @@ def test_flow_params_parse_check_and_name_aliases():
     flow_lib.check_flow_params('tvl1_tf', {'gamma': -1.0})
   with pytest.raises(ValueError, match='"none"'):
     flow_lib.check_flow_params('none', {'gamma': 0.3})
-  # The i3d_tf.flow names reach the same OpenCV setters.
+  # The data_pipelines.flow names reach the same OpenCV setters.
   base = _textured(40, 40)
   frames = np.stack([base[4:36, 4:36], base[4:36, 1:33]])
   np.testing.assert_array_equal(flow_lib.tvl1_opencv(frames, nscales=1, warps=1, inner_iterations=3),
@@ -117,12 +117,12 @@ def test_registry_and_contract():
 
 def test_tf_backend_plugs_in():
   try:
-    tf_flow = importlib.import_module('i3d_tf.flow')
+    tf_flow = importlib.import_module('data_pipelines.flow')
     fn = tf_flow.tvl1_video
   except (ImportError, AttributeError) as e:
     with pytest.raises(RuntimeError, match='tvl1_tf'):
       flow_lib.tvl1_tf(np.zeros((2, 16, 16), np.uint8))
-    pytest.skip(f'i3d_tf.flow.tvl1_video not importable yet ({e!r}); checked the clear error instead')
+    pytest.skip(f'data_pipelines.flow.tvl1_video not importable yet ({e!r}); checked the clear error instead')
   del fn
   base = _textured(48, 48)
   frames = np.stack([base[4:36, 4:36], base[4:36, 2:34]])
@@ -133,7 +133,7 @@ def test_tf_backend_plugs_in():
   assert flow.shape == (1, 32, 32, 2) and flow.dtype == np.float32
   assert 0.8 < np.median(flow[0, 6:-6, 6:-6, 0]) < 2.5 and abs(np.median(flow[0, 6:-6, 6:-6, 1])) < 0.3
   # 'tvl1_tf_fast' is the same solver with FAST_BUDGET's fixed iterations.
-  from i3d_tf.flow import FAST_BUDGET
+  from data_pipelines.flow import FAST_BUDGET
   fast = flow_lib.get_flow_backend('tvl1_tf_fast', batch_size=1, nscales=1, warps=2, jit_compile=False)(frames)
   want = tf_flow.tvl1_video(frames, batch_size=1, nscales=1, warps=2, jit_compile=False, **FAST_BUDGET)
   np.testing.assert_array_equal(fast, np.asarray(want, np.float32))

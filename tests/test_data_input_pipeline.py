@@ -224,16 +224,16 @@ def test_record_without_flow_fails_for_flow_models(records, tmp_path):
 
 
 def test_eval_input_from_numpy_two_stream_alignment():
-  from data_pipelines import preprocessing as pp
+  from data_pipelines import input_pipeline
   n = 9
   t = np.arange(n)[:, None, None] * np.ones((1, H, W), int)
   frames = np.stack([t * 10, t * 0, t * 0], -1).astype(np.uint8)
   flow = np.stack([100 + t[:-1], 50 + t[:-1]], -1).astype(np.uint8)
-  out = pp.eval_input_from_numpy(frames, 'two_stream_i3d', flow=flow, crop_size=CROP)
+  out = input_pipeline.eval_input_from_numpy(frames, 'two_stream_i3d', flow=flow, crop_size=CROP)
   assert out['rgb'].shape == (1, n - 1, CROP, CROP, 3) and out['flow'].shape == (1, n - 1, CROP, CROP, 2)
   np.testing.assert_array_equal(_q(out['rgb'][0, :, 0, 0, 0]) // 10, np.arange(n - 1))
   np.testing.assert_array_equal(_q(out['flow'][0, :, 0, 0, 0]) - 100, np.arange(n - 1))  # flow i with frame i
-  two = pp.eval_input_from_numpy(frames, 'two_stream', flow=flow, crop_size=CROP)
+  two = input_pipeline.eval_input_from_numpy(frames, 'two_stream', flow=flow, crop_size=CROP)
   assert two['flow'].shape == (1, 25, 1, CROP, CROP, 20)
   np.testing.assert_array_equal(_q(two['flow'][0, 0, 0, 0, 0, 0::2]) - 100, np.arange(10) % 8)  # looped stack
 
@@ -288,7 +288,7 @@ def test_a_crop_larger_than_the_stored_frames_is_named_when_the_pipeline_is_buil
                             'prepare_data --resize_short_side >= 224 (the paper: 256), or pass --crop_size <= 40')
   # The graph checks each record too (records of several sizes, serving): a message, not a JPEG error.
   from data_pipelines import input_pipeline
-  from i3d_tf.input_specs import get_input_spec
+  from data_pipelines.input_specs import get_input_spec
   spec = get_input_spec('i3d_rgb')
   serialized = fmt.serialize(fmt.encode_video(frames, None, video_id='v', label_index=0))
   with pytest.raises(tf.errors.InvalidArgumentError, match='stored frames are smaller than the 224x224 crop'):

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from data_pipelines import input_pipeline
 from data_pipelines import preprocessing as pp
-from i3d_tf.input_specs import get_input_spec
+from data_pipelines.input_specs import get_input_spec
 
 
 def ramp(n=10, h=20, w=24):
@@ -60,10 +60,10 @@ def test_flip_and_stack_flow_exact():
 
 def test_eval_crop_is_the_numpy_center_slice():
   frames = ramp(10, 20, 24)
-  out = pp.eval_input_from_numpy(frames, 'i3d_rgb', crop_size=16)
+  out = input_pipeline.eval_input_from_numpy(frames, 'i3d_rgb', crop_size=16)
   assert out.shape == (1, 10, 16, 16, 3)
   np.testing.assert_array_equal(out[0].numpy(), frames[:, 2:18, 4:20].astype(np.float32) / 127.5 - 1)
-  c3d = pp.eval_input_from_numpy(frames, 'c3d', crop_size=8, num_frames=None)
+  c3d = input_pipeline.eval_input_from_numpy(frames, 'c3d', crop_size=8, num_frames=None)
   assert c3d.shape == (1, 15, 16, 8, 8, 3)  # 15 views of 16 frames, looped from 10 frames
   np.testing.assert_array_equal(np.round((c3d[0, 3, :, 0, 0, 2].numpy() + 1) * 127.5),
                                 np.arange(16) % 10)
@@ -104,20 +104,20 @@ def test_training_flips_about_half_the_time():
 
 def test_frames_in_the_wrong_dtype_or_channels_are_refused():
   """Float frames in [0, 1] once became a constant uint8 video; a 4-channel video a reshape error."""
-  from data_pipelines import preprocessing as pp
+  from data_pipelines import input_pipeline
   from i3d_tf import features as F
   scaled = np.random.default_rng(0).uniform(0, 1, (5, 40, 48, 3)).astype(np.float32)
   with pytest.raises(ValueError, match=r'frames must be uint8 levels in \[0, 255\].*got float32 with values in \[2.29e-05, 1\]'):
-    pp.eval_input_from_numpy(scaled, 'i3d_rgb', crop_size=32)
+    input_pipeline.eval_input_from_numpy(scaled, 'i3d_rgb', crop_size=32)
   with pytest.raises(ValueError, match=r'must be uint8 levels'):
     F.stream_inputs(scaled, ('rgb',), F.ExtractionOptions(crop_size=32, resize_short_side=40))
   rgba = np.zeros((5, 40, 48, 4), np.uint8)
   with pytest.raises(ValueError, match=r'frames must be \[N, H, W, 3\] \(3 channels\); got shape \[5, 40, 48, 4\]'):
-    pp.eval_input_from_numpy(rgba, 'i3d_rgb', crop_size=32)
+    input_pipeline.eval_input_from_numpy(rgba, 'i3d_rgb', crop_size=32)
   frames = np.zeros((5, 40, 48, 3), np.uint8)
   with pytest.raises(ValueError, match=r'flow must be \[N - 1, H, W, 2\]'):
-    pp.eval_input_from_numpy(frames, 'two_stream_i3d', flow=np.zeros((5, 40, 48, 2), np.uint8), crop_size=32)
-  assert pp.eval_input_from_numpy(frames, 'i3d_rgb', crop_size=32).shape == (1, 5, 32, 32, 3)
+    input_pipeline.eval_input_from_numpy(frames, 'two_stream_i3d', flow=np.zeros((5, 40, 48, 2), np.uint8), crop_size=32)
+  assert input_pipeline.eval_input_from_numpy(frames, 'i3d_rgb', crop_size=32).shape == (1, 5, 32, 32, 3)
 
 
 def test_non_finite_flow_is_an_error_not_minus_20_px():

@@ -12,6 +12,7 @@ import pytest
 from i3d_tf import TwoStreamI3D
 from i3d_tf import evaluation as E
 from i3d_tf import scoring
+from i3d_tf.checkpoints import restore
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -109,15 +110,15 @@ def test_evaluate_model_on_whole_videos(tmp_path):
 def test_load_model_refuses_random_weights_and_reads_h5(tmp_path):
   import i3d_tf
   with pytest.raises(ValueError, match='No checkpoint'):
-    E.load_model('i3d_flow', 3, None)
+    restore.load_model('i3d_flow', 3, None)
   m = i3d_tf.build_model('i3d_flow', 3)
   path = str(tmp_path / 'flow.weights.h5')
   m.save_weights(path)
-  restored = E.load_model('i3d_flow', 3, path)
+  restored = restore.load_model('i3d_flow', 3, path)
   x = np.random.default_rng(3).uniform(-1, 1, (1, 8, 32, 32, 2)).astype('float32')
   np.testing.assert_allclose(restored(x).numpy(), m(x).numpy(), atol=1e-6)
   with pytest.raises(FileNotFoundError):
-    E.load_model('i3d_flow', 3, str(tmp_path / 'missing.weights.h5'))
+    restore.load_model('i3d_flow', 3, str(tmp_path / 'missing.weights.h5'))
 
 
 def test_average_splits_binary(tmp_path):

@@ -92,7 +92,7 @@ def test_fresh_process_matches_keras(exported):
   # serialized_examples == what evaluation's make_dataset yields for the record, through the Keras model.
   import tensorflow as tf
   from data_pipelines import input_pipeline
-  from i3d_tf.input_specs import get_input_spec
+  from data_pipelines.input_specs import get_input_spec
   spec = get_input_spec('i3d_rgb')
   eval_x, label = input_pipeline.parse_and_sample(tf.constant(serialized), tf.constant([0, 0]), spec,
                                                   input_pipeline.resolve_clip(spec, False), False, 32)

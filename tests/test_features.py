@@ -40,7 +40,7 @@ def test_video_id_and_find(tmp_path):
 def test_inputs_and_features_match_the_data_pipeline():
   """Crops / scaling equal the eval pipeline's; per-window features equal the export's feature model."""
   from data_pipelines.flow import compute_flow, tvl1_opencv
-  from data_pipelines.preprocessing import eval_input_from_numpy
+  from data_pipelines.input_pipeline import eval_input_from_numpy
   from i3d_tf.export import feature_model
   rng = np.random.default_rng(0)
   frames = rng.integers(0, 256, (11, 40, 52, 3), dtype=np.uint8)

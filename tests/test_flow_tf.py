@@ -1,4 +1,4 @@
-"""Tests of i3d_tf.flow: TV-L1 in TensorFlow against known flow, OpenCV and Middlebury.
+"""Tests of data_pipelines.flow: TV-L1 in TensorFlow against known flow, OpenCV and Middlebury.
 
 Compilations dominate the run time (each parameter set and shape compiles once),
 so the synthetic cases share one batch and one parameter set.
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import i3d_tf.flow as F
+import data_pipelines.flow as F
 
 cv2 = pytest.importorskip('cv2')
 
@@ -169,7 +169,7 @@ def test_median_filter_matches_opencv():
     ref = np.stack([cv2.medianBlur(xi, k) for xi in x])
     np.testing.assert_array_equal(ours, ref)
   assert len(F.tvl1.__module__) and len(__import__(
-      'i3d_tf.flow.tvl1', fromlist=['x']).selection_network(25, 12)) == 113
+      'data_pipelines.flow.tf_tvl1', fromlist=['x']).selection_network(25, 12)) == 113
 
 
 def test_warp_matches_cv_remap_and_gradient_borders():

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from i3d_tf import io_utils
+from data_pipelines import io_utils
 
 
 def test_atomic_write_replaces_and_leaves_nothing_on_failure(tmp_path):

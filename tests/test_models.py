@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import i3d_tf
 from i3d_tf import I3D, InceptionV1, build_model
-from i3d_tf.inception import VALID_ENDPOINTS, VALID_ENDPOINTS_2D
+from i3d_tf.endpoints import VALID_ENDPOINTS, VALID_ENDPOINTS_2D
 
 OFFICIAL_ENDPOINTS = (
     'Conv3d_1a_7x7', 'MaxPool3d_2a_3x3', 'Conv3d_2b_1x1', 'Conv3d_2c_3x3', 'MaxPool3d_3a_3x3', 'Mixed_3b',
@@ -200,16 +200,23 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize('preset,expected', [(None, '1'), ('0', '0')])
-def test_entry_points_enable_onednn_unless_user_set_it(preset, expected):
+def test_entry_points_enable_onednn_unless_user_set_it_and_imports_change_no_environment(preset, expected):
+  """`import i3d_tf` / `import data_pipelines` leave os.environ alone (OpenCV's own LD_LIBRARY_PATH edit
+  aside: cv2 is imported before the snapshot); the binaries' `cli.quiet_start` sets the oneDNN default."""
   import subprocess
   import sys
   env = {k: v for k, v in os.environ.items() if k != 'TF_ENABLE_ONEDNN_OPTS'}
   if preset is not None:
     env['TF_ENABLE_ONEDNN_OPTS'] = preset
-  code = 'import os, i3d_tf; print(os.environ["TF_ENABLE_ONEDNN_OPTS"])'
+  code = ('import os, cv2; before = dict(os.environ)\n'
+          'import i3d_tf, data_pipelines, data_pipelines.flow, i3d_tf.classification\n'
+          'i3d_tf.get_input_spec("i3d_rgb")\n'
+          'changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))\n'
+          'from i3d_tf import cli; cli.quiet_start(["x"])\n'
+          'print(changed, os.environ.get("TF_ENABLE_ONEDNN_OPTS"))')
   out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, check=True,
                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  assert out.stdout.strip().splitlines()[-1] == expected
+  assert out.stdout.strip().splitlines()[-1] == f'[] {expected}'
 
 
 def test_mixed_precision_keeps_float32_logits():

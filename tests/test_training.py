@@ -18,6 +18,7 @@ from i3d_tf.inception import I3D, InceptionV1, build_head
 from i3d_tf import layers as L
 from i3d_tf import training
 from i3d_tf.training import loop, testing, transfer
+from i3d_tf.checkpoints import restore
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
 
@@ -93,7 +94,7 @@ def test_cli_i3d_rgb_writes_run_and_restore_model(tmp_path):
   line = proc.stderr.strip().splitlines()[-1]
   assert line.startswith('train: ValueError: ') and "model 'i3d_rgb' -> 'i3d_flow'" in line and 'another --model_dir' in line
   assert open(os.path.join(model_dir, 'config.json'), 'rb').read() == before
-  assert transfer.restore_model(model_dir).name == 'i3d_rgb'
+  assert restore.restore_model(model_dir).name == 'i3d_rgb'
   # The same configuration with more steps resumes, as before.
   more = [c.replace('--train_steps=2', '--train_steps=3') for c in cmd]
   proc = subprocess.run(more, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True,
@@ -277,9 +278,9 @@ def test_rank3_logits_loss_averages_time_and_trains(tmp_path):
 
 def test_convnet_lstm_baseline_trains_and_restores(tmp_path):
   # Sec. 2.1 through the registry: per-time [B, T, C] logits, fixed-size Inception-v1 trunk built for the crop.
-  assert transfer.config_build_kwargs(dict(model='c3d', crop_size=32, num_frames=None))['input_shape'] == (
+  assert restore.config_build_kwargs(dict(model='c3d', crop_size=32, num_frames=None))['input_shape'] == (
       16, 32, 32, 3)
-  assert 'input_shape' not in transfer.config_build_kwargs(dict(model='i3d_rgb', crop_size=32, num_frames=4))
+  assert 'input_shape' not in restore.config_build_kwargs(dict(model='i3d_rgb', crop_size=32, num_frames=4))
   for name, frames in (('convnet_lstm', 3),):
     config = _config(model=name, model_dir=str(tmp_path / name), num_frames=frames, crop_size=32,
                      train_steps=1, batch_size=2, eval_data=None, learning_rate=0.01)

@@ -15,7 +15,8 @@ differs.  See docs/checkpoints.md.
 
 from i3d_tf.checkpoints import names
 from i3d_tf.checkpoints import sample
-from i3d_tf.checkpoints.loading import (BN_FOLDS, SOURCES, LoadReport, build_and_load, build_from_deepmind,
+from i3d_tf.checkpoints.sources import SOURCES, build_and_load
+from i3d_tf.checkpoints.loading import (BN_FOLDS, LoadReport, build_from_deepmind,
                                         build_from_pytorch_i3d, checkpoint_shapes, check_compatible,
                                         fold_scale_into_kernel, fold_scale_into_variance, load_deepmind, save_converted,
                                         load_name_map, load_pytorch_i3d, model_targets,

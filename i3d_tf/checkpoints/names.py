@@ -94,7 +94,7 @@ class NameMap:
 
 def _mixed_branch2_names() -> Dict[str, str]:
   """{'Mixed_3b': '0b', ..., 'Mixed_5b': '0a'}: the official Mixed_5b quirk, from our one table."""
-  from i3d_tf.inception import TRUNK  # Light import (keras only), kept local to stay import-cheap.
+  from i3d_tf.endpoints import TRUNK  # pylint: disable=g-import-not-at-top
   return {b.suffix: b.branch2_name for b in TRUNK if b.kind == 'mixed'}
 
 

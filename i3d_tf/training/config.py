@@ -10,7 +10,7 @@ import json
 import os
 from typing import Optional, Tuple
 
-from i3d_tf.io_utils import atomic_write
+from data_pipelines.io_utils import atomic_write
 
 LR_SCHEDULES = ('piecewise', 'plateau', 'constant')
 STRATEGIES = ('default', 'mirrored', 'multi_worker')

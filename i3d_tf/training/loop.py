@@ -37,7 +37,8 @@ import tensorflow as tf
 from data_pipelines.preprocessing import to_model_range
 from i3d_tf import registry
 from i3d_tf import scoring
-from i3d_tf.io_utils import save_figure
+from i3d_tf.checkpoints import restore as restore_lib
+from data_pipelines.io_utils import save_figure
 from i3d_tf.training import schedules
 from i3d_tf.training import transfer as transfer_lib
 from i3d_tf.training.config import TrainConfig
@@ -178,9 +179,12 @@ def default_dataset_fn(config: TrainConfig, training: bool) -> Optional[Callable
   pattern = config.train_data if training else config.eval_data
   if not pattern:
     return None
-  if pattern.startswith('synthetic'):
-    from i3d_tf.training import testing  # pylint: disable=g-import-not-at-top
-    return testing.synthetic_dataset_fn(config, training, pattern)
+  if pattern.startswith('synthetic'):  # in-memory learnable videos (smoke runs, tests)
+    from data_pipelines import synthetic  # pylint: disable=g-import-not-at-top
+    from data_pipelines.input_specs import INPUT_SPECS  # pylint: disable=g-import-not-at-top
+    modalities = INPUT_SPECS[config.model].modalities if config.model in INPUT_SPECS else ('rgb',)
+    return synthetic.learnable_dataset_fn(pattern, modalities, config.num_classes, config.batch_size, training,
+                                          config.num_frames, config.crop_size, config.seed)
   import data_pipelines  # pylint: disable=g-import-not-at-top
   num_frames = config.num_frames
   if not training and num_frames is None and registry.input_spec(config.model).test.num_frames is None:
@@ -294,7 +298,7 @@ class Trainer:
     self.dtypes = {}
 
   def _registry_model_fn(self, num_classes):
-    kwargs = transfer_lib.config_build_kwargs(dataclasses.asdict(self.config))
+    kwargs = restore_lib.config_build_kwargs(dataclasses.asdict(self.config))
     return registry.build_model(self.config.model, num_classes, **kwargs)
 
   # -------------------------------------------------------------------------------------------- steps

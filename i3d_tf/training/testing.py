@@ -1,8 +1,8 @@
 """Small helpers for tests, smoke runs and demos: a tiny I3D-shaped model and synthetic labelled videos.
 
 `tiny_i3d` keeps what the trainer relies on (Units with BN, the I3D head with dropout and the
-`Logits.Conv3d_0c_1x1` classifier) at a few thousand parameters.  `synthetic_dataset_fn` makes videos whose
-class is visible (a class-dependent brightness ramp over time plus noise), so a few SGD steps lower the loss.
+`Logits.Conv3d_0c_1x1` classifier) at a few thousand parameters.  The learnable synthetic videos of
+`--train_data=synthetic[:N]` are a data source of `data_pipelines.synthetic` (`learnable_dataset_fn`).
 
 Run as a module, it trains once and writes weights and metrics (the subprocess half of the distributed and
 kill/resume tests):
@@ -14,18 +14,11 @@ import json
 import os
 import sys
 
-from i3d_tf import _env  # noqa: F401  pylint: disable=unused-import
-
 import keras
 import numpy as np
-import tensorflow as tf
 
 from i3d_tf.inception import build_head
-from i3d_tf.input_specs import get_input_spec
 from i3d_tf import layers as L
-
-DEFAULT_FRAMES, DEFAULT_SIZE = 4, 32
-
 
 def tiny_i3d(num_classes: int, channels: int = 3, dropout_keep_prob: float = 0.5,
              synchronized_bn: bool = False, input_shape=None) -> keras.Model:
@@ -35,48 +28,6 @@ def tiny_i3d(num_classes: int, channels: int = 3, dropout_keep_prob: float = 0.5
   x = L.Unit(16, 3, 2, synchronized_bn=synchronized_bn, name='Conv3d_2c_3x3')(x)
   logits = build_head(x, num_classes, dropout_keep_prob=dropout_keep_prob)
   return keras.Model(inputs, logits, name='tiny_i3d')
-
-
-def synthetic_videos(num_examples: int, num_classes: int, num_frames: int, size: int, channels: int,
-                     seed: int):
-  """float32 videos in [-1, 1] whose brightness ramp over time encodes the label; int32 labels."""
-  rng = np.random.RandomState(seed)
-  labels = (np.arange(num_examples) % num_classes).astype(np.int32)
-  rng.shuffle(labels)
-  t = np.linspace(-1, 1, num_frames, dtype=np.float32)[:, None, None, None]
-  slope = (labels.astype(np.float32) / max(num_classes - 1, 1) - 0.5)[:, None, None, None, None]
-  noise = rng.normal(0, 0.2, (num_examples, num_frames, size, size, channels)).astype(np.float32)
-  videos = np.clip(slope * t[None] + noise, -1, 1).astype(np.float32)
-  return videos, labels
-
-
-def synthetic_dataset_fn(config, training: bool, spec: str = 'synthetic'):
-  """`(input_context) -> dataset` of synthetic per-replica batches; spec 'synthetic' or 'synthetic:N'."""
-  n = int(spec.split(':', 1)[1]) if ':' in spec else (32 if training else 16)
-  frames = config.num_frames or DEFAULT_FRAMES
-  size = config.crop_size or DEFAULT_SIZE
-  modalities = get_input_spec(config.model).modalities if config.model in _known() else ('rgb',)
-  seed = config.seed + (0 if training else 1000)
-
-  def fn(ctx: tf.distribute.InputContext):
-    per_replica = ctx.get_per_replica_batch_size(config.batch_size)
-    arrays = {}
-    for i, m in enumerate(modalities):
-      videos, labels = synthetic_videos(n, config.num_classes, frames, size, 3 if m == 'rgb' else 2, seed + i)
-      arrays[m] = videos
-    inputs = arrays[modalities[0]] if len(modalities) == 1 else arrays
-    ds = tf.data.Dataset.from_tensor_slices((inputs, labels))
-    ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
-    if training:
-      ds = ds.repeat().shuffle(64, seed=config.seed, reshuffle_each_iteration=True)
-    return ds.batch(per_replica, drop_remainder=training)
-
-  return fn
-
-
-def _known():
-  from i3d_tf.input_specs import INPUT_SPECS  # pylint: disable=g-import-not-at-top
-  return INPUT_SPECS
 
 
 def replica_spread(model: keras.Model, trainable_only: bool = False) -> float:

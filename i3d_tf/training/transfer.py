@@ -14,20 +14,16 @@ Sources a model can be initialised from (`--init`):
   * a training `model_dir` (its latest checkpoint), a checkpoint prefix, or a `.weights.h5` file.
 """
 
-import json
-import os
 from typing import Callable, Dict, List, Optional, Tuple
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from i3d_tf import inflation
 from i3d_tf import registry
-from i3d_tf.io_utils import check_not_lfs_pointer
+from i3d_tf.checkpoints.restore import infer_num_classes, load_weights_into, resolve_checkpoint
 
 CLASSIFIER_PREFIX = 'Logits.'  # Layer-name prefix of the classifier unit (`Logits.Conv3d_0c_1x1`).
-CONFIG_NAME = 'config.json'  # Resolved training configuration written into every model_dir.
 
 
 def _variable_path(v) -> str:
@@ -39,133 +35,6 @@ def is_classifier_variable(path: str) -> bool:
   return any(part.startswith(CLASSIFIER_PREFIX) for part in path.split('/'))
 
 
-def resolve_checkpoint(path: str) -> str:
-  """A model_dir (latest checkpoint), a checkpoint prefix or a `.weights.h5` file -> the file/prefix.
-
-  Raises:
-    FileNotFoundError: no checkpoint at `path`.
-  """
-  if path.endswith('.weights.h5'):
-    if not os.path.isfile(path):
-      raise FileNotFoundError(f'No weights file at {path}')
-    check_not_lfs_pointer(path)
-    return path
-  if os.path.isdir(path):
-    latest = tf.train.latest_checkpoint(path)
-    if latest is None:
-      latest = tf.train.latest_checkpoint(os.path.join(path, 'checkpoints'))
-    if latest is None:
-      raise FileNotFoundError(f'No checkpoint in model_dir {path} (no "checkpoint" index file)')
-    return latest
-  if tf.io.gfile.exists(path + '.index'):
-    return path
-  raise FileNotFoundError(f'{path} is neither a model_dir, a checkpoint prefix nor a .weights.h5 file')
-
-
-I3D_MODELS = ('i3d_rgb', 'i3d_flow', 'two_stream_i3d')  # fully convolutional: any T, H, W
-
-
-def config_build_kwargs(config: Dict) -> Dict:
-  """Registry builder kwargs of a training config (a TrainConfig as dict, or a model_dir's config.json).
-
-  Dropout keep probability, synchronized BN, and for the fixed-shape single-stream baselines (convnet_lstm,
-  c3d: Dense layers see the spatial size) the `input_shape` implied by a `crop_size` / `num_frames` override.
-  I3D models take any input size and get no shape.
-  """
-  kwargs = {}
-  if config.get('dropout_keep_prob') is not None:
-    kwargs['dropout_keep_prob'] = config['dropout_keep_prob']
-  if config.get('synchronized_bn'):
-    kwargs['synchronized_bn'] = True
-  name = config.get('model')
-  crop, frames = config.get('crop_size'), config.get('num_frames')
-  if name not in I3D_MODELS and (crop or frames):
-    spec = registry.input_spec(name)
-    if len(spec.modalities) == 1:
-      t = frames or spec.train.num_frames
-      kwargs['input_shape'] = (None if name == 'convnet_lstm' else t, crop or spec.crop_size,
-                               crop or spec.crop_size, spec.channels(spec.modalities[0]))
-  return kwargs
-
-
-def config_next_to(checkpoint: str) -> Optional[Dict]:
-  """The config.json of the model_dir holding `checkpoint` (checkpoints live in model_dir/checkpoints)."""
-  d = os.path.dirname(os.path.abspath(checkpoint))
-  for candidate in (d, os.path.dirname(d)):
-    p = os.path.join(candidate, CONFIG_NAME)
-    if os.path.isfile(p):
-      with open(p) as f:
-        return json.load(f)
-  return None
-
-
-def infer_num_classes(checkpoint: str) -> Optional[int]:
-  """Class count of a checkpoint: its model_dir's config.json, else the shape of the [..., 1024, C] kernel."""
-  config = config_next_to(checkpoint)
-  if config and config.get('num_classes'):
-    return int(config['num_classes'])
-  shapes = []
-  if checkpoint.endswith('.weights.h5'):
-    import h5py  # pylint: disable=g-import-not-at-top
-    with h5py.File(checkpoint, 'r') as f:
-      f.visititems(lambda name, obj: shapes.append(tuple(obj.shape)) if hasattr(obj, 'shape') else None)
-  else:
-    shapes = [tuple(s) for _, s in tf.train.list_variables(checkpoint)]
-  # The logits kernel is the only 1x1(x1) kernel reading the 1024 Mixed_5c channels.
-  found = {s[-1] for s in shapes if len(s) >= 4 and all(d == 1 for d in s[:-2]) and s[-2] == 1024}
-  return found.pop() if len(found) == 1 else None
-
-
-def load_weights_into(model: keras.Model, checkpoint: str):
-  """Loads a `.weights.h5` file or the `model` part of a training checkpoint into `model` (exact match).
-
-  Raises:
-    ValueError / AssertionError: the checkpoint does not match the model.
-  """
-  checkpoint = resolve_checkpoint(checkpoint)
-  if checkpoint.endswith('.weights.h5'):
-    model.load_weights(checkpoint)
-    return
-  status = tf.train.Checkpoint(model=model).read(checkpoint)
-  status.expect_partial()  # Optimizer, step and data position are not needed here.
-  status.assert_existing_objects_matched()
-
-
-def restore_model(model_dir_or_checkpoint: str, model_name: Optional[str] = None,
-                  num_classes: Optional[int] = None, **build_kwargs) -> keras.Model:
-  """Builds a registered model and restores trained weights into it.
-
-  Args:
-    model_dir_or_checkpoint: a training model_dir (its latest checkpoint), a checkpoint prefix
-      (`.../ckpt-120`) or a `.weights.h5` file.
-    model_name: registry name; default: the `model` of the model_dir's config.json.
-    num_classes: default: the model_dir's config.json, else inferred from the logits kernel shape.
-    **build_kwargs: passed to `i3d_tf.registry.build_model` (e.g. `dropout_keep_prob=1.0`,
-      `temporal_average=False`); they must not change variable shapes.
-
-  Returns:
-    The `keras.Model` with the checkpoint's weights (trainable state as built).
-
-  Raises:
-    FileNotFoundError, ValueError: no checkpoint, or not enough information to build the model.
-  """
-  checkpoint = resolve_checkpoint(model_dir_or_checkpoint)
-  config = config_next_to(checkpoint) or {}
-  model_name = model_name or config.get('model')
-  if model_name is None:
-    raise ValueError(f'model_name is required: no config.json next to {checkpoint}. '
-                     f'Received: model_name={model_name}')
-  if num_classes is None:
-    num_classes = infer_num_classes(checkpoint)
-    if num_classes is None:
-      raise ValueError(f'num_classes is required: cannot infer it from {checkpoint}.')
-  kwargs = {}
-  if config.get('model') == model_name:  # the shape-relevant options the run was trained with
-    kwargs = {k: v for k, v in config_build_kwargs(config).items() if k == 'input_shape'}
-  kwargs.update(build_kwargs)
-  model = registry.build_model(model_name, num_classes, **kwargs)
-  load_weights_into(model, checkpoint)
-  return model
 
 
 def copy_backbone(source: keras.Model, target: keras.Model) -> List[str]:

@@ -11,8 +11,8 @@ Model input: q / 127.5 - 1, within 1/255 of f / 20.
 Backends are pluggable.  CONTRACT: a backend is a callable
   backend(gray_frames: np.ndarray uint8 [N, H, W]) -> np.ndarray float32 [N - 1, H, W, 2]  (u, v in px)
 registered in FLOW_BACKENDS by name: 'tvl1' (OpenCV DualTVL1, default parameters), 'tvl1_tf'
-(`i3d_tf.flow.tvl1_video` with OpenCV's defaults and early stopping, imported lazily) and 'tvl1_tf_fast'
-(the same with `i3d_tf.flow.FAST_BUDGET`, a fixed budget: OpenCV's accuracy on small motion, not on fast
+(`data_pipelines.flow.tvl1_video` with OpenCV's defaults and early stopping, imported lazily) and 'tvl1_tf_fast'
+(the same with `data_pipelines.flow.FAST_BUDGET`, a fixed budget: OpenCV's accuracy on small motion, not on fast
 motion, docs/flow.md).
 'none' means no flow.  A 'package.module:function' name selects any importable backend (it also works in
 the spawned worker processes, unlike a registration).
@@ -27,8 +27,7 @@ from typing import Callable, Dict, Optional, Tuple
 import cv2
 import numpy as np
 
-FLOW_BOUND = 20.0
-NUM_LEVELS = 256
+from data_pipelines.constants import FLOW_BOUND, FLOW_LEVELS as NUM_LEVELS
 
 FlowBackend = Callable[[np.ndarray], np.ndarray]
 
@@ -49,7 +48,7 @@ def to_gray(frames_rgb: np.ndarray) -> np.ndarray:
   return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames_rgb])
 
 
-# `i3d_tf.flow.TVL1Params` names whose OpenCV setter is named differently.
+# `data_pipelines.flow.TVL1Params` names whose OpenCV setter is named differently.
 _OPENCV_ALIASES = {'nscales': 'scales_number', 'warps': 'warpings_number'}
 
 
@@ -69,7 +68,7 @@ def tvl1_opencv(gray_frames: np.ndarray, **params) -> np.ndarray:
 
   Setter names: tau, lambda_ (setLambda), theta, gamma, scales_number, warpings_number, epsilon,
   inner_iterations, outer_iterations, scale_step, median_filtering, use_initial_flow; `nscales` and
-  `warps` (the `i3d_tf.flow` names) are accepted too, so one parameter set serves both backends.
+  `warps` (the `data_pipelines.flow` names) are accepted too, so one parameter set serves both backends.
   """
   gray_frames = _check_gray(gray_frames)
   algo = _opencv_tvl1(params)
@@ -81,25 +80,25 @@ def tvl1_opencv(gray_frames: np.ndarray, **params) -> np.ndarray:
 
 
 def tvl1_tf(gray_frames: np.ndarray, batch_size: Optional[int] = None, **params) -> np.ndarray:
-  """TensorFlow TV-L1 from `i3d_tf.flow` (imported lazily; same contract); `params` pass through.
+  """TensorFlow TV-L1 from `data_pipelines.flow` (imported lazily; same contract); `params` pass through.
 
-  batch_size None: `i3d_tf.flow.default_batch_size()` (1 on CPU, 8 with a GPU).
+  batch_size None: `data_pipelines.flow.default_batch_size()` (1 on CPU, 8 with a GPU).
   """
   try:
-    from i3d_tf import flow as tf_flow  # pylint: disable=g-import-not-at-top
+    from data_pipelines.flow import tf_tvl1 as tf_flow  # pylint: disable=g-import-not-at-top
     fn = tf_flow.tvl1_video
   except (ImportError, AttributeError) as e:
-    raise RuntimeError('flow backend "tvl1_tf" needs i3d_tf.flow.tvl1_video(gray_frames, batch_size=...), '
+    raise RuntimeError('flow backend "tvl1_tf" needs data_pipelines.flow.tvl1_video(gray_frames, batch_size=...), '
                        f'which is not importable here: {e!r}. Use --flow=tvl1 (OpenCV).') from e
   gray_frames = _check_gray(gray_frames)
   return np.asarray(fn(gray_frames, batch_size=batch_size, **params), np.float32)
 
 
 def tvl1_tf_fast(gray_frames: np.ndarray, batch_size: Optional[int] = None, **params) -> np.ndarray:
-  """'tvl1_tf' with `i3d_tf.flow.FAST_BUDGET` (375 iterations per pair, no convergence test: 3.1-3.7x
+  """'tvl1_tf' with `data_pipelines.flow.FAST_BUDGET` (375 iterations per pair, no convergence test: 3.1-3.7x
   OpenCV on this 2-core CPU, RubberWhale EPE 1.012x OpenCV's, but 1.0 px from OpenCV's flow on the fast
   motion of a real clip, docs/flow.md); `params` override the budget."""
-  from i3d_tf.flow import FAST_BUDGET  # pylint: disable=g-import-not-at-top
+  from data_pipelines.flow.tf_tvl1 import FAST_BUDGET  # pylint: disable=g-import-not-at-top
   return tvl1_tf(gray_frames, batch_size, **{**FAST_BUDGET, **params})
 
 
@@ -124,7 +123,7 @@ def parse_flow_params(text: str) -> Tuple[Tuple[str, object], ...]:
   """'gamma=0.3,warps=3,interpolation=bilinear' -> (('gamma', 0.3), ('warps', 3), ...).
 
   Values become int, float or bool (true/false) where they parse as one, else stay strings. The
-  names are the TV-L1 parameters of `i3d_tf.flow.TVL1Params` (OpenCV's setter names also work with
+  names are the TV-L1 parameters of `data_pipelines.flow.TVL1Params` (OpenCV's setter names also work with
   'tvl1'); `check_flow_params` validates them against a backend.
   """
   out = []
@@ -166,7 +165,7 @@ def check_flow_params(backend: str, params) -> None:
   if backend == 'tvl1':
     _opencv_tvl1(params)
   elif backend in ('tvl1_tf', 'tvl1_tf_fast'):
-    from i3d_tf.flow import FAST_BUDGET, make_params  # pylint: disable=g-import-not-at-top
+    from data_pipelines.flow.tf_tvl1 import FAST_BUDGET, make_params  # pylint: disable=g-import-not-at-top
     make_params(**({**FAST_BUDGET, **params} if backend == 'tvl1_tf_fast' else params))
   else:
     get_flow_backend(backend)  # unknown names raise; custom backends check their own parameters.

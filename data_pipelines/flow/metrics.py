@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from i3d_tf.flow.flo_io import valid_mask
+from data_pipelines.flow.flo_io import valid_mask
 
 
 def _prepare(flow, gt, mask):

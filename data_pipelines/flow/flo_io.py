@@ -8,7 +8,7 @@ little-endian. Values above 1e9 mark unknown flow in ground-truth files.
 
 import numpy as np
 
-from i3d_tf.io_utils import atomic_write
+from data_pipelines.io_utils import atomic_write
 
 FLO_TAG = 202021.25
 UNKNOWN_FLOW_THRESHOLD = 1e9

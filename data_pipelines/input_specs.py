@@ -17,6 +17,8 @@ Conventions (shared with `data_pipelines`):
 import dataclasses
 from typing import Optional, Tuple
 
+from data_pipelines import constants
+
 RGB = 'rgb'
 FLOW = 'flow'
 
@@ -51,8 +53,8 @@ class InputSpec:
   modalities: Tuple[str, ...]
   train: ClipSpec
   test: ClipSpec
-  crop_size: int = 224
-  resize_short_side: int = 256
+  crop_size: int = constants.CROP_SIZE
+  resize_short_side: int = constants.RESIZE_SHORT_SIDE
   paper_params: Optional[str] = None  # Table 1 '#Params', for the model table.
 
   def validate(self):
@@ -89,8 +91,8 @@ INPUT_SPECS = {
     'c3d': InputSpec((RGB,), train=ClipSpec(16), test=ClipSpec(16, num_clips=15), crop_size=112,
                      resize_short_side=128, paper_params='79M'),
     # Sec. 2.3: 1 RGB frame + 10 stacked flow fields; 25 evenly spaced snapshots at test.
-    'two_stream': InputSpec((RGB, FLOW), train=ClipSpec(1, flow_stack=10),
-                            test=ClipSpec(1, num_clips=25, flow_stack=10), paper_params='12M'),
+    'two_stream': InputSpec((RGB, FLOW), train=ClipSpec(1, flow_stack=constants.FLOW_STACK),
+                            test=ClipSpec(1, num_clips=25, flow_stack=constants.FLOW_STACK), paper_params='12M'),
     # Sec. 2.3: 5 RGB frames 10 apart and their flow snippets (5 x 10 flow); test 5 such clips = 25 rgb,
     # 250 flow.
     'fused_3d': InputSpec((RGB, FLOW), train=ClipSpec(5, stride=10, flow_stack=10),

@@ -8,8 +8,8 @@ zero flow is white; +u (right) is red, +v (down) orange-yellow, -u cyan-blue,
 
 import numpy as np
 
-from i3d_tf.flow.flo_io import valid_mask
-from i3d_tf.io_utils import save_png
+from data_pipelines.flow.flo_io import valid_mask
+from data_pipelines.io_utils import save_png
 
 # Segment lengths of the colour wheel: red-yellow, yellow-green, green-cyan,
 # cyan-blue, blue-magenta, magenta-red (55 hues in all).

@@ -1,0 +1,173 @@
+"""Restoring trained models: the one home for "a checkpoint argument -> a built, loaded model".
+
+Every consumer (train's `--init` and resume, evaluate, export, extract_features, classify, visualize_filters,
+the demo) goes through here:
+
+  * `resolve_checkpoint` (in `loading`): a model_dir, a folder with one checkpoint, a prefix or a
+    `.weights.h5` -> the prefix or file;
+  * `infer_num_classes`: the class count of a checkpoint (its model_dir's config.json, else the shape of
+    the logits kernel), so no `None` reaches a builder;
+  * `restore_model`: build the registered model (name and shape options from the run's config.json) and
+    load the checkpoint, exactly;
+  * `load_model`: the binaries' front: also 'kinetics400' (the trained RGB I3D) and, for demos and tests
+    only, random weights; `restore_stream_models` adds Two-Stream I3D from two checkpoints.
+"""
+
+import json
+import os
+from typing import Dict, Optional
+
+import keras
+import tensorflow as tf
+
+from i3d_tf import registry
+from i3d_tf.checkpoints.loading import resolve_checkpoint
+
+CONFIG_NAME = 'config.json'  # the resolved training configuration written into every model_dir
+
+
+I3D_MODELS = ('i3d_rgb', 'i3d_flow', 'two_stream_i3d')  # fully convolutional: any T, H, W
+
+
+def config_build_kwargs(config: Dict) -> Dict:
+  """Registry builder kwargs of a training config (a TrainConfig as dict, or a model_dir's config.json).
+
+  Dropout keep probability, synchronized BN, and for the fixed-shape single-stream baselines (convnet_lstm,
+  c3d: Dense layers see the spatial size) the `input_shape` implied by a `crop_size` / `num_frames` override.
+  I3D models take any input size and get no shape.
+  """
+  kwargs = {}
+  if config.get('dropout_keep_prob') is not None:
+    kwargs['dropout_keep_prob'] = config['dropout_keep_prob']
+  if config.get('synchronized_bn'):
+    kwargs['synchronized_bn'] = True
+  name = config.get('model')
+  crop, frames = config.get('crop_size'), config.get('num_frames')
+  if name not in I3D_MODELS and (crop or frames):
+    spec = registry.input_spec(name)
+    if len(spec.modalities) == 1:
+      t = frames or spec.train.num_frames
+      kwargs['input_shape'] = (None if name == 'convnet_lstm' else t, crop or spec.crop_size,
+                               crop or spec.crop_size, spec.channels(spec.modalities[0]))
+  return kwargs
+
+
+def config_next_to(checkpoint: str) -> Optional[Dict]:
+  """The config.json of the model_dir holding `checkpoint` (checkpoints live in model_dir/checkpoints)."""
+  d = os.path.dirname(os.path.abspath(checkpoint))
+  for candidate in (d, os.path.dirname(d)):
+    p = os.path.join(candidate, CONFIG_NAME)
+    if os.path.isfile(p):
+      with open(p) as f:
+        return json.load(f)
+  return None
+
+
+def infer_num_classes(checkpoint: str) -> Optional[int]:
+  """Class count of a checkpoint: its model_dir's config.json, else the shape of the [..., 1024, C] kernel."""
+  config = config_next_to(checkpoint)
+  if config and config.get('num_classes'):
+    return int(config['num_classes'])
+  shapes = []
+  if checkpoint.endswith('.weights.h5'):
+    import h5py  # pylint: disable=g-import-not-at-top
+    with h5py.File(checkpoint, 'r') as f:
+      f.visititems(lambda name, obj: shapes.append(tuple(obj.shape)) if hasattr(obj, 'shape') else None)
+  else:
+    shapes = [tuple(s) for _, s in tf.train.list_variables(checkpoint)]
+  # The logits kernel is the only 1x1(x1) kernel reading the 1024 Mixed_5c channels.
+  found = {s[-1] for s in shapes if len(s) >= 4 and all(d == 1 for d in s[:-2]) and s[-2] == 1024}
+  return found.pop() if len(found) == 1 else None
+
+
+def load_weights_into(model: keras.Model, checkpoint: str):
+  """Loads a `.weights.h5` file or the `model` part of a training checkpoint into `model` (exact match).
+
+  Raises:
+    ValueError / AssertionError: the checkpoint does not match the model.
+  """
+  checkpoint = resolve_checkpoint(checkpoint)
+  if checkpoint.endswith('.weights.h5'):
+    model.load_weights(checkpoint)
+    return
+  status = tf.train.Checkpoint(model=model).read(checkpoint)
+  status.expect_partial()  # Optimizer, step and data position are not needed here.
+  status.assert_existing_objects_matched()
+
+
+def restore_model(model_dir_or_checkpoint: str, model_name: Optional[str] = None,
+                  num_classes: Optional[int] = None, **build_kwargs) -> keras.Model:
+  """Builds a registered model and restores trained weights into it.
+
+  Args:
+    model_dir_or_checkpoint: a training model_dir (its latest checkpoint), a checkpoint prefix
+      (`.../ckpt-120`) or a `.weights.h5` file.
+    model_name: registry name; default: the `model` of the model_dir's config.json.
+    num_classes: default: the model_dir's config.json, else inferred from the logits kernel shape.
+    **build_kwargs: passed to `i3d_tf.registry.build_model` (e.g. `dropout_keep_prob=1.0`,
+      `temporal_average=False`); they must not change variable shapes.
+
+  Returns:
+    The `keras.Model` with the checkpoint's weights (trainable state as built).
+
+  Raises:
+    FileNotFoundError, ValueError: no checkpoint, or not enough information to build the model.
+  """
+  checkpoint = resolve_checkpoint(model_dir_or_checkpoint)
+  config = config_next_to(checkpoint) or {}
+  model_name = model_name or config.get('model')
+  if model_name is None:
+    raise ValueError(f'model_name is required: no config.json next to {checkpoint}. '
+                     f'Received: model_name={model_name}')
+  if num_classes is None:
+    num_classes = infer_num_classes(checkpoint)
+    if num_classes is None:
+      raise ValueError(f'Cannot read the class count of {model_dir_or_checkpoint}: pass num_classes '
+                       '(--num_classes)')
+  kwargs = {}
+  if config.get('model') == model_name:  # the shape-relevant options the run was trained with
+    kwargs = {k: v for k, v in config_build_kwargs(config).items() if k == 'input_shape'}
+  kwargs.update(build_kwargs)
+  model = registry.build_model(model_name, num_classes, **kwargs)
+  load_weights_into(model, checkpoint)
+  return model
+
+
+def load_model(model_name: str, num_classes: Optional[int], checkpoint: Optional[str],
+               allow_random_weights: bool = False, **model_kwargs):
+  """Builds `model_name` and restores `checkpoint`.
+
+  `checkpoint` may be a Keras weights file (`*.weights.h5`, e.g. converted official weights), a training
+  `model_dir` or a TF checkpoint prefix (`restore_model`), or 'kinetics400' (the trained RGB I3D).  `None` gives random
+  weights only with `allow_random_weights`.  `num_classes=None` reads the class count from the checkpoint
+  (its model_dir's config.json, else the logits kernel's shape).
+
+  Raises:
+    ValueError: no checkpoint without `allow_random_weights`, or a class count that cannot be read;
+    FileNotFoundError: a missing path.
+  """
+  if checkpoint is None or checkpoint == '':
+    if not allow_random_weights:
+      raise ValueError(f'No checkpoint given for {model_name}; pass one, or allow random weights explicitly '
+                       '(demos and tests only).')
+    if num_classes is None:
+      raise ValueError(f'num_classes is needed to build {model_name} with random weights')
+    return registry.build_model(model_name, num_classes, **model_kwargs)
+  if checkpoint == 'kinetics400' and not os.path.exists(checkpoint):  # the trained RGB I3D, not a folder
+    if model_name != 'i3d_rgb':
+      raise ValueError(f"'kinetics400' weights are the RGB I3D (i3d_rgb), not {model_name}")
+    return registry.build_model(model_name, 400 if num_classes is None else num_classes, weights='kinetics400',
+                                **model_kwargs)
+  return restore_model(checkpoint, model_name, num_classes, **model_kwargs)
+
+
+def restore_stream_models(model_name: str, num_classes: int, checkpoint: Optional[str] = None,
+                          rgb_checkpoint: Optional[str] = None, flow_checkpoint: Optional[str] = None,
+                          fusion: str = 'logits_sum', allow_random_weights: bool = False):
+  """The model to evaluate: one stream from `checkpoint`, or Two-Stream I3D from an RGB and a flow checkpoint."""
+  if model_name == 'two_stream_i3d' and not checkpoint:
+    rgb = load_model('i3d_rgb', num_classes, rgb_checkpoint, allow_random_weights)
+    flow = load_model('i3d_flow', num_classes, flow_checkpoint, allow_random_weights)
+    return registry.build_model('two_stream_i3d', num_classes, fusion=fusion, rgb_model=rgb, flow_model=flow)
+  kwargs = {'fusion': fusion} if model_name == 'two_stream_i3d' else {}
+  return load_model(model_name, num_classes, checkpoint, allow_random_weights, **kwargs)
