@@ -113,6 +113,87 @@ def check_domains(flag_values) -> None:
       raise UsageError(f'--{name}={value} is not valid: expected {what}')
 
 
+# ------------------------------------------------------------------------------- dataclass flags
+
+
+def _flag_type(annotation):
+  """(base type, is_tuple) of a field annotation: int, float, str, bool, Optional[...] or Tuple[int, ...]."""
+  import typing  # pylint: disable=g-import-not-at-top
+  args = [a for a in typing.get_args(annotation) if a is not type(None)]
+  if typing.get_origin(annotation) is typing.Union and len(args) == 1:
+    return _flag_type(args[0])
+  if typing.get_origin(annotation) is tuple:
+    return args[0], True
+  return annotation, False
+
+
+def define_dataclass_flags(cls, flag_values=None) -> None:
+  """One absl flag per field of the dataclass `cls`: the field's name, default, help and choices.
+
+  Fields carry their help as `metadata={'help': ..., 'choices': ...}` (`training.config.TrainConfig`); the
+  binary restates nothing, so a new field is a new flag.  A tuple field is a comma-separated list flag.
+  """
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  fv = flags.FLAGS if flag_values is None else flag_values  # an empty FlagValues is falsy
+  caller = sys._getframe(1).f_globals.get('__name__')  # pylint: disable=protected-access
+  where = {'module_name': sys.argv[0] if caller == '__main__' else caller, 'flag_values': fv}  # --help lists them
+  for field in dataclasses.fields(cls):
+    kind, is_tuple = _flag_type(field.type)
+    help_text = field.metadata.get('help', field.name)
+    default = field.default
+    if is_tuple:
+      flags.DEFINE_list(field.name, [str(v) for v in default], help_text, **where)
+    elif field.metadata.get('choices'):
+      flags.DEFINE_enum(field.name, default, list(field.metadata['choices']), help_text, **where)
+    elif kind is bool:
+      flags.DEFINE_boolean(field.name, default, help_text, **where)
+    elif kind is int:
+      flags.DEFINE_integer(field.name, default, help_text, **where)
+    elif kind is float:
+      flags.DEFINE_float(field.name, default, help_text, **where)
+    else:
+      flags.DEFINE_string(field.name, default, help_text, **where)
+
+
+def dataclass_from_flags(cls, flag_values=None, config_file: str = None, required: Tuple[str, ...] = ()):
+  """`cls` from a JSON file (optional) overridden by every flag given on the command line.
+
+  Args:
+    cls: a dataclass with a `from_dict` classmethod (unknown keys refused there).
+    flag_values: absl FlagValues holding `define_dataclass_flags(cls)`'s flags (default flags.FLAGS).
+    config_file: a JSON object of field values (a run's config.json works), or None.
+    required: fields that must come from the file or the command line (a default is not enough).
+
+  Raises:
+    UsageError: an unreadable config file, or a required field given nowhere.
+  """
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  import json  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  fv = flags.FLAGS if flag_values is None else flag_values  # an empty FlagValues is falsy
+  values = {}
+  if config_file:
+    try:
+      with open(config_file, encoding='utf-8') as f:
+        values = json.load(f)
+    except (OSError, ValueError) as e:
+      raise UsageError(f'--config={config_file}: cannot read a JSON object ({type(e).__name__}: {e})') from None
+    if not isinstance(values, dict):
+      raise UsageError(f'--config={config_file}: expected a JSON object of {cls.__name__} fields')
+  for field in dataclasses.fields(cls):
+    if fv[field.name].present:
+      value = fv[field.name].value
+      values[field.name] = tuple(int(v) for v in value) if _flag_type(field.type)[1] else value
+  missing = [name for name in required if values.get(name) is None]
+  if missing:
+    raise UsageError(f'{", ".join("--" + m for m in missing)} must be given (as flags or in --config)')
+  try:
+    return cls.from_dict(values)
+  except ValueError as e:
+    raise UsageError(f'--config={config_file}: {e}') from None
+
+
 # ---------------------------------------------------------------------------------------------- run
 
 USER_ERRORS = (UsageError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,

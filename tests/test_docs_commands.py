@@ -23,9 +23,23 @@ PRETRAINED_FLAGS = {'weights_file', 'force'}  # argparse flags of `python -m i3d
 DEFINE = re.compile(r"flags\.DEFINE_\w+\(\s*'(\w+)'")
 
 
+DATACLASS_FLAGS = re.compile(r"define_dataclass_flags\(\s*(\w+)")
+
+
+def _dataclass_fields(name: str) -> set:
+  """Fields of a dataclass whose flags a binary generates (`cli.define_dataclass_flags`)."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from i3d_tf.training.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  known = {'TrainConfig': TrainConfig}
+  assert name in known, f'define_dataclass_flags({name}): add it to this test'
+  return {f.name for f in dataclasses.fields(known[name])}
+
+
 def defined_flags(binary: str) -> set:
   with open(os.path.join(ROOT, 'experiments', f'{binary}.py'), encoding='utf-8') as f:
-    return set(DEFINE.findall(f.read())) | ABSL_FLAGS
+    source = f.read()
+  generated = set().union(*[_dataclass_fields(n) for n in DATACLASS_FLAGS.findall(source)])
+  return set(DEFINE.findall(source)) | generated | ABSL_FLAGS
 
 
 def code_lines(text: str):

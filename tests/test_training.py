@@ -100,6 +100,44 @@ def test_cli_i3d_rgb_writes_run_and_restore_model(tmp_path):
   proc = subprocess.run(more, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True,
                         timeout=400)
   assert proc.returncode == 0 and proc.stdout.strip().splitlines()[-1].startswith('train: i3d_rgb step 3 in')
+  # The run's own config.json as --config, one flag on top: the same run, resumed to step 4.
+  again = [sys.executable, 'experiments/train.py', f'--config={model_dir}/config.json', '--train_steps=4']
+  proc = subprocess.run(again, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True,
+                        timeout=400)
+  assert proc.returncode == 0 and proc.stdout.strip().splitlines()[-1].startswith('train: i3d_rgb step 4 in'), (
+      proc.stderr[-2000:])
+
+
+def test_train_flags_are_the_config_fields_and_config_files_sit_under_flags(tmp_path):
+  """One flag per TrainConfig field (name, default, help); --config values, then the flags given."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from i3d_tf import cli  # pylint: disable=g-import-not-at-top
+  fv = flags.FlagValues()
+  cli.define_dataclass_flags(training.TrainConfig, fv)
+  fields = dataclasses.fields(training.TrainConfig)
+  assert set(fv) == {f.name for f in fields}
+  fv(['train'])
+  defaults = training.TrainConfig()
+  for f in fields:
+    value = fv[f.name].value
+    assert (tuple(int(v) for v in value) if f.name == 'lr_boundaries' else value) == getattr(defaults, f.name)
+    assert fv[f.name].help.endswith(f.metadata['help'])  # enum flags prefix their choices
+  assert fv['lr_schedule'].parser.enum_values == ['piecewise', 'plateau', 'constant']
+  path = tmp_path / 'row.json'
+  path.write_text(json.dumps({'model': 'i3d_flow', 'num_classes': 101, 'train_data': '/d/train-*',
+                              'model_dir': '/r', 'lr_boundaries': [5, 9], 'train_steps': 50}))
+  fv = flags.FlagValues()
+  cli.define_dataclass_flags(training.TrainConfig, fv)
+  fv(['train', '--train_steps=7', '--lr_boundaries=1,2,3', '--nojit_compile'])
+  config = cli.dataclass_from_flags(training.TrainConfig, fv, str(path), required=('train_data', 'model_dir'))
+  assert (config.model, config.num_classes, config.train_steps, config.lr_boundaries) == ('i3d_flow', 101, 7,
+                                                                                           (1, 2, 3))
+  with pytest.raises(cli.UsageError, match='--num_classes must be given'):
+    cli.dataclass_from_flags(training.TrainConfig, fv, None, required=('num_classes',))
+  path.write_text('{"modle": "i3d_rgb"}')
+  with pytest.raises(cli.UsageError, match='Unknown training config keys'):
+    cli.dataclass_from_flags(training.TrainConfig, fv, str(path))
 
 
 def _train_tiny(tmp_path, name, **kw):

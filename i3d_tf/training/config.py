@@ -26,46 +26,56 @@ RESUME_MAY_CHANGE = ('train_steps', 'checkpoint_every', 'max_checkpoints', 'eval
                      'deterministic', 'progress_bar')
 
 
+def _f(default, help_text: str, choices: Optional[Tuple[str, ...]] = None):
+  """A field with its help text (and choices): the flag of `experiments/train.py` is generated from it."""
+  return dataclasses.field(default=default, metadata={'help': help_text, 'choices': choices})
+
+
 @dataclasses.dataclass
 class TrainConfig:
-  """Everything a training run needs; `experiments/train.py` flags map one to one onto these fields."""
-  model: str = 'i3d_rgb'  # registry name
-  num_classes: int = 400
-  train_data: Optional[str] = None  # TFRecord glob (or 'synthetic' for smoke runs, see training.testing)
-  eval_data: Optional[str] = None
-  model_dir: Optional[str] = None
-  batch_size: int = 8  # global batch, split evenly over replicas
-  train_steps: int = 110_000
-  learning_rate: float = 0.1  # base LR (piecewise: value before the first boundary)
-  lr_schedule: str = 'piecewise'
-  lr_boundaries: Tuple[int, ...] = (97_000, 108_000)  # piecewise: steps where the LR is multiplied
-  lr_decay: float = 0.1  # piecewise multiplier at each boundary; plateau: multiplier on a plateau
-  plateau_patience: int = 3  # evaluations without improvement before the LR is multiplied by lr_decay
-  plateau_min_delta: float = 0.0  # improvement smaller than this does not count
-  momentum: float = 0.9
-  weight_decay: float = 1e-7  # L2 on conv kernels: loss += weight_decay * sum(w**2) / 2 (slim convention)
-  dropout_keep_prob: float = 0.5
-  bn_momentum: Optional[float] = None  # None: the model's (0.999, official); short runs want ~0.9
-  strategy: str = 'default'
-  num_logical_devices: int = 0  # mirrored on CPU: split the CPU into this many logical devices (0: no)
-  synchronized_bn: bool = False
-  mixed_precision: str = 'none'
-  # uint8: the input pipeline ships raw levels (4x fewer bytes) and the step maps them to [-1, 1] on the
-  # device; float32: the pipeline scales on the CPU. Same numbers either way.
-  input_dtype: str = 'uint8'
-  init: str = 'scratch'  # scratch | inflate_2d:<2D .weights.h5> | <checkpoint or model_dir>
-  transfer: str = 'none'
-  seed: int = 0
-  deterministic: bool = False
-  num_frames: Optional[int] = None  # override the Table 1 training clip length
-  crop_size: Optional[int] = None  # override the Table 1 crop
-  checkpoint_every: int = 1000
-  max_checkpoints: int = 3
-  eval_every: int = 1000
-  eval_steps: Optional[int] = None  # batches per evaluation (None: the whole eval set)
-  log_every: int = 10
-  jit_compile: bool = False  # XLA: 2-4x slower on CPU here, try it on GPU
-  progress_bar: bool = True
+  """Everything a training run needs.  `experiments/train.py` has one flag per field (same name, this default,
+  this help: `cli.define_dataclass_flags`) and `--config=FILE.json` (a run's config.json works) under them."""
+  model: str = _f('i3d_rgb', 'Registry name (i3d_tf.registry.list_models()).')
+  num_classes: int = _f(400, 'Classes of the (new) classifier.')
+  train_data: Optional[str] = _f(None, 'Training TFRecord glob (or "synthetic[:N]" for smoke runs).')
+  eval_data: Optional[str] = _f(None, 'Validation TFRecord glob (plateau schedule, evaluation during training).')
+  model_dir: Optional[str] = _f(None, 'Checkpoints, config.json, summaries, curves.')
+  batch_size: int = _f(8, 'Global batch, split evenly over replicas.')
+  train_steps: int = _f(110_000, 'Total steps (the official RGB schedule: 110k on Kinetics).')
+  learning_rate: float = _f(0.1, 'Base learning rate (piecewise: the value before the first boundary).')
+  lr_schedule: str = _f('piecewise', 'piecewise: x lr_decay at lr_boundaries; plateau: x lr_decay when the '
+                        'validation loss stalls (Sec. 2.5); constant.', LR_SCHEDULES)
+  lr_boundaries: Tuple[int, ...] = _f((97_000, 108_000), 'Piecewise: steps where the LR is multiplied.')
+  lr_decay: float = _f(0.1, 'LR multiplier at each boundary / plateau.')
+  plateau_patience: int = _f(3, 'Evaluations without improvement before the LR is multiplied by lr_decay.')
+  plateau_min_delta: float = _f(0.0, 'A smaller improvement of the validation loss does not count.')
+  momentum: float = _f(0.9, 'SGD momentum (Sec. 2.5).')
+  weight_decay: float = _f(1e-7, 'L2 on conv kernels: loss += weight_decay * sum(w**2) / 2 (slim convention).')
+  dropout_keep_prob: float = _f(0.5, 'Keep probability before the logits.')
+  bn_momentum: Optional[float] = _f(None, "Override the BN moving-statistics momentum (model's: 0.999, "
+                                    'official); runs of a few hundred steps want ~0.9.')
+  strategy: str = _f('default', 'tf.distribute strategy (multi_worker reads TF_CONFIG).', STRATEGIES)
+  num_logical_devices: int = _f(0, 'mirrored on CPU: split the CPU into this many logical devices (0: no).')
+  synchronized_bn: bool = _f(False, 'Batch-norm statistics across replicas.')
+  mixed_precision: str = _f('none', 'Compute dtype; float16 uses dynamic loss scaling.', MIXED_PRECISION)
+  input_dtype: str = _f('uint8', 'uint8: the pipeline ships raw levels (4x fewer bytes) and the step maps them '
+                        'to [-1, 1] on the device; float32: the pipeline scales on the CPU. Same numbers.',
+                        INPUT_DTYPES)
+  init: str = _f('scratch', 'scratch | inflate_2d:<2D InceptionV1 .weights.h5> | kinetics400 | <checkpoint or '
+                 'model_dir>.')
+  transfer: str = _f('none', 'fixed: frozen backbone + new classifier; full: fine-tune all + new classifier '
+                     '(Sec. 5).', TRANSFERS)
+  seed: int = _f(0, 'Random seed.')
+  deterministic: bool = _f(False, 'Deterministic ops and input order.')
+  num_frames: Optional[int] = _f(None, 'Override the Table 1 training clip length.')
+  crop_size: Optional[int] = _f(None, 'Override the Table 1 crop size.')
+  checkpoint_every: int = _f(1000, 'Steps between checkpoints.')
+  max_checkpoints: int = _f(3, 'Checkpoints kept.')
+  eval_every: int = _f(1000, 'Steps between evaluations.')
+  eval_steps: Optional[int] = _f(None, 'Batches per evaluation (default: the whole eval set).')
+  log_every: int = _f(10, 'Steps between TensorBoard scalars.')
+  jit_compile: bool = _f(False, 'XLA-compile the train step (2-4x slower on CPU here; try it on GPU).')
+  progress_bar: bool = _f(True, 'A progress bar over steps.')
 
   def validate(self) -> 'TrainConfig':
     def check(ok, what):
