@@ -25,13 +25,21 @@ EXTRAS = {
     'torch': ['torch==2.9.1'],
 }
 
+# `i3d-tf-classify` etc.: the same code as `python experiments/classify.py` (experiments/*.py `console_main`).
+CONSOLE_SCRIPTS = ['classify', 'prepare_data', 'train', 'evaluate', 'export', 'extract_features',
+                   'convert_checkpoint', 'evaluate_sample', 'average_splits', 'model_table', 'visualize_filters']
+
 setuptools.setup(
     name='i3d_tf',
     version='0.1.0',
     description='Two-Stream Inflated 3D ConvNets (Carreira & Zisserman, CVPR 2017) in TensorFlow 2 / Keras 3',
     long_description=open('README.md', encoding='utf-8').read() if __import__('os').path.exists('README.md') else '',
     long_description_content_type='text/markdown',
-    packages=setuptools.find_packages(include=['i3d_tf', 'i3d_tf.*', 'data_pipelines', 'data_pipelines.*']),
+    packages=setuptools.find_packages(include=['i3d_tf', 'i3d_tf.*', 'data_pipelines', 'data_pipelines.*'])
+    + ['i3d_tf.experiments'],
+    package_dir={'i3d_tf.experiments': 'experiments'},  # the binaries, importable once installed
+    entry_points={'console_scripts': [f'i3d-tf-{name.replace("_", "-")} = i3d_tf.experiments.{name}:console_main'
+                                      for name in CONSOLE_SCRIPTS]},
     package_data={'data_pipelines': ['label_maps/*.txt']},  # Kinetics-400/600 class names
     python_requires='>=3.10',
     install_requires=INSTALL_REQUIRES,

@@ -10,7 +10,8 @@
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))  # run from a checkout
+if not __package__:  # run from a checkout (installed, this is i3d_tf.experiments.average_splits)
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 from i3d_tf import cli  # noqa: E402
 
@@ -63,5 +64,10 @@ def main(argv):
         (f' -> {_OUTPUT.value}' if _OUTPUT.value else ''))
 
 
-if __name__ == '__main__':
+def console_main():
+  """The `i3d-tf-average-splits` console script (setup.py): the same as `python experiments/average_splits.py`."""
   cli.run(main)
+
+
+if __name__ == '__main__':
+  console_main()

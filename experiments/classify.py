@@ -22,7 +22,8 @@ classified, 1 some videos failed, 2 nothing was tried (bad arguments, no weights
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))  # run from a checkout
+if not __package__:  # run from a checkout (installed, this is i3d_tf.experiments.classify)
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 from i3d_tf import cli  # noqa: E402
 
@@ -184,5 +185,10 @@ def _classify():
   return 1 if failed else 0
 
 
-if __name__ == '__main__':
+def console_main():
+  """The `i3d-tf-classify` console script (setup.py): the same as `python experiments/classify.py`."""
   cli.run(main)
+
+
+if __name__ == '__main__':
+  console_main()

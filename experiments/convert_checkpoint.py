@@ -65,5 +65,10 @@ def main(argv):
         f'{model.count_params():,} parameters; {time.time() - start:.1f}s)')
 
 
-if __name__ == '__main__':
+def console_main():
+  """The `i3d-tf-convert-checkpoint` console script (setup.py): the same as `python experiments/convert_checkpoint.py`."""
   cli.run(main)
+
+
+if __name__ == '__main__':
+  console_main()

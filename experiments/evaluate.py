@@ -14,7 +14,8 @@ Writes results.json (top-1, top-5, mean per-class accuracy), predictions.csv and
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))  # run from a checkout
+if not __package__:  # run from a checkout (installed, this is i3d_tf.experiments.evaluate)
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 from i3d_tf import cli  # noqa: E402
 
@@ -109,5 +110,10 @@ def main(argv):
         f'{os.path.join(_OUTPUT_DIR.value, "results.json")}')
 
 
-if __name__ == '__main__':
+def console_main():
+  """The `i3d-tf-evaluate` console script (setup.py): the same as `python experiments/evaluate.py`."""
   cli.run(main)
+
+
+if __name__ == '__main__':
+  console_main()

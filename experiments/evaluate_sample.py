@@ -73,5 +73,10 @@ def main(argv):
                logits.size, time.time() - start)
 
 
-if __name__ == '__main__':
+def console_main():
+  """The `i3d-tf-evaluate-sample` console script (setup.py): the same as `python experiments/evaluate_sample.py`."""
   cli.run(main)
+
+
+if __name__ == '__main__':
+  console_main()

@@ -13,7 +13,8 @@ Signatures are documented in i3d_tf/export.py and docs/evaluation.md.
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))  # run from a checkout
+if not __package__:  # run from a checkout (installed, this is i3d_tf.experiments.export)
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 from i3d_tf import cli  # noqa: E402
 
@@ -96,5 +97,10 @@ def main(argv):
         'signatures serving_default, features' + ('' if _NO_SERIALIZED.value else ', serialized_examples'))
 
 
-if __name__ == '__main__':
+def console_main():
+  """The `i3d-tf-export` console script (setup.py): the same as `python experiments/export.py`."""
   cli.run(main)
+
+
+if __name__ == '__main__':
+  console_main()

@@ -17,7 +17,8 @@ described in i3d_tf/features.py and docs/evaluation.md.
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))  # run from a checkout
+if not __package__:  # run from a checkout (installed, this is i3d_tf.experiments.extract_features)
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 from i3d_tf import cli  # noqa: E402
 
@@ -120,5 +121,10 @@ def main(argv):
   return 1 if summary['failed'] else 0
 
 
-if __name__ == '__main__':
+def console_main():
+  """The `i3d-tf-extract-features` console script (setup.py): the same as `python experiments/extract_features.py`."""
   cli.run(main)
+
+
+if __name__ == '__main__':
+  console_main()

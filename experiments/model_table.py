@@ -11,7 +11,8 @@ it atomically to --output.
 import os
 import sys
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
+if not __package__:  # run from a checkout (installed, this is i3d_tf.experiments.model_table)
+  sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
 
 from i3d_tf import cli  # noqa: E402
 
@@ -51,5 +52,10 @@ def main(argv):
         + (f', written to {os.path.normpath(_OUTPUT.value)}' if _OUTPUT.value else ''))
 
 
-if __name__ == '__main__':
+def console_main():
+  """The `i3d-tf-model-table` console script (setup.py): the same as `python experiments/model_table.py`."""
   cli.run(main)
+
+
+if __name__ == '__main__':
+  console_main()

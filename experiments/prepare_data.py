@@ -20,7 +20,8 @@ number of failed videos (capped at 100); 2 with one line for arguments or an out
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))  # run from a checkout
+if not __package__:  # run from a checkout (installed, this is i3d_tf.experiments.prepare_data)
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 from i3d_tf import cli  # noqa: E402
 
@@ -122,5 +123,10 @@ def main(argv):
   return min(summary['failed'], 100)
 
 
-if __name__ == '__main__':
+def console_main():
+  """The `i3d-tf-prepare-data` console script (setup.py): the same as `python experiments/prepare_data.py`."""
   cli.run(main)
+
+
+if __name__ == '__main__':
+  console_main()

@@ -20,7 +20,8 @@ resumes from its latest checkpoint.  See docs/training.md.
 import os  # noqa: E402
 import sys  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))  # run from a checkout
+if not __package__:  # run from a checkout (installed, this is i3d_tf.experiments.train)
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 from i3d_tf import cli  # noqa: E402
 
@@ -50,5 +51,10 @@ def main(argv):
   print(f'train: {config.model} step {metrics["step"]} in {config.model_dir}: {summary}')
 
 
-if __name__ == '__main__':
+def console_main():
+  """The `i3d-tf-train` console script (setup.py): the same as `python experiments/train.py`."""
   cli.run(main)
+
+
+if __name__ == '__main__':
+  console_main()

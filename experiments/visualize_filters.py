@@ -30,5 +30,10 @@ def main(argv):
         f'{model.get_layer("Conv3d_1a_7x7").filters} filters).')
 
 
-if __name__ == '__main__':
+def console_main():
+  """The `i3d-tf-visualize-filters` console script (setup.py): the same as `python experiments/visualize_filters.py`."""
   cli.run(main)
+
+
+if __name__ == '__main__':
+  console_main()

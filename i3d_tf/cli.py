@@ -226,6 +226,9 @@ def run(main: Callable) -> None:
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
   prog = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+  module = sys.modules.get(getattr(main, '__module__', ''))
+  if module is not None and module is not sys.modules.get('__main__') and module.__doc__:
+    sys.modules['__main__'].__doc__ = module.__doc__  # a console script: --help shows the binary's usage
 
   def checked_main(argv):
     try:

@@ -63,3 +63,22 @@ def test_verbosity_keeps_the_traceback(tmp_path):
   proc = run('evaluate', '--model=i3d_rgb', f'--checkpoint={tmp_path / "missing.weights.h5"}',
              f'--eval_data={tmp_path}/x-*', f'--output_dir={tmp_path / "eval"}', '--verbosity=1')
   assert proc.returncode != 0 and 'Traceback' in proc.stderr and 'FileNotFoundError' in proc.stderr
+
+
+def test_every_console_script_is_a_binary_and_runs_installed():
+  """setup.py's console scripts (`i3d-tf-NAME`) are experiments/NAME.py's `console_main`; one runs from the
+  venv's bin folder (`make install` is an editable install) and shows the binary's usage and flags."""
+  import ast  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  setup = ast.parse(open(os.path.join(root, 'setup.py'), encoding='utf-8').read())
+  names = next(ast.literal_eval(node.value) for node in setup.body if isinstance(node, ast.Assign)
+               and getattr(node.targets[0], 'id', '') == 'CONSOLE_SCRIPTS')
+  assert {'classify', 'train', 'prepare_data', 'evaluate', 'export', 'extract_features'} <= set(names)
+  for name in names:
+    tree = ast.parse(open(os.path.join(root, 'experiments', f'{name}.py'), encoding='utf-8').read())
+    assert 'console_main' in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}, name
+  script = os.path.join(os.path.dirname(sys.executable), 'i3d-tf-train')
+  if not os.path.exists(script):
+    pytest.skip(f'{script} not installed (run `make install`)')
+  proc = subprocess.run([script, '--help'], capture_output=True, text=True, cwd=str(root))
+  assert 'Trains a registered model' in proc.stdout and '--train_steps' in proc.stdout, proc.stderr[-1000:]
