@@ -156,13 +156,25 @@ def define_dataclass_flags(cls, flag_values=None) -> None:
       flags.DEFINE_string(field.name, default, help_text, **where)
 
 
+def _expand(value, config_file):
+  """`${WORK}/runs/x` -> the environment's value; an unset variable is a usage error naming it."""
+  if not isinstance(value, str) or '$' not in value:
+    return value
+  expanded = os.path.expandvars(value)
+  if '$' in expanded:
+    raise UsageError(f'--config={config_file}: {value!r} needs an environment variable that is not set (e.g. '
+                     'export WORK=<your workspace root>, WORKSPACE.md)')
+  return expanded
+
+
 def dataclass_from_flags(cls, flag_values=None, config_file: str = None, required: Tuple[str, ...] = ()):
   """`cls` from a JSON file (optional) overridden by every flag given on the command line.
 
   Args:
     cls: a dataclass with a `from_dict` classmethod (unknown keys refused there).
     flag_values: absl FlagValues holding `define_dataclass_flags(cls)`'s flags (default flags.FLAGS).
-    config_file: a JSON object of field values (a run's config.json works), or None.
+    config_file: a JSON object of field values (a run's config.json works), or an experiments/configs/ paper
+      row (its "train" object); `${VAR}` in string values is expanded from the environment.  None: flags only.
     required: fields that must come from the file or the command line (a default is not enough).
 
   Raises:
@@ -179,8 +191,13 @@ def dataclass_from_flags(cls, flag_values=None, config_file: str = None, require
         values = json.load(f)
     except (OSError, ValueError) as e:
       raise UsageError(f'--config={config_file}: cannot read a JSON object ({type(e).__name__}: {e})') from None
+    if isinstance(values, dict) and 'train' in values and 'paper' in values:  # experiments/configs/ (a paper row)
+      if values['train'] is None:
+        raise UsageError(f'--config={config_file} is an evaluation of other runs (train: null): see its "evaluate"')
+      values = values['train']
     if not isinstance(values, dict):
       raise UsageError(f'--config={config_file}: expected a JSON object of {cls.__name__} fields')
+    values = {k: _expand(v, config_file) for k, v in values.items()}
   for field in dataclasses.fields(cls):
     if fv[field.name].present:
       value = fv[field.name].value
