@@ -31,7 +31,7 @@ import tensorflow as tf
 from i3d_tf import layers as L
 from i3d_tf import scoring
 from i3d_tf.inception import InceptionV1
-from i3d_tf.inflation import adapt_input_channels, units
+from i3d_tf.inflation import unit_assignments, units
 from data_pipelines.input_specs import get_input_spec
 from i3d_tf.registry import build_model, register_model
 
@@ -409,32 +409,11 @@ def init_from_inception_v1(model: keras.Model, inception_v1: keras.Model, channe
   src = units(inception_v1)
   report, assignments, problems = {}, [], []
   for stream_name, stream in streams.items():
-    dst = units(stream)
-    logits = [n for n in dst if n.startswith('Logits.')]
-    copy_logits = include_logits
-    if copy_logits is None:
-      copy_logits = all(n in src and src[n].filters == dst[n].filters for n in logits)
-    skipped = [] if copy_logits else logits
-    for n, unit in dst.items():
-      if n in skipped:
-        continue
-      source = src.get(n)
-      if source is None or (source.use_batch_norm, source.use_bias) != (unit.use_batch_norm, unit.use_bias):
-        problems.append(f'{stream_name}/{n}: no matching 2D unit')
-        continue
-      kernel = adapt_input_channels(keras.ops.convert_to_numpy(source.conv.kernel), unit.conv.kernel.shape[-2],
-                                    channel_rule)
-      pairs = [(unit.conv.kernel, kernel)]
-      if unit.use_bias:
-        pairs.append((unit.conv.bias, keras.ops.convert_to_numpy(source.conv.bias)))
-      if unit.use_batch_norm:
-        pairs += [(getattr(unit.bn, a), keras.ops.convert_to_numpy(getattr(source.bn, a)))
-                  for a in ('beta', 'moving_mean', 'moving_variance')]
-      for var, value in pairs:
-        if tuple(var.shape) != value.shape:
-          problems.append(f'{stream_name}/{var.path}: shape {tuple(var.shape)} != source {value.shape}')
-      assignments.extend(pairs)
-    report[stream_name] = {'copied': [n for n in dst if n not in skipped], 'skipped': skipped}
+    pairs, copied, skipped, found = unit_assignments(src, units(stream), channel_rule=channel_rule,
+                                                     include_logits=include_logits, where=f'{stream_name}/')
+    assignments += pairs
+    problems += found
+    report[stream_name] = {'copied': copied, 'skipped': skipped}
   if problems:
     raise ValueError(f'Cannot initialise {model.name} from {inception_v1.name}:\n  ' + '\n  '.join(problems))
   for var, value in assignments:

@@ -13,7 +13,7 @@ Three forms of the one operation:
     (`Conv3d_*` <- `Conv2d_*`), a shape check per weight, and an error on any unmatched weight.
 """
 
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import keras
 import numpy as np
@@ -89,14 +89,71 @@ def name_3d_to_2d(name: str) -> str:
   return name.replace('Conv3d_', 'Conv2d_')
 
 
+def unit_assignments(src: Dict[str, Unit], dst: Dict[str, Unit], source_name: Callable[[str], str] = lambda n: n,
+                     channel_rule: str = 'mean', include_logits: Optional[bool] = None, where: str = ''):
+  """The one 2D -> 2D / 3D unit copy, checked in full before anything is written (Sec. 2.4).
+
+  For each unit of `dst` (its classifier `Logits.*` units only with `include_logits`; default: when the
+  class counts agree), the unit `src[source_name(name)]` must exist with the same BN / bias configuration.
+  The kernel's input channels are adapted (`adapt_input_channels`: RGB -> flow) and, for a 3D unit,
+  inflated over the unit's time size (`inflate_kernel`, the boring-video fixed point); the bias, BN offset
+  and moving statistics are copied as they are.  Used by `inflate` (Inception-v1 -> I3D) and by
+  `baselines.init_from_inception_v1` (Inception-v1 -> the 2D streams of the baselines).
+
+  Args:
+    src, dst: units by name (`units(model)`).
+    source_name: the source name of a destination unit (`name_3d_to_2d` for I3D).
+    channel_rule: see `adapt_input_channels`.
+    include_logits: copy the classifier; None: only when the class counts agree.
+    where: a prefix for the problem lines (a stream's name).
+
+  Returns:
+    (pairs [(variable, value)], copied [dst names], skipped [dst names], problems [lines]); nothing assigned.
+  """
+  logits = [n for n in dst if n.startswith('Logits.')]
+  if include_logits is None:
+    include_logits = all(source_name(n) in src and src[source_name(n)].filters == dst[n].filters for n in logits)
+  skipped = [] if include_logits else logits
+  pairs, copied, problems = [], [], []
+  for name, unit in dst.items():
+    if name in skipped:
+      continue
+    source = src.get(source_name(name))
+    if source is None:
+      problems.append(f'{where}{name}: no matching 2D unit {source_name(name)!r}')
+      continue
+    if (source.use_batch_norm, source.use_bias) != (unit.use_batch_norm, unit.use_bias):
+      problems.append(f'{where}{name}: BN/bias configuration differs from {source.name}')
+      continue
+    target = tuple(unit.conv.kernel.shape)
+    kernel = adapt_input_channels(keras.ops.convert_to_numpy(source.conv.kernel), target[-2], channel_rule)
+    if len(target) == 5:  # a 3D unit: inflate over its time size
+      if kernel.shape != target[1:]:
+        problems.append(f'{where}{name}: 2D kernel {kernel.shape} does not inflate to {target}')
+        continue
+      kernel = inflate_kernel(kernel, target[0])
+    unit_pairs = [(unit.conv.kernel, kernel)]
+    if unit.use_bias:
+      unit_pairs.append((unit.conv.bias, keras.ops.convert_to_numpy(source.conv.bias)))
+    if unit.use_batch_norm:
+      unit_pairs += [(getattr(unit.bn, a), keras.ops.convert_to_numpy(getattr(source.bn, a)))
+                     for a in ('beta', 'moving_mean', 'moving_variance')]
+    for var, value in unit_pairs:
+      if tuple(var.shape) != value.shape:
+        problems.append(f'{where}{var.path}: shape {tuple(var.shape)} != source {value.shape}')
+    pairs += unit_pairs
+    copied.append(name)
+  return pairs, copied, skipped, problems
+
+
 def inflate(model_2d: keras.Model, model_3d: keras.Model, *, include_logits: Optional[bool] = None,
             channel_rule: str = 'mean') -> Dict[str, List[str]]:
   """Copies every weight of a 2D Inception-v1 into its inflated twin (boring-video fixed point).
 
   Conv kernels are inflated with `inflate_kernel` (time size read from the 3D kernel), input channels
   adapted by `adapt_input_channels` (RGB -> flow); BN offsets and moving statistics and the logits bias
-  are copied.  Any 3D unit without a 2D twin, any 2D unit left over, or any shape mismatch raises
-  before a single weight is written: nothing is half-loaded.
+  are copied (`unit_assignments`).  Any 3D unit without a 2D twin, any 2D unit left over, or any shape
+  mismatch raises before a single weight is written: nothing is half-loaded.
 
   Args:
     model_2d: an `InceptionV1` (or any model of 2D units with the slim names).
@@ -107,47 +164,17 @@ def inflate(model_2d: keras.Model, model_3d: keras.Model, *, include_logits: Opt
 
   Returns:
     {'inflated': [3D unit names], 'skipped': [names deliberately not copied]}.
+
+  Raises:
+    ValueError: listing every problem; the 3D model is untouched.
   """
   src, dst = units(model_2d), units(model_3d)
-  logits = [n for n in dst if n.startswith('Logits.')]
-  if include_logits is None:
-    include_logits = all(name_3d_to_2d(n) in src and src[name_3d_to_2d(n)].filters == dst[n].filters
-                         for n in logits)
-  skipped = [] if include_logits else logits
-  assignments, problems = [], []
-  for name, unit3d in dst.items():
-    if name in skipped:
-      continue
-    unit2d = src.get(name_3d_to_2d(name))
-    if unit2d is None:
-      problems.append(f'{name}: no 2D unit {name_3d_to_2d(name)!r}')
-      continue
-    if (unit2d.use_batch_norm, unit2d.use_bias) != (unit3d.use_batch_norm, unit3d.use_bias):
-      problems.append(f'{name}: BN/bias configuration differs from {unit2d.name}')
-      continue
-    k2 = adapt_input_channels(keras.ops.convert_to_numpy(unit2d.conv.kernel),
-                              unit3d.conv.kernel.shape[-2], channel_rule)
-    k3_shape = tuple(unit3d.conv.kernel.shape)
-    if k2.shape != k3_shape[1:]:
-      problems.append(f'{name}: 2D kernel {k2.shape} does not inflate to {k3_shape}')
-      continue
-    pairs = [(unit3d.conv.kernel, inflate_kernel(k2, k3_shape[0]))]
-    if unit3d.use_bias:
-      pairs.append((unit3d.conv.bias, keras.ops.convert_to_numpy(unit2d.conv.bias)))
-    if unit3d.use_batch_norm:
-      for attr in ('beta', 'moving_mean', 'moving_variance'):
-        pairs.append((getattr(unit3d.bn, attr), keras.ops.convert_to_numpy(getattr(unit2d.bn, attr))))
-    for var, value in pairs:
-      if tuple(var.shape) != value.shape:
-        problems.append(f'{var.path}: shape {tuple(var.shape)} != 2D {value.shape}')
-    assignments.append((name, pairs))
-  used_2d = {name_3d_to_2d(n) for n in dst if n not in skipped}
-  leftover = sorted(set(src) - used_2d - {name_3d_to_2d(n) for n in skipped})
+  pairs, copied, skipped, problems = unit_assignments(src, dst, name_3d_to_2d, channel_rule, include_logits)
+  leftover = sorted(set(src) - {name_3d_to_2d(n) for n in dst})
   if leftover:
     problems.append(f'2D units with no 3D twin: {leftover}')
   if problems:
     raise ValueError(f'Cannot inflate {model_2d.name} into {model_3d.name}:\n  ' + '\n  '.join(problems))
-  for _, pairs in assignments:
-    for var, value in pairs:
-      var.assign(value)
-  return {'inflated': [n for n, _ in assignments], 'skipped': skipped}
+  for var, value in pairs:
+    var.assign(value)
+  return {'inflated': copied, 'skipped': skipped}

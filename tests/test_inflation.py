@@ -114,7 +114,7 @@ def test_inflate_refuses_mismatch_without_writing():
   model_2d = InceptionV1(num_classes=10, final_endpoint='Mixed_4b')
   model_3d = I3D('rgb', num_classes=10)
   before = model_3d.get_layer('Conv3d_1a_7x7').conv.kernel.numpy().copy()
-  with pytest.raises(ValueError, match='no 2D unit'):
+  with pytest.raises(ValueError, match='no matching 2D unit'):
     inflate(model_2d, model_3d)
   np.testing.assert_array_equal(model_3d.get_layer('Conv3d_1a_7x7').conv.kernel.numpy(), before)
   with pytest.raises(ValueError, match='no 3D twin'):
