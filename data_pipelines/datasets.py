@@ -155,9 +155,53 @@ def hmdb51_entries(video_dir: str, split_dir: str, split: int = 1, subset: str =
 
 # ----- Kinetics -----
 def read_label_map(path: str) -> List[str]:
-  """One class name per line, line index = class id (deepmind/kinetics-i3d label_map.txt)."""
-  with open(path) as f:
-    return [line.strip() for line in f if line.strip()]
+  """The one reader of a class list (class names in class-index order), whatever file holds it.
+
+  * A text file, one name per line, line index = class id (deepmind/kinetics-i3d `label_map.txt`); UCF-101's
+    `classInd.txt` lines ('1 ApplyEyeMakeup', numbered 1..N or 0..N-1 in order) lose their numbers.
+  * A JSON list of names, or an object with 'labels' / 'class_names' / 'label_map' (also under 'summary': a
+    prepare_data `manifest.json`, e.g. the training data's), or {name: index}.
+
+  Raises:
+    DatasetError: a file that holds no class names (or is not JSON when named .json).
+    OSError: an unreadable file.
+  """
+  with open(path, encoding='utf-8') as f:
+    text = f.read()
+  if path.endswith('.json'):
+    import json  # pylint: disable=g-import-not-at-top
+    try:
+      obj = json.loads(text)
+    except ValueError as e:
+      raise DatasetError(f'{path}: not JSON ({e})') from None
+    for where in (obj, obj.get('summary') if isinstance(obj, dict) else None):
+      if isinstance(where, dict):
+        for key in ('labels', 'class_names', 'label_map'):
+          if where.get(key) is not None:
+            obj = where[key]
+            break
+        else:
+          continue
+        break
+    if isinstance(obj, dict) and obj and all(isinstance(v, int) for v in obj.values()):  # {name: index}
+      names = [n for n, _ in sorted(obj.items(), key=lambda kv: kv[1])]
+    elif isinstance(obj, list):
+      names = [str(n) for n in obj]
+    else:
+      names = []
+    if not names:
+      raise DatasetError(f'{path} holds no class list (a JSON list of names, a manifest.json with "labels", or '
+                         '{name: index})')
+    return names
+  names = [line.strip() for line in text.splitlines() if line.strip()]
+  numbered = [n.split(None, 1) for n in names]
+  if names and all(len(p) == 2 and p[0].isdigit() for p in numbered):
+    first = int(numbered[0][0])
+    if first in (0, 1) and [int(p[0]) for p in numbered] == list(range(first, first + len(names))):
+      names = [p[1] for p in numbered]  # classInd.txt
+  if not names:
+    raise DatasetError(f'{path} holds no class names (one per line)')
+  return names
 
 
 LABEL_MAP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'label_maps')
@@ -307,26 +351,6 @@ def folder_entries(video_dir: str, extensions: Optional[Sequence[str]] = VIDEO_E
   return folder_dataset(video_dir, labels, extensions).entries
 
 
-def read_class_list(path: str) -> List[str]:
-  """A class list: a text file (one name per line, line index = class id) or a prepare_data manifest.json
-  (its 'labels'), e.g. the training data's, to convert another subset into a different folder."""
-  if path.endswith('.json'):
-    import json  # pylint: disable=g-import-not-at-top
-    with open(path, encoding='utf-8') as f:
-      obj = json.load(f)
-    labels = obj.get('labels') if isinstance(obj, dict) else obj
-    if isinstance(obj, dict) and labels is None:
-      labels = obj.get('summary', {}).get('labels')  # a manifest.json of the first layout
-    if not isinstance(labels, list) or not labels:
-      raise DatasetError(f'{path} holds no class list (a JSON list of names, or a manifest.json with '
-                         '"labels")')
-    return [str(n) for n in labels]
-  names = read_label_map(path)
-  if not names:
-    raise DatasetError(f'{path} holds no class names (one per line)')
-  return names
-
-
 def list_dataset(dataset: str, video_dir: str, split_dir: Optional[str] = None, split: int = 1,
                  subset: str = 'train', labels: Optional[Sequence[str]] = None,
                  csv_path: Optional[str] = None, label_source: str = 'the class list') -> DatasetListing:
@@ -364,7 +388,7 @@ def dataset_entries(dataset: str, video_dir: str, split_dir: Optional[str] = Non
                     subset: str = 'train', label_map_path: Optional[str] = None,
                     csv_path: Optional[str] = None) -> Tuple[List[VideoEntry], List[str]]:
   """(entries, label names) of `list_dataset`, with the class list read from `label_map_path` if given."""
-  labels = read_class_list(label_map_path) if label_map_path else None
+  labels = read_label_map(label_map_path) if label_map_path else None
   listing = list_dataset(dataset, video_dir, split_dir, split, subset, labels, csv_path,
                          f'--label_map={label_map_path}' if label_map_path else 'the class list')
   return listing.entries, listing.labels

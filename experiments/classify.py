@@ -68,16 +68,12 @@ _FLOW_PARAMS = flags.DEFINE_string('flow_params', '', 'TV-L1 parameters, e.g. "g
 def _class_names(path):
   if not path:
     return None
-  from i3d_tf import evaluation  # pylint: disable=g-import-not-at-top
+  from data_pipelines import datasets  # pylint: disable=g-import-not-at-top
   try:
-    names = evaluation.read_class_names(path)
-  except (OSError, ValueError, TypeError, AttributeError) as e:
+    return datasets.read_label_map(path)
+  except (OSError, ValueError) as e:
     raise cli.UsageError(f'--class_names={path}: not a class-name file ({type(e).__name__}: {e}); give one name '
                          'a line, or a JSON list / {"labels": [...]}')
-  # UCF-101 classInd.txt: '1 ApplyEyeMakeup' lines.
-  if names and all(n.split(' ', 1)[0].isdigit() and ' ' in n for n in names):
-    names = [n.split(' ', 1)[1] for n in names]
-  return names
 
 
 def main(argv):

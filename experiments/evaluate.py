@@ -26,6 +26,7 @@ import time  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from data_pipelines import datasets  # noqa: E402
 from i3d_tf import evaluation  # noqa: E402
 from i3d_tf.checkpoints import restore  # noqa: E402
 from i3d_tf.scoring import FUSIONS  # noqa: E402
@@ -85,7 +86,7 @@ def main(argv):
     print(f'evaluate: batch-norm statistics re-estimated on {n} training batches')
   dataset = evaluation.records_with_video_ids(_EVAL_DATA.value, _MODEL.value, crop_size=_CROP_SIZE.value,
                                               num_frames=_NUM_FRAMES.value, skip_corrupt=_SKIP_CORRUPT.value)
-  names = evaluation.read_class_names(_CLASS_NAMES.value)
+  names = (datasets.read_label_map(_CLASS_NAMES.value) if _CLASS_NAMES.value else None)
   for source in (_CHECKPOINT.value, _RGB_CHECKPOINT.value):  # the model's own classes: its training data's
     names = names or evaluation.training_class_names(source)
   data_names = evaluation.manifest_class_names(_EVAL_DATA.value)

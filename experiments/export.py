@@ -25,7 +25,7 @@ import time
 from absl import app
 from absl import flags
 
-from i3d_tf import evaluation
+from data_pipelines import datasets
 from i3d_tf import export
 from i3d_tf.checkpoints import restore
 from i3d_tf.scoring import FUSIONS
@@ -82,7 +82,7 @@ def main(argv):
                                              allow_random_weights=_ALLOW_RANDOM.value)
   except (ValueError, FileNotFoundError, pretrained.WeightsUnavailableError) as e:
     raise app.UsageError(str(e))
-  names = evaluation.read_class_names(_CLASS_NAMES.value)
+  names = (datasets.read_label_map(_CLASS_NAMES.value) if _CLASS_NAMES.value else None)
   if names is None and (_WEIGHTS.value or _RGB_CHECKPOINT.value == 'kinetics400') and num_classes == 400:
     from data_pipelines.datasets import kinetics_class_names  # pylint: disable=g-import-not-at-top
     names = kinetics_class_names(400)

@@ -69,7 +69,7 @@ def class_list(output_dir, label_map, subset, overwrite):
   where = os.path.join(output_dir, conversion.MANIFEST)
   if label_map is None:
     return (recorded[0], f'the class list of {where}') if recorded else (None, 'the class list')
-  labels = datasets.read_class_list(label_map)
+  labels = datasets.read_label_map(label_map)
   if recorded and labels != recorded[0] and not (overwrite and recorded[1] == [subset]):
     diff = [f'class {i}: {a!r} vs {b!r}' for i, (a, b) in enumerate(zip(labels, recorded[0])) if a != b]
     raise app.UsageError(

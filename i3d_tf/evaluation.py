@@ -16,7 +16,6 @@ Result files (all written atomically): `results.json`, `predictions.csv`, `confu
 
 import csv
 import io
-import json
 import os
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -309,24 +308,6 @@ def format_metrics(metrics: Dict) -> str:
 # -------------------------------------------------------------------------------------------- class lists
 
 
-def read_class_names(path: Optional[str]) -> Optional[List[str]]:
-  """Class names from a text file (one per line) or a manifest/label-map JSON (list, or 'labels' key)."""
-  if not path:
-    return None
-  with open(path, encoding='utf-8') as f:
-    text = f.read()
-  if path.endswith('.json'):
-    obj = json.loads(text)
-    for key in ('labels', 'class_names', 'label_map'):
-      if isinstance(obj, dict) and key in obj:
-        obj = obj[key]
-        break
-    if isinstance(obj, dict):  # {name: index}
-      return [n for n, _ in sorted(obj.items(), key=lambda kv: kv[1])]
-    return [str(n) for n in obj]
-  return [line.strip() for line in text.splitlines() if line.strip()]
-
-
 class records_with_video_ids:  # pylint: disable=invalid-name  (used like the generator function it was)
   """Whole-video test batches `(inputs, labels, [video_id])` from TFRecords, in file and record order.
 
@@ -427,18 +408,14 @@ def check_records_class_list(file_pattern: str, class_names: Sequence[str],
 
 
 def manifest_class_names(file_pattern: str) -> Optional[List[str]]:
-  """Class names from the `manifest.json` that prepare_data writes next to the shards, if any."""
-  path = os.path.join(os.path.dirname(file_pattern), 'manifest.json')
+  """The class list in the `manifest.json` that prepare_data writes next to the records of `file_pattern`
+  (read by `datasets.read_label_map`), or None when there is none."""
+  from data_pipelines import conversion, datasets  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.path.dirname(file_pattern), conversion.MANIFEST)
   try:
-    with open(path, encoding='utf-8') as f:
-      manifest = json.load(f)
+    return datasets.read_label_map(path)
   except (OSError, ValueError):
     return None
-  for where in (manifest, manifest.get('summary', {})):
-    for key in ('labels', 'class_names', 'label_names'):
-      if isinstance(where.get(key), list):
-        return [str(x) for x in where[key]]
-  return None
 
 
 def training_class_names(checkpoint: Optional[str]) -> Optional[List[str]]:

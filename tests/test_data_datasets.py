@@ -140,3 +140,25 @@ def test_bad_arguments():
     datasets.hmdb51_entries('/v', os.path.join(SPLITS, 'hmdb51'), 1, 'val')
   with pytest.raises(ValueError, match='Unknown dataset'):
     datasets.dataset_entries('sports1m', '/v')
+
+
+def test_read_label_map_is_the_one_class_list_reader(tmp_path):
+  """Text (one per line), UCF-101 classInd.txt, a JSON list, a manifest.json ('labels' or 'summary'),
+  {name: index}: the same names in class-index order; a file without names is an error."""
+  want = ['ApplyEyeMakeup', 'ApplyLipstick', 'Archery']
+  forms = {'plain.txt': '\n'.join(want) + '\n',
+           'classInd.txt': '1 ApplyEyeMakeup\n2 ApplyLipstick\n3 Archery\n',
+           'list.json': json.dumps(want),
+           'manifest.json': json.dumps({'format_version': 2, 'labels': want, 'subsets': {}}),
+           'legacy.json': json.dumps({'summary': {'labels': want}}),
+           'index.json': json.dumps({'Archery': 2, 'ApplyEyeMakeup': 0, 'ApplyLipstick': 1})}
+  for name, text in forms.items():
+    (tmp_path / name).write_text(text)
+    assert datasets.read_label_map(str(tmp_path / name)) == want, name
+  (tmp_path / 'numbers.txt').write_text('3 Archery\n1 ApplyEyeMakeup\n')  # not 1..N in order: names kept whole
+  assert datasets.read_label_map(str(tmp_path / 'numbers.txt')) == ['3 Archery', '1 ApplyEyeMakeup']
+  for name, text in (('empty.txt', '\n\n'), ('nolabels.json', json.dumps({'labels': None, 'subsets': {}})),
+                     ('broken.json', '{')):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(datasets.DatasetError, match=name):
+      datasets.read_label_map(str(tmp_path / name))
