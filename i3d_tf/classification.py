@@ -41,12 +41,30 @@ from i3d_tf import evaluation
 from i3d_tf import scoring
 from i3d_tf.checkpoints import restore
 
-I3D_MODELS = ('i3d_rgb', 'i3d_flow', 'two_stream_i3d')
-VIEW_MODELS = ('c3d', 'convnet_lstm')  # single-stream RGB models with fixed test clips (Table 1)
-MODEL_STREAMS = {'i3d_rgb': ('rgb',), 'i3d_flow': ('flow',), 'two_stream_i3d': ('rgb', 'flow'),
-                 'c3d': ('rgb',), 'convnet_lstm': ('rgb',)}
 PER_TIME_LAYER = 'Logits.AvgPool'  # the head's average pool: one output per time step of the per-time logits
 DEFAULT_CHUNK_FRAMES = 256
+
+
+def model_streams() -> Dict[str, Tuple[str, ...]]:
+  """{registered model: its input streams} that classification takes, from the registry's facts.
+
+  The fully convolutional models (I3D: the whole video in windows) and the single-stream RGB models with
+  fixed test clips (C3D, ConvNet+LSTM: the Table 1 test views).  The jointly trained two-stream baselines
+  (two_stream, fused_3d) need flow at their own sampling: evaluate their TFRecords with evaluate.py.
+  """
+  from i3d_tf import registry  # pylint: disable=g-import-not-at-top
+  out = {}
+  for name in registry.list_models():
+    modalities = registry.input_spec(name).modalities
+    if registry.model_info(name).fully_convolutional or modalities == ('rgb',):
+      out[name] = tuple(modalities)
+  return out
+
+
+def _view_model(model_name: str) -> bool:
+  """True for a model scored on its Table 1 test clips (not fully convolutional)."""
+  from i3d_tf import registry  # pylint: disable=g-import-not-at-top
+  return not registry.model_info(model_name).fully_convolutional
 
 
 def decode_predictions(logits, top: int = 5, class_names: Optional[Sequence[str]] = None
@@ -180,7 +198,7 @@ class VideoClassifier:
 
   Args:
     models: {'rgb': model} / {'flow': model} / both (Two-Stream I3D) of per-time I3D streams
-      (`temporal_average=False`), or {'rgb': model} of a view model (`model_name` in VIEW_MODELS).
+      (`temporal_average=False`), or {'rgb': model} of a view model (a model that is not fully convolutional).
     model_name: the registry name (decides I3D windows or Table 1 test views, and the resize and crop).
     class_names: K names.
     fusion: two-stream fusion (`scoring.FUSIONS`).
@@ -196,17 +214,19 @@ class VideoClassifier:
                fps: float = constants.FPS, max_frames: Optional[int] = None):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from data_pipelines.input_specs import get_input_spec  # pylint: disable=g-import-not-at-top
-    if model_name not in MODEL_STREAMS:
-      raise ValueError(f'classification supports {sorted(MODEL_STREAMS)} (two_stream and fused_3d: evaluate '
+    supported = model_streams()
+    if model_name not in supported:
+      raise ValueError(f'classification supports {sorted(supported)} (two_stream and fused_3d: evaluate '
                        f'TFRecords with experiments/evaluate.py). Received: model={model_name}')
-    if set(models) != set(MODEL_STREAMS[model_name]):
-      raise ValueError(f'{model_name} needs the streams {MODEL_STREAMS[model_name]}. Received: {sorted(models)}')
+    if set(models) != set(supported[model_name]):
+      raise ValueError(f'{model_name} needs the streams {supported[model_name]}. Received: {sorted(models)}')
     scoring.check_fusion(fusion)
     if chunk_frames is not None and chunk_frames < 8:
       raise ValueError(f'chunk_frames must be >= 8 (one output step) or None. Received: chunk_frames={chunk_frames}')
     if not fps or fps <= 0:
       raise ValueError(f'fps must be > 0. Received: fps={fps}')
-    self.model_name, self.streams = model_name, MODEL_STREAMS[model_name]
+    self.model_name, self.streams = model_name, supported[model_name]
+    self.view_model = _view_model(model_name)
     self.models = models
     self.class_names = list(class_names)
     self.spec = get_input_spec(model_name)
@@ -342,7 +362,7 @@ class VideoClassifier:
     probe = probe_video(path, self.fps, self.max_frames, min_frames=2 if with_flow else 1)
     num_inputs = probe.num_frames - 1 if with_flow else probe.num_frames
     views = (False, True) if self.flip else (False,)
-    if self.model_name in VIEW_MODELS:
+    if self.view_model:
       logits, times = self._view_logits(path, probe, num_inputs, views)
       windows = 1
     else:
@@ -362,7 +382,7 @@ class VideoClassifier:
     # Per view (flip): streams fused per time step (or clip), time-averaged logits fused for the video.
     fused = np.stack([scoring.fuse_streams([logits[(s, v)] for s in self.streams], self.fusion)
                       for v in views])  # [F, T', K] (view models: [F, clips, K])
-    if self.model_name in VIEW_MODELS:  # every clip of every flip is a view (evaluate.py's rule)
+    if self.view_model:  # every clip of every flip is a view (evaluate.py's rule)
       view_logits = fused.reshape(-1, fused.shape[-1])
     else:  # the official head: logits averaged over time, per stream, then fused
       view_logits = np.stack([scoring.fuse_streams([logits[(s, v)].mean(0) for s in self.streams], self.fusion)
@@ -384,7 +404,7 @@ def build_classifier(model_name: str = 'i3d_rgb', weights: Optional[str] = 'kine
   """A `VideoClassifier` from trained weights.
 
   Args:
-    model_name: a key of MODEL_STREAMS.
+    model_name: a key of `model_streams()`.
     weights: 'kinetics400' (the trained RGB I3D, `i3d_tf.checkpoints.pretrained`) when no checkpoint is given.
     checkpoint: a single-stream model's training model_dir, checkpoint prefix or `.weights.h5`.
     rgb_checkpoint, flow_checkpoint: the two streams of `two_stream_i3d` (the RGB one may be 'kinetics400').
@@ -397,27 +417,31 @@ def build_classifier(model_name: str = 'i3d_rgb', weights: Optional[str] = 'kine
     i3d_tf.checkpoints.pretrained.WeightsUnavailableError: 'kinetics400' neither cached nor fetchable.
   """
   from i3d_tf.checkpoints.restore import infer_num_classes, resolve_checkpoint  # pylint: disable=g-import-not-at-top
-  if model_name not in MODEL_STREAMS:
-    raise ValueError(f'classification supports {sorted(MODEL_STREAMS)}. Received: model={model_name}')
-  streams = MODEL_STREAMS[model_name]
-  if model_name == 'two_stream_i3d':
+  supported = model_streams()
+  if model_name not in supported:
+    raise ValueError(f'classification supports {sorted(supported)}. Received: model={model_name}')
+  streams = supported[model_name]
+  view_model = _view_model(model_name)
+  two_streams = len(streams) > 1  # two_stream_i3d: each stream trained on its own, from its own checkpoint
+  if two_streams:
     sources = {'rgb': rgb_checkpoint, 'flow': flow_checkpoint}
     if checkpoint:
-      raise ValueError('two_stream_i3d takes --rgb_checkpoint and --flow_checkpoint (each stream was trained '
+      raise ValueError(f'{model_name} takes --rgb_checkpoint and --flow_checkpoint (each stream was trained '
                        'on its own), not --checkpoint')
   else:
     if rgb_checkpoint or flow_checkpoint:
       raise ValueError(f'{model_name} takes --checkpoint (--rgb_checkpoint/--flow_checkpoint are for two_stream_i3d)')
-    sources = {streams[0]: checkpoint or (weights if model_name == 'i3d_rgb' else None)}
+    # The trained weights (weights='kinetics400') are an RGB I3D: the fully convolutional RGB model.
+    sources = {streams[0]: checkpoint or (weights if streams == ('rgb',) and not view_model else None)}
   missing = [s for s, c in sources.items() if not c]
   if missing:
     raise ValueError(f'No weights for the {"/".join(missing)} stream of {model_name}: pass '
-                     + ('--checkpoint' if model_name != 'two_stream_i3d' else f'--{missing[0]}_checkpoint')
+                     + (f'--{missing[0]}_checkpoint' if two_streams else '--checkpoint')
                      + " (trained Kinetics-400 weights exist for the RGB I3D only: weights='kinetics400')")
   models = {}
   for stream, source in sources.items():
-    name = model_name if model_name in VIEW_MODELS else f'i3d_{stream}'
-    kwargs = {} if model_name in VIEW_MODELS else {'temporal_average': False}
+    name = model_name if view_model else f'i3d_{stream}'
+    kwargs = {} if view_model else {'temporal_average': False}
     if source == 'kinetics400':
       if num_classes not in (None, 400):
         raise ValueError(f"weights='kinetics400' have 400 classes. Received: num_classes={num_classes}")

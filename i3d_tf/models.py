@@ -37,16 +37,16 @@ def TwoStreamI3D(num_classes: int = 400, fusion: str = 'logits_sum', rgb_model: 
   return keras.Model(inputs, fused, name=name)
 
 
-@register_model('i3d_rgb')
+@register_model('i3d_rgb', fully_convolutional=True, init_2d='inflate')
 def _i3d_rgb(num_classes, **kwargs):
   return I3D('rgb', num_classes, **kwargs)
 
 
-@register_model('i3d_flow')
+@register_model('i3d_flow', fully_convolutional=True, init_2d='inflate')
 def _i3d_flow(num_classes, **kwargs):
   return I3D('flow', num_classes, **kwargs)
 
 
-@register_model('two_stream_i3d')
+@register_model('two_stream_i3d', fully_convolutional=True, init_2d='inflate', streams=('RGB', 'Flow'))
 def _two_stream_i3d(num_classes, **kwargs):
   return TwoStreamI3D(num_classes, **kwargs)

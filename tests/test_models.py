@@ -232,3 +232,19 @@ def test_mixed_precision_keeps_float32_logits():
   assert model(x, training=False).dtype == tf.float32
   out = two({'rgb': x, 'flow': np.zeros((1, 8, 32, 32, 2), np.float32)}, training=False)
   assert out.dtype == tf.float32 and tuple(out.shape) == (1, 3)
+
+
+def test_the_registry_holds_the_model_facts():
+  """What code around a model needs (no `if name == ...` elsewhere): fully convolutional, per-step outputs,
+  how 2D ImageNet weights get in, the nested streams."""
+  from i3d_tf import registry  # pylint: disable=g-import-not-at-top
+  facts = {n: registry.model_info(n) for n in registry.list_models()}
+  assert {n for n, f in facts.items() if f.fully_convolutional} == {'i3d_rgb', 'i3d_flow', 'two_stream_i3d'}
+  assert {n for n, f in facts.items() if f.per_step_outputs} == {'convnet_lstm'}
+  assert {n: f.init_2d for n, f in facts.items()} == {
+      'i3d_rgb': 'inflate', 'i3d_flow': 'inflate', 'two_stream_i3d': 'inflate', 'convnet_lstm': 'copy',
+      'two_stream': 'copy', 'fused_3d': 'copy', 'c3d': None}
+  two = build_model('two_stream_i3d', 3)
+  assert all(two.get_layer(s) is not None for s in facts['two_stream_i3d'].streams)
+  with pytest.raises(ValueError, match='Unknown model'):
+    registry.model_info('i3d')

@@ -211,7 +211,7 @@ def test_inflate_2d_init_for_every_model_built_on_inception_v1(tmp_path):
   lstm = build_model('convnet_lstm', 4)
   report = transfer.init_from_2d(lstm, 'convnet_lstm', path)
   assert report['init'] == 'inception_v1_2d' and report['copied'] >= 57
-  with pytest.raises(ValueError, match='C3D is trained from scratch'):
+  with pytest.raises(ValueError, match='c3d is trained from scratch'):
     transfer.init_from_2d(build_model('c3d', 4, input_shape=(16, 112, 112, 3)), 'c3d', path)
 
 

@@ -26,7 +26,6 @@ from i3d_tf.checkpoints.loading import resolve_checkpoint
 CONFIG_NAME = 'config.json'  # the resolved training configuration written into every model_dir
 
 
-I3D_MODELS = ('i3d_rgb', 'i3d_flow', 'two_stream_i3d')  # fully convolutional: any T, H, W
 
 
 def config_build_kwargs(config: Dict) -> Dict:
@@ -43,11 +42,12 @@ def config_build_kwargs(config: Dict) -> Dict:
     kwargs['synchronized_bn'] = True
   name = config.get('model')
   crop, frames = config.get('crop_size'), config.get('num_frames')
-  if name not in I3D_MODELS and (crop or frames):
+  info = registry.model_info(name) if name else None
+  if info is not None and not info.fully_convolutional and (crop or frames):
     spec = registry.input_spec(name)
     if len(spec.modalities) == 1:
       t = frames or spec.train.num_frames
-      kwargs['input_shape'] = (None if name == 'convnet_lstm' else t, crop or spec.crop_size,
+      kwargs['input_shape'] = (None if info.per_step_outputs else t, crop or spec.crop_size,
                                crop or spec.crop_size, spec.channels(spec.modalities[0]))
   return kwargs
 
@@ -165,9 +165,10 @@ def restore_stream_models(model_name: str, num_classes: int, checkpoint: Optiona
                           rgb_checkpoint: Optional[str] = None, flow_checkpoint: Optional[str] = None,
                           fusion: str = 'logits_sum', allow_random_weights: bool = False):
   """The model to evaluate: one stream from `checkpoint`, or Two-Stream I3D from an RGB and a flow checkpoint."""
-  if model_name == 'two_stream_i3d' and not checkpoint:
+  two_streams = bool(registry.model_info(model_name).streams)  # two_stream_i3d: streams trained on their own
+  if two_streams and not checkpoint:
     rgb = load_model('i3d_rgb', num_classes, rgb_checkpoint, allow_random_weights)
     flow = load_model('i3d_flow', num_classes, flow_checkpoint, allow_random_weights)
-    return registry.build_model('two_stream_i3d', num_classes, fusion=fusion, rgb_model=rgb, flow_model=flow)
-  kwargs = {'fusion': fusion} if model_name == 'two_stream_i3d' else {}
+    return registry.build_model(model_name, num_classes, fusion=fusion, rgb_model=rgb, flow_model=flow)
+  kwargs = {'fusion': fusion} if two_streams else {}
   return load_model(model_name, num_classes, checkpoint, allow_random_weights, **kwargs)

@@ -146,20 +146,18 @@ def init_from_2d(model: keras.Model, model_name: str, path: str) -> Dict:
   trains it from scratch.
   """
   from i3d_tf.inception import InceptionV1  # pylint: disable=g-import-not-at-top
-  if model_name == 'c3d':
-    raise ValueError('C3D is trained from scratch (paper Sec. 2.5); it has no 2D Inception-v1 to initialise '
-                     f'from. Received: init=inflate_2d:{path}')
+  info = registry.model_info(model_name)
+  if info.init_2d is None:
+    raise ValueError(f'{model_name} is trained from scratch (paper Sec. 2.5: "all models but the C3D-like 3D '
+                     f'ConvNet use ImageNet-pretrained Inception-V1"); it has no 2D Inception-v1 to initialise from. '
+                     f'Received: init=inflate_2d:{path}')
   n2d = infer_num_classes(path)
   if n2d is None:
     raise ValueError(f'Cannot infer the class count of the 2D weights {path}')
   model_2d = InceptionV1(num_classes=n2d)
   model_2d.load_weights(path)
-  if model_name in ('i3d_rgb', 'i3d_flow'):
-    report = inflation.inflate(model_2d, model)
-    return {'init': 'inflate_2d', 'path': path, 'inflated': len(report['inflated']),
-            'skipped': report['skipped']}
-  if model_name == 'two_stream_i3d':
-    reports = {s: inflation.inflate(model_2d, model.get_layer(s)) for s in ('RGB', 'Flow')}
+  if info.init_2d == 'inflate':  # every stream on its own (one stream: the model itself)
+    reports = {s: inflation.inflate(model_2d, model.get_layer(s) if s else model) for s in info.streams or ('',)}
     return {'init': 'inflate_2d', 'path': path,
             'inflated': sum(len(r['inflated']) for r in reports.values()),
             'skipped': [n for r in reports.values() for n in r['skipped']]}
