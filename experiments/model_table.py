@@ -22,7 +22,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 import keras  # noqa: E402
 
-from i3d_tf import baselines  # noqa: E402
+from i3d_tf import model_table  # noqa: E402
 from data_pipelines.io_utils import atomic_write  # noqa: E402
 from i3d_tf.registry import list_models  # noqa: E402
 
@@ -39,11 +39,11 @@ def main(argv):
   names = _MODELS.value or list_models()
   rows = []
   for name in names:
-    row = baselines.parameter_row(name, _NUM_CLASSES.value)
+    row = model_table.parameter_row(name, _NUM_CLASSES.value)
     print(f'{name}: {row.ours:,} trainable parameters (Table 1: {row.paper})', flush=True)
     rows.append(row)
     keras.backend.clear_session()  # Free each model before building the next.
-  table = baselines.markdown_table(rows, _NUM_CLASSES.value)
+  table = model_table.markdown_table(rows, _NUM_CLASSES.value)
   print(table)
   if _OUTPUT.value:
     atomic_write(_OUTPUT.value, table)

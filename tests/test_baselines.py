@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from i3d_tf import InceptionV1, I3D, build_model, list_models
 from i3d_tf import baselines as B
+from i3d_tf import model_table as MT
 from i3d_tf.inflation import adapt_input_channels
 from data_pipelines.input_specs import get_input_spec
 from i3d_tf.training import per_example_loss
@@ -92,7 +93,7 @@ def test_all_seven_models_registered():
 @pytest.mark.parametrize('name', BASELINES)
 def test_table1_parameter_count_and_forward(name):
   model = paper_model(name)
-  count = B.count_parameters(model)
+  count = MT.count_parameters(model)
   assert count == EXACT[name]
   assert abs(count / TABLE1[name] - 1) < 0.10
   x = table1_inputs(name)
@@ -105,7 +106,7 @@ def test_table1_parameter_count_and_forward(name):
 
 
 def test_two_stream_i3d_count_within_table1():
-  count = B.count_parameters(build_model('two_stream_i3d', 400))
+  count = MT.count_parameters(build_model('two_stream_i3d', 400))
   assert count == EXACT['two_stream_i3d']
   assert abs(count / TABLE1['two_stream_i3d'] - 1) < 0.10
 
@@ -415,9 +416,9 @@ def test_builders_validate_arguments(make, match):
 
 
 def test_markdown_table_rows():
-  rows = [B.ParameterRow('c3d', 79_634_576, '79M'), B.ParameterRow('convnet_lstm', 8_950_720, '9M')]
+  rows = [MT.ParameterRow('c3d', 79_634_576, '79M'), MT.ParameterRow('convnet_lstm', 8_950_720, '9M')]
   assert rows[0].relative_error == pytest.approx(0.00803, abs=1e-4)
-  text = B.markdown_table(rows)
+  text = MT.markdown_table(rows)
   assert '| `c3d` | 3D-ConvNet | 79,634,576 | 79.63 | 79M | +0.8% |' in text
   assert '| `convnet_lstm` | ConvNet+LSTM | 8,950,720 | 8.95 | 9M | -0.5% |' in text
 
