@@ -1,0 +1,56 @@
+"""The class list of evaluated records against the model's: a mismatch is an error, never shifted labels.
+"""
+
+import os
+from typing import List, Optional, Sequence
+
+
+class ClassListMismatchError(ValueError):
+  """Records labelled with another class list than the model's: their metrics would be meaningless."""
+
+def _first_difference(a: Sequence[str], b: Sequence[str]) -> str:
+  for i, (x, y) in enumerate(zip(a, b)):
+    if x != y:
+      return f'class {i} is {x!r} in the records but {y!r} for the model'
+  return f'{len(a)} classes in the records, {len(b)} for the model'
+
+
+def check_records_class_list(file_pattern: str, class_names: Sequence[str],
+                             source: str = "the model's class names") -> None:
+  """Raises ClassListMismatchError when the manifest.json next to the shards records another class list
+  than `class_names` (nothing is checked when there is no manifest or it lists no classes)."""
+  recorded = manifest_class_names(file_pattern)
+  if recorded is None or list(recorded) == list(class_names):
+    return
+  path = os.path.join(os.path.dirname(file_pattern), 'manifest.json')
+  raise ClassListMismatchError(
+      f'the records\' class list ({path}) differs from {source}: {_first_difference(recorded, class_names)}; '
+      'convert the data with prepare_data --label_map=<the training data\'s manifest.json>, or pass the '
+      'model\'s --class_names')
+
+
+def manifest_class_names(file_pattern: str) -> Optional[List[str]]:
+  """The class list in the `manifest.json` that prepare_data writes next to the records of `file_pattern`
+  (read by `datasets.read_label_map`), or None when there is none."""
+  from data_pipelines import conversion, datasets  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.path.dirname(file_pattern), conversion.MANIFEST)
+  try:
+    return datasets.read_label_map(path)
+  except (OSError, ValueError):
+    return None
+
+
+def training_class_names(checkpoint: Optional[str]) -> Optional[List[str]]:
+  """The class list of the data a checkpoint was trained on: its model_dir's config.json names the training
+  records, whose manifest.json lists the classes (None when either is missing)."""
+  if not checkpoint or checkpoint == 'kinetics400':
+    return None
+  from i3d_tf.checkpoints.restore import config_next_to, resolve_checkpoint  # pylint: disable=g-import-not-at-top
+  try:
+    config = config_next_to(resolve_checkpoint(checkpoint)) or {}
+  except (FileNotFoundError, ValueError):
+    return None
+  train_data = config.get('train_data')
+  if not train_data or train_data.startswith('synthetic'):
+    return None
+  return manifest_class_names(train_data)

@@ -1,0 +1,89 @@
+"""Metrics of Sec. 4-5: pure numpy functions of `(labels [N], scores [N, K])` (top-k, mean per-class accuracy, confusion matrix).
+
+  * top-k accuracy: the label is among the k highest scores;
+  * mean per-class accuracy: top-1 accuracy averaged over the classes present in `labels` (the
+    UCF-101 / HMDB-51 convention reported next to top-1 in Sec. 4-5).
+"""
+
+from typing import Dict, Sequence, Tuple
+
+import numpy as np
+
+
+def _check(labels, scores) -> Tuple[np.ndarray, np.ndarray]:
+  labels = np.asarray(labels).astype(np.int64).reshape(-1)
+  scores = np.asarray(scores, np.float64)
+  if scores.ndim != 2 or scores.shape[0] != labels.shape[0]:
+    raise ValueError(f'scores must be [N, num_classes] with N = len(labels). Received: scores.shape='
+                     f'{scores.shape}, len(labels)={labels.shape[0]}')
+  if labels.size and (labels.min() < 0 or labels.max() >= scores.shape[1]):
+    raise ValueError(f'labels must be in [0, {scores.shape[1]}). Received: labels in '
+                     f'[{labels.min()}, {labels.max()}]')
+  return labels, scores
+
+
+def top_k_accuracy(labels, scores, k: int = 1) -> float:
+  """Fraction of rows whose label is among the k highest scores (ties broken by the lower class index)."""
+  labels, scores = _check(labels, scores)
+  if k < 1:
+    raise ValueError(f'k must be >= 1. Received: k={k}')
+  if labels.size == 0:
+    return float('nan')
+  k = min(k, scores.shape[1])
+  order = np.argsort(-scores, axis=1, kind='stable')[:, :k]
+  return float(np.mean(np.any(order == labels[:, None], axis=1)))
+
+
+def predictions_from_scores(scores) -> np.ndarray:
+  return np.argmax(np.asarray(scores), axis=1)
+
+
+def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:
+  """int64 [num_classes, num_classes]; row = true class, column = predicted class."""
+  labels = np.asarray(labels, np.int64).reshape(-1)
+  predictions = np.asarray(predictions, np.int64).reshape(-1)
+  cm = np.zeros((num_classes, num_classes), np.int64)
+  np.add.at(cm, (labels, predictions), 1)
+  return cm
+
+
+def per_class_accuracy(labels, scores) -> np.ndarray:
+  """Top-1 accuracy of every class; NaN for classes absent from `labels`."""
+  labels, scores = _check(labels, scores)
+  cm = confusion_matrix(labels, predictions_from_scores(scores), scores.shape[1])
+  support = cm.sum(axis=1)
+  with np.errstate(invalid='ignore', divide='ignore'):
+    return np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
+
+
+def mean_class_accuracy(labels, scores) -> float:
+  """Mean over the classes present in `labels` of their top-1 accuracy."""
+  acc = per_class_accuracy(labels, scores)
+  return float(np.nanmean(acc)) if np.any(~np.isnan(acc)) else float('nan')
+
+
+def compute_metrics(labels, scores, top_k: Sequence[int] = (1, 5)) -> Dict[str, float]:
+  """{'top1', 'top5', 'mean_class_accuracy', 'num_videos', 'num_classes'} from labels and scores."""
+  labels, scores = _check(labels, scores)
+  out = {f'top{k}': top_k_accuracy(labels, scores, k) for k in top_k}
+  out['mean_class_accuracy'] = mean_class_accuracy(labels, scores)
+  out['num_videos'] = int(labels.shape[0])
+  out['num_classes'] = int(scores.shape[1])
+  return out
+
+
+def average_results(results: Sequence[Dict], keys: Sequence[str] = ('top1', 'top5', 'mean_class_accuracy')
+                    ) -> Dict:
+  """Table 5 protocol: the mean (and std) of each metric over splits' results.json dicts."""
+  if not results:
+    raise ValueError('average_results needs at least one results dict.')
+  out = {'num_splits': len(results)}
+  for key in keys:
+    values = [float(r['metrics'][key] if 'metrics' in r else r[key]) for r in results
+              if key in r.get('metrics', r)]
+    if len(values) != len(results):
+      continue
+    out[key] = float(np.mean(values))
+    out[f'{key}_std'] = float(np.std(values))
+    out[f'{key}_per_split'] = values
+  return out

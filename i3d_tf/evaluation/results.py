@@ -1,0 +1,98 @@
+"""Result files, all written atomically: `results.json`, `predictions.csv`, `confusion_matrix.png`.
+"""
+
+import csv
+import io
+import os
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from data_pipelines.io_utils import atomic_write, atomic_write_json, save_figure
+from i3d_tf.evaluation.metrics import compute_metrics, confusion_matrix, per_class_accuracy, predictions_from_scores
+
+
+def write_json(path: str, obj):
+  """Result JSON (numpy scalars and arrays allowed), written atomically."""
+  atomic_write_json(path, obj, sort_keys=True, default=_json_default)
+
+
+def _json_default(o):
+  if isinstance(o, np.generic):
+    return o.item()
+  if isinstance(o, np.ndarray):
+    return o.tolist()
+  raise TypeError(f'not JSON serializable: {type(o)}')
+
+
+def predictions_csv(video_ids, labels, probs, class_names: Optional[Sequence[str]] = None, top_k: int = 5
+                    ) -> str:
+  """CSV text: video_id, label, predicted, confidence, correct, top-k classes with probabilities."""
+  probs = np.asarray(probs)
+  k = min(top_k, probs.shape[1])
+  name = (lambda c: class_names[c]) if class_names else str
+  buf = io.StringIO()
+  w = csv.writer(buf)
+  w.writerow(['video_id', 'label', 'label_name', 'predicted', 'predicted_name', 'confidence', 'correct',
+              f'top{k}'])
+  for vid, y, p in zip(video_ids, labels, probs):
+    order = np.argsort(-p, kind='stable')[:k]
+    w.writerow([vid, int(y), name(int(y)), int(order[0]), name(int(order[0])), f'{p[order[0]]:.6f}',
+                int(order[0] == y), ' '.join(f'{name(int(c))}:{p[c]:.4f}' for c in order)])
+  return buf.getvalue()
+
+
+def plot_confusion_matrix(cm: np.ndarray, path: str, class_names: Optional[Sequence[str]] = None,
+                          max_named_classes: int = 30, title: str = 'Confusion matrix'):
+  """Row-normalised confusion matrix PNG (matplotlib Agg); class names on the axes when few classes."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  cm = np.asarray(cm, np.float64)
+  n = cm.shape[0]
+  norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+  size = min(4 + 0.35 * n, 16)
+  fig, ax = plt.subplots(figsize=(size, size))
+  im = ax.imshow(norm, cmap='Blues', vmin=0, vmax=1, interpolation='nearest')
+  fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+  ax.set_xlabel('predicted')
+  ax.set_ylabel('true')
+  ax.set_title(title)
+  if class_names and n <= max_named_classes:
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_xticklabels(class_names, rotation=90, fontsize=8)
+    ax.set_yticklabels(class_names, fontsize=8)
+    if n <= 12:
+      for i in range(n):
+        for j in range(n):
+          if cm[i, j]:
+            ax.text(j, i, int(cm[i, j]), ha='center', va='center', fontsize=8,
+                    color='white' if norm[i, j] > 0.5 else 'black')
+  fig.tight_layout()
+  save_figure(path, fig, format='png', dpi=100)
+  plt.close(fig)
+
+
+def write_results(output_dir: str, labels, probs, video_ids, num_classes: int,
+                  class_names: Optional[Sequence[str]] = None, extra: Optional[Dict] = None) -> Dict:
+  """Writes results.json, predictions.csv and confusion_matrix.png into `output_dir`; returns the results."""
+  labels = np.asarray(labels, np.int64)
+  probs = np.asarray(probs, np.float64)
+  if probs.shape[1] != num_classes:
+    raise ValueError(f'probabilities have {probs.shape[1]} classes, expected {num_classes}.')
+  metrics = compute_metrics(labels, probs)
+  cm = confusion_matrix(labels, predictions_from_scores(probs), num_classes)
+  results = {'metrics': metrics, 'per_class_accuracy': per_class_accuracy(labels, probs).tolist(),
+             'class_names': list(class_names) if class_names else None}
+  results.update(extra or {})
+  os.makedirs(output_dir, exist_ok=True)
+  atomic_write(os.path.join(output_dir, 'predictions.csv'), predictions_csv(video_ids, labels, probs, class_names))
+  plot_confusion_matrix(cm, os.path.join(output_dir, 'confusion_matrix.png'), class_names)
+  write_json(os.path.join(output_dir, 'results.json'), results)
+  return results
+
+
+def format_metrics(metrics: Dict) -> str:
+  return (f"top-1 {100 * metrics['top1']:.2f}%  top-5 {100 * metrics['top5']:.2f}%  "
+          f"mean-class {100 * metrics['mean_class_accuracy']:.2f}%  ({metrics['num_videos']} videos)")
