@@ -35,12 +35,11 @@ from data_pipelines import flow as flow_lib
 from data_pipelines import tfrecord_format
 from data_pipelines import video as video_lib
 from data_pipelines.datasets import VideoEntry, check_unique_ids
-from data_pipelines.io_utils import atomic_write_json
+from data_pipelines.io_utils import TMP_PREFIX, atomic_write_json
 
 FORMAT_VERSION = tfrecord_format.FORMAT_VERSION
 MANIFEST = 'manifest.json'
 MANIFEST_DIR = 'manifests'
-TMP_PREFIX = '.tmp-'  # the atomic writer's temporary names (data_pipelines.io_utils.atomic_path)
 
 
 class OutputConflictError(ValueError):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipelines import input_pipeline, make_dataset
+from data_pipelines import input_pipeline, make_dataset, shards
 from data_pipelines import preprocessing as pp
 from data_pipelines import tfrecord_format as fmt
 from data_pipelines.testing import write_records
@@ -168,17 +168,17 @@ def test_corrupt_shard_named_or_skipped(records, tmp_path):
   bad.write_bytes(data[:len(data) // 2])
   good = tmp_path / 'c-00001.tfrecord'
   good.write_bytes(open(records / 'a-00001-of-00002.tfrecord', 'rb').read())
-  with pytest.raises(input_pipeline.CorruptShardError, match='c-00000.tfrecord'):
+  with pytest.raises(shards.CorruptShardError, match='c-00000.tfrecord'):
     make_dataset(str(tmp_path / 'c-*'), 'i3d_rgb', False, 1, crop_size=CROP)
   ds = make_dataset(str(tmp_path / 'c-*'), 'i3d_rgb', False, 1, crop_size=CROP, skip_corrupt=True)
   assert len(ds.skipped_files) == 1 and ds.skipped_files[0][0].endswith('c-00000.tfrecord')
   assert [int(y[0]) for _, y in ds] == [4]
-  assert input_pipeline.scan_tfrecord(str(good)) == (1, None)
+  assert shards.scan_tfrecord(str(good)) == (1, None)
   flipped = bytearray(data)
   flipped[len(data) // 2] ^= 0xFF  # payload corruption: only the data CRC catches it
   (tmp_path / 'd.tfrecord').write_bytes(bytes(flipped))
-  assert input_pipeline.scan_tfrecord(str(tmp_path / 'd.tfrecord'))[1] is None
-  n, reason = input_pipeline.scan_tfrecord(str(tmp_path / 'd.tfrecord'), verify_data=True)
+  assert shards.scan_tfrecord(str(tmp_path / 'd.tfrecord'))[1] is None
+  n, reason = shards.scan_tfrecord(str(tmp_path / 'd.tfrecord'), verify_data=True)
   assert 'corrupted record' in reason
   # skip_corrupt verifies payloads up front (reading would stop at the bad record, uncounted).
   ds = make_dataset([str(tmp_path / 'd.tfrecord'), str(good)], 'i3d_rgb', False, 1, crop_size=CROP,
@@ -224,7 +224,6 @@ def test_record_without_flow_fails_for_flow_models(records, tmp_path):
 
 
 def test_eval_input_from_numpy_two_stream_alignment():
-  from data_pipelines import input_pipeline
   n = 9
   t = np.arange(n)[:, None, None] * np.ones((1, H, W), int)
   frames = np.stack([t * 10, t * 0, t * 0], -1).astype(np.uint8)
@@ -243,20 +242,20 @@ def test_a_file_that_is_no_tfrecord_is_named_as_such_not_as_a_corrupt_shard(reco
   good.write_bytes(open(records / 'a-00001-of-00002.tfrecord', 'rb').read())
   (tmp_path / 'a-manifest.json').write_text('[\n  {"id": "x"}\n]\n')
   for skip in (False, True):  # a glob matching the wrong files is no damaged data: never skipped silently
-    with pytest.raises(input_pipeline.NotATFRecordError) as e:
+    with pytest.raises(shards.NotATFRecordError) as e:
       make_dataset(str(tmp_path / 'a-*'), 'i3d_rgb', False, 1, crop_size=CROP, skip_corrupt=skip)
     assert str(e.value) == (
         f"{tmp_path / 'a-manifest.json'} is not a TFRecord file (its first bytes '[\\n  {{\"id\": \"' are no record "
         f"header, like JSON): the file pattern {str(tmp_path / 'a-*')!r} matches more than shards; narrow it, e.g. "
         'to <dir>/<subset>-*.tfrecord')
-  assert input_pipeline.not_a_tfrecord(str(good)) is None
+  assert shards.not_a_tfrecord(str(good)) is None
   truncated = tmp_path / 'b.tfrecord'
   truncated.write_bytes(good.read_bytes()[:100])  # a damaged shard is still a corrupt shard
-  assert input_pipeline.not_a_tfrecord(str(truncated)) is None
-  with pytest.raises(input_pipeline.CorruptShardError, match='b.tfrecord: truncated record'):
+  assert shards.not_a_tfrecord(str(truncated)) is None
+  with pytest.raises(shards.CorruptShardError, match='b.tfrecord: truncated record'):
     make_dataset(str(truncated), 'i3d_rgb', False, 1, crop_size=CROP)
   (tmp_path / 'c').mkdir()
-  assert input_pipeline.not_a_tfrecord(str(tmp_path / 'c')) == 'it is a folder'
+  assert shards.not_a_tfrecord(str(tmp_path / 'c')) == 'it is a folder'
 
 
 def test_first_layout_sidecars_are_left_out_of_shard_globs(records, tmp_path):
@@ -265,8 +264,8 @@ def test_first_layout_sidecars_are_left_out_of_shard_globs(records, tmp_path):
   shard.write_bytes(open(records / 'a-00001-of-00002.tfrecord', 'rb').read())
   (tmp_path / 'a-00000-of-00001.tfrecord.manifest.json').write_text('[{"id": "short"}]\n')
   (tmp_path / '.tmp-0badc0de-a-00000-of-00001.tfrecord').write_bytes(b'partial')  # a killed writer's leftover
-  assert input_pipeline.list_shards(str(tmp_path / 'a-*')) == [str(shard)]
-  assert input_pipeline.list_shards(str(tmp_path / '*.tfrecord*')) == [str(shard)]
+  assert shards.list_shards(str(tmp_path / 'a-*')) == [str(shard)]
+  assert shards.list_shards(str(tmp_path / '*.tfrecord*')) == [str(shard)]
   ds = make_dataset(str(tmp_path / 'a-*'), 'i3d_rgb', False, 1, crop_size=CROP)
   assert [int(y[0]) for _, y in ds] == [4]
 
@@ -287,7 +286,6 @@ def test_a_crop_larger_than_the_stored_frames_is_named_when_the_pipeline_is_buil
     assert str(e.value) == (f'{path}: the stored frames are 40x52, smaller than the 224x224 crop: convert with '
                             'prepare_data --resize_short_side >= 224 (the paper: 256), or pass --crop_size <= 40')
   # The graph checks each record too (records of several sizes, serving): a message, not a JPEG error.
-  from data_pipelines import input_pipeline
   from data_pipelines.input_specs import get_input_spec
   spec = get_input_spec('i3d_rgb')
   serialized = fmt.serialize(fmt.encode_video(frames, None, video_id='v', label_index=0))

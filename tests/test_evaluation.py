@@ -248,7 +248,7 @@ def test_evaluate_refuses_records_labelled_with_another_class_list(tmp_path):
       str(tmp_path / 'test-*'), 'i3d_rgb', crop_size=16), 2, class_names=['b', 'c'], progress=False)
   assert out['metrics']['top1'] == pytest.approx(0.5) and out['metrics']['num_videos'] == 2
   (tmp_path / 'manifest.json').write_text('{"labels": ["b", "c"]}')
-  from data_pipelines.input_pipeline import NotATFRecordError
+  from data_pipelines.shards import NotATFRecordError
   with pytest.raises(NotATFRecordError, match='manifest.json is not a TFRecord file'):
     E.records_with_video_ids(str(tmp_path / '*'), 'i3d_rgb', crop_size=16)
 

@@ -131,7 +131,7 @@ class records_with_video_ids:  # pylint: disable=invalid-name  (used like the ge
   """
 
   def __init__(self, file_pattern: str, model_name: str, **make_dataset_kwargs):
-    from data_pipelines.input_pipeline import list_shards  # pylint: disable=g-import-not-at-top
+    from data_pipelines.shards import list_shards  # pylint: disable=g-import-not-at-top
     self.file_pattern = file_pattern
     self.files = list_shards(file_pattern)  # every file a TFRecord (a matched manifest.json is named)
     self.model_name, self.kwargs = model_name, make_dataset_kwargs
