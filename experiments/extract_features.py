@@ -51,11 +51,9 @@ _FPS = flags.DEFINE_float('fps', constants.FPS, 'Frame rate after resampling (pa
 _MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Decode at most this many frames per video.')
 _MAX_VIDEOS = flags.DEFINE_integer('max_videos', None, 'Process at most this many videos.')
 _BATCH = flags.DEFINE_integer('batch_size', 1, 'Windows per forward pass.')
-_FLOW_BACKEND = flags.DEFINE_enum('flow_backend', 'tvl1', ['tvl1', 'tvl1_tf', 'tvl1_tf_fast'], 'Optical flow backend (tvl1: OpenCV; tvl1_tf_fast: ours, fixed FAST_BUDGET).')
+_FLOW_BACKEND, _FLOW_PARAMS = cli.define_flow_flags('flow_backend')
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Recompute videos whose outputs in --output_dir were made '
                                 'with other settings (else the run refuses before any work, naming what differs).')
-_FLOW_PARAMS = flags.DEFINE_string('flow_params', '', 'TV-L1 parameters for the flow backend, e.g. '
-                                    '"gamma=0.3" (data_pipelines.flow.TVL1Params names; default: OpenCV\'s).')
 
 
 def main(argv):

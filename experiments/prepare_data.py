@@ -39,9 +39,7 @@ _SPLIT = flags.DEFINE_integer('split', 1, 'UCF-101 / HMDB-51 split (1, 2 or 3).'
 _SUBSET = flags.DEFINE_string('subset', 'train', 'train | test (| val for Kinetics); names the output.')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where shards and manifest.json go.', required=True)
 _NUM_SHARDS = flags.DEFINE_integer('num_shards', 1, 'Number of output shards.')
-_FLOW = flags.DEFINE_enum('flow', 'tvl1', ['tvl1', 'tvl1_tf', 'tvl1_tf_fast', 'none'], 'Optical flow backend (tvl1: OpenCV; tvl1_tf_fast: ours, fixed FAST_BUDGET).')
-_FLOW_PARAMS = flags.DEFINE_string('flow_params', '', 'TV-L1 parameters for the flow backend, e.g. '
-                                    '"gamma=0.3,warps=3" (data_pipelines.flow.TVL1Params names; default: OpenCV\'s).')
+_FLOW, _FLOW_PARAMS = cli.define_flow_flags('flow', allow_none=True)
 _WORKERS = flags.DEFINE_integer('workers', 1, 'Worker processes (local runner).')
 _RUNNER = flags.DEFINE_string('runner', 'local', '"local" (process pool) or an Apache Beam runner name.')
 _MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Keep at most this many frames per video.')

@@ -113,6 +113,62 @@ def check_domains(flag_values) -> None:
       raise UsageError(f'--{name}={value} is not valid: expected {what}')
 
 
+# ------------------------------------------------------------------------------------ flag groups
+
+
+def _caller_module(depth: int = 2) -> str:
+  """The module name absl files a flag under: the binary's (so its --help lists the flag)."""
+  name = sys._getframe(depth).f_globals.get('__name__')  # pylint: disable=protected-access
+  return sys.argv[0] if name == '__main__' else name
+
+
+def define_flow_flags(name: str = 'flow_backend', allow_none: bool = False, flag_values=None):
+  """The flow backend flag (choices: the backend table, `data_pipelines.flow.FLOW_BACKENDS`) and --flow_params.
+
+  Args:
+    name: 'flow_backend' (classify, extract_features) or 'flow' (prepare_data, where 'none' stores no flow).
+    allow_none: add the choice 'none'.
+  Returns:
+    (backend flag holder, flow_params flag holder).
+  """
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from data_pipelines import flow  # pylint: disable=g-import-not-at-top
+  where = {'module_name': _caller_module(), 'flag_values': flags.FLAGS if flag_values is None else flag_values}
+  choices = sorted(flow.FLOW_BACKENDS) + (['none'] if allow_none else [])
+  backend = flags.DEFINE_enum(name, 'tvl1', choices, 'TV-L1 optical flow backend: tvl1 (OpenCV DualTVL1), tvl1_tf '
+                              '(ours in TensorFlow, OpenCV\'s defaults), tvl1_tf_fast (a fixed iteration budget; '
+                              'docs/flow.md)' + (', none (no flow)' if allow_none else '') + '.', **where)
+  params = flags.DEFINE_string('flow_params', '', 'TV-L1 parameters, e.g. "gamma=0.3,warps=3" '
+                               '(data_pipelines.flow.TVL1Params names; default: OpenCV\'s).', **where)
+  return backend, params
+
+
+def define_model_source_flags(flag_values=None):
+  """Where a model's weights come from, for the binaries that run a trained model (classify, evaluate, export).
+
+  --checkpoint (a single-stream model), --rgb_checkpoint / --flow_checkpoint (the streams of two_stream_i3d,
+  trained on their own), --num_classes (default: read from the checkpoint), --fusion (two_stream_i3d).
+  Returns:
+    {flag name: holder}.
+  """
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from i3d_tf.scoring import FUSIONS  # pylint: disable=g-import-not-at-top
+  where = {'module_name': _caller_module(), 'flag_values': flags.FLAGS if flag_values is None else flag_values}
+  source = 'a training model_dir, a checkpoint prefix or a .weights.h5 file'
+  return {
+      'checkpoint': flags.DEFINE_string('checkpoint', None, f'A single-stream model: {source}.', **where),
+      'rgb_checkpoint': flags.DEFINE_string('rgb_checkpoint', None, f'two_stream_i3d, the RGB stream: {source}, or '
+                                            'kinetics400 (the trained weights).', **where),
+      'flow_checkpoint': flags.DEFINE_string('flow_checkpoint', None, f'two_stream_i3d, the flow stream: {source}.',
+                                             **where),
+      'num_classes': flags.DEFINE_integer('num_classes', None, 'Class count of the checkpoints (default: read from '
+                                          "them: the run's config.json or the logits kernel).", **where),
+      'fusion': flags.DEFINE_enum('fusion', 'logits_sum', list(FUSIONS), 'two_stream_i3d fusion: logits_sum (the '
+                                  'official release), logits_mean, softmax_mean (the mean of the streams\' softmax).',
+                                  **where),
+  }
+
+
 # ------------------------------------------------------------------------------- dataclass flags
 
 

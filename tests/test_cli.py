@@ -82,3 +82,23 @@ def test_every_console_script_is_a_binary_and_runs_installed():
     pytest.skip(f'{script} not installed (run `make install`)')
   proc = subprocess.run([script, '--help'], capture_output=True, text=True, cwd=str(root))
   assert 'Trains a registered model' in proc.stdout and '--train_steps' in proc.stdout, proc.stderr[-1000:]
+
+
+def test_shared_flag_groups_come_from_one_place():
+  """The flow flags' choices are the backend table's; the model-source group is the same in every binary."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from data_pipelines import flow  # pylint: disable=g-import-not-at-top
+  from i3d_tf import cli  # pylint: disable=g-import-not-at-top
+  from i3d_tf.scoring import FUSIONS  # pylint: disable=g-import-not-at-top
+  fv = flags.FlagValues()
+  cli.define_flow_flags('flow', allow_none=True, flag_values=fv)
+  assert fv['flow'].parser.enum_values == sorted(flow.FLOW_BACKENDS) + ['none'] and fv['flow'].value == 'tvl1'
+  assert fv['flow_params'].value == ''
+  fv = flags.FlagValues()
+  holders = cli.define_model_source_flags(flag_values=fv)
+  assert set(holders) == set(fv) == {'checkpoint', 'rgb_checkpoint', 'flow_checkpoint', 'num_classes', 'fusion'}
+  assert fv['fusion'].parser.enum_values == list(FUSIONS) and fv['fusion'].value == 'logits_sum'
+  for binary in ('classify', 'evaluate', 'export'):
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'experiments',
+                           f'{binary}.py'), encoding='utf-8') as f:
+      assert 'cli.define_model_source_flags()' in f.read(), binary

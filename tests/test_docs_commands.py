@@ -35,11 +35,28 @@ def _dataclass_fields(name: str) -> set:
   return {f.name for f in dataclasses.fields(known[name])}
 
 
+def _group_flags(source: str) -> set:
+  """Flags of the shared groups a binary defines (`cli.define_flow_flags(...)`, `cli.define_model_source_flags()`):
+  each call is made again, with the same literal arguments, on a fresh FlagValues."""
+  import ast  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from i3d_tf import cli  # pylint: disable=g-import-not-at-top
+  names = set()
+  for node in ast.walk(ast.parse(source)):
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr.startswith('define_')
+        and node.func.attr.endswith('_flags') and node.func.attr != 'define_dataclass_flags'):
+      fv = flags.FlagValues()
+      getattr(cli, node.func.attr)(*[ast.literal_eval(a) for a in node.args],
+                                   **{k.arg: ast.literal_eval(k.value) for k in node.keywords}, flag_values=fv)
+      names |= set(fv)
+  return names
+
+
 def defined_flags(binary: str) -> set:
   with open(os.path.join(ROOT, 'experiments', f'{binary}.py'), encoding='utf-8') as f:
     source = f.read()
   generated = set().union(*[_dataclass_fields(n) for n in DATACLASS_FLAGS.findall(source)])
-  return set(DEFINE.findall(source)) | generated | ABSL_FLAGS
+  return set(DEFINE.findall(source)) | generated | _group_flags(source) | ABSL_FLAGS
 
 
 def code_lines(text: str):
