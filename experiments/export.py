@@ -40,7 +40,8 @@ _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'SavedModel folder.', requ
 _CLASS_NAMES = flags.DEFINE_string('class_names', None, 'Text file (one name a line) or label-map JSON.')
 _CROP_SIZE = flags.DEFINE_integer('crop_size', None, 'Center crop of serialized_examples (default 224).')
 _NO_SERIALIZED = flags.DEFINE_bool('skip_serialized_signature', False, 'Omit serialized_examples.')
-_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace an existing --output_dir.')
+_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace an earlier export in --output_dir (never a folder of '
+                                'other files).')
 _ALLOW_RANDOM = flags.DEFINE_bool('allow_random_weights', False, 'Export random weights (tests and demos).')
 
 
@@ -58,6 +59,7 @@ def main(argv):
     raise app.UsageError('--checkpoint or --weights is required (or --allow_random_weights for tests and demos).')
   if os.path.exists(_OUTPUT_DIR.value) and not _OVERWRITE.value:
     raise app.UsageError(f'{_OUTPUT_DIR.value} exists: pass --overwrite to replace it, or another --output_dir.')
+  export.check_replaceable(os.path.abspath(_OUTPUT_DIR.value))  # before any model is built
   if _SOURCE['num_classes'].value is None and not (_SOURCE['checkpoint'].value or _WEIGHTS.value or _SOURCE['rgb_checkpoint'].value):
     raise app.UsageError('--num_classes is required with random weights.')
   from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top

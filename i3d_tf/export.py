@@ -84,6 +84,25 @@ def _serialized_fn(model, model_name: str, crop_size: Optional[int], num_classes
   return fn
 
 
+def check_replaceable(output_dir: str) -> None:
+  """Refuses to replace `output_dir` unless it is missing, empty, or an earlier export (its `i3d_export.json`
+  beside `saved_model.pb`): `--overwrite` replaces an export, it never deletes a folder of other files.
+
+  Raises:
+    FileExistsError: one line naming the folder, what is in it and the fix.
+  """
+  if not os.path.exists(output_dir):
+    return
+  if not os.path.isdir(output_dir):
+    raise FileExistsError(f'{output_dir} is a file, not an export folder: choose another --output_dir')
+  entries = os.listdir(output_dir)
+  if not entries or {EXPORT_INFO, 'saved_model.pb'} <= set(entries):
+    return
+  raise FileExistsError(f'{output_dir} holds other files ({", ".join(sorted(entries)[:3])}'
+                        f'{", ..." if len(entries) > 3 else ""}), not an earlier export: --overwrite replaces only '
+                        'an export; choose a new or empty --output_dir')
+
+
 def export_saved_model(model: keras.Model, output_dir: str, model_name: str, num_classes: int,
                        class_names: Optional[Sequence[str]] = None, crop_size: Optional[int] = None,
                        serialized_signature: bool = True, features_signature: bool = True,
@@ -102,14 +121,16 @@ def export_saved_model(model: keras.Model, output_dir: str, model_name: str, num
     crop_size: center crop of the serialized-example signature (default: the model's Table 1 crop).
     serialized_signature: add `serialized_examples`.
     features_signature: add `features`.
-    overwrite: replace an existing `output_dir`.
+    overwrite: replace an existing `output_dir` that holds an earlier export (or nothing).
 
   Raises:
-    FileExistsError: `output_dir` exists and not `overwrite`.
+    FileExistsError: `output_dir` exists and not `overwrite`, or it holds anything but an earlier export
+      (`check_replaceable`: --overwrite never deletes a folder of other files).
   """
   output_dir = os.path.abspath(output_dir)
   if os.path.exists(output_dir) and not overwrite:
     raise FileExistsError(f'{output_dir} exists; pass overwrite=True (--overwrite) to replace it.')
+  check_replaceable(output_dir)
   if class_names is not None and len(class_names) != num_classes:
     raise ValueError(f'{len(class_names)} class names for {num_classes} classes')
   names = tf.constant(list(class_names) if class_names else [f'class {i}' for i in range(num_classes)])

@@ -118,10 +118,24 @@ def test_tfsm_layer_and_export_info(exported):
   assert not [p for p in os.listdir(os.path.dirname(path)) if p.startswith('.tmp-export')]
 
 
-def test_refuses_to_overwrite(exported):
+def test_refuses_to_overwrite(exported, tmp_path):
   model, path, _ = exported
   with pytest.raises(FileExistsError):
     export.export_saved_model(model, path, 'i3d_rgb', NUM_CLASSES)
+  # --overwrite replaces an earlier export, never a folder of other files (it once deleted whatever was there).
+  mine = tmp_path / 'videos'
+  (mine / 'sub').mkdir(parents=True)
+  (mine / 'clip.mp4').write_bytes(b'not an export')
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'export.py'), '--model=i3d_rgb',
+                         f'--num_classes={NUM_CLASSES}', '--allow_random_weights', f'--output_dir={mine}',
+                         '--overwrite'], capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert 'holds other files (clip.mp4, sub), not an earlier export' in proc.stderr.strip().splitlines()[-1]
+  assert sorted(os.listdir(mine)) == ['clip.mp4', 'sub']
+  with pytest.raises(FileExistsError, match='not an earlier export'):
+    export.export_saved_model(model, str(mine), 'i3d_rgb', NUM_CLASSES, overwrite=True)
+  assert sorted(os.listdir(mine)) == ['clip.mp4', 'sub']
+  export.check_replaceable(path)  # an earlier export may be replaced
 
 
 def test_two_stream_export(tmp_path):

@@ -381,6 +381,21 @@ def test_trains_from_tfrecords_through_data_pipelines(tmp_path):
   for k, v in digests['float32'][1].items():
     np.testing.assert_allclose(digests['uint8'][1][k], v, rtol=1e-5, atol=1e-6, err_msg=k)
 
+  # Labels past the classifier: refused before any step when the manifest says so, and by the loss at the first
+  # batch when it does not (one-hot of an out-of-range label is all zeros: a loss of 0, silently).
+  (tmp_path / 'manifest.json').write_text(json.dumps({'format_version': 2, 'labels': ['a', 'b'], 'subsets': {}}))
+  one = _config(num_classes=1, train_data=pattern, batch_size=2, num_frames=4, crop_size=32, train_steps=2,
+                model_dir=str(tmp_path / 'run_one_class'))
+  with pytest.raises(ValueError, match=r'the records have 2 classes .* more than num_classes=1: pass --num_classes=2'):
+    training.Trainer(one, model_fn=_tiny(one))
+  assert not os.path.exists(one.model_dir)
+  (tmp_path / 'manifest.json').unlink()
+  trainer = training.Trainer(one, model_fn=_tiny(one))
+  with pytest.raises(tf.errors.InvalidArgumentError, match='the records have more classes than num_classes'):
+    trainer.train()
+  with pytest.raises(tf.errors.InvalidArgumentError, match='a label is >= the number of classes'):
+    training.per_example_loss(tf.constant([0, 3]), tf.zeros((2, 3)))
+
 
 def test_jit_compile_step_matches_eager_graph_step(tmp_path):
   results = []

@@ -113,11 +113,18 @@ def per_example_loss(labels, logits, label_smoothing: float = 0.0):
 
   Raises:
     ValueError: logits of another rank.
+    tf.errors.InvalidArgumentError (when run): a label outside [0, C) (one-hot would make its loss 0 silently).
   """
   logits = tf.cast(logits, tf.float32)
   if logits.shape.rank not in (2, 3):
     raise ValueError(f'logits must be [B, C] or [B, T, C]. Received: logits.shape={logits.shape}')
-  onehot = tf.one_hot(tf.cast(labels, tf.int32), tf.shape(logits)[-1])
+  labels = tf.cast(labels, tf.int32)
+  depth = tf.shape(logits)[-1]
+  checks = [tf.debugging.assert_non_negative(labels, message='a label is negative'),
+            tf.debugging.assert_less(labels, depth, message='a label is >= the number of classes (the logits\' size): '
+                                     'the records have more classes than num_classes')]
+  with tf.control_dependencies(checks):
+    onehot = tf.one_hot(labels, depth)
   if logits.shape.rank == 3:
     onehot = tf.broadcast_to(onehot[:, None, :], tf.shape(logits))
   losses = keras.losses.categorical_crossentropy(onehot, logits, from_logits=True,
@@ -202,6 +209,28 @@ def default_dataset_fn(config: TrainConfig, training: bool) -> Optional[Callable
   return fn
 
 
+def check_class_count(config: TrainConfig) -> None:
+  """Refuses records whose class list (the manifest.json prepare_data writes beside them) is longer than
+  `num_classes`: their labels past the classifier would train nothing (the per-step check would stop the run
+  at its first such batch; this says so before any work).
+
+  Raises:
+    ValueError: one line naming the records, both counts and the flag to change.
+  """
+  from data_pipelines import conversion, datasets  # pylint: disable=g-import-not-at-top
+  for pattern in (config.train_data, config.eval_data):
+    if not pattern or pattern.startswith('synthetic'):
+      continue
+    path = os.path.join(os.path.dirname(pattern), conversion.MANIFEST)
+    try:
+      labels = datasets.read_label_map(path)
+    except (OSError, ValueError):
+      continue  # no class list recorded: the per-step label check still applies
+    if len(labels) > config.num_classes:
+      raise ValueError(f'{pattern}: the records have {len(labels)} classes ({path}), more than num_classes='
+                       f'{config.num_classes}: pass --num_classes={len(labels)}')
+
+
 def fold_views(inputs):
   """[B, V, T, H, W, C] test views (dict values alike) -> ([B * V, T, H, W, C], V); rank 5 -> (inputs, None)."""
   first = next(iter(inputs.values())) if isinstance(inputs, dict) else inputs
@@ -236,6 +265,7 @@ class Trainer:
                after_step: Optional[Callable[[int], None]] = None):
     self.config = config.validate()
     config.check_resume()  # before anything is written into an existing model_dir
+    check_class_count(config)  # records with more classes than the classifier: refused before any step
     self.after_step = after_step
     # The strategy first: MultiWorkerMirroredStrategy and logical devices must precede other ops.
     self.strategy = strategy or make_strategy(config.strategy, config.num_logical_devices)
