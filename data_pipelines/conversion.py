@@ -34,7 +34,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from data_pipelines import flow as flow_lib
 from data_pipelines import tfrecord_format
 from data_pipelines import video as video_lib
-from data_pipelines.datasets import VideoEntry, check_unique_ids
+from data_pipelines.datasets import DatasetError, VideoEntry, check_unique_ids
 from data_pipelines.io_utils import TMP_PREFIX, atomic_write_json
 
 FORMAT_VERSION = tfrecord_format.FORMAT_VERSION
@@ -56,6 +56,23 @@ class ConversionOptions:
   flow_params: Tuple[Tuple[str, object], ...] = ()  # backend keyword arguments, e.g. (('tau', 0.25),).
   jpeg_quality: int = 90
   flow_format: str = 'png'
+
+
+SUBSET_NAME = re.compile(r'[A-Za-z0-9_]+$')
+
+
+def check_subset_name(subset: str) -> str:
+  """`subset` if it can name shards: letters, digits and '_' only.  The shards are `<subset>-NNNNN-of-NNNNN`,
+  so a '-' would let the glob `<other>-*` match them (`train-hard` inside `train-*`), a '/' would write outside
+  the output folder, and an empty name would make `-*` shards.
+
+  Raises:
+    DatasetError: one line naming the subset and what is allowed.
+  """
+  if not isinstance(subset, str) or not SUBSET_NAME.match(subset):
+    raise DatasetError(f'--subset={subset!r} cannot name shards: use letters, digits and "_" only (e.g. train, '
+                       'test, val, train_hard), so that the glob <subset>-* matches this subset alone')
+  return subset
 
 
 def shard_name(subset: str, shard: int, num_shards: int) -> str:
@@ -402,10 +419,11 @@ def prepare_output(entries: Sequence[VideoEntry], output_dir: str, subset: str, 
   removes the subset's previous shards and manifests first and converts everything.
 
   Raises:
-    DatasetError: two entries share a video id.
+    DatasetError: a subset name that cannot name shards, or two entries that share a video id.
     OutputConflictError: (unless `overwrite`) the subset was converted with another key, by the first
       layout, or its shards are not recorded; (always) another subset there uses another class list.
   """
+  check_subset_name(subset)
   check_unique_ids(entries)  # before anything is read or written
   key = conversion_key(entries, options, num_shards, labels)
   if labels is not None:

@@ -89,6 +89,7 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(f'--flow_params: {e}')
   try:
+    conversion.check_subset_name(_SUBSET.value)  # before anything is listed, read or written
     labels, label_source = class_list(_OUTPUT_DIR.value, _LABEL_MAP.value, _SUBSET.value, _OVERWRITE.value)
     listing = datasets.list_dataset(_DATASET.value, _VIDEO_DIR.value, _SPLIT_DIR.value, _SPLIT.value,
                                     _SUBSET.value, labels, _CSV.value, label_source)

@@ -365,6 +365,14 @@ def test_cli_class_list_skipped_files_and_refusal(tmp_path):
       f"prepare_data: {out} holds subset 'test' converted from other videos or settings: fps 25.0 -> 12.5. Rerun "
       "with --overwrite to convert subset 'test' again (its previous shards are removed first), or choose another "
       "--output_dir"]
+  # A subset name that cannot name shards: '-' (train-hard would sit inside the glob train-*), '/', empty.
+  for bad in ('train-hard', '../evil', ''):
+    proc = run(f'--video_dir={test}', f'--subset={bad}', f'--output_dir={out}')
+    assert proc.returncode == 2, proc.stderr[-1000:]
+    assert proc.stderr.strip().splitlines() == [
+        f"prepare_data: --subset={bad!r} cannot name shards: use letters, digits and \"_\" only (e.g. train, test, val, "
+        'train_hard), so that the glob <subset>-* matches this subset alone']
+  assert not glob.glob(os.path.join(tmp_path, 'evil*')) and not glob.glob(os.path.join(out, '*hard*'))
   # A class the recorded list does not have: one line naming it, before any video is read.
   _videos(tmp_path / 'test', {'d/6.avi': 3})
   proc = run(f'--video_dir={test}', '--subset=test2', f'--output_dir={out}')
