@@ -258,7 +258,7 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
     (T None) needs batch_size 1 (videos differ in length; no padding is done).
 
   Raises:
-    ValueError: no file matches, bad sizes, whole-video batching.
+    ValueError: no file matches, no record in the matched shards (training), bad sizes, whole-video batching.
     shards.NotATFRecordError: a matched file is not a TFRecord file (e.g. a glob matching manifest.json).
     shards.CorruptShardError: a shard with broken framing (names the file) unless `skip_corrupt`.
   """
@@ -275,9 +275,12 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
   if clip.num_frames is None and batch_size != 1:
     raise ValueError('Whole-video testing (num_frames=None) needs batch_size=1: videos differ in length. '
                      f'Received: batch_size={batch_size}')
-  files, bad = check_files(files, skip_corrupt, skip_corrupt if verify_data is None else verify_data)
+  files, bad, num_records = check_files(files, skip_corrupt, skip_corrupt if verify_data is None else verify_data)
   if not files:
     raise ValueError(f'Every shard matching {file_pattern!r} is corrupt: {bad}')
+  if training and not num_records:  # e.g. every video failed to convert: the repeated dataset would end at once
+    raise ValueError(f'the shards matching {file_pattern!r} hold no records (did every video fail to convert? '
+                     'see the manifest.json beside them): nothing to train on')
   check_crop_fits(files[0], crop_size)
 
   ds = tf.data.Dataset.from_tensor_slices(files)

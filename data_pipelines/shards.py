@@ -135,20 +135,22 @@ def list_shards(file_pattern) -> List[str]:
 
 
 def check_files(files: List[str], skip_corrupt: bool = False, verify_data: bool = False):
-  """Returns (good files, [(file, reason)]); raises CorruptShardError naming the file unless skipping.
+  """Returns (good files, [(file, reason)], records in the good files); raises CorruptShardError naming the
+  file unless skipping.
 
   A file that is not a TFRecord at all raises NotATFRecordError whatever `skip_corrupt` says: that is a
   glob matching the wrong files, not damaged data.
   """
-  good, bad = [], []
+  good, bad, records = [], [], 0
   for path in files:
     reason = not_a_tfrecord(path)
     if reason is not None:
       raise NotATFRecordError(f'{path} is not a TFRecord file ({reason}), not a corrupt shard: pass only '
                               'TFRecord shards, e.g. the glob <dir>/<subset>-*.tfrecord')
-    _, reason = scan_tfrecord(path, verify_data)
+    count, reason = scan_tfrecord(path, verify_data)
     if reason is None:
       good.append(path)
+      records += count
     elif skip_corrupt:
       bad.append((path, reason))
     else:
@@ -156,4 +158,4 @@ def check_files(files: List[str], skip_corrupt: bool = False, verify_data: bool 
   if bad:
     logging.warning('skipped %d corrupt shard(s) of %d: %s', len(bad), len(files),
                     '; '.join(f'{p}: {r}' for p, r in bad))
-  return good, bad
+  return good, bad, records

@@ -84,6 +84,10 @@ def _check_flags(argv):
     raise cli.UsageError(f'--output={_OUTPUT.value} is a folder: give a file name ending in .csv or .json')
   if _TIMELINE_DIR.value and os.path.exists(_TIMELINE_DIR.value) and not os.path.isdir(_TIMELINE_DIR.value):
     raise cli.UsageError(f'--timeline_dir={_TIMELINE_DIR.value} is a file: give a folder')
+  if _OUTPUT.value:  # before any video: results that cannot be written at the end would be lost
+    cli.check_writable_folder(os.path.dirname(os.path.abspath(_OUTPUT.value)), f'--output={_OUTPUT.value}')
+  if _TIMELINE_DIR.value:
+    cli.check_writable_folder(os.path.abspath(_TIMELINE_DIR.value), f'--timeline_dir={_TIMELINE_DIR.value}')
 
 
 def _classify():

@@ -61,8 +61,9 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   streams = [s.strip() for s in _STREAMS.value if s.strip()]
   bad = set(streams) - set(features.STREAMS)
-  if bad or not streams:
+  if bad or not streams or len(set(streams)) != len(streams):
     raise app.UsageError(f'--streams must be rgb, flow or rgb,flow. Received: {_STREAMS.value}')
+  cli.check_writable_folder(os.path.abspath(_OUTPUT_DIR.value), f'--output_dir={_OUTPUT_DIR.value}')
   if _RGB_WEIGHTS.value and _RGB_CKPT.value:
     raise app.UsageError('Pass --rgb_weights or --rgb_checkpoint, not both.')
   checkpoints = {'rgb': _RGB_WEIGHTS.value or _RGB_CKPT.value, 'flow': _FLOW_CKPT.value}

@@ -113,6 +113,25 @@ def check_domains(flag_values) -> None:
       raise UsageError(f'--{name}={value} is not valid: expected {what}')
 
 
+def check_writable_folder(folder: str, flag: str) -> None:
+  """Creates `folder` if needed and proves a file can be written there, before any work (a run that could not
+  write its results at the end would lose them).
+
+  Raises:
+    UsageError: one line naming the flag, the folder and the reason.
+  """
+  import tempfile  # pylint: disable=g-import-not-at-top
+  try:
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix='.write-test-'):
+      pass
+  except OSError as e:
+    reason = e.strerror or type(e).__name__
+    if isinstance(e, (FileExistsError, NotADirectoryError)):
+      reason = 'a part of that path is a file, not a folder'
+    raise UsageError(f'{flag}: cannot write into {folder} ({reason}): choose a folder you can write to') from None
+
+
 # ------------------------------------------------------------------------------------ flag groups
 
 

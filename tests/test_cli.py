@@ -102,3 +102,22 @@ def test_shared_flag_groups_come_from_one_place():
     with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'experiments',
                            f'{binary}.py'), encoding='utf-8') as f:
       assert 'cli.define_model_source_flags()' in f.read(), binary
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path):
+  """classify wrote its results only at the end: an --output under a file lost every prediction."""
+  from i3d_tf import cli  # pylint: disable=g-import-not-at-top
+  blocker = tmp_path / 'notes.txt'
+  blocker.write_text('a file, not a folder')
+  with pytest.raises(cli.UsageError, match=r'--output=x: cannot write into .*notes.txt/sub \(a part of that path is a '
+                                           r'file, not a folder\)'):
+    cli.check_writable_folder(str(blocker / 'sub'), '--output=x')
+  cli.check_writable_folder(str(tmp_path / 'new' / 'folder'), '--output=x')  # created, and nothing left in it
+  assert os.listdir(tmp_path / 'new' / 'folder') == []
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  clip = os.path.join(root, '..', 'shared', 'data', 'videos', 'v_ApplyEyeMakeup_g01_c01.avi')
+  proc = subprocess.run([sys.executable, os.path.join(root, 'experiments', 'classify.py'), f'--videos={clip}',
+                         f'--output={blocker}/x.csv'], capture_output=True, text=True, cwd=root)
+  assert proc.returncode == 2 and 'cannot write into' in proc.stderr.strip().splitlines()[-1], proc.stderr[-1500:]
+  assert 'classified' not in proc.stdout
+

@@ -293,3 +293,13 @@ def test_a_crop_larger_than_the_stored_frames_is_named_when_the_pipeline_is_buil
     input_pipeline.parse_and_sample(tf.constant(serialized), tf.constant([0, 0]), spec,
                                     input_pipeline.resolve_clip(spec, False), False, 224)
   assert make_dataset(path, 'i3d_rgb', training=False, batch_size=1, crop_size=40) is not None
+
+
+def test_training_on_shards_without_records_is_one_clear_error(tmp_path):
+  """Every video failed to convert: an empty shard.  Training said nothing until tf.data's End of sequence."""
+  (tmp_path / 'train-00000-of-00001.tfrecord').write_bytes(b'')
+  with pytest.raises(ValueError, match=r"hold no records \(did every video fail to convert"):
+    make_dataset(str(tmp_path / 'train-*'), 'i3d_rgb', True, 2, num_frames=4, crop_size=16)
+  ds = make_dataset(str(tmp_path / 'train-*'), 'i3d_rgb', False, 1, crop_size=16)  # testing: nothing to score
+  assert list(ds) == []
+

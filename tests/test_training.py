@@ -83,6 +83,8 @@ def test_cli_i3d_rgb_writes_run_and_restore_model(tmp_path):
   np.testing.assert_array_equal(from_h5(x, training=False).numpy(), y)
   with pytest.raises(FileNotFoundError):
     training.restore_model(str(tmp_path), 'i3d_rgb', 3)
+  with pytest.raises(ValueError, match=r'is a run of i3d_rgb \(its config.json\), not of i3d_flow: pass --model=i3d_rgb'):
+    training.restore_model(model_dir, 'i3d_flow')
 
   # A rerun into this model_dir with another model is refused before anything is written (it used to
   # rewrite config.json, then die on the checkpoint's shapes, leaving the run unrestorable).

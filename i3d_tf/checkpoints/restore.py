@@ -115,6 +115,9 @@ def restore_model(model_dir_or_checkpoint: str, model_name: Optional[str] = None
   """
   checkpoint = resolve_checkpoint(model_dir_or_checkpoint)
   config = config_next_to(checkpoint) or {}
+  if model_name and config.get('model') and config['model'] != model_name:  # else pages of restore warnings
+    raise ValueError(f'{model_dir_or_checkpoint} is a run of {config["model"]} (its {CONFIG_NAME}), not of '
+                     f'{model_name}: pass --model={config["model"]}')
   model_name = model_name or config.get('model')
   if model_name is None:
     raise ValueError(f'model_name is required: no config.json next to {checkpoint}. '
