@@ -138,3 +138,17 @@ def test_tf_backend_plugs_in():
   want = tf_flow.tvl1_video(frames, batch_size=1, nscales=1, warps=2, jit_compile=False, **FAST_BUDGET)
   np.testing.assert_array_equal(fast, np.asarray(want, np.float32))
   assert 0.8 < np.median(fast[0, 6:-6, 6:-6, 0]) < 2.5
+
+
+def test_flow_parameter_values_are_checked_alike_for_both_backends():
+  """A wrong type or range was a traceback (OpenCV's TypeError) or accepted by one backend only (gamma=-1)."""
+  for backend in ('tvl1', 'tvl1_tf'):
+    for text, message in (('gamma=abc', 'gamma must be a finite number'), ('warps=2.5', 'warps must be an integer'),
+                          ('gamma=-1', 'gamma must be >= 0'), ('warps=0', 'warps must be >= 1'),
+                          ('epsilon=nan', 'epsilon must be a finite number')):
+      with pytest.raises(ValueError, match=message):
+        flow_lib.check_flow_params(backend, flow_lib.parse_flow_params(text))
+    flow_lib.check_flow_params(backend, flow_lib.parse_flow_params('gamma=0.3,warps=3,nscales=4'))
+  flow_lib.check_flow_params('tvl1', flow_lib.parse_flow_params('lambda=0.2,scales_number=4'))  # OpenCV's names
+  with pytest.raises(ValueError, match="Unknown DualTVL1 parameter 'early_stopping'"):
+    flow_lib.check_flow_params('tvl1', flow_lib.parse_flow_params('early_stopping=false'))

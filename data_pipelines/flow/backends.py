@@ -50,6 +50,7 @@ def to_gray(frames_rgb: np.ndarray) -> np.ndarray:
 
 # `data_pipelines.flow.TVL1Params` names whose OpenCV setter is named differently.
 _OPENCV_ALIASES = {'nscales': 'scales_number', 'warps': 'warpings_number'}
+_OPENCV_TO_OURS = {'scales_number': 'nscales', 'warpings_number': 'warps', 'lambda': 'lambda_'}
 
 
 def _opencv_tvl1(params) -> 'cv2.optflow.DualTVL1OpticalFlow':
@@ -162,8 +163,14 @@ def check_flow_params(backend: str, params) -> None:
     if params:
       raise ValueError(f'Flow parameters {params} given but the flow backend is "none".')
     return
-  if backend == 'tvl1':
-    _opencv_tvl1(params)
+  if backend == 'tvl1':  # the same types and ranges as tvl1_tf (OpenCV would take gamma=-1 or warps=0), then
+    from data_pipelines.flow.tf_tvl1 import make_params  # pylint: disable=g-import-not-at-top  # its setters
+    ours = {_OPENCV_TO_OURS.get(_OPENCV_ALIASES.get(k, k), k): v for k, v in params.items()}
+    try:
+      make_params(**ours)  # types and ranges, named
+      _opencv_tvl1(params)  # names OpenCV has no setter for (early_stopping, interpolation, border)
+    except TypeError as e:
+      raise ValueError(f'a flow parameter of the wrong type ({e}). Received: {params}') from None
   elif backend in ('tvl1_tf', 'tvl1_tf_fast'):
     from data_pipelines.flow.tf_tvl1 import FAST_BUDGET, make_params  # pylint: disable=g-import-not-at-top
     make_params(**({**FAST_BUDGET, **params} if backend == 'tvl1_tf_fast' else params))

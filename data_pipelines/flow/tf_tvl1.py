@@ -35,6 +35,7 @@ frame_b(x + flow(x)).
 """
 
 import dataclasses
+import math
 from typing import Optional, Tuple
 
 import numpy as np
@@ -70,7 +71,21 @@ class TVL1Params:
   border: str = 'constant'  # warping outside the image: 'constant' (0) or 'replicate'.
 
   def validate(self):
-    """Raises ValueError on inconsistent values."""
+    """Raises ValueError on a value of the wrong type (a float field takes a finite number, an int field an
+    integer, a bool field true/false) or out of range."""
+    for field in dataclasses.fields(self):
+      value = getattr(self, field.name)
+      if field.type is float:
+        ok, what = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value)), 'a finite number'
+      elif field.type is int:
+        ok, what = isinstance(value, int) and not isinstance(value, bool), 'an integer'
+      elif field.type is bool:
+        ok, what = isinstance(value, bool), 'true or false'
+      else:
+        ok, what = isinstance(value, str), 'text'
+      if not ok:
+        raise ValueError(f'{field.name} must be {what}. Received: {field.name}={value!r}')
     if self.tau <= 0 or self.lambda_ <= 0 or self.theta <= 0:
       raise ValueError('tau, lambda_ and theta must be > 0. Received: '
                        f'tau={self.tau}, lambda_={self.lambda_}, theta={self.theta}')
