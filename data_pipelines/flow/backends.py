@@ -53,14 +53,22 @@ _OPENCV_ALIASES = {'nscales': 'scales_number', 'warps': 'warpings_number'}
 _OPENCV_TO_OURS = {'scales_number': 'nscales', 'warpings_number': 'warps', 'lambda': 'lambda_'}
 
 
-def _opencv_tvl1(params) -> 'cv2.optflow.DualTVL1OpticalFlow':
-  algo = cv2.optflow.DualTVL1OpticalFlow_create()
-  for name, value in params.items():
+def _opencv_setters(algo, params) -> Dict[str, str]:
+  """{parameter name: DualTVL1 setter}; ValueError naming a parameter OpenCV has no setter for."""
+  setters = {}
+  for name in params:
     base = _OPENCV_ALIASES.get(name, name)
     setter = 'set' + ''.join(p.capitalize() for p in base.strip('_').split('_'))
     if not hasattr(algo, setter):
       raise ValueError(f'Unknown DualTVL1 parameter {name!r} (no {setter}). Received: {params}')
-    getattr(algo, setter)(value)
+    setters[name] = setter
+  return setters
+
+
+def _opencv_tvl1(params) -> 'cv2.optflow.DualTVL1OpticalFlow':
+  algo = cv2.optflow.DualTVL1OpticalFlow_create()
+  for name, setter in _opencv_setters(algo, params).items():
+    getattr(algo, setter)(params[name])
   return algo
 
 
@@ -166,9 +174,10 @@ def check_flow_params(backend: str, params) -> None:
   if backend == 'tvl1':  # the same types and ranges as tvl1_tf (OpenCV would take gamma=-1 or warps=0), then
     from data_pipelines.flow.tf_tvl1 import make_params  # pylint: disable=g-import-not-at-top  # its setters
     ours = {_OPENCV_TO_OURS.get(_OPENCV_ALIASES.get(k, k), k): v for k, v in params.items()}
+    _opencv_setters(cv2.optflow.DualTVL1OpticalFlow_create(), params)  # names: OpenCV's setters
     try:
       make_params(**ours)  # types and ranges, named
-      _opencv_tvl1(params)  # names OpenCV has no setter for (early_stopping, interpolation, border)
+      _opencv_tvl1(params)
     except TypeError as e:
       raise ValueError(f'a flow parameter of the wrong type ({e}). Received: {params}') from None
   elif backend in ('tvl1_tf', 'tvl1_tf_fast'):
