@@ -116,22 +116,6 @@ def _exists(rel):
   return os.path.exists(os.path.join(ROOT, rel))
 
 
-def frame_averaging_baseline(num_classes: int):
-  """A per-frame 2D CNN (1 x k x k kernels: no temporal mixing), logits averaged over time."""
-  import keras  # pylint: disable=g-import-not-at-top
-  from i3d_tf.layers import Mean  # pylint: disable=g-import-not-at-top
-  x = inputs = keras.Input((None, None, None, 3), name='inputs')
-  for i, filters in enumerate((32, 64, 128)):
-    x = keras.layers.Conv3D(filters, (1, 3, 3), padding='same', use_bias=False, name=f'conv{i}')(x)
-    x = keras.layers.BatchNormalization(name=f'bn{i}')(x)
-    x = keras.layers.ReLU(name=f'relu{i}')(x)
-    x = keras.layers.MaxPooling3D((1, 2, 2), name=f'pool{i}')(x)
-  x = Mean((2, 3), name='spatial_mean')(x)  # [B, T, 128]: per-frame features
-  x = keras.layers.Dense(num_classes, name='per_frame_logits')(x)  # [B, T, K]
-  x = Mean(1, name='time_average')(x)  # logits averaged over time
-  return keras.Model(inputs, x, name='frame_averaging_2d')
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -141,6 +125,7 @@ def main(argv):
   tf.get_logger().setLevel('ERROR')
   from data_pipelines import synthetic  # pylint: disable=g-import-not-at-top
   from i3d_tf import evaluation  # pylint: disable=g-import-not-at-top
+  from i3d_tf import baselines  # pylint: disable=g-import-not-at-top
   from i3d_tf.checkpoints import restore  # pylint: disable=g-import-not-at-top
 
   per_class, test_per_class = _VIDEOS_PER_CLASS.value, _TEST_PER_CLASS.value
@@ -260,7 +245,7 @@ def main(argv):
     import keras  # pylint: disable=g-import-not-at-top
     from data_pipelines import make_dataset  # pylint: disable=g-import-not-at-top
     keras.utils.set_random_seed(_SEED.value)
-    base = frame_averaging_baseline(num_classes)
+    base = baselines.FrameAveragingCNN(num_classes)
     base.compile(optimizer=keras.optimizers.Adam(3e-3),
                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=['accuracy'])
     train_ds = make_dataset(records['train'], 'i3d_rgb', training=True, batch_size=_BATCH.value,

@@ -381,6 +381,34 @@ def Fused3D(num_classes: int = 400, input_shapes: Optional[Dict] = None, flow_fr
 
 
 # ----------------------------------------------------------------------------------------------------------
+# The frame-averaging straw man of Sec. 1 (the demo's reference row).
+
+
+def FrameAveragingCNN(num_classes: int, filters: Sequence[int] = (32, 64, 128),
+                      name: str = 'frame_averaging_2d') -> keras.Model:
+  """A small per-frame 2D CNN whose logits are averaged over time: it cannot tell a video from its reversal.
+
+  Sec. 1: a model that "looks at frames independently and averages its predictions" cannot tell "opening a
+  door" from "closing a door".  Every conv is 1 x k x k (no temporal mixing), so the logits of [B, T, H, W, 3]
+  (values in [-1, 1]) are the mean over t of a function of frame t alone: exactly invariant to time order.
+  Not a Table 1 model (not registered); `experiments/demo.py` scores it on the order-only synthetic classes.
+
+  Returns:
+    A model mapping [B, T, H, W, 3] to logits [B, num_classes].
+  """
+  x = inputs = keras.Input((None, None, None, 3), name='inputs')
+  for i, n in enumerate(filters):
+    x = keras.layers.Conv3D(n, (1, 3, 3), padding='same', use_bias=False, name=f'conv{i}')(x)
+    x = keras.layers.BatchNormalization(name=f'bn{i}')(x)
+    x = keras.layers.ReLU(name=f'relu{i}')(x)
+    x = keras.layers.MaxPooling3D((1, 2, 2), name=f'pool{i}')(x)
+  x = L.Mean((2, 3), name='spatial_mean')(x)  # [B, T, C]: per-frame features
+  x = keras.layers.Dense(num_classes, name='per_frame_logits')(x)  # [B, T, K]
+  x = L.Mean(1, name='time_average')(x)  # logits averaged over time
+  return keras.Model(inputs, x, name=name)
+
+
+# ----------------------------------------------------------------------------------------------------------
 # ImageNet-style initialisation (Sec. 2, 2.5: "all models but C3D use ImageNet-pretrained Inception-v1").
 
 
