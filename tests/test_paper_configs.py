@@ -102,8 +102,8 @@ def test_every_config_is_a_valid_run_of_a_model_that_builds(monkeypatch, tmp_pat
   monkeypatch.setenv('WORK', str(tmp_path))
   from absl import flags  # pylint: disable=g-import-not-at-top
   from i3d_tf import cli  # pylint: disable=g-import-not-at-top
-  with open(os.path.join(ROOT, 'experiments', 'evaluate.py'), encoding='utf-8') as f:
-    evaluate_flags = set(re.findall(r"flags\.DEFINE_\w+\(\s*'(\w+)'", f.read()))
+  from test_docs_commands import defined_flags  # pylint: disable=g-import-not-at-top  (tests/ is on sys.path)
+  evaluate_flags = defined_flags('evaluate')  # its own flags and the shared groups it defines
   built = {}
   for name, config in CONFIGS.items():
     assert set(config['evaluate']) <= evaluate_flags, (name, set(config['evaluate']) - evaluate_flags)
