@@ -174,14 +174,11 @@ def read_label_map(path: str) -> List[str]:
       obj = json.loads(text)
     except ValueError as e:
       raise DatasetError(f'{path}: not JSON ({e})') from None
-    for where in (obj, obj.get('summary') if isinstance(obj, dict) else None):
-      if isinstance(where, dict):
-        for key in ('labels', 'class_names', 'label_map'):
-          if where.get(key) is not None:
-            obj = where[key]
-            break
-        else:
-          continue
+    for where in (obj, obj.get('summary') if isinstance(obj, dict) else None):  # the object, then its summary
+      found = [where[k] for k in ('labels', 'class_names', 'label_map')
+               if isinstance(where, dict) and where.get(k) is not None]
+      if found:
+        obj = found[0]
         break
     if isinstance(obj, dict) and obj and all(isinstance(v, int) for v in obj.values()):  # {name: index}
       names = [n for n, _ in sorted(obj.items(), key=lambda kv: kv[1])]

@@ -64,10 +64,7 @@ def main(argv):
     reference = _SOURCE['checkpoint'].value or _SOURCE['rgb_checkpoint'].value or _SOURCE['flow_checkpoint'].value
     if not reference:
       raise app.UsageError('--num_classes is needed with random weights (no checkpoint to read it from)')
-    from i3d_tf.checkpoints.restore import infer_num_classes, resolve_checkpoint  # pylint: disable=g-import-not-at-top
-    num_classes = 400 if reference == 'kinetics400' else infer_num_classes(resolve_checkpoint(reference))
-    if num_classes is None:
-      raise app.UsageError(f'cannot read the class count of {reference}: pass --num_classes')
+    num_classes = restore.checkpoint_num_classes(reference)
   model = restore.restore_stream_models(_MODEL.value, num_classes, _SOURCE['checkpoint'].value,
                                            _SOURCE['rgb_checkpoint'].value, _SOURCE['flow_checkpoint'].value, _SOURCE['fusion'].value,
                                            allow_random_weights=_ALLOW_RANDOM.value)

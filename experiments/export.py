@@ -69,11 +69,8 @@ def main(argv):
       pretrained.weights_path('kinetics400', _WEIGHTS_FILE.value)
     num_classes = _SOURCE['num_classes'].value
     if num_classes is None:  # read from the weights (the logits kernel or the run's config.json)
-      from i3d_tf.checkpoints.restore import infer_num_classes, resolve_checkpoint  # pylint: disable=g-import-not-at-top
-      reference = _WEIGHTS.value or _SOURCE['checkpoint'].value or _SOURCE['rgb_checkpoint'].value
-      num_classes = 400 if reference == 'kinetics400' else infer_num_classes(resolve_checkpoint(reference))
-      if num_classes is None:
-        raise ValueError(f'Cannot read the class count of {reference}: pass --num_classes')
+      num_classes = restore.checkpoint_num_classes(_WEIGHTS.value or _SOURCE['checkpoint'].value
+                                                   or _SOURCE['rgb_checkpoint'].value)
     model = restore.restore_stream_models(_MODEL.value, num_classes, _WEIGHTS.value or _SOURCE['checkpoint'].value,
                                              _SOURCE['rgb_checkpoint'].value, _SOURCE['flow_checkpoint'].value, _SOURCE['fusion'].value,
                                              allow_random_weights=_ALLOW_RANDOM.value)

@@ -416,7 +416,6 @@ def build_classifier(model_name: str = 'i3d_rgb', weights: Optional[str] = 'kine
     ValueError, FileNotFoundError: inconsistent arguments, missing checkpoints.
     i3d_tf.checkpoints.pretrained.WeightsUnavailableError: 'kinetics400' neither cached nor fetchable.
   """
-  from i3d_tf.checkpoints.restore import infer_num_classes, resolve_checkpoint  # pylint: disable=g-import-not-at-top
   supported = model_streams()
   if model_name not in supported:
     raise ValueError(f'classification supports {sorted(supported)}. Received: model={model_name}')
@@ -442,17 +441,8 @@ def build_classifier(model_name: str = 'i3d_rgb', weights: Optional[str] = 'kine
   for stream, source in sources.items():
     name = model_name if view_model else f'i3d_{stream}'
     kwargs = {} if view_model else {'temporal_average': False}
-    if source == 'kinetics400':
-      if num_classes not in (None, 400):
-        raise ValueError(f"weights='kinetics400' have 400 classes. Received: num_classes={num_classes}")
-      from i3d_tf.inception import I3D  # pylint: disable=g-import-not-at-top
-      models[stream] = I3D(stream, 400, weights='kinetics400', **kwargs)
-      continue
-    resolved = resolve_checkpoint(source)
-    classes = num_classes or infer_num_classes(resolved)
-    if classes is None:
-      raise ValueError(f'Cannot read the class count of {source}: pass --num_classes')
-    models[stream] = restore.load_model(name, classes, source, **kwargs)
+    # 'kinetics400', a model_dir, a prefix or a .weights.h5; the class count read from it unless given.
+    models[stream] = restore.load_model(name, num_classes, source, **kwargs)
   classes = {int(m.output.shape[-1]) for m in models.values()}
   if len(classes) != 1:
     raise ValueError(f'The streams have different class counts: {sorted(classes)}')

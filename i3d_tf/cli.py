@@ -135,10 +135,14 @@ def check_writable_folder(folder: str, flag: str) -> None:
 # ------------------------------------------------------------------------------------ flag groups
 
 
-def _caller_module(depth: int = 2) -> str:
-  """The module name absl files a flag under: the binary's (so its --help lists the flag)."""
-  name = sys._getframe(depth).f_globals.get('__name__')  # pylint: disable=protected-access
-  return sys.argv[0] if name == '__main__' else name
+def _where(flag_values) -> Dict:
+  """The DEFINE_* keyword arguments of a flag group: `flag_values` (default flags.FLAGS; an empty FlagValues is
+  falsy, hence `is None`) and the module absl files the flags under, the binary that called the group's
+  `define_*` (so its --help lists them)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  name = sys._getframe(2).f_globals.get('__name__')  # pylint: disable=protected-access
+  return {'module_name': sys.argv[0] if name == '__main__' else name,
+          'flag_values': flags.FLAGS if flag_values is None else flag_values}
 
 
 def define_flow_flags(name: str = 'flow_backend', allow_none: bool = False, flag_values=None):
@@ -152,7 +156,7 @@ def define_flow_flags(name: str = 'flow_backend', allow_none: bool = False, flag
   """
   from absl import flags  # pylint: disable=g-import-not-at-top
   from data_pipelines import flow  # pylint: disable=g-import-not-at-top
-  where = {'module_name': _caller_module(), 'flag_values': flags.FLAGS if flag_values is None else flag_values}
+  where = _where(flag_values)
   choices = sorted(flow.FLOW_BACKENDS) + (['none'] if allow_none else [])
   backend = flags.DEFINE_enum(name, 'tvl1', choices, 'TV-L1 optical flow backend: tvl1 (OpenCV DualTVL1), tvl1_tf '
                               '(ours in TensorFlow, OpenCV\'s defaults), tvl1_tf_fast (a fixed iteration budget; '
@@ -172,7 +176,7 @@ def define_model_source_flags(flag_values=None):
   """
   from absl import flags  # pylint: disable=g-import-not-at-top
   from i3d_tf.scoring import FUSIONS  # pylint: disable=g-import-not-at-top
-  where = {'module_name': _caller_module(), 'flag_values': flags.FLAGS if flag_values is None else flag_values}
+  where = _where(flag_values)
   source = 'a training model_dir, a checkpoint prefix or a .weights.h5 file'
   return {
       'checkpoint': flags.DEFINE_string('checkpoint', None, f'A single-stream model: {source}.', **where),
@@ -210,9 +214,7 @@ def define_dataclass_flags(cls, flag_values=None) -> None:
   """
   import dataclasses  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
-  fv = flags.FLAGS if flag_values is None else flag_values  # an empty FlagValues is falsy
-  caller = sys._getframe(1).f_globals.get('__name__')  # pylint: disable=protected-access
-  where = {'module_name': sys.argv[0] if caller == '__main__' else caller, 'flag_values': fv}  # --help lists them
+  where = _where(flag_values)
   for field in dataclasses.fields(cls):
     kind, is_tuple = _flag_type(field.type)
     help_text = field.metadata.get('help', field.name)

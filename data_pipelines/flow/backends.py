@@ -50,7 +50,7 @@ def to_gray(frames_rgb: np.ndarray) -> np.ndarray:
 
 # `data_pipelines.flow.TVL1Params` names whose OpenCV setter is named differently.
 _OPENCV_ALIASES = {'nscales': 'scales_number', 'warps': 'warpings_number'}
-_OPENCV_TO_OURS = {'scales_number': 'nscales', 'warpings_number': 'warps', 'lambda': 'lambda_'}
+_OPENCV_TO_OURS = {**{v: k for k, v in _OPENCV_ALIASES.items()}, 'lambda': 'lambda_'}  # setLambda: our lambda_
 
 
 def _opencv_setters(algo, params) -> Dict[str, str]:

@@ -26,8 +26,6 @@ from i3d_tf.checkpoints.loading import resolve_checkpoint
 CONFIG_NAME = 'config.json'  # the resolved training configuration written into every model_dir
 
 
-
-
 def config_build_kwargs(config: Dict) -> Dict:
   """Registry builder kwargs of a training config (a TrainConfig as dict, or a model_dir's config.json).
 
@@ -80,6 +78,22 @@ def infer_num_classes(checkpoint: str) -> Optional[int]:
   return found.pop() if len(found) == 1 else None
 
 
+def checkpoint_num_classes(reference: str) -> int:
+  """The class count of a checkpoint argument: 400 for 'kinetics400' (the trained weights), else
+  `infer_num_classes` of the checkpoint it resolves to.
+
+  Raises:
+    FileNotFoundError: nothing loadable at `reference`.
+    ValueError: a class count that cannot be read (the message says to pass --num_classes).
+  """
+  if reference == 'kinetics400' and not os.path.exists(reference):
+    return 400
+  found = infer_num_classes(resolve_checkpoint(reference))
+  if found is None:
+    raise ValueError(f'Cannot read the class count of {reference}: pass num_classes (--num_classes)')
+  return found
+
+
 def load_weights_into(model: keras.Model, checkpoint: str):
   """Loads a `.weights.h5` file or the `model` part of a training checkpoint into `model` (exact match).
 
@@ -123,10 +137,7 @@ def restore_model(model_dir_or_checkpoint: str, model_name: Optional[str] = None
     raise ValueError(f'model_name is required: no config.json next to {checkpoint}. '
                      f'Received: model_name={model_name}')
   if num_classes is None:
-    num_classes = infer_num_classes(checkpoint)
-    if num_classes is None:
-      raise ValueError(f'Cannot read the class count of {model_dir_or_checkpoint}: pass num_classes '
-                       '(--num_classes)')
+    num_classes = checkpoint_num_classes(checkpoint)
   kwargs = {}
   if config.get('model') == model_name:  # the shape-relevant options the run was trained with
     kwargs = {k: v for k, v in config_build_kwargs(config).items() if k == 'input_shape'}
