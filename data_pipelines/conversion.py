@@ -48,6 +48,18 @@ class OutputConflictError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ConversionOptions:
+  """How `convert_video` decodes, resamples, computes flow and encodes (every field is in the resume key).
+
+  Attributes:
+    fps: output frame rate (25, Sec. 2.5).
+    resize_short_side: smaller side of the stored frames in pixels (256, Sec. 2.5), aspect ratio kept.
+    max_frames: keep at most this many output frames (the first ones); None keeps all.
+    min_frames: a video decoding to fewer frames is reported as failed.
+    flow: a `FLOW_BACKENDS` name, a 'package.module:function' backend, or 'none' (no flow stored).
+    flow_params: the backend's keyword arguments as (name, value) pairs.
+    jpeg_quality: JPEG quality of the RGB frames, 0-100.
+    flow_format: 'png' (lossless) or 'jpeg' for the quantized flow images.
+  """
   fps: float = video_lib.TARGET_FPS
   resize_short_side: int = video_lib.RESIZE_SHORT_SIDE
   max_frames: Optional[int] = None
@@ -76,6 +88,7 @@ def check_subset_name(subset: str) -> str:
 
 
 def shard_name(subset: str, shard: int, num_shards: int) -> str:
+  """File name of shard `shard` (0-based) of `num_shards`: `<subset>-0000k-of-0000N.tfrecord`."""
   return f'{subset}-{shard:05d}-of-{num_shards:05d}.tfrecord'
 
 
@@ -94,7 +107,10 @@ def _shard_pattern(subset: str):
 
 
 def shard_ranges(num_entries: int, num_shards: int) -> List[Tuple[int, int]]:
-  """Contiguous [begin, end) ranges of entries per shard."""
+  """Contiguous [begin, end) ranges of `num_entries` entries for `num_shards` shards, in order.
+
+  Sizes differ by at most one; with more shards than entries some ranges are empty.
+  """
   return [(k * num_entries // num_shards, (k + 1) * num_entries // num_shards) for k in range(num_shards)]
 
 
@@ -149,7 +165,20 @@ def _failed_record(entry: VideoEntry) -> Dict:
 
 
 def decode_with_flow(path: str, options: ConversionOptions = ConversionOptions()):
-  """Decodes a video (25 fps, short side) and computes its quantized flow (None for flow='none')."""
+  """Decodes a video (25 fps, short side) and computes its quantized flow (None for flow='none'), Sec. 2.5.
+
+  Args:
+    path: a video file OpenCV reads.
+    options: frame rate, resize, frame limits, flow backend and its parameters.
+
+  Returns:
+    (DecodedVideo with uint8 RGB frames [N, H, W, 3], flow uint8 [N - 1, H, W, 2] (x, y) quantized from
+    [-20, 20] px to 0-255 (`data_pipelines.flow.quantize_flow`), or None).
+
+  Raises:
+    VideoDecodeError: a missing, empty, unreadable or truncated file, or fewer than `options.min_frames` frames.
+    ValueError: an unknown flow backend, or a backend output of the wrong shape or with NaN / inf values.
+  """
   decoded = video_lib.decode_video(path, fps=options.fps, resize_short_side=options.resize_short_side,
                                    max_frames=options.max_frames, min_frames=options.min_frames)
   flow_q = None
@@ -162,9 +191,14 @@ def decode_with_flow(path: str, options: ConversionOptions = ConversionOptions()
 def convert_video(entry: VideoEntry, options: ConversionOptions = ConversionOptions()):
   """Converts one video; never raises for bad input.
 
+  Args:
+    entry: the video (id, path, label index and text).
+    options: decoding, flow and encoding options.
+
   Returns:
     (EncodedVideo or None, manifest record dict with id, label, label_text, path, frames, flow_frames,
-    status 'ok' | 'failed', error, seconds).
+    status 'ok' | 'failed', error, seconds).  A failure is recorded as error '<ExceptionType>: <message>'
+    with the EncodedVideo None.
   """
   t0 = time.time()
   record = _failed_record(entry)
@@ -252,6 +286,7 @@ def write_shard(output_dir: str, subset: str, shard: int, num_shards: int, resul
 
 
 def shard_complete(output_dir: str, subset: str, shard: int, num_shards: int) -> bool:
+  """True when shard `shard` of `num_shards` and its shard manifest both exist in `output_dir`."""
   return (_exists(os.path.join(output_dir, shard_name(subset, shard, num_shards))) and
           _exists(os.path.join(output_dir, shard_manifest_name(subset, shard, num_shards))))
 
@@ -303,7 +338,15 @@ def _labels_change(old, new) -> str:
 
 
 def describe_key_change(old: Dict, new: Dict) -> List[str]:
-  """What differs between two conversion keys, in words (empty when equal)."""
+  """What differs between two conversion keys, in words (empty when equal).
+
+  Args:
+    old: the recorded key (fields it lacks, e.g. from an older version, compare as None).
+    new: this run's `conversion_key`.
+
+  Returns:
+    One line per difference, e.g. 'num_shards 2 -> 4' or '3 video(s) added: a, b, c'.
+  """
   out = []
   if old.get('format_version') != new['format_version']:
     out.append(f'format version {old.get("format_version")} -> {new["format_version"]} (written by another '
@@ -595,6 +638,12 @@ def failure_lines(output_dir: str, subset: Optional[str] = None, limit: int = 20
 
 
 def summary_line(summary: Dict) -> str:
+  """One console line for a subset's summary (`run_conversion`): videos converted and failed, frames, flow
+  fields, shards (already complete, old files removed) and seconds.
+
+  Raises:
+    KeyError: `summary` lacks 'subset', 'ok', 'videos', 'failed', 'frames', 'flow_frames' or 'num_shards'.
+  """
   removed = summary.get('removed_files', 0)
   return (f'{summary["subset"]}: {summary["ok"]}/{summary["videos"]} videos converted, {summary["failed"]} '
           f'failed, {summary["frames"]} frames, {summary["flow_frames"]} flow fields, '

@@ -26,6 +26,15 @@ class DatasetError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class VideoEntry:
+  """One video of a dataset listing.
+
+  Attributes:
+    video_id: the record id, unique within a listing: the file stem (UCF-101, HMDB-51), the clip name
+      `<youtube_id>_<start>_<end>` (Kinetics), or the relative path with extension (folder datasets).
+    path: the video file.
+    label_index: index into the dataset's class list; -1 for a Kinetics row without a label.
+    label_text: the class name ('' when unknown).
+  """
   video_id: str
   path: str
   label_index: int
@@ -224,7 +233,10 @@ def kinetics_class_names(num_classes: int = 400) -> List[str]:
 
 
 def kinetics_clip_name(youtube_id: str, time_start: float, time_end: float) -> str:
-  """File stem the official ActivityNet downloader writes: `<id>_<start:06d>_<end:06d>`."""
+  """File stem the official ActivityNet downloader writes: `<youtube_id>_<start:06d>_<end:06d>`.
+
+  `time_start` and `time_end` are seconds (numbers or the CSV's strings), truncated to whole seconds.
+  """
   return f'{youtube_id}_{int(float(time_start)):06d}_{int(float(time_end)):06d}'
 
 
@@ -344,7 +356,8 @@ def folder_dataset(video_dir: str, labels: Optional[Sequence[str]] = None,
 
 def folder_entries(video_dir: str, extensions: Optional[Sequence[str]] = VIDEO_EXTENSIONS,
                    labels: Optional[Sequence[str]] = None) -> List[VideoEntry]:
-  """The entries of `folder_dataset` (which also reports skipped files and videos outside class folders)."""
+  """The entries of `folder_dataset(video_dir, labels, extensions)`, which also reports skipped files and
+  videos outside class folders; raises as it does (FileNotFoundError, DatasetError)."""
   return folder_dataset(video_dir, labels, extensions).entries
 
 

@@ -45,6 +45,10 @@ class CropTooLargeError(ValueError):
 def check_crop_fits(path: str, crop_size: int) -> None:
   """Refuses, when the pipeline is built, a crop larger than the stored frames (read from the first record).
 
+  Args:
+    path: a TFRecord shard; an empty or unreadable one passes (the pipeline's own checks report it).
+    crop_size: side of the square crop in pixels.
+
   Raises:
     CropTooLargeError: one line naming the shard, the stored size, and which flag to change.
   """
@@ -201,14 +205,17 @@ class RecordCounts:
       self.delivered = tf.Variable(0, dtype=tf.int64, trainable=False, name='records_delivered')
 
   def count_read(self, *element):
+    """Identity on a dataset element (`ds.map(counts.count_read)`) that adds 1 to `read` as it passes."""
     with tf.control_dependencies([self.read.assign_add(1)]):
       return tf.nest.map_structure(tf.identity, element)
 
   def count_delivered(self, *element):
+    """Identity on a dataset element that adds 1 to `delivered` (mapped after failing records are dropped)."""
     with tf.control_dependencies([self.delivered.assign_add(1)]):
       return tf.nest.map_structure(tf.identity, element)
 
   def as_dict(self):
+    """{'records_read', 'records_delivered', 'records_skipped'} as Python ints (read eagerly)."""
     read, delivered = int(self.read.numpy()), int(self.delivered.numpy())
     return {'records_read': read, 'records_delivered': delivered, 'records_skipped': read - delivered}
 

@@ -32,6 +32,7 @@ class ClipSpec:
   flow_stack: int = 1  # consecutive flow fields stacked on channels per flow time step.
 
   def validate(self):
+    """Raises ValueError for num_frames < 1, stride, num_clips or flow_stack < 1, or several whole-video views."""
     if self.num_frames is not None and self.num_frames < 1:
       raise ValueError(f'num_frames must be >= 1 or None. Received: num_frames={self.num_frames}')
     if self.stride < 1 or self.num_clips < 1 or self.flow_stack < 1:
@@ -58,6 +59,8 @@ class InputSpec:
   paper_params: Optional[str] = None  # Table 1 '#Params', for the model table.
 
   def validate(self):
+    """Raises ValueError for a modality other than 'rgb' / 'flow', an invalid clip spec, or a crop larger than
+    the resized short side."""
     for m in self.modalities:
       if m not in (RGB, FLOW):
         raise ValueError(f'Unknown modality {m!r}; expected "rgb" or "flow". Received: {self.modalities}')
@@ -67,6 +70,7 @@ class InputSpec:
       raise ValueError(f'crop_size {self.crop_size} exceeds resize_short_side {self.resize_short_side}')
 
   def channels(self, modality: str, training: bool = True) -> int:
+    """Input channels of `modality`: 3 for 'rgb', else flow: 2 * flow_stack of the train or test clip."""
     clip = self.train if training else self.test
     return 3 if modality == RGB else 2 * clip.flow_stack
 

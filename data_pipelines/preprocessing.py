@@ -24,7 +24,16 @@ FLOW_CENTER = 127.5
 
 
 def num_positions(num_frames_video, flow_stack=1, with_flow=False):
-  """L: positions a clip may start from without wrapping (>= 1)."""
+  """L: positions a clip may start from without wrapping (>= 1).
+
+  Args:
+    num_frames_video: N, RGB frames in the video (int or scalar int tensor).
+    flow_stack: flow fields stacked per time step.
+    with_flow: the model reads flow: L = N - flow_stack (N - 1 flow fields); else L = N.
+
+  Returns:
+    int32 scalar tensor max(L, 1).
+  """
   n = tf.cast(num_frames_video, tf.int32)
   length = n - flow_stack if with_flow else n
   return tf.maximum(length, 1)
@@ -60,6 +69,7 @@ def sample_indices(num_positions_, num_frames, stride=1, training=True, num_clip
 
 
 def rgb_indices(positions, num_frames_video):
+  """int32 positions (e.g. [V, T] from `sample_indices`) -> RGB frame indices mod `num_frames_video`, same shape."""
   return tf.math.floormod(positions, tf.maximum(tf.cast(num_frames_video, tf.int32), 1))
 
 
@@ -70,7 +80,8 @@ def flow_indices(positions, num_flow_fields, flow_stack=1):
 
 
 def center_offsets(height, width, crop_size):
-  """(y, x) of the test-time center crop: ((H - c) // 2, (W - c) // 2); ints or int tensors."""
+  """(y, x) of the test-time center crop: ((height - crop_size) // 2, (width - crop_size) // 2) in pixels;
+  ints or int tensors."""
   return (height - crop_size) // 2, (width - crop_size) // 2
 
 

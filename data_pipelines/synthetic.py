@@ -100,7 +100,17 @@ def base_sequence(kind: str, rng, num_frames: int = 16, size: int = 40) -> np.nd
 
 
 def write_video(path: str, frames_rgb: np.ndarray, fps: float = 25.0, fourcc: str = 'MJPG'):
-  """Writes RGB uint8 frames [T, H, W, 3] with cv2.VideoWriter (atomically: temp name + rename)."""
+  """Writes RGB uint8 frames [T, H, W, 3] with cv2.VideoWriter (atomically: temp name + rename).
+
+  Args:
+    path: the video file; its extension must suit `fourcc` (e.g. .avi for MJPG).
+    frames_rgb: uint8 [T, H, W, 3] RGB.
+    fps: the container's frame rate.
+    fourcc: four-character codec code.
+
+  Raises:
+    RuntimeError: OpenCV cannot open a writer for `fourcc` at `path`.
+  """
   h, w = frames_rgb.shape[1:3]
   with atomic_path(path) as tmp:
     writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))

@@ -28,7 +28,7 @@ def write_video(path, num_frames, height=48, width=64, fps=25, fourcc='MJPG', st
 
 
 def write_records(path, videos):
-  """Writes EncodedVideo objects to one TFRecord file."""
+  """Writes `videos` (EncodedVideo objects) to the TFRecord file `path`; returns the record count."""
   from data_pipelines import tfrecord_format  # pylint: disable=g-import-not-at-top
   return tfrecord_format.write_tfrecord(path, [tfrecord_format.serialize(v) for v in videos])
 

@@ -125,7 +125,13 @@ class KineticsLocal(_LocalVideoBuilder):
 
 
 def small_config(base: str = 'split1', split: int = 1, **kwargs) -> LocalVideoConfig:
-  """A config with other conversion options (tests, demos): e.g. small_config(resize_short_side=32)."""
+  """A config with other conversion options (tests, demos): e.g. small_config(resize_short_side=32).
+
+  Args:
+    base: the config is named `<base>_custom`.
+    split: official split 1-3 (UCF-101, HMDB-51) or Kinetics version 400 / 600.
+    **kwargs: other `LocalVideoConfig` arguments (resize_short_side, flow, max_frames, num_classes).
+  """
   return LocalVideoConfig(name=f'{base}_custom', split=split, **kwargs)
 
 

@@ -62,11 +62,16 @@ class EncodedVideo:
 
   @property
   def num_frames(self):
+    """N, the stored RGB frames."""
     return len(self.images)
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
-  """uint8 [H, W, 3] RGB (or [H, W] gray) -> JPEG bytes."""
+  """uint8 [H, W, 3] RGB (or [H, W] gray) `image` -> JPEG bytes at `quality` (0-100).
+
+  Raises:
+    ValueError: OpenCV fails to encode.
+  """
   if image.ndim == 3:
     image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
   ok, buf = cv2.imencode('.jpg', image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
@@ -76,7 +81,11 @@ def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
 
 
 def encode_png(image: np.ndarray, compression: int = 1) -> bytes:
-  """uint8 [H, W] -> lossless PNG bytes."""
+  """uint8 [H, W] `image` -> lossless PNG bytes; `compression` 0-9 (OpenCV's level: size against speed).
+
+  Raises:
+    ValueError: OpenCV fails to encode.
+  """
   ok, buf = cv2.imencode('.png', image, [cv2.IMWRITE_PNG_COMPRESSION, int(compression)])
   if not ok:
     raise ValueError('PNG encoding failed')
@@ -86,7 +95,24 @@ def encode_png(image: np.ndarray, compression: int = 1) -> bytes:
 def encode_video(frames: np.ndarray, flow_q: Optional[np.ndarray], *, video_id: str, label_index: int = -1,
                  label_text: str = '', source: str = '', fps: float = constants.FPS, jpeg_quality: int = 90,
                  flow_format: str = 'png', flow_jpeg_quality: int = 95) -> EncodedVideo:
-  """RGB uint8 [N, H, W, 3] and quantized flow uint8 [N - 1, H, W, 2] (or None) -> EncodedVideo."""
+  """RGB uint8 [N, H, W, 3] and quantized flow uint8 [N - 1, H, W, 2] (or None) -> EncodedVideo.
+
+  Args:
+    frames: uint8 [N, H, W, 3] RGB frames.
+    flow_q: uint8 [N - 1, H, W, 2] flow (x, y) quantized by `data_pipelines.flow.quantize_flow`, or None.
+    video_id: the record id.
+    label_index: class index, -1 when unknown.
+    label_text: class name.
+    source: the original video's path.
+    fps: frame rate of `frames`.
+    jpeg_quality: JPEG quality of the RGB frames, 0-100.
+    flow_format: 'png' (lossless) or 'jpeg' for the flow images.
+    flow_jpeg_quality: JPEG quality of the flow images with flow_format='jpeg'.
+
+  Raises:
+    ValueError: frames or flow of another dtype or shape, an unknown `flow_format` (checked when there is
+      flow), or a failed encode.
+  """
   frames = np.asarray(frames)
   if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
     raise ValueError(f'frames must be uint8 [N, H, W, 3]. Received: {frames.dtype} {frames.shape}')
@@ -141,6 +167,7 @@ def to_sequence_example(video: EncodedVideo):
 
 
 def serialize(video: EncodedVideo) -> bytes:
+  """`video` as a serialized `tf.train.SequenceExample` (the layout above), one TFRecord."""
   return to_sequence_example(video).SerializeToString()
 
 
@@ -156,6 +183,8 @@ def write_tfrecord(path: str, serialized_records):
 
 
 def context_features():
+  """{key: tf.io.FixedLenFeature} of the parsed context features, with defaults for records that lack one
+  (fps 25.0, label index -1, counts and sizes 0, strings ''); 'image/format' and 'flow/bound' are not parsed."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return {
       'video/id': tf.io.FixedLenFeature([], tf.string, default_value=''),
@@ -212,7 +241,15 @@ def decode_frames(encoded, crop_window=None, dct_method=''):
 
 
 def decode_flow(encoded_x, encoded_y):
-  """string [T] x and y images (PNG or JPEG) -> quantized uint8 [T, H, W, 2] (x, y)."""
+  """string [T] x and y images (PNG or JPEG) -> quantized uint8 [T, H, W, 2] (x, y).
+
+  Args:
+    encoded_x: string [T] tensor, the x-component images (`flow/x/encoded`).
+    encoded_y: string [T] tensor, the y-component images, same T and size.
+
+  Returns:
+    uint8 [T, H, W, 2]; level q is q * 40 / 255 - 20 px (`data_pipelines.flow.dequantize_flow`).
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   dec = lambda s: tf.io.decode_image(s, channels=1, expand_animations=False)
   return tf.concat([_decode_each(dec, encoded_x, 1), _decode_each(dec, encoded_y, 1)], axis=-1)

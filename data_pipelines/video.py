@@ -75,6 +75,15 @@ class VideoDecodeError(ValueError):
 
 @dataclasses.dataclass
 class DecodedVideo:
+  """What `decode_video` returns.
+
+  Attributes:
+    frames: uint8 [N, H, W, 3] RGB, resampled to `fps`, smaller side resized.
+    fps: output frame rate (the target; the source rate when decoding with fps=None).
+    source_fps: the container's frame rate (0.0 when unknown).
+    source_num_frames: source frames decoded.
+    duration: seconds the decoded source frames cover.
+  """
   frames: np.ndarray  # uint8 [N, H, W, 3], RGB.
   fps: float  # output frame rate (the target).
   source_fps: float
@@ -93,6 +102,8 @@ def resized_shape(height: int, width: int, short_side: Optional[int]):
 
 
 def resize_frame(frame: np.ndarray, short_side: Optional[int]) -> np.ndarray:
+  """`frame` [H, W, C] resized bilinearly to smaller side `short_side` px (`resized_shape`); unchanged (the
+  same array) when the size already matches or `short_side` is None or 0."""
   h, w = frame.shape[:2]
   nh, nw = resized_shape(h, w, short_side)
   if (nh, nw) == (h, w):
@@ -183,6 +194,12 @@ def output_indices(stamps: np.ndarray, source_fps: float, fps: Optional[float], 
   over the video (20 ms frames then 100 ms frames for 1.2 s gave 28 frames instead of 30 with the median).
   The container's duration (frame count / rate) is not used: it counts frames that do not decode (the shared
   flipping_pancake.mkv says 311 frames, 310 decode).
+
+  Args:
+    stamps: float64 [S] (S >= 1) container start times in seconds of the decoded source frames.
+    source_fps: the container's frame rate, used when `stamps` are not finite and strictly increasing.
+    fps: output frame rate; None keeps every source frame.
+    max_frames: keep the first this many output frames; None or 0 keeps all.
   """
   ts = source_timestamps(stamps, source_fps)
   step = float(ts[-1] - ts[-2]) if len(ts) > 1 else 1.0 / (source_fps or TARGET_FPS)
@@ -238,6 +255,7 @@ class VideoProbe:
 
   @property
   def num_frames(self) -> int:
+    """N, the output frames."""
     return len(self.indices)
 
 

@@ -106,7 +106,19 @@ def tvl1_tf(gray_frames: np.ndarray, batch_size: Optional[int] = None, **params)
 def tvl1_tf_fast(gray_frames: np.ndarray, batch_size: Optional[int] = None, **params) -> np.ndarray:
   """'tvl1_tf' with `data_pipelines.flow.FAST_BUDGET` (375 iterations per pair, no convergence test: 3.1-3.7x
   OpenCV on this 2-core CPU, RubberWhale EPE 1.012x OpenCV's, but 1.0 px from OpenCV's flow on the fast
-  motion of a real clip, docs/flow.md); `params` override the budget."""
+  motion of a real clip, docs/flow.md); `params` override the budget.
+
+  Args:
+    gray_frames: uint8 [N, H, W] grayscale frames.
+    batch_size: frame pairs solved at once; None: `data_pipelines.flow.default_batch_size()`.
+    **params: TV-L1 parameters (`data_pipelines.flow.TVL1Params` names).
+
+  Returns:
+    float32 [N - 1, H, W, 2] flow (u, v) in pixels, not truncated.
+
+  Raises:
+    ValueError: `gray_frames` is not uint8 [N, H, W].
+  """
   from data_pipelines.flow.tf_tvl1 import FAST_BUDGET  # pylint: disable=g-import-not-at-top
   return tvl1_tf(gray_frames, batch_size, **{**FAST_BUDGET, **params})
 
@@ -123,6 +135,13 @@ FLOW_BACKENDS: Dict[str, FlowBackend] = {'tvl1': tvl1_opencv, 'tvl1_tf': tvl1_tf
 
 
 def register_flow_backend(name: str, fn: FlowBackend):
+  """Adds `fn` (the backend contract above) to FLOW_BACKENDS as `name`, in this process only.
+
+  Spawned conversion workers do not see it: name the backend 'package.module:function' there.
+
+  Raises:
+    ValueError: `name` is already registered, or is 'none'.
+  """
   if name in FLOW_BACKENDS or name == 'none':
     raise ValueError(f'Flow backend {name!r} is already registered.')
   FLOW_BACKENDS[name] = fn

@@ -130,7 +130,18 @@ def opencv_defaults() -> dict:
 
 
 def pyramid_sizes(height: int, width: int, nscales: int, scale_step: float):
-  """Level sizes [(h, w), ...], finest first, as OpenCV builds them (round, stop < 16)."""
+  """Level sizes [(h, w), ...], finest first, as OpenCV builds them (round, stop < 16).
+
+  Args:
+    height: rows of the finest level, pixels.
+    width: columns of the finest level, pixels.
+    nscales: at most this many levels.
+    scale_step: size ratio between consecutive levels, in (0, 1).
+
+  Returns:
+    Up to `nscales` sizes, each the previous one times `scale_step`, rounded; the first level with a side
+    under 16 px ends the pyramid (it is not included).
+  """
   sizes = [(height, width)]
   for _ in range(1, nscales):
     h, w = sizes[-1]
