@@ -56,8 +56,15 @@ class _LocalVideoBuilder(tfds.core.GeneratorBasedBuilder):
     return self.dataset_info_from_configs(features=tfds.features.FeaturesDict(features),
                                           supervised_keys=('video', 'label'))
 
+  _SUBSETS = ('train', 'test')
+  _SPLIT_READER = None  # UCF-101 / HMDB-51: the datasets reader, (video_dir, split_dir, split, subset) -> entries
+
   def _entries(self, manual_dir, subset):
-    raise NotImplementedError
+    """The VideoEntry list of `subset`: by default `_SPLIT_READER` over videos/ and splits/ at the config's split."""
+    if self._SPLIT_READER is None:
+      raise NotImplementedError
+    return self._SPLIT_READER(os.path.join(manual_dir, 'videos'), os.path.join(manual_dir, 'splits'),
+                              self.builder_config.split, subset)
 
   def _split_generators(self, dl_manager):
     manual_dir = os.fspath(dl_manager.manual_dir)
@@ -65,8 +72,6 @@ class _LocalVideoBuilder(tfds.core.GeneratorBasedBuilder):
     for entries in splits.values():
       datasets.check_unique_ids(entries)  # example keys are the video ids: two videos, one key -> refuse now
     return {subset: self._generate_examples(entries) for subset, entries in splits.items()}
-
-  _SUBSETS = ('train', 'test')
 
   def _generate_examples(self, entries):
     options = self.builder_config.options
@@ -92,20 +97,14 @@ class Ucf101Local(_LocalVideoBuilder):
   """UCF-101 from local files (official splits 1-3)."""
   NUM_CLASSES = 101
   BUILDER_CONFIGS = _split_configs()
-
-  def _entries(self, manual_dir, subset):
-    return datasets.ucf101_entries(os.path.join(manual_dir, 'videos'), os.path.join(manual_dir, 'splits'),
-                                   self.builder_config.split, subset)
+  _SPLIT_READER = staticmethod(datasets.ucf101_entries)
 
 
 class Hmdb51Local(_LocalVideoBuilder):
   """HMDB-51 from local files (official splits 1-3)."""
   NUM_CLASSES = 51
   BUILDER_CONFIGS = _split_configs()
-
-  def _entries(self, manual_dir, subset):
-    return datasets.hmdb51_entries(os.path.join(manual_dir, 'videos'), os.path.join(manual_dir, 'splits'),
-                                   self.builder_config.split, subset)
+  _SPLIT_READER = staticmethod(datasets.hmdb51_entries)
 
 
 class KineticsLocal(_LocalVideoBuilder):
