@@ -28,6 +28,7 @@ from absl import flags  # noqa: E402
 
 from data_pipelines import datasets  # noqa: E402
 from i3d_tf import evaluation  # noqa: E402
+from i3d_tf import precision as precision_lib  # noqa: E402
 from i3d_tf.checkpoints import restore  # noqa: E402
 
 _MODEL = flags.DEFINE_string('model', None, 'Registry name (i3d_rgb, i3d_flow, two_stream_i3d, baselines).',
@@ -48,6 +49,7 @@ _BN_DATA = flags.DEFINE_string('bn_calibration_data', None, 'Training TFRecord g
 _BN_BATCHES = flags.DEFINE_integer('bn_calibration_batches', 20, 'Batches of 8 training clips for it.')
 _BN_FRAMES = flags.DEFINE_integer('bn_calibration_frames', None, 'Clip length for it (default: Table 1).')
 _ALLOW_RANDOM = flags.DEFINE_bool('allow_random_weights', False, 'Random weights (tests only).')
+_PRECISION = cli.define_precision_flag('auto')
 
 
 def main(argv):
@@ -67,7 +69,7 @@ def main(argv):
     num_classes = restore.checkpoint_num_classes(reference)
   model = restore.restore_stream_models(_MODEL.value, num_classes, _SOURCE['checkpoint'].value,
                                            _SOURCE['rgb_checkpoint'].value, _SOURCE['flow_checkpoint'].value, _SOURCE['fusion'].value,
-                                           allow_random_weights=_ALLOW_RANDOM.value)
+                                           allow_random_weights=_ALLOW_RANDOM.value, precision=_PRECISION.value)
   if _BN_DATA.value:
     from data_pipelines import make_dataset  # pylint: disable=g-import-not-at-top
     calib = make_dataset(_BN_DATA.value, _MODEL.value, training=True, batch_size=8, seed=0,
@@ -91,11 +93,12 @@ def main(argv):
            'num_frames': _NUM_FRAMES.value, 'checkpoint': _SOURCE['checkpoint'].value,
            'bn_calibration_data': _BN_DATA.value,
            'rgb_checkpoint': _SOURCE['rgb_checkpoint'].value, 'flow_checkpoint': _SOURCE['flow_checkpoint'].value,
+           'precision': precision_lib.model_precision(model),
            'protocol': 'whole video, center crop, time-averaged logits (Sec. 2.5); softmax averaged over views'}
   results = evaluation.evaluate(model, dataset, num_classes, _OUTPUT_DIR.value, names,
                                 max_videos=_MAX_VIDEOS.value, extra=extra)
   failed, bad_shards = results.get('num_failed', 0), len(results.get('skipped_shards', ()))
-  print(f'evaluate {_MODEL.value}: {evaluation.format_metrics(results["metrics"])}'
+  print(f'evaluate {_MODEL.value} ({extra["precision"]}): {evaluation.format_metrics(results["metrics"])}'
         f'{f", {failed} failed" if failed else ""}{f", {bad_shards} shard(s) skipped" if bad_shards else ""} '
         f'in {time.time() - start:.0f} s -> '
         f'{os.path.join(_OUTPUT_DIR.value, "results.json")}')

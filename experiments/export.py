@@ -27,6 +27,7 @@ from absl import flags
 
 from data_pipelines import datasets
 from i3d_tf import export
+from i3d_tf import precision as precision_lib
 from i3d_tf.checkpoints import restore
 
 _MODEL = flags.DEFINE_enum('model', None, ['i3d_rgb', 'i3d_flow', 'two_stream_i3d'], 'Registry name.',
@@ -43,6 +44,9 @@ _NO_SERIALIZED = flags.DEFINE_bool('skip_serialized_signature', False, 'Omit ser
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace an earlier export in --output_dir (never a folder of '
                                 'other files).')
 _ALLOW_RANDOM = flags.DEFINE_bool('allow_random_weights', False, 'Export random weights (tests and demos).')
+# float32 by default: a SavedModel's compute dtype is fixed at export, and bfloat16 is fast only where the
+# serving machine has native units (i3d_tf/precision.py); bfloat16 or auto are a choice for that machine.
+_PRECISION = cli.define_precision_flag('float32')
 
 
 def main(argv):
@@ -73,7 +77,7 @@ def main(argv):
                                                    or _SOURCE['rgb_checkpoint'].value)
     model = restore.restore_stream_models(_MODEL.value, num_classes, _WEIGHTS.value or _SOURCE['checkpoint'].value,
                                              _SOURCE['rgb_checkpoint'].value, _SOURCE['flow_checkpoint'].value, _SOURCE['fusion'].value,
-                                             allow_random_weights=_ALLOW_RANDOM.value)
+                                             allow_random_weights=_ALLOW_RANDOM.value, precision=_PRECISION.value)
   except (ValueError, FileNotFoundError, pretrained.WeightsUnavailableError) as e:
     raise app.UsageError(str(e))
   names = (datasets.read_label_map(_CLASS_NAMES.value) if _CLASS_NAMES.value else None)
@@ -86,8 +90,9 @@ def main(argv):
   path = export.export_saved_model(model, _OUTPUT_DIR.value, _MODEL.value, num_classes, names,
                                    crop_size=_CROP_SIZE.value,
                                    serialized_signature=not _NO_SERIALIZED.value, overwrite=_OVERWRITE.value,
-                                   extra_info=dict(sources, fusion=_SOURCE['fusion'].value))
-  print(f'exported {_MODEL.value} ({num_classes} classes) to {path} in {time.time() - start:.0f} s: '
+                                   extra_info=dict(sources, fusion=_SOURCE['fusion'].value,
+                                                   precision=precision_lib.model_precision(model)))
+  print(f'exported {_MODEL.value} ({num_classes} classes, {precision_lib.model_precision(model)}) to {path} in {time.time() - start:.0f} s: '
         'signatures serving_default, features' + ('' if _NO_SERIALIZED.value else ', serialized_examples'))
 
 

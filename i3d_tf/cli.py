@@ -192,6 +192,23 @@ def define_model_source_flags(flag_values=None):
   }
 
 
+def define_precision_flag(default: str = 'auto', flag_values=None):
+  """--precision: the inference compute precision (`i3d_tf.precision`: auto, float32, bfloat16).
+
+  Args:
+    default: 'auto' (classify, extract_features, evaluate: bfloat16 where the hardware has it) or 'float32'
+      (export: a SavedModel that runs fast on any machine).
+  Returns:
+    The flag holder.
+  """
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from i3d_tf.precision import PRECISIONS  # pylint: disable=g-import-not-at-top
+  return flags.DEFINE_enum('precision', default, list(PRECISIONS), 'Inference compute precision: auto (bfloat16 on '
+                           'a CPU with AMX-BF16/AVX512-BF16 or a GPU of compute capability >= 8.0, else float32), '
+                           'float32, bfloat16 (weights and logits stay float32; i3d_tf/precision.py).',
+                           **_where(flag_values))
+
+
 # ------------------------------------------------------------------------------- dataclass flags
 
 

@@ -36,7 +36,7 @@ def _dataclass_fields(name: str) -> set:
 
 
 def _group_flags(source: str) -> set:
-  """Flags of the shared groups a binary defines (`cli.define_flow_flags(...)`, `cli.define_model_source_flags()`):
+  """Flags of the shared groups a binary defines (`cli.define_flow_flags(...)`, `cli.define_precision_flag(...)`, ...):
   each call is made again, with the same literal arguments, on a fresh FlagValues."""
   import ast  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
@@ -44,7 +44,7 @@ def _group_flags(source: str) -> set:
   names = set()
   for node in ast.walk(ast.parse(source)):
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr.startswith('define_')
-        and node.func.attr.endswith('_flags') and node.func.attr != 'define_dataclass_flags'):
+        and node.func.attr.endswith(('_flag', '_flags')) and node.func.attr != 'define_dataclass_flags'):
       fv = flags.FlagValues()
       getattr(cli, node.func.attr)(*[ast.literal_eval(a) for a in node.args],
                                    **{k.arg: ast.literal_eval(k.value) for k in node.keywords}, flag_values=fv)

@@ -155,11 +155,13 @@ def test_evaluate_binary_two_stream_on_records(tmp_path):
   out = tmp_path / 'eval'
   proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'evaluate.py'),
                          '--model=two_stream_i3d', f'--eval_data={tmp_path}/test-*', '--num_classes=2',
-                         '--allow_random_weights', '--crop_size=32', f'--output_dir={out}', '--fusion=softmax_mean'],
+                         '--allow_random_weights', '--crop_size=32', f'--output_dir={out}', '--fusion=softmax_mean',
+                         '--precision=bfloat16'],
                         capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert proc.stdout.strip().splitlines()[-1].startswith('evaluate two_stream_i3d: top-1')
+  assert proc.stdout.strip().splitlines()[-1].startswith('evaluate two_stream_i3d (bfloat16): top-1')
   results = json.loads((out / 'results.json').read_text())
+  assert results['precision'] == 'bfloat16'  # recorded with the numbers it gave
   assert results['metrics']['num_videos'] == 3 and results['class_names'] == ['open', 'close']
   assert results['fusion'] == 'softmax_mean'
   rows = list(csv.DictReader(open(out / 'predictions.csv')))

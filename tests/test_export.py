@@ -200,9 +200,10 @@ def test_kinetics400_export_names_the_top5_in_a_fresh_process(tmp_path, shared_d
                          '--weights=kinetics400', f'--output_dir={out}', '--skip_serialized_signature'],
                         capture_output=True, text=True, env=ENV, cwd=ROOT)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert proc.stdout.strip().splitlines()[-1].startswith(f'exported i3d_rgb (400 classes) to {out}')
+  assert proc.stdout.strip().splitlines()[-1].startswith(f'exported i3d_rgb (400 classes, float32) to {out}')
   info = json.loads((out / export.EXPORT_INFO).read_text())
   assert info['weights'] == 'kinetics400' and info['class_names'][6] == 'arm wrestling'
+  assert info['precision'] == 'float32'  # export's default: a SavedModel that is fast on any machine
   frames = decode_video(os.path.join(shared_data, 'videos', 'arm_wrestling_kinetics.mp4'), max_frames=32).frames
   x = pp.test_frames(frames)[None]
   np.save(tmp_path / 'x.npy', x, allow_pickle=False)
@@ -217,3 +218,24 @@ def test_kinetics400_export_names_the_top5_in_a_fresh_process(tmp_path, shared_d
   assert got['indices'][0].tolist() == [i for i, _, _ in top5]
   np.testing.assert_allclose(got['probabilities'][0][[i for i, _, _ in top5]], [p for _, _, p in top5], atol=1e-5)
   assert got['features'].shape == (1, 1024) and int(got['rank_refused']) == 1
+
+
+def test_bfloat16_export_computes_in_bfloat16_with_float32_outputs(exported, tmp_path):
+  """--precision=bfloat16: the SavedModel keeps the float32 variables, computes in bfloat16 (other numbers
+  than the float32 export, within bfloat16's round-off) and returns float32 logits and probabilities."""
+  import tensorflow as tf
+  model, _, tmp = exported
+  out = tmp_path / 'bf16'
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'export.py'), '--model=i3d_rgb',
+                         f'--num_classes={NUM_CLASSES}', f'--checkpoint={tmp / "rgb.weights.h5"}',
+                         f'--output_dir={out}', '--skip_serialized_signature', '--precision=bfloat16'],
+                        capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert f'(3 classes, bfloat16) to {out}' in proc.stdout
+  assert json.loads((out / export.EXPORT_INFO).read_text())['precision'] == 'bfloat16'
+  x = np.random.default_rng(1).uniform(-1, 1, (1, 16, 64, 64, 3)).astype(np.float32)
+  served = tf.saved_model.load(str(out)).signatures['serving_default'](video=tf.constant(x))
+  assert served['logits'].dtype == tf.float32 and served['probabilities'].dtype == tf.float32
+  expected = model(x, training=False).numpy()
+  error = np.abs(served['logits'].numpy() - expected).max() / np.abs(expected).max()
+  assert 0 < error < 0.05

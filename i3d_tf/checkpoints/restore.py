@@ -177,12 +177,33 @@ def load_model(model_name: str, num_classes: Optional[int], checkpoint: Optional
 
 def restore_stream_models(model_name: str, num_classes: int, checkpoint: Optional[str] = None,
                           rgb_checkpoint: Optional[str] = None, flow_checkpoint: Optional[str] = None,
-                          fusion: str = 'logits_sum', allow_random_weights: bool = False):
-  """The model to evaluate: one stream from `checkpoint`, or Two-Stream I3D from an RGB and a flow checkpoint."""
+                          fusion: str = 'logits_sum', allow_random_weights: bool = False,
+                          precision: str = 'float32'):
+  """The model to evaluate or export: one stream from `checkpoint`, or Two-Stream I3D from two checkpoints.
+
+  Args:
+    model_name: a registered model.
+    num_classes: the checkpoints' class count.
+    checkpoint: the model's checkpoint (`load_model`); for two_stream_i3d, a jointly saved one.
+    rgb_checkpoint, flow_checkpoint: two_stream_i3d without `checkpoint`: each stream's own (trained on
+      its own, as in the paper Sec. 2.4); the RGB one may be 'kinetics400'.
+    fusion: two_stream_i3d's fusion (`i3d_tf.scoring.FUSIONS`).
+    allow_random_weights: build a model without a checkpoint (tests, demos).
+    precision: 'float32', 'bfloat16' or 'auto': the compute precision the model is built in
+      (`i3d_tf.precision`; variables and logits stay float32).
+
+  Returns:
+    The built, restored Keras model.
+
+  Raises:
+    ValueError, FileNotFoundError: as `load_model`; ValueError for an unknown precision.
+  """
+  from i3d_tf.precision import precision_scope  # pylint: disable=g-import-not-at-top
   two_streams = bool(registry.model_info(model_name).streams)  # two_stream_i3d: streams trained on their own
-  if two_streams and not checkpoint:
-    rgb = load_model('i3d_rgb', num_classes, rgb_checkpoint, allow_random_weights)
-    flow = load_model('i3d_flow', num_classes, flow_checkpoint, allow_random_weights)
-    return registry.build_model(model_name, num_classes, fusion=fusion, rgb_model=rgb, flow_model=flow)
-  kwargs = {'fusion': fusion} if two_streams else {}
-  return load_model(model_name, num_classes, checkpoint, allow_random_weights, **kwargs)
+  with precision_scope(precision):
+    if two_streams and not checkpoint:
+      rgb = load_model('i3d_rgb', num_classes, rgb_checkpoint, allow_random_weights)
+      flow = load_model('i3d_flow', num_classes, flow_checkpoint, allow_random_weights)
+      return registry.build_model(model_name, num_classes, fusion=fusion, rgb_model=rgb, flow_model=flow)
+    kwargs = {'fusion': fusion} if two_streams else {}
+    return load_model(model_name, num_classes, checkpoint, allow_random_weights, **kwargs)
