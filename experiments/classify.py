@@ -29,9 +29,8 @@ from i3d_tf import cli  # noqa: E402
 
 cli.quiet_start()  # before TensorFlow loads: its start-up lines off unless --verbosity
 
-import time  # noqa: E402
-
 from absl import flags  # noqa: E402
+from data_pipelines.video import find_videos  # noqa: E402
 
 from i3d_tf import classification as C  # noqa: E402
 
@@ -55,6 +54,7 @@ _CHUNK = flags.DEFINE_integer('chunk_frames', C.DEFAULT_CHUNK_FRAMES, 'New frame
                               'with it, not with the video (0: the whole video in one pass).')
 _MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Classify only the first N frames (25 fps) of each video.')
 _FLOW_BACKEND, _FLOW_PARAMS = cli.define_flow_flags('flow_backend')
+_PRECISION = cli.define_precision_flag('auto')
 
 
 def _class_names(path):
@@ -92,7 +92,6 @@ def _check_flags(argv):
 
 def _classify():
   from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
-  from data_pipelines.video import find_videos  # pylint: disable=g-import-not-at-top
   from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
   try:
     flow_params = flow_lib.parse_flow_params(_FLOW_PARAMS.value)
@@ -106,75 +105,31 @@ def _classify():
     raise cli.UsageError(str(e))
   if not found.paths:
     raise cli.UsageError(f'no video in {_VIDEOS.value} ({len(found.skipped)} other file(s); video extensions: '
-                'mp4, avi, mkv, webm, mov, ...)')
-  if found.skipped:
-    print(f'classify: skipped {len(found.skipped)} non-video file(s): '
-          f'{", ".join(os.path.relpath(p, found.root) for p in found.skipped[:5])}'
-          f'{" ..." if len(found.skipped) > 5 else ""}', file=sys.stderr)
-  start = time.time()
-  class_names = _class_names(_CLASS_NAMES.value)
+                         'mp4, avi, mkv, webm, mov, ...)')
+  source = {name: holder.value for name, holder in _SOURCE.items()}
+  args = dict(weights=_WEIGHTS.value, class_names=_class_names(_CLASS_NAMES.value), flip=_FLIP.value,
+              chunk_frames=_CHUNK.value or None, flow_backend=_FLOW_BACKEND.value, flow_params=flow_params,
+              max_frames=_MAX_FRAMES.value, precision=_PRECISION.value, **source)
   try:
     if _WEIGHTS_FILE.value:
       pretrained.weights_path(_WEIGHTS.value, _WEIGHTS_FILE.value)
-    classifier = C.build_classifier(
-        _MODEL.value, _WEIGHTS.value, _SOURCE['checkpoint'].value, _SOURCE['rgb_checkpoint'].value, _SOURCE['flow_checkpoint'].value,
-        _SOURCE['num_classes'].value, class_names, fusion=_SOURCE['fusion'].value, flip=_FLIP.value,
-        chunk_frames=_CHUNK.value or None, flow_backend=_FLOW_BACKEND.value, flow_params=flow_params,
-        max_frames=_MAX_FRAMES.value)
+    classifier = C.build_classifier(_MODEL.value, **args)
   except Exception as e:  # pylint: disable=broad-except  (no weights, a wrong checkpoint: one line, status 2)
     message = str(e).strip().splitlines()[0] if str(e).strip() else ''
     raise cli.UsageError(f'cannot load the model: {type(e).__name__}: {message}')
-  names = classifier.class_names
-  k = min(_TOP_K.value, len(names))
-  own_weights = bool(_SOURCE['checkpoint'].value or _SOURCE['rgb_checkpoint'].value)
-  header = {'model': _MODEL.value, 'weights': None if own_weights else _WEIGHTS.value,
-            'checkpoint': _SOURCE['checkpoint'].value, 'rgb_checkpoint': _SOURCE['rgb_checkpoint'].value,
-            'flow_checkpoint': _SOURCE['flow_checkpoint'].value, 'flip': _FLIP.value, 'fusion': _SOURCE['fusion'].value,
-            'max_frames': _MAX_FRAMES.value, 'top_k': k, 'num_classes': len(names), 'videos_found': len(found.paths)}
-  results = {'predictions': [], 'failed': {}}
-  last_write = [time.time()]
-
-  def write(complete: bool):
-    if _OUTPUT.value:
-      rows = C.result_rows(results['predictions'], results['failed'], names, k)
-      C.write_results(_OUTPUT.value, rows, k, extra=dict(header, complete=complete,
-                                                         num_failed=len(results['failed'])))
-      last_write[0] = time.time()
-
-  def report(prediction):
-    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-    rel = os.path.relpath(prediction.path, found.root)
-    cut = '; --max_frames: only its first frames' if _MAX_FRAMES.value == prediction.num_frames else ''
-    tqdm.write(C.format_prediction(prediction, names, k, name=rel, note=cut))
-    if _TIMELINE_DIR.value:
-      from i3d_tf.visualize import plot_prediction_timeline  # pylint: disable=g-import-not-at-top
-      top = [i for i, _, _ in prediction.top(k, names)]
-      png = os.path.join(_TIMELINE_DIR.value, C.output_name(rel) + '.png')
-      plot_prediction_timeline(png, prediction.times, prediction.per_time_probabilities, names, top,
-                               title=f'{rel}: {names[top[0]]} ({prediction.probabilities[top[0]]:.2f})',
-                               duration=prediction.duration)
-    if time.time() - last_write[0] > 10:  # this video is counted once report returns: include it now
-      results['predictions'].append(prediction)
-      try:
-        write(complete=False)
-      finally:
-        results['predictions'].pop()
-
-  try:
-    C.classify_videos(classifier, found.paths, k, on_result=report, results=results)
-  except KeyboardInterrupt:
-    write(complete=False)
-    print(f'\nclassify: interrupted after {len(results["predictions"])} of {len(found.paths)} video(s)'
+  run = C.classify_files(found, _MODEL.value, _TOP_K.value, _OUTPUT.value, _TIMELINE_DIR.value,
+                         classifier=classifier, **args)
+  done, total = len(run.predictions), len(found.paths)
+  if run.interrupted:
+    print(f'\nclassify: interrupted after {done} of {total} video(s)'
           + (f'; their predictions are in {_OUTPUT.value}' if _OUTPUT.value else ''), file=sys.stderr)
     return 130
-  write(complete=True)
-  failed = results['failed']
-  frames = sum(p.num_frames for p in results['predictions'])
-  print(f'classify: {len(results["predictions"])} of {len(found.paths)} video(s) classified, {len(failed)} failed'
-        f'{f", {len(found.skipped)} non-video file(s) skipped" if found.skipped else ""}; {frames} frames in '
-        f'{time.time() - start:.1f} s ({_MODEL.value}, {"your checkpoint" if own_weights else "kinetics400 weights"}'
-        f'{", flip" if _FLIP.value else ""})' + (f' -> {_OUTPUT.value}' if _OUTPUT.value else ''))
-  return 1 if failed else 0
+  own_weights = bool(source['checkpoint'] or source['rgb_checkpoint'])
+  print(f'classify: {done} of {total} video(s) classified, {len(run.failed)} failed'
+        f'{f", {len(found.skipped)} non-video file(s) skipped" if found.skipped else ""}; {run.num_frames} frames '
+        f'in {run.seconds:.1f} s ({_MODEL.value}, {"your checkpoint" if own_weights else "kinetics400 weights"}, '
+        f'{classifier.precision}{", flip" if _FLIP.value else ""})' + (f' -> {_OUTPUT.value}' if _OUTPUT.value else ''))
+  return 1 if run.failed else 0
 
 
 def console_main():

@@ -29,7 +29,6 @@ from absl import flags  # noqa: E402
 from data_pipelines import constants  # noqa: E402
 
 from i3d_tf import features  # noqa: E402
-from i3d_tf.checkpoints import restore  # noqa: E402
 
 _VIDEOS = flags.DEFINE_string('videos', None, 'A folder (searched recursively) or a glob of videos.', required=True)
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where the .npy / .json files go.', required=True)
@@ -52,6 +51,7 @@ _MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Decode at most this many
 _MAX_VIDEOS = flags.DEFINE_integer('max_videos', None, 'Process at most this many videos.')
 _BATCH = flags.DEFINE_integer('batch_size', 1, 'Windows per forward pass.')
 _FLOW_BACKEND, _FLOW_PARAMS = cli.define_flow_flags('flow_backend')
+_PRECISION = cli.define_precision_flag('auto')
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Recompute videos whose outputs in --output_dir were made '
                                 'with other settings (else the run refuses before any work, naming what differs).')
 
@@ -96,18 +96,13 @@ def main(argv):
     raise app.UsageError(f'No video found at --videos={_VIDEOS.value} (extensions {VIDEO_EXTENSIONS}).')
   if found.skipped:
     print(f'features: skipped {len(found.skipped)} non-video file(s), e.g. {found.skipped[0]}', file=sys.stderr)
-  models = {}
-  for s in streams:
-    num_classes = _NUM_CLASSES.value
-    if num_classes is None and not checkpoints[s]:
-      num_classes = 400
-    try:
-      if checkpoints[s] == 'kinetics400' and _WEIGHTS_FILE.value:
-        pretrained.weights_path('kinetics400', _WEIGHTS_FILE.value)
-      models[s] = restore.load_model(f'i3d_{s}', num_classes, checkpoints[s], _ALLOW_RANDOM.value)
-    except (ValueError, FileNotFoundError, pretrained.WeightsUnavailableError) as e:
-      raise app.UsageError(f'Cannot load the {s} checkpoint {checkpoints[s]!r}: {e}')
-  extractor = features.FeatureExtractor(models)
+  try:
+    if checkpoints['rgb'] == 'kinetics400' and _WEIGHTS_FILE.value and 'rgb' in streams:
+      pretrained.weights_path('kinetics400', _WEIGHTS_FILE.value)
+    extractor = features.load_extractor({s: checkpoints[s] for s in streams}, _NUM_CLASSES.value,
+                                        _ALLOW_RANDOM.value, _PRECISION.value)
+  except (ValueError, FileNotFoundError, pretrained.WeightsUnavailableError) as e:
+    raise app.UsageError(str(e))
   weights = {s: features.weights_identity(checkpoints[s]) for s in streams}
   summary = features.extract_features(paths, root, _OUTPUT_DIR.value, extractor, options,
                                       max_videos=_MAX_VIDEOS.value, weights=weights, overwrite=_OVERWRITE.value)
@@ -115,7 +110,7 @@ def main(argv):
   recomputed = f' ({summary["recomputed"]} recomputed with --overwrite)' if summary['recomputed'] else ''
   print(f'features: {summary["done"]} extracted{recomputed}, {summary["skipped"]} already done, '
         f'{len(summary["failed"])} failed of {total} video(s); {summary["windows"]} windows '
-        f'({"+".join(streams)}, stack {options.stack_size}, step {options.step_size}) in '
+        f'({"+".join(streams)}, stack {options.stack_size}, step {options.step_size}, {extractor.precision}) in '
         f'{summary["seconds"]:.0f} s -> {_OUTPUT_DIR.value}')
   return 1 if summary['failed'] else 0
 

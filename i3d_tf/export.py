@@ -35,7 +35,15 @@ STREAM_CHANNELS = {'rgb': 3, 'flow': 2}
 
 
 def feature_model(model: keras.Model, name: Optional[str] = None) -> keras.Model:
-  """Per-time features [B, T', 1024] of a single-stream I3D: its head's average pool, spatially averaged."""
+  """Per-time features [B, T', 1024] of a single-stream I3D: its head's average pool, spatially averaged.
+
+  Args:
+    model: an I3D built with its head (`final_endpoint='Logits'`).
+    name: the feature model's name (default '<model name>_features').
+
+  Raises:
+    ValueError: `model` has no 'Logits.AvgPool' layer.
+  """
   try:
     pooled = model.get_layer(FEATURES_LAYER).output
   except ValueError:
@@ -113,7 +121,8 @@ def export_saved_model(model: keras.Model, output_dir: str, model_name: str, num
   Written to a temporary folder beside `output_dir` and renamed, so a finished export is complete.
 
   Args:
-    model: single-stream I3D (`i3d_rgb` / `i3d_flow`) or Two-Stream I3D, built with its head.
+    model: single-stream I3D (`i3d_rgb` / `i3d_flow`) or Two-Stream I3D, built with its head, in the
+      precision it is to serve in (`restore_stream_models(precision=...)`: fixed in the SavedModel).
     output_dir: SavedModel folder.
     model_name: registry name (decides the serialized-example preprocessing).
     num_classes: logits size.

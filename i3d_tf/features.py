@@ -33,13 +33,16 @@ import json
 import os
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from data_pipelines import constants
 from i3d_tf.evaluation import write_json
 from data_pipelines.io_utils import save_npy
+
+if TYPE_CHECKING:  # annotations only: importing Keras here would load it with the module
+  import keras
 
 STREAMS = ('rgb', 'flow')
 FEATURES_FORMAT = 2  # 2: ids keep the extension and sub-folders (format 1: 'a__b' ids); part of the run key
@@ -48,6 +51,15 @@ NOT_IN_KEY = ('batch_size',)  # options that do not change the features' values
 
 @dataclasses.dataclass
 class ExtractionOptions:
+  """How windows are cut and preprocessed (Sec. 2.5 test preprocessing).
+
+  Attributes:
+    stack_size, step_size: frames per window and between window starts (at `fps`).
+    crop_size: center crop in pixels (224); resize_short_side: the smaller side after resizing (256).
+    fps: frame rate after resampling (25).  max_frames: decode at most this many frames per video.
+    batch_size: windows per forward pass (speed and memory only; not in the run key).
+    flow_backend, flow_params: the TV-L1 backend and its parameters (`data_pipelines.flow`).
+  """
   stack_size: int = 64
   step_size: int = 64
   crop_size: int = constants.CROP_SIZE
@@ -59,6 +71,7 @@ class ExtractionOptions:
   flow_params: Tuple[Tuple[str, object], ...] = ()  # TV-L1 parameters, e.g. (('gamma', 0.3),)
 
   def validate(self):
+    """Raises ValueError for a window or batch below 1, or a crop larger than the resized frames."""
     if self.stack_size < 1 or self.step_size < 1:
       raise ValueError(f'stack_size and step_size must be >= 1. Received: {self}')
     if self.crop_size > self.resize_short_side:
@@ -92,14 +105,25 @@ def weights_identity(source: Optional[str]) -> str:
   return f'{os.path.abspath(resolved)} ({sum(s.st_size for s in stats)} bytes, mtime {max(s.st_mtime_ns for s in stats)})'
 
 
-def run_key(options: ExtractionOptions, weights: Dict[str, str]) -> Dict:
-  """Everything but the video that decides the features: format, options, each stream's weights."""
+def run_key(options: ExtractionOptions, weights: Dict[str, str], precision: str = 'float32') -> Dict:
+  """Everything but the video that decides the features: format, options, each stream's weights, precision.
+
+  Args:
+    options: the extraction options (`NOT_IN_KEY` ones left out: they do not change the values).
+    weights: {stream: `weights_identity(...)`}.
+    precision: the models' compute precision, 'float32' or 'bfloat16' (`i3d_tf.precision`; bfloat16
+      features differ from float32 ones by about 1e-2 relative).
+
+  Returns:
+    A JSON-able dict, stored in each video's `<id>.json` and compared on reruns.
+  """
   opts = {k: v for k, v in dataclasses.asdict(options).items() if k not in NOT_IN_KEY}
   opts['flow_params'] = [list(p) for p in opts['flow_params']]
-  return {'format': FEATURES_FORMAT, 'options': opts, 'weights': dict(weights)}
+  return {'format': FEATURES_FORMAT, 'options': opts, 'weights': dict(weights), 'precision': precision}
 
 
 def video_key(path: str) -> Dict:
+  """The video file's identity in the run key: {'size': bytes, 'mtime_ns': modification time}."""
   stat = os.stat(path)
   return {'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns}
 
@@ -125,7 +149,13 @@ def window_starts(length: int, stack_size: int, step_size: int) -> List[Tuple[in
 
 
 def compute_flow(frames: np.ndarray, backend: str = 'tvl1', params=()) -> np.ndarray:
-  """Quantized TV-L1 flow uint8 [N - 1, H, W, 2] (the data pipeline's, identical to training records)."""
+  """Quantized TV-L1 flow uint8 [N - 1, H, W, 2] (the data pipeline's, identical to training records).
+
+  Args:
+    frames: uint8 [N, H, W, 3] RGB frames (resized, not cropped).
+    backend: a `data_pipelines.flow.FLOW_BACKENDS` name.
+    params: TV-L1 parameters as (name, value) pairs (`data_pipelines.flow.TVL1Params`).
+  """
   from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
   return flow_lib.compute_flow(frames, backend=flow_lib.get_flow_backend(backend, **dict(params)))
 
@@ -152,15 +182,25 @@ def stream_inputs(frames: np.ndarray, streams: Sequence[str], options: Extractio
 
 
 class FeatureExtractor:
-  """Holds one per-time feature model per stream (`i3d_tf.export.feature_model`)."""
+  """Holds one per-time feature model per stream (`i3d_tf.export.feature_model`).
+
+  Args:
+    models: {'rgb': I3D, 'flow': I3D} (either or both), built in the precision the features are wanted in
+      (`load_extractor`); `precision` reads it back ('float32' or 'bfloat16').
+
+  Raises:
+    ValueError: no model, or a stream other than 'rgb' / 'flow'.
+  """
 
   def __init__(self, models: Dict[str, 'keras.Model']):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from i3d_tf.export import feature_model  # pylint: disable=g-import-not-at-top
+    from i3d_tf.precision import model_precision  # pylint: disable=g-import-not-at-top
     unknown = set(models) - set(STREAMS)
     if unknown or not models:
       raise ValueError(f'streams must be a non-empty subset of {STREAMS}. Received: {sorted(models)}')
     self.streams = tuple(s for s in STREAMS if s in models)
+    self.precision = model_precision(models[self.streams[0]])
     self._fns = {}
     for stream, model in models.items():
       fm = feature_model(model, name=f'{stream}_features')
@@ -189,7 +229,47 @@ class FeatureExtractor:
     return self._fns[stream](batch).numpy().astype(np.float32)
 
 
+def load_extractor(checkpoints: Dict[str, Optional[str]], num_classes: Optional[int] = None,
+                   allow_random_weights: bool = False, precision: str = 'float32') -> FeatureExtractor:
+  """A `FeatureExtractor` of the I3D streams restored from `checkpoints`.
+
+  Args:
+    checkpoints: {'rgb' / 'flow': a training model_dir, a checkpoint prefix, a `.weights.h5` (e.g. the
+      official weights converted by experiments/convert_checkpoint.py), 'kinetics400' (RGB: the trained
+      weights, `i3d_tf.checkpoints.pretrained`), or None (random weights, with `allow_random_weights`)}.
+    num_classes: the checkpoints' logits size (default: read from them; 400 for random weights).  The
+      features (Mixed_5c, 1024 channels) do not depend on it, but the checkpoint must load.
+    allow_random_weights: build a stream without a checkpoint (demos, tests: its features are noise).
+    precision: 'float32', 'bfloat16' or 'auto' (`i3d_tf.precision`); part of the outputs' run key.
+
+  Returns:
+    The extractor (streams in `STREAMS` order).
+
+  Raises:
+    ValueError: a stream other than rgb / flow, no checkpoint without `allow_random_weights`, or a
+      checkpoint that cannot be loaded (the message names the stream).
+    FileNotFoundError: a checkpoint path that does not exist.
+    i3d_tf.checkpoints.pretrained.WeightsUnavailableError: 'kinetics400' neither cached nor fetchable.
+  """
+  from i3d_tf.checkpoints import restore  # pylint: disable=g-import-not-at-top
+  from i3d_tf.precision import precision_scope  # pylint: disable=g-import-not-at-top
+  unknown = set(checkpoints) - set(STREAMS)
+  if unknown or not checkpoints:
+    raise ValueError(f'streams must be a non-empty subset of {STREAMS}. Received: {sorted(checkpoints)}')
+  models = {}
+  with precision_scope(precision):
+    for stream, source in checkpoints.items():
+      classes = 400 if num_classes is None and not source else num_classes  # random: the official shape
+      try:
+        models[stream] = restore.load_model(f'i3d_{stream}', classes, source, allow_random_weights)
+      except (FileNotFoundError, ValueError) as e:  # the stream named
+        kind = FileNotFoundError if isinstance(e, FileNotFoundError) else ValueError
+        raise kind(f'cannot load the {stream} checkpoint {source!r}: {e}') from e
+  return FeatureExtractor(models)
+
+
 def output_paths(output_dir: str, vid: str, streams: Sequence[str]) -> Dict[str, str]:
+  """{stream: '<id>_<stream>.npy', 'timestamps': '<id>_timestamps.npy', 'meta': '<id>.json'} under output_dir."""
   paths = {s: os.path.join(output_dir, f'{vid}_{s}.npy') for s in streams}
   paths['timestamps'] = os.path.join(output_dir, f'{vid}_timestamps.npy')
   paths['meta'] = os.path.join(output_dir, f'{vid}.json')
@@ -206,7 +286,9 @@ def video_state(output_dir: str, vid: str, streams: Sequence[str], key: Dict, pa
     if os.path.exists(output_paths(output_dir, _format1_id(vid), ())['meta']):
       return 'stale', [f'format 1 -> {FEATURES_FORMAT} (outputs were named {_format1_id(vid)}_*; now {vid}_*)']
     return 'missing', []
-  old = meta.get('key') or {'format': 1}
+  old = dict(meta.get('key') or {'format': 1})
+  if old.get('format') == FEATURES_FORMAT:
+    old.setdefault('precision', 'float32')  # format 2 before --precision existed: always float32
   new = dict(key, video=video_key(path))
   differences = _differences(old, new)
   have = set(meta.get('streams', []))
@@ -276,7 +358,7 @@ def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: 
   stamps = np.array([[s / options.fps, (s + n) / options.fps] for s, n in windows], np.float64).reshape(-1, 2)
   save_npy(paths['timestamps'], stamps)
   meta = {'video': os.path.abspath(path), 'id': vid, 'streams': list(extractor.streams), 'shapes': shapes,
-          'key': dict(key or run_key(options, {}), video=video_key(path)),
+          'key': dict(key or run_key(options, {}, extractor.precision), video=video_key(path)),
           'num_frames': int(probe.num_frames), 'frames_used': int(length), 'fps': options.fps,
           'windows': [[int(s), int(n)] for s, n in windows], 'timestamps_seconds': stamps.tolist(),
           'options': dataclasses.asdict(options), 'seconds': round(time.time() - start, 2)}
@@ -315,7 +397,7 @@ def extract_features(video_paths: Sequence[str], root: str, output_dir: str, ext
     if other != path:
       raise ValueError(f'{other} and {path} would write outputs whose names differ only in letter case (one file '
                        'on macOS and Windows): rename one of them')
-  key = run_key(options, weights or {s: 'random' for s in extractor.streams})
+  key = run_key(options, weights or {s: 'random' for s in extractor.streams}, extractor.precision)
   states = {path: video_state(output_dir, ids[path], extractor.streams, key, path) for path in paths}
   stale = [(path, diff) for path, (state, diff) in states.items() if state == 'stale']
   if stale and not overwrite:

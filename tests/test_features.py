@@ -121,15 +121,25 @@ def test_binary_with_the_kinetics400_weights(shared_data, tmp_path):
   from i3d_tf.export import feature_model
   clip = os.path.join(shared_data, 'videos', 'arm_wrestling_kinetics.mp4')
   out = tmp_path / 'features'
-  proc = subprocess.run([sys.executable, BINARY, f'--videos={clip}', f'--output_dir={out}', '--streams=rgb',
-                         '--rgb_weights=kinetics400', '--max_frames=48', '--stack_size=16', '--step_size=16'],
-                        capture_output=True, text=True, env=ENV, cwd=ROOT)
+  args = [sys.executable, BINARY, f'--videos={clip}', f'--output_dir={out}', '--streams=rgb',
+          '--rgb_weights=kinetics400', '--max_frames=48', '--stack_size=16', '--step_size=16']
+  proc = subprocess.run(args + ['--precision=float32'], capture_output=True, text=True, env=ENV, cwd=ROOT)
   assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'step 16, float32) in' in proc.stdout
   feats = np.load(out / 'arm_wrestling_kinetics.mp4_rgb.npy', allow_pickle=False)
   assert feats.shape == (3, 1024)
   model = feature_model(i3d_tf.I3D('rgb', 400, weights='kinetics400'))
   x = pp.test_frames(decode_video(clip, max_frames=48).frames).reshape(3, 16, 224, 224, 3)
   np.testing.assert_allclose(feats, model(x, training=False).numpy().mean(axis=1), atol=1e-4)
+  # bfloat16 features are other numbers: a rerun refuses, naming the precision; --overwrite recomputes them.
+  proc = subprocess.run(args + ['--precision=bfloat16'], capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert proc.returncode == 2 and "precision 'float32' -> 'bfloat16'" in proc.stderr, proc.stderr[-2000:]
+  proc = subprocess.run(args + ['--precision=bfloat16', '--overwrite'], capture_output=True, text=True, env=ENV,
+                        cwd=ROOT)
+  assert proc.returncode == 0 and 'step 16, bfloat16) in' in proc.stdout, proc.stderr[-2000:]
+  bf16 = np.load(out / 'arm_wrestling_kinetics.mp4_rgb.npy', allow_pickle=False)
+  cosine = np.sum(bf16 * feats, 1) / np.linalg.norm(bf16, axis=1) / np.linalg.norm(feats, axis=1)
+  assert cosine.min() > 0.999 and 0 < np.abs(bf16 - feats).max() < 0.05  # measured: 0.9999, 0.019
 
   ckpt = str(tmp_path / 'rgb7.weights.h5')
   i3d_tf.build_model('i3d_rgb', 7).save_weights(ckpt)

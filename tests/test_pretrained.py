@@ -202,7 +202,7 @@ def test_offline_and_not_cached_is_one_clear_error(weights, tmp_path):
   env = offline_env(tmp_path / 'empty-cache')
   clip = os.path.join(ROOT, '..', 'shared', 'data', 'videos', 'v_ApplyEyeMakeup_g01_c01.avi')
   cmd = [sys.executable, os.path.join(ROOT, 'experiments', 'classify.py'), f'--videos={clip}', '--max_frames=32',
-         '--top_k=1']
+         '--top_k=1', '--precision=float32']
   proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
   assert proc.returncode == 2, proc.stderr[-2000:]
   errors = [l for l in proc.stderr.splitlines() if l.startswith('classify:')]
