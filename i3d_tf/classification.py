@@ -111,7 +111,7 @@ def decode_predictions(logits, top: int = 5, class_names: Optional[Sequence[str]
 
 
 def default_class_names(num_classes: int) -> List[str]:
-  """The packaged Kinetics-400/600 names for 400/600 classes, else 'class 0', 'class 1', ..."""
+  """The packaged Kinetics-400/600 names when num_classes is 400/600, else 'class 0', 'class 1', ..."""
   if num_classes in (400, 600):
     from data_pipelines.datasets import kinetics_class_names  # pylint: disable=g-import-not-at-top
     return kinetics_class_names(num_classes)
@@ -191,8 +191,8 @@ class VideoPrediction:
   windows: int
 
   def top(self, k: int, class_names: Sequence[str]) -> List[Tuple[int, str, float]]:
-    """The k most probable classes: [(class index, class name, probability)], by decreasing probability
-    (ties in index order); fewer when k > K."""
+    """The k most probable classes: [(class index, name from class_names, probability)], by decreasing
+    probability (ties in index order); fewer when k > K."""
     order = np.argsort(-self.probabilities, kind='stable')[:k]
     return [(int(i), class_names[i], float(self.probabilities[i])) for i in order]
 
@@ -491,17 +491,21 @@ def build_classifier(model_name: str = 'i3d_rgb', weights: Optional[str] = 'kine
 
 
 def output_name(relative_path: str) -> str:
-  """A file name unique to a video's relative path (extension kept; '%' and '/' percent-encoded), so
+  """A file name unique to a video's relative_path (extension kept; '%' and '/' percent-encoded), so
   `a/b.avi`, `a__b.avi` and `a/b.mp4` never share an output."""
   return relative_path.replace('%', '%25').replace(os.sep, '%2F').replace('/', '%2F')
 
 
-def classify_videos(classifier: VideoClassifier, paths: Sequence[str], top_k: int = 5, progress: bool = True,
+def classify_videos(classifier: VideoClassifier, paths: Sequence[str], progress: bool = True,
                     on_result: Optional[Callable[[VideoPrediction], None]] = None,
                     results: Optional[Dict] = None) -> Dict:
   """Classifies every path; a failing video is reported with its reason and the others go on.
 
   Args:
+    classifier: the `VideoClassifier`.
+    paths: video files, classified in this order.
+    progress: a video progress bar and FAILED lines on stderr.
+    on_result: called with each `VideoPrediction`; an exception it raises marks that video failed.
     results: a dict to fill in place (so that a caller interrupted half-way keeps what is done).
 
   Returns:
@@ -651,7 +655,7 @@ def classify_files(videos: Union[str, 'FoundVideos'], model_name: str = 'i3d_rgb
         results['predictions'].pop()
 
   try:
-    classify_videos(classifier, found.paths, k, progress=progress, on_result=report, results=results)
+    classify_videos(classifier, found.paths, progress=progress, on_result=report, results=results)
   except KeyboardInterrupt:
     run.interrupted = True
   run.predictions, run.failed = results['predictions'], results['failed']  # classify_videos' own lists
@@ -662,7 +666,15 @@ def classify_files(videos: Union[str, 'FoundVideos'], model_name: str = 'i3d_rgb
 
 def format_prediction(prediction: VideoPrediction, class_names: Sequence[str], top_k: int = 5,
                       name: Optional[str] = None, note: str = '') -> str:
-  """'<video> (N frames, D s of video, S s[, note]):' then one 'rank. label  p  (class i)' line per class."""
+  """'<video> (N frames, D s of video, S s[, note]):' then one 'rank. label  p  (class i)' line per class.
+
+  Args:
+    prediction: a `VideoPrediction`.
+    class_names: K names.
+    top_k: classes listed.
+    name: how to name the video (default its path).
+    note: appended inside the parentheses.
+  """
   lines = [f'{name or prediction.path} ({prediction.num_frames} frames, {prediction.duration:.1f} s of video, '
            f'classified in {prediction.seconds:.1f} s{note}):']
   width = len(str(top_k)) + 1
@@ -698,7 +710,20 @@ def result_rows(predictions: Sequence[VideoPrediction], failed: Dict[str, str], 
 
 
 def write_results(path: str, rows: Sequence[Dict], top_k: int, extra: Optional[Dict] = None) -> str:
-  """Writes `rows` atomically as CSV (one line per video: top-k index/label/probability columns) or JSON."""
+  """Writes `rows` atomically as CSV (one line per video: top-k index/label/probability columns) or JSON.
+
+  Args:
+    path: the output file; its extension (.csv or .json) decides the format.
+    rows: `result_rows(...)`.
+    top_k: the CSV's top-k column groups.
+    extra: JSON only: entries written beside 'videos' (the run's settings, 'complete', 'num_failed').
+
+  Returns:
+    `path`.
+
+  Raises:
+    ValueError: `path` ends with neither .csv nor .json.
+  """
   import csv  # pylint: disable=g-import-not-at-top
   import io  # pylint: disable=g-import-not-at-top
   from data_pipelines.io_utils import atomic_write  # pylint: disable=g-import-not-at-top

@@ -45,6 +45,9 @@ def quiet_start(argv=None) -> None:
   TF_CPP_MIN_LOG_LEVEL says once another library has started absl logging (OpenCV does), so stderr is
   pointed at /dev/null for exactly that time: the import and `tf.config.list_physical_devices()`.  A
   failing import still raises, and its traceback shows (stderr is back by then).
+
+  Args:
+    argv: the command line to look for --verbosity / -v in (default sys.argv).
   """
   argv = sys.argv if argv is None else argv
   os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')  # about 2x faster Conv3D on CPU (README)
@@ -98,7 +101,11 @@ DOMAINS: Dict[str, Tuple[Callable, str]] = {
 
 
 def check_domains(flag_values) -> None:
-  """Raises UsageError for the first defined flag (of DOMAINS) whose value is set and outside its domain."""
+  """Raises UsageError for the first defined flag (of DOMAINS) whose value is set and outside its domain.
+
+  Args:
+    flag_values: the parsed absl FlagValues (flags.FLAGS in the binaries).
+  """
   for name, (valid, what) in DOMAINS.items():
     if name not in flag_values:
       continue
@@ -151,6 +158,8 @@ def define_flow_flags(name: str = 'flow_backend', allow_none: bool = False, flag
   Args:
     name: 'flow_backend' (classify, extract_features) or 'flow' (prepare_data, where 'none' stores no flow).
     allow_none: add the choice 'none'.
+    flag_values: the absl FlagValues to define them in (default flags.FLAGS; tests pass their own).
+
   Returns:
     (backend flag holder, flow_params flag holder).
   """
@@ -171,6 +180,10 @@ def define_model_source_flags(flag_values=None):
 
   --checkpoint (a single-stream model), --rgb_checkpoint / --flow_checkpoint (the streams of two_stream_i3d,
   trained on their own), --num_classes (default: read from the checkpoint), --fusion (two_stream_i3d).
+
+  Args:
+    flag_values: the absl FlagValues to define them in (default flags.FLAGS; tests pass their own).
+
   Returns:
     {flag name: holder}.
   """
@@ -198,6 +211,8 @@ def define_precision_flag(default: str = 'auto', flag_values=None):
   Args:
     default: 'auto' (classify, extract_features, evaluate: bfloat16 where the hardware has it) or 'float32'
       (export: a SavedModel that runs fast on any machine).
+    flag_values: the absl FlagValues to define them in (default flags.FLAGS; tests pass their own).
+
   Returns:
     The flag holder.
   """
@@ -228,6 +243,10 @@ def define_dataclass_flags(cls, flag_values=None) -> None:
 
   Fields carry their help as `metadata={'help': ..., 'choices': ...}` (`training.config.TrainConfig`); the
   binary restates nothing, so a new field is a new flag.  A tuple field is a comma-separated list flag.
+
+  Args:
+    cls: a dataclass whose fields are int, float, str, bool, Optional[...] or Tuple[int, ...].
+    flag_values: the absl FlagValues to define them in (default flags.FLAGS; tests pass their own).
   """
   import dataclasses  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top

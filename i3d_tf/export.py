@@ -131,6 +131,7 @@ def export_saved_model(model: keras.Model, output_dir: str, model_name: str, num
     serialized_signature: add `serialized_examples`.
     features_signature: add `features`.
     overwrite: replace an existing `output_dir` that holds an earlier export (or nothing).
+    extra_info: more JSON-able entries for `i3d_export.json` (the binary's weights source, fusion, precision).
 
   Raises:
     FileExistsError: `output_dir` exists and not `overwrite`, or it holds anything but an earlier export

@@ -93,7 +93,11 @@ def _format1_id(vid: str) -> str:
 
 def weights_identity(source: Optional[str]) -> str:
   """What a stream's features depend on besides the video: 'kinetics400', 'random', or the checkpoint file's
-  absolute path, size and modification time (a model_dir: its latest checkpoint's)."""
+  absolute path, size and modification time (a model_dir: its latest checkpoint's).
+
+  Args:
+    source: the stream's checkpoint argument ('kinetics400', a model_dir, a prefix, a .weights.h5, or None).
+  """
   if source in (None, ''):
     return 'random'
   if source == 'kinetics400':
@@ -123,7 +127,7 @@ def run_key(options: ExtractionOptions, weights: Dict[str, str], precision: str 
 
 
 def video_key(path: str) -> Dict:
-  """The video file's identity in the run key: {'size': bytes, 'mtime_ns': modification time}."""
+  """The identity of the video file at path in the run key: {'size': bytes, 'mtime_ns': modification time}."""
   stat = os.stat(path)
   return {'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns}
 
@@ -140,7 +144,11 @@ def _differences(old: Dict, new: Dict, prefix: str = '') -> List[str]:
 
 
 def window_starts(length: int, stack_size: int, step_size: int) -> List[Tuple[int, int]]:
-  """(start, length) of each window over `length` frames; one short window when the video is shorter."""
+  """(start, length) of each window of stack_size frames every step_size frames over `length` frames.
+
+  Starts 0, step_size, 2 step_size, ... while start + stack_size <= length; one window of all `length`
+  frames when the video is shorter than stack_size; [] for length < 1.
+  """
   if length < 1:
     return []
   if length < stack_size:
@@ -165,6 +173,13 @@ def stream_inputs(frames: np.ndarray, streams: Sequence[str], options: Extractio
   """Model inputs of decoded frames held in memory: {'rgb': [L, c, c, 3], 'flow': [L, c, c, 2]} in [-1, 1].
 
   The same test preprocessing as the streamed extraction (`data_pipelines.preprocessing.test_frames`).
+
+  Args:
+    frames: uint8 [N, H, W, 3] decoded frames (resized: smaller side `options.resize_short_side`).
+    streams: 'rgb' and/or 'flow'.
+    options: the crop size and flow backend.
+    flow_fn: uint8 frames -> quantized flow [N - 1, H, W, 2] (default `compute_flow` with the options').
+      With flow, both streams get the L = N - 1 frames that have a field.
 
   Raises:
     ValueError: frames that are not uint8 [N, H, W, 3] (e.g. floats in [0, 1]), or smaller than the crop.
@@ -213,7 +228,14 @@ class FeatureExtractor:
 
   def window_features(self, stream: str, video: np.ndarray, windows: Sequence[Tuple[int, int]],
                       batch_size: int = 1) -> np.ndarray:
-    """float32 (len(windows), 1024) for `video` [L, c, c, C]; windows of equal length are batched."""
+    """float32 (len(windows), 1024) of one stream for `video` [L, c, c, C] in [-1, 1].
+
+    Args:
+      stream: 'rgb' or 'flow'.
+      video: the stream's model input.
+      windows: (start, length) pairs (`window_starts`).
+      batch_size: consecutive windows of equal length per forward pass.
+    """
     feats = []
     i = 0
     while i < len(windows):
@@ -225,7 +247,7 @@ class FeatureExtractor:
     return np.concatenate(feats, 0).astype(np.float32) if feats else np.zeros((0, 1024), np.float32)
 
   def batch_features(self, stream: str, batch: np.ndarray) -> np.ndarray:
-    """float32 (B, 1024) for equal-length windows `batch` [B, n, c, c, C] in [-1, 1]."""
+    """float32 (B, 1024) of one stream ('rgb' or 'flow') for equal-length windows `batch` [B, n, c, c, C] in [-1, 1]."""
     return self._fns[stream](batch).numpy().astype(np.float32)
 
 
@@ -269,7 +291,8 @@ def load_extractor(checkpoints: Dict[str, Optional[str]], num_classes: Optional[
 
 
 def output_paths(output_dir: str, vid: str, streams: Sequence[str]) -> Dict[str, str]:
-  """{stream: '<id>_<stream>.npy', 'timestamps': '<id>_timestamps.npy', 'meta': '<id>.json'} under output_dir."""
+  """{stream: '<id>_<stream>.npy' for each of streams, 'timestamps': '<id>_timestamps.npy', 'meta':
+  '<id>.json'} under output_dir, where <id> is vid (`video_id`)."""
   paths = {s: os.path.join(output_dir, f'{vid}_{s}.npy') for s in streams}
   paths['timestamps'] = os.path.join(output_dir, f'{vid}_timestamps.npy')
   paths['meta'] = os.path.join(output_dir, f'{vid}.json')
@@ -277,7 +300,19 @@ def output_paths(output_dir: str, vid: str, streams: Sequence[str]) -> Dict[str,
 
 
 def video_state(output_dir: str, vid: str, streams: Sequence[str], key: Dict, path: str) -> Tuple[str, List[str]]:
-  """('missing' | 'done' | 'stale', differences) of one video's outputs against the current settings."""
+  """('missing' | 'done' | 'stale', differences) of one video's outputs against the current settings.
+
+  Args:
+    output_dir: the output folder.
+    vid: the video's id (`video_id`).
+    streams: the streams this run writes.
+    key: this run's `run_key(...)`.
+    path: the video file (its size and time are part of the key).
+
+  Returns:
+    'done' (same key, every file there), 'stale' (a different key, a missing stream, or format-1 names;
+    with the differences as 'name old -> new' strings) or 'missing'.
+  """
   paths = output_paths(output_dir, vid, streams)
   try:
     with open(paths['meta'], encoding='utf-8') as f:
@@ -304,6 +339,14 @@ def video_state(output_dir: str, vid: str, streams: Sequence[str], key: Dict, pa
 def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: str,
                   options: ExtractionOptions, key: Optional[Dict] = None) -> Dict:
   """Extracts and writes the features of one video, streamed window by window; returns its metadata.
+
+  Args:
+    extractor: the streams' models.
+    path: the video file.
+    vid: its id (`video_id`): the outputs' names.
+    output_dir: where `output_paths` are written (atomically; `<id>.json` last).
+    options: the extraction options.
+    key: the run key stored in `<id>.json` (default `run_key(options, {}, extractor.precision)`).
 
   Raises:
     data_pipelines.video.VideoDecodeError: the file cannot be decoded into at least 2 frames.
@@ -377,6 +420,13 @@ def extract_features(video_paths: Sequence[str], root: str, output_dir: str, ext
   """Runs `extract_video` over many videos: skips finished ones, reports failures and goes on.
 
   Args:
+    video_paths: the video files.
+    root: the folder their ids are relative to (`video_id`).
+    output_dir: the output folder (created).
+    extractor: the streams' models (`load_extractor`).
+    options: the extraction options.
+    max_videos: process at most this many of video_paths.
+    progress: a progress bar and FAILED lines on stderr.
     weights: {stream: `weights_identity(...)`}, part of the run key (module docstring).
     overwrite: recompute videos whose outputs were made with other settings (else refuse).
 

@@ -37,7 +37,11 @@ def check_precision(precision: str) -> str:
 
 
 def cpu_bfloat16_flags(cpuinfo: str = '/proc/cpuinfo') -> tuple:
-  """The CPU's native bfloat16 feature flags (a subset of `CPU_BFLOAT16_FLAGS`); () where unknown (not Linux)."""
+  """The CPU's native bfloat16 feature flags (a subset of `CPU_BFLOAT16_FLAGS`); () where unknown (not Linux).
+
+  Args:
+    cpuinfo: the file to read the `flags` line of (Linux's /proc/cpuinfo).
+  """
   try:
     with open(cpuinfo) as f:
       for line in f:

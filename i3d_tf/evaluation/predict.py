@@ -55,7 +55,15 @@ def predict_video_batch(predict_fn, inputs) -> np.ndarray:
 
 
 def make_predict_fn(model):
-  """A retrace-free `predict_fn` for any video length (None time/space dims), dict or array inputs."""
+  """A retrace-free `predict_fn` for any video length (None time/space dims), dict or array inputs.
+
+  Args:
+    model: a Keras model returning logits [B, K] (or per-step [B, T, K]); any compute precision (its
+      outputs are cast to float32).
+
+  Returns:
+    predict_fn(x) -> float32 numpy logits, for x a [B, T, H, W, C] array or a {'rgb', 'flow'} dict.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   @tf.function(reduce_retracing=True)
@@ -78,6 +86,12 @@ def run_predictions(predict_fn, dataset: Iterable, max_videos: Optional[int] = N
 
   A batch that fails is reported on stderr and skipped (its videos are counted in 'num_failed'), as are
   the records a `records_with_video_ids` dataset lists in its `skipped` (named in 'skipped_videos').
+
+  Args:
+    predict_fn: inputs -> logits (`make_predict_fn`).
+    dataset: the batches.
+    max_videos: stop after this many videos.
+    progress: a progress bar on stderr.
   """
   import sys  # pylint: disable=g-import-not-at-top
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
@@ -141,7 +155,15 @@ class records_with_video_ids:  # pylint: disable=invalid-name  (used like the ge
 
   def check_class_names(self, class_names: Sequence[str], source: str = "the model's class names"):
     """Refuses records whose class list differs from `class_names`: at once against the manifest.json next
-    to the shards, then record by record (label index vs label text) as the shards are read."""
+    to the shards, then record by record (label index vs label text) as the shards are read.
+
+    Args:
+      class_names: the model's K names.
+      source: where they came from, for the error message.
+
+    Raises:
+      ClassListMismatchError: the manifest's class list differs (later records: when they are read).
+    """
     check_records_class_list(self.file_pattern, class_names, source)
     self.class_names = list(class_names)
 
@@ -201,6 +223,16 @@ def evaluate(model, dataset: Iterable, num_classes: int, output_dir: Optional[st
 
   With `class_names` and a `records_with_video_ids` dataset, records labelled with another class list are
   refused (`ClassListMismatchError`) before they are scored.
+
+  Args:
+    model: the model (`restore.restore_stream_models`); its compute precision is its own.
+    dataset: `(inputs, labels[, video_ids])` batches of whole test videos (Sec. 2.5).
+    num_classes: K.
+    output_dir: where results.json, predictions.csv and the confusion matrix go (None: nothing written).
+    class_names: K names (checked against the records' class list).
+    max_videos: evaluate at most this many videos.
+    extra: more entries for results.json (the binary's settings).
+    progress: a progress bar on stderr.
 
   Returns the results dict (`metrics`: top1, top5, mean_class_accuracy, num_videos, num_classes).
   """
