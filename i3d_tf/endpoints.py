@@ -28,6 +28,8 @@ class Block:
   branch2_name: str = '0b'
 
   def name(self, rank: int) -> str:
+    """Layer and checkpoint name: rank 3 (I3D) 'Conv3d_1a_7x7', 'MaxPool3d_2a_3x3'; rank 2 (Inception-v1)
+    'Conv2d_1a_7x7', 'MaxPool_2a_3x3'; 'Mixed_3b' for both."""
     if self.kind == 'mixed':
       return self.suffix
     if self.kind == 'conv':
@@ -35,11 +37,13 @@ class Block:
     return ('MaxPool3d_' if rank == 3 else 'MaxPool_') + self.suffix
 
   def kernel_size(self, rank: int) -> Tuple[int, ...]:
+    """(t, h, w) for rank 3, t = `t_kernel` or the spatial size (N x N -> N x N x N, Sec. 2.4); (h, w) for rank 2."""
     if rank == 2:
       return (self.kernel,) * 2
     return (self.kernel if self.t_kernel is None else self.t_kernel, self.kernel, self.kernel)
 
   def strides(self, rank: int) -> Tuple[int, ...]:
+    """(t, h, w) for rank 3, t = `t_stride` or the spatial stride; (h, w) for rank 2."""
     if rank == 2:
       return (self.stride,) * 2
     return (self.stride if self.t_stride is None else self.t_stride, self.stride, self.stride)

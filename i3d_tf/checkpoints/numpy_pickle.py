@@ -64,6 +64,7 @@ class NumpyUnpickler(pickle.Unpickler):
     self.source = source
 
   def find_class(self, module, name):
+    """The allowed numpy global `module.name`; UnsafePickleError, before anything is called, for any other."""
     found = _ALLOWED.get((module, name))
     if found is None:
       raise UnsafePickleError(f'{self.source}: refused to load the global {module}.{name}: only numpy arrays '
@@ -71,6 +72,7 @@ class NumpyUnpickler(pickle.Unpickler):
     return found
 
   def persistent_load(self, pid):
+    """Always raises UnsafePickleError: a pickle of numpy arrays has no persistent ids."""
     raise UnsafePickleError(f'{self.source}: refused a persistent id {pid!r}: only numpy arrays may be unpickled')
 
 

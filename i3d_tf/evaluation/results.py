@@ -13,7 +13,11 @@ from i3d_tf.evaluation.metrics import compute_metrics, confusion_matrix, per_cla
 
 
 def write_json(path: str, obj):
-  """Result JSON (numpy scalars and arrays allowed), written atomically."""
+  """Writes `obj` to `path` as JSON (sorted keys), atomically; numpy scalars and arrays become numbers and lists.
+
+  Raises:
+    TypeError: a value JSON cannot hold.
+  """
   atomic_write_json(path, obj, sort_keys=True, default=_json_default)
 
 
@@ -27,7 +31,15 @@ def _json_default(o):
 
 def predictions_csv(video_ids, labels, probs, class_names: Optional[Sequence[str]] = None, top_k: int = 5
                     ) -> str:
-  """CSV text: video_id, label, predicted, confidence, correct, top-k classes with probabilities."""
+  """CSV text: video_id, label, predicted, confidence, correct, top-k classes with probabilities.
+
+  Args:
+    video_ids: N ids.
+    labels: N true class indices.
+    probs: [N, K] class probabilities; ties rank the lower class index first.
+    class_names: K names for the *_name and top-k columns; None writes indices there.
+    top_k: classes listed per row (at most K), as 'name:probability'.
+  """
   probs = np.asarray(probs)
   k = min(top_k, probs.shape[1])
   name = (lambda c: class_names[c]) if class_names else str
@@ -44,7 +56,15 @@ def predictions_csv(video_ids, labels, probs, class_names: Optional[Sequence[str
 
 def plot_confusion_matrix(cm: np.ndarray, path: str, class_names: Optional[Sequence[str]] = None,
                           max_named_classes: int = 30, title: str = 'Confusion matrix'):
-  """Row-normalised confusion matrix PNG (matplotlib Agg); class names on the axes when few classes."""
+  """Row-normalised confusion matrix PNG (matplotlib Agg); class names on the axes when few classes.
+
+  Args:
+    cm: [K, K] counts, rows true and columns predicted (`metrics.confusion_matrix`).
+    path: the PNG, written atomically.
+    class_names: K names, shown when K <= `max_named_classes` (with the counts in the cells when K <= 12).
+    max_named_classes: above this K the axes carry no names.
+    title: the figure's title.
+  """
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -94,5 +114,10 @@ def write_results(output_dir: str, labels, probs, video_ids, num_classes: int,
 
 
 def format_metrics(metrics: Dict) -> str:
+  """One line of `compute_metrics` output: top-1, top-5, mean per-class accuracy (%) and the video count.
+
+  Raises:
+    KeyError: `metrics` lacks 'top1', 'top5', 'mean_class_accuracy' or 'num_videos'.
+  """
   return (f"top-1 {100 * metrics['top1']:.2f}%  top-5 {100 * metrics['top5']:.2f}%  "
           f"mean-class {100 * metrics['mean_class_accuracy']:.2f}%  ({metrics['num_videos']} videos)")

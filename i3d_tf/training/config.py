@@ -78,6 +78,12 @@ class TrainConfig:
   progress_bar: bool = _f(True, 'A progress bar over steps.')
 
   def validate(self) -> 'TrainConfig':
+    """Returns self when every field is in range and the fields agree (a transfer starts from a trained I3D,
+    init=kinetics400 is i3d_rgb with 400 classes unless transferred, plateau needs eval_data).
+
+    Raises:
+      ValueError: naming the first field that fails and its value.
+    """
     def check(ok, what):
       if not ok:
         field = what.split()[0]
@@ -114,10 +120,16 @@ class TrainConfig:
     return self
 
   def to_json(self) -> str:
+    """Every field as indented JSON with sorted keys (what config.json holds)."""
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
   @classmethod
   def from_dict(cls, d) -> 'TrainConfig':
+    """A TrainConfig from a dict such as a parsed config.json (lr_boundaries become ints); not validated.
+
+    Raises:
+      ValueError: a key that is not a field.
+    """
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(d) - names
     if unknown:

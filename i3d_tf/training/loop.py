@@ -66,7 +66,16 @@ def configure_logical_cpus(n: int):
 
 
 def make_strategy(name: str, num_logical_devices: int = 0) -> tf.distribute.Strategy:
-  """'default' | 'mirrored' (all GPUs, else the logical CPUs) | 'multi_worker' (TF_CONFIG)."""
+  """'default' | 'mirrored' (all GPUs, else the logical CPUs) | 'multi_worker' (TF_CONFIG).
+
+  Args:
+    name: one of `config.STRATEGIES`.
+    num_logical_devices: mirrored without a GPU: first split the CPU into this many devices (0: no split).
+
+  Raises:
+    ValueError: an unknown name, or multi_worker without TF_CONFIG.
+    RuntimeError: the CPU cannot be split once TensorFlow has started.
+  """
   if name == 'default':
     return tf.distribute.get_strategy()
   if name == 'mirrored':
@@ -170,7 +179,15 @@ def set_bn_momentum(model: keras.Model, momentum: float) -> int:
 
 def write_scalar(name: str, value: float, step: int):
   """A TensorBoard scalar; without the tensorboard package, the same record written through tf.summary.write
-  with the scalars-plugin metadata TensorBoard's own `scalar` writes."""
+  with the scalars-plugin metadata TensorBoard's own `scalar` writes.
+
+  Args:
+    name: the tag.
+    value: written as float32.
+    step: the training step.
+
+  Writes to the default `tf.summary` writer; nothing without one.
+  """
   from tensorflow.core.framework import summary_pb2  # pylint: disable=g-import-not-at-top
   metadata = summary_pb2.SummaryMetadata(
       plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name='scalars'),

@@ -59,6 +59,7 @@ class PlateauController(tf.Module):
     return False
 
   def lr(self, base: float) -> float:
+    """`base` times the current multiplier (factor ** reductions, at least min_scale)."""
     return base * float(self.scale.numpy())
 
 

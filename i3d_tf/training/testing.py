@@ -22,7 +22,18 @@ from i3d_tf import layers as L
 
 def tiny_i3d(num_classes: int, channels: int = 3, dropout_keep_prob: float = 0.5,
              synchronized_bn: bool = False, input_shape=None) -> keras.Model:
-  """Two strided Units then the I3D head (capped 2x7x7 pool, dropout, Logits unit, time average)."""
+  """Two strided Units then the I3D head (capped 2x7x7 pool, dropout, Logits unit, time average).
+
+  Args:
+    num_classes: logits per video.
+    channels: input channels (3 RGB, 2 flow) when `input_shape` is None.
+    dropout_keep_prob: in (0, 1].
+    synchronized_bn: cross-replica BN statistics.
+    input_shape: (T, H, W, C); default (None, None, None, channels).
+
+  Returns:
+    A Keras model (batch, T, H, W, C) -> logits (batch, num_classes).
+  """
   inputs = keras.Input(shape=input_shape or (None, None, None, channels), name='inputs')
   x = L.Unit(8, 3, 2, synchronized_bn=synchronized_bn, name='Conv3d_1a_7x7')(inputs)
   x = L.Unit(16, 3, 2, synchronized_bn=synchronized_bn, name='Conv3d_2c_3x3')(x)
@@ -31,7 +42,8 @@ def tiny_i3d(num_classes: int, channels: int = 3, dropout_keep_prob: float = 0.5
 
 
 def replica_spread(model: keras.Model, trainable_only: bool = False) -> float:
-  """Max |replica_i - replica_0| over all (or the trainable) variables (0 outside MirroredStrategy)."""
+  """Max |replica_i - replica_0| over all variables of `model` (the trainable ones with `trainable_only`);
+  0 outside MirroredStrategy."""
   worst = 0.0
   for v in (model.trainable_variables if trainable_only else model.variables):
     inner = getattr(v, 'value', v)
@@ -45,6 +57,8 @@ def replica_spread(model: keras.Model, trainable_only: bool = False) -> float:
 
 
 def main(argv):
+  """Trains once from `--config` (TrainConfig JSON); writes `--out` (.npz of the final weights, '/' in names
+  as '|') and `<out>.json` (metrics, losses before training, history, replica spreads)."""
   import argparse  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser()
   parser.add_argument('--config', required=True, help='TrainConfig as JSON')

@@ -169,7 +169,8 @@ def init_from_2d(model: keras.Model, model_name: str, path: str) -> Dict:
 
 
 def weights_digest(model: keras.Model, include_classifier: bool = True) -> Dict[str, np.ndarray]:
-  """{variable path: numpy value}, for comparisons in tests and tools."""
+  """{variable path: numpy value} of `model`, for comparisons in tests and tools; seed generators left
+  out, and the classifier's variables unless `include_classifier`."""
   return {_variable_path(v): keras.ops.convert_to_numpy(v) for v in model.variables
           if 'seed_generator' not in _variable_path(v)
           and (include_classifier or not is_classifier_variable(_variable_path(v)))}
