@@ -286,7 +286,7 @@ def write_shard(output_dir: str, subset: str, shard: int, num_shards: int, resul
 
 
 def shard_complete(output_dir: str, subset: str, shard: int, num_shards: int) -> bool:
-  """True when shard `shard` of `num_shards` and its shard manifest both exist in `output_dir`."""
+  """True when shard `shard` of `num_shards` of `subset` and its shard manifest both exist in `output_dir`."""
   return (_exists(os.path.join(output_dir, shard_name(subset, shard, num_shards))) and
           _exists(os.path.join(output_dir, shard_manifest_name(subset, shard, num_shards))))
 

@@ -70,7 +70,8 @@ class InputSpec:
       raise ValueError(f'crop_size {self.crop_size} exceeds resize_short_side {self.resize_short_side}')
 
   def channels(self, modality: str, training: bool = True) -> int:
-    """Input channels of `modality`: 3 for 'rgb', else flow: 2 * flow_stack of the train or test clip."""
+    """Input channels of `modality`: 3 for 'rgb', else flow: 2 * flow_stack of the train clip (`training`) or
+    the test clip."""
     clip = self.train if training else self.test
     return 3 if modality == RGB else 2 * clip.flow_stack
 

@@ -29,7 +29,8 @@ def scope_to_layer_name(scope: str) -> str:
 
 
 def layer_name_to_scope(name: str) -> str:
-  """`Mixed_4b.Branch_1.Conv3d_0b_3x3` -> `Mixed_4b/Branch_1/Conv3d_0b_3x3`, inverse of `scope_to_layer_name`."""
+  """Layer `name` `Mixed_4b.Branch_1.Conv3d_0b_3x3` -> scope `Mixed_4b/Branch_1/Conv3d_0b_3x3` (inverse of
+  `scope_to_layer_name`)."""
   return name.replace(SCOPE_SEP, '/')
 
 

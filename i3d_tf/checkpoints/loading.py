@@ -429,7 +429,8 @@ def build_from_pytorch_i3d(state_dict_or_path: Union[str, StateDict], *, bn_fold
                            ignore_logits: bool = False, **i3d_kwargs) -> keras.Model:
   """An `I3D` of the state dict's modality and class count, loaded.
 
-  `state_dict_or_path` as in `load_pytorch_i3d`; `i3d_kwargs` and `ignore_logits` as in `build_from_deepmind`.
+  `state_dict_or_path` as in `load_pytorch_i3d`; `i3d_kwargs`, `bn_fold` and `ignore_logits` as in
+  `build_from_deepmind`.
   """
   return pytorch_i3d_model_and_report(state_dict_or_path, bn_fold=bn_fold, ignore_logits=ignore_logits,
                                       **i3d_kwargs)[0]

@@ -72,7 +72,7 @@ class NumpyUnpickler(pickle.Unpickler):
     return found
 
   def persistent_load(self, pid):
-    """Always raises UnsafePickleError: a pickle of numpy arrays has no persistent ids."""
+    """Always raises UnsafePickleError naming `pid`: a pickle of numpy arrays has no persistent ids."""
     raise UnsafePickleError(f'{self.source}: refused a persistent id {pid!r}: only numpy arrays may be unpickled')
 
 

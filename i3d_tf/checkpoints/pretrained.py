@@ -83,7 +83,7 @@ def cache_dir() -> str:
 
 
 def sha256_of(path_or_bytes) -> str:
-  """Hex sha256 of bytes, or of the file at a path (read in 1 MiB blocks; OSError when unreadable)."""
+  """Hex sha256 of `path_or_bytes`: bytes, or the file at a path (read in 1 MiB blocks; OSError when unreadable)."""
   h = hashlib.sha256()
   if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
     h.update(path_or_bytes)
@@ -218,8 +218,8 @@ def _read_weights_bytes(path: str) -> bytes:
 
 
 def flatten_tree(tree, prefix: str = '') -> Dict[str, np.ndarray]:
-  """{'params/Conv3d_1a_7x7/Conv_0/kernel': array, ...} from nested dicts: keys joined by '/' after `prefix`,
-  leaves as numpy arrays."""
+  """{'params/Conv3d_1a_7x7/Conv_0/kernel': array, ...} from the nested dicts `tree`: keys joined by '/' after
+  `prefix`, leaves as numpy arrays."""
   out = {}
   for key, value in tree.items():
     name = f'{prefix}/{key}' if prefix else key

@@ -91,7 +91,7 @@ def load_stream(checkpoint: str, modality: str, num_classes: int = 400, source: 
 
 
 def stream_logits(model: keras.Model, sample: np.ndarray) -> np.ndarray:
-  """float32 logits [num_classes] of the first clip of `sample` [B, T, H, W, C], inference mode."""
+  """float32 logits [num_classes] of `model` on the first clip of `sample` [B, T, H, W, C], inference mode."""
   return keras.ops.convert_to_numpy(model(sample, training=False)).astype(np.float32)[0]
 
 

@@ -125,7 +125,7 @@ class TrainConfig:
 
   @classmethod
   def from_dict(cls, d) -> 'TrainConfig':
-    """A TrainConfig from a dict such as a parsed config.json (lr_boundaries become ints); not validated.
+    """A TrainConfig from `d`, a dict such as a parsed config.json (lr_boundaries become ints); not validated.
 
     Raises:
       ValueError: a key that is not a field.

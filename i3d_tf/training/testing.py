@@ -58,7 +58,8 @@ def replica_spread(model: keras.Model, trainable_only: bool = False) -> float:
 
 def main(argv):
   """Trains once from `--config` (TrainConfig JSON); writes `--out` (.npz of the final weights, '/' in names
-  as '|') and `<out>.json` (metrics, losses before training, history, replica spreads)."""
+  as '|') and `<out>.json` (metrics, losses before training, history, replica spreads).  `argv` excludes the
+  program name."""
   import argparse  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser()
   parser.add_argument('--config', required=True, help='TrainConfig as JSON')
