@@ -1,6 +1,7 @@
 """Evaluation: metrics on a hand-made prediction set, fusion, views, result files, split averaging."""
 
 import csv
+import io
 import json
 import os
 import subprocess
@@ -286,3 +287,13 @@ def test_evaluate_binary_refuses_a_test_folder_converted_with_its_own_class_list
   line = proc.stderr.strip().splitlines()[-1]
   assert line.startswith("evaluate: ClassListMismatchError: the records' class list") and "class 0 is 'b'" in line
   assert not (tmp_path / 'eval' / 'results.json').exists()
+
+
+def test_predictions_csv_names_an_unlabelled_row_no_class():
+  """Label -1 (a Kinetics test row without a label) is not the last class (numpy's index -1)."""
+  text = E.predictions_csv(['a', 'b'], [1, -1], [[0.2, 0.7, 0.1], [0.1, 0.3, 0.6]], ['x', 'y', 'z'],
+                                    top_k=2)
+  rows = list(csv.DictReader(io.StringIO(text)))
+  assert [(r['label'], r['label_name'], r['predicted_name'], r['correct']) for r in rows] == [
+      ('1', 'y', 'y', '1'), ('-1', '', 'z', '')]
+  assert rows[1]['top2'] == 'z:0.6000 y:0.3000'

@@ -35,7 +35,8 @@ def predictions_csv(video_ids, labels, probs, class_names: Optional[Sequence[str
 
   Args:
     video_ids: N ids.
-    labels: N true class indices.
+    labels: N true class indices; -1 (a Kinetics test row without a label) writes empty label_name and
+      correct cells, never a class (Python's index -1 would name the last one).
     probs: [N, K] class probabilities; ties rank the lower class index first.
     class_names: K names for the *_name and top-k columns; None writes indices there.
     top_k: classes listed per row (at most K), as 'name:probability'.
@@ -49,8 +50,10 @@ def predictions_csv(video_ids, labels, probs, class_names: Optional[Sequence[str
               f'top{k}'])
   for vid, y, p in zip(video_ids, labels, probs):
     order = np.argsort(-p, kind='stable')[:k]
-    w.writerow([vid, int(y), name(int(y)), int(order[0]), name(int(order[0])), f'{p[order[0]]:.6f}',
-                int(order[0] == y), ' '.join(f'{name(int(c))}:{p[c]:.4f}' for c in order)])
+    labelled = 0 <= int(y) < probs.shape[1]
+    w.writerow([vid, int(y), name(int(y)) if labelled else '', int(order[0]), name(int(order[0])),
+                f'{p[order[0]]:.6f}', int(order[0] == y) if labelled else '',
+                ' '.join(f'{name(int(c))}:{p[c]:.4f}' for c in order)])
   return buf.getvalue()
 
 
