@@ -33,9 +33,26 @@ def run_beam(entries: Sequence[VideoEntry], output_dir: str, subset: str, num_sh
              runner: str = 'DirectRunner', pipeline_args: Optional[List[str]] = None,
              labels: Optional[Sequence[str]] = None, overwrite: bool = False,
              extra: Optional[Dict] = None) -> Dict:
-  """Runs the conversion as a Beam pipeline; returns the summary (also in manifest.json).
+  """Runs the conversion as a Beam pipeline; same output folder and resume rules as `run_conversion`.
 
-  `labels`, `overwrite` and `extra` as in `conversion.run_conversion`.
+  Args:
+    entries: the subset's videos, split in order into `num_shards` contiguous shards.
+    output_dir: the output folder; for remote runners a path every worker can write (shared path or
+      tf.io.gfile URL).
+    subset: the subset name (letters, digits, '_').
+    num_shards: number of shards.
+    options: decoding, flow and encoding options (`conversion.ConversionOptions`).
+    runner: the Beam runner's name, e.g. 'DirectRunner', 'DataflowRunner'.
+    pipeline_args: further Beam pipeline flags (e.g. ['--project=...']); `runner` is appended.
+    labels: the dataset's class list (recorded; other subsets in `output_dir` must use the same).
+    overwrite: replace the subset's previous output instead of refusing a rerun with another key.
+    extra: fields added to the summary.
+
+  Returns:
+    The subset's summary dict (also in manifest.json), with 'runner' added.
+
+  Raises:
+    DatasetError, OutputConflictError: as in `conversion.prepare_output`, before any video is read.
   """
   import time  # pylint: disable=g-import-not-at-top
   import apache_beam as beam  # pylint: disable=g-import-not-at-top

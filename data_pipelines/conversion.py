@@ -93,7 +93,16 @@ def shard_name(subset: str, shard: int, num_shards: int) -> str:
 
 
 def shard_manifest_name(subset: str, shard: int, num_shards: int) -> str:
-  """The shard's video records, relative to the output folder (no shard glob matches it)."""
+  """Path of a shard's manifest (its video records), relative to the output folder; no shard glob matches it.
+
+  Args:
+    subset: the subset name (`check_subset_name`).
+    shard: 0-based shard index.
+    num_shards: number of shards of the subset.
+
+  Returns:
+    'manifests/shard-<subset>-0000k-of-0000N.json'.
+  """
   return f'{MANIFEST_DIR}/shard-{subset}-{shard:05d}-of-{num_shards:05d}.json'
 
 
@@ -270,7 +279,19 @@ def _worker_init():
 
 
 def write_shard(output_dir: str, subset: str, shard: int, num_shards: int, results) -> List[Dict]:
-  """Writes one shard from (EncodedVideo | None, record) pairs in order, then its manifest."""
+  """Writes one shard, then its manifest (each atomically); a shard is complete once both exist.
+
+  Args:
+    output_dir: the output folder (local path or tf.io.gfile URL).
+    subset: the subset name (`check_subset_name`).
+    shard: 0-based shard index.
+    num_shards: number of shards of the subset.
+    results: (EncodedVideo | None, record) pairs from `convert_video`, in entry order; a None video
+      (failed) is written to the manifest only.
+
+  Returns:
+    The manifest records, each with 'shard' set to the shard's file name (None for a failed video).
+  """
   path = os.path.join(output_dir, shard_name(subset, shard, num_shards))
   records = []
   serialized = []
@@ -308,8 +329,19 @@ def _file_stat(path: str):
 
 def conversion_key(entries: Sequence[VideoEntry], options: 'ConversionOptions', num_shards: int,
                    labels: Optional[Sequence[str]] = None) -> Dict:
-  """Everything that determines a subset's shards: the format version, num_shards, every option, the class
-  list and the videos in order as [id, path, label index, size, mtime_ns] (JSON values)."""
+  """Everything that determines a subset's shards (the resume key).
+
+  Args:
+    entries: the subset's videos, in order.
+    options: the conversion options (every field is part of the key).
+    num_shards: number of shards.
+    labels: the dataset's class list, or None.
+
+  Returns:
+    {'format_version', 'num_shards', 'options', 'labels', 'videos'}, the videos in order as
+    [id, path, label index, size in bytes, mtime_ns] (size and mtime None for a missing file), as JSON
+    reads it back (tuples become lists).
+  """
   videos = [[e.video_id, e.path, int(e.label_index), *_file_stat(e.path)] for e in entries]
   key = dict(format_version=FORMAT_VERSION, num_shards=int(num_shards), options=_options_dict(options),
              labels=None if labels is None else list(labels), videos=videos)
@@ -458,8 +490,22 @@ def prepare_output(entries: Sequence[VideoEntry], output_dir: str, subset: str, 
                    overwrite: bool = False) -> OutputPlan:
   """Checks `output_dir` against this run before any video is read; returns the shards to write.
 
-  Resumes (complete shards skipped) when the subset's recorded key equals this run's; `overwrite=True`
-  removes the subset's previous shards and manifests first and converts everything.
+  Resumes (complete shards skipped) when the subset's recorded key equals this run's; otherwise refuses,
+  or with `overwrite` removes the subset's previous shards and manifests first and converts everything.
+  Stray temporaries of killed writers are always removed.  Writes the subset's state (its key) when there
+  was none or with `overwrite`.
+
+  Args:
+    entries: the subset's videos, in order.
+    output_dir: the output folder (created if missing).
+    subset: the subset name.
+    num_shards: number of shards.
+    options: the conversion options.
+    labels: the dataset's class list, or None; every other subset in `output_dir` must record the same.
+    overwrite: replace the subset's previous output instead of refusing a conflicting rerun.
+
+  Returns:
+    An `OutputPlan`: shard indices to write, number already complete, relative paths removed.
 
   Raises:
     DatasetError: a subset name that cannot name shards, or two entries that share a video id.
@@ -515,8 +561,20 @@ def prepare_output(entries: Sequence[VideoEntry], output_dir: str, subset: str, 
 
 
 def write_manifest(output_dir: str, subset: str, num_shards: int, extra: Optional[Dict] = None) -> Dict:
-  """Records the run's summary fields (`extra`) in the subset's state, then rebuilds manifest.json from
-  every subset's state and shard manifests; returns this subset's summary."""
+  """Records the run's summary fields in the subset's state, then rebuilds manifest.json (`merge_manifest`).
+
+  Args:
+    output_dir: the output folder.
+    subset: the subset name.
+    num_shards: number of shards (unused: the count is read from the subset's recorded key).
+    extra: the run's summary fields (options, seconds, skipped_shards, ...); replaces those recorded before.
+
+  Returns:
+    This subset's summary from the rebuilt manifest.json.
+
+  Raises:
+    OutputConflictError: the subset has no state file (`prepare_output` was not run).
+  """
   state_path = os.path.join(output_dir, subset_state_name(subset))
   state = _read_json(state_path)
   if state is None:
@@ -527,11 +585,13 @@ def write_manifest(output_dir: str, subset: str, num_shards: int, extra: Optiona
 
 
 def merge_manifest(output_dir: str) -> Dict:
-  """Writes manifest.json: {'format_version', 'labels', 'subsets': {subset: {'summary', 'key', 'videos'}}}.
+  """Writes `output_dir`/manifest.json: {'format_version', 'labels', 'subsets': {subset: {'summary', 'key',
+  'videos'}}}, and returns it.
 
-  A subset's summary counts its shard manifests (videos, ok, failed, frames, flow_frames; 'complete' when
-  every shard is written) and carries its run's fields (options, seconds, ...).  Subsets that only a
-  first-layout manifest.json describes are kept as they were, marked `'layout': 'first'`.
+  'labels' is the class list of the first subset by name that records one.  A subset's summary counts its
+  shard manifests (videos, ok, failed, frames, flow_frames; 'complete' when every shard is written) and
+  carries its run's fields (options, seconds, ...).  Subsets that only a first-layout manifest.json
+  describes are kept as they were, marked `'layout': 'first'`.
   """
   subsets = {}
   labels = None
@@ -567,13 +627,29 @@ def run_conversion(entries: Sequence[VideoEntry], output_dir: str, subset: str, 
                    extra: Optional[Dict] = None) -> Dict:
   """Converts `entries` into `num_shards` shards with a pool of `workers` processes (resumable).
 
-  `labels` is the dataset's class list (recorded; other subsets in `output_dir` must use the same);
-  `overwrite` replaces the subset's previous output instead of refusing a rerun with another key
-  (`prepare_output`); `extra` adds fields to the summary (e.g. what the dataset reader skipped).
+  A video that fails to convert is recorded as failed and the run goes on; a crashed worker process is
+  isolated and its video recorded as failed.
+
+  Args:
+    entries: the subset's videos, split in order into `num_shards` contiguous chunks.
+    output_dir: the output folder (local path or tf.io.gfile URL).
+    subset: the subset name (letters, digits, '_').
+    num_shards: number of shards, >= 1.
+    options: decoding, flow and encoding options.
+    workers: number of processes, >= 1 (1: in this process).
+    labels: the dataset's class list (recorded; other subsets in `output_dir` must use the same).
+    progress: show a tqdm progress bar of the videos.
+    overwrite: replace the subset's previous output instead of refusing a rerun with another key
+      (`prepare_output`).
+    extra: fields added to the summary (e.g. what the dataset reader skipped).
 
   Returns:
     The summary dict (videos, ok, failed, frames, flow_frames, skipped_shards, removed_files, seconds,
     options, ...), also in manifest.json under subsets/<subset>/summary.
+
+  Raises:
+    ValueError: `num_shards` or `workers` < 1.
+    DatasetError, OutputConflictError: as in `prepare_output`.
   """
   if num_shards < 1 or workers < 1:
     raise ValueError(f'num_shards and workers must be >= 1. Received: {num_shards}, {workers}')
@@ -626,8 +702,16 @@ def read_manifest(output_dir: str) -> Dict:
 
 
 def failure_lines(output_dir: str, subset: Optional[str] = None, limit: int = 20) -> List[str]:
-  """'FAILED id (path): reason' for the failed videos of a subset (every subset when None) in manifest.json
-  (at most `limit`, then a count)."""
+  """Console lines 'FAILED id (path): reason' for the failed videos recorded in manifest.json.
+
+  Args:
+    output_dir: a prepare_data output folder.
+    subset: the subset to list; None lists every subset.
+    limit: at most this many lines, then one '... and N more failures' line.
+
+  Raises:
+    FileNotFoundError: `output_dir` has no manifest.json.
+  """
   subsets = read_manifest(output_dir)['subsets']
   failed = [v for s, entry in sorted(subsets.items()) if subset is None or s == subset
             for v in entry.get('videos', []) if v['status'] != 'ok']

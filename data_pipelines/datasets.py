@@ -83,7 +83,12 @@ def check_unique_ids(entries: Sequence['VideoEntry']) -> None:
 
 # ----- UCF-101 -----
 def ucf101_labels(split_dir: str) -> List[str]:
-  """Class names from classInd.txt ('1 ApplyEyeMakeup'); index = number - 1."""
+  """UCF-101's 101 class names from `split_dir`/classInd.txt ('1 ApplyEyeMakeup'); index = number - 1.
+
+  Raises:
+    OSError: no classInd.txt in `split_dir`.
+    KeyError: the numbers are not 1..N.
+  """
   labels = {}
   with open(os.path.join(split_dir, 'classInd.txt')) as f:
     for line in f:
@@ -96,9 +101,23 @@ def ucf101_labels(split_dir: str) -> List[str]:
 def ucf101_entries(video_dir: str, split_dir: str, split: int = 1, subset: str = 'train',
                    labels: Optional[Sequence[str]] = None, label_source: str = 'the class list'
                    ) -> List[VideoEntry]:
-  """trainlist0N.txt ('Class/v_Class_gXX_cYY.avi 1', 1-based label) or testlist0N.txt (no label).
+  """UCF-101 entries of one split from trainlist0N.txt ('Class/v_Class_gXX_cYY.avi 1', 1-based label) or
+  testlist0N.txt (no label); the class is the path's folder.
 
-  Class indices follow `labels` when given (mapped by name), else classInd.txt.
+  Args:
+    video_dir: the folder holding `<Class>/v_Class_gXX_cYY.avi`.
+    split_dir: the folder of classInd.txt, trainlist0N.txt and testlist0N.txt.
+    split: 1, 2 or 3.
+    subset: 'train' or 'test'.
+    labels: class list in index order, mapped by name; None: classInd.txt's order.
+    label_source: how error messages name `labels`.
+
+  Returns:
+    Entries in split-file order; ids are the file stems.
+
+  Raises:
+    ValueError: `split` or `subset` out of range.
+    DatasetError: a line's label disagrees with its folder in classInd.txt, or a class is not in `labels`.
   """
   _check_split(split)
   _check_subset(subset)
@@ -126,7 +145,8 @@ HMDB_TRAIN, HMDB_TEST, HMDB_UNUSED = 1, 2, 0
 
 
 def hmdb51_labels(split_dir: str) -> List[str]:
-  """Class names sorted alphabetically (= mmaction2's hmdb51_label_map.txt).
+  """HMDB-51 class names (from the `<class>_test_split1.txt` files in `split_dir`) sorted alphabetically
+  (= mmaction2's hmdb51_label_map.txt).
 
   Note: TSN's class_list.txt orders climb/climb_stairs, kick/kick_ball, sword/sword_exercise differently;
   pass your own label list to `hmdb51_entries` to follow another order.
@@ -138,10 +158,24 @@ def hmdb51_labels(split_dir: str) -> List[str]:
 def hmdb51_entries(video_dir: str, split_dir: str, split: int = 1, subset: str = 'train',
                    labels: Optional[Sequence[str]] = None, label_source: str = 'the class list'
                    ) -> List[VideoEntry]:
-  """`<class>_test_splitN.txt` lines 'name.avi k': k=1 train, 2 test, 0 unused; videos at <dir>/<class>/name.
+  """HMDB-51 entries of one split from the `<class>_test_splitN.txt` lines 'name.avi k' (k=1 train, 2 test,
+  0 unused).
 
-  Class indices follow `labels` when given (mapped by name; every split file's class must be in it), else
-  the sorted class names.
+  Args:
+    video_dir: the folder holding `<class>/name.avi`.
+    split_dir: the folder of the `<class>_test_split{1,2,3}.txt` files.
+    split: 1, 2 or 3.
+    subset: 'train' (k=1) or 'test' (k=2).
+    labels: class list in index order, mapped by name (every split file's class must be in it); None: the
+      sorted class names (`hmdb51_labels`).
+    label_source: how error messages name `labels`.
+
+  Returns:
+    Entries in class-index order, then split-file order; ids are the file stems.
+
+  Raises:
+    ValueError: `split` or `subset` out of range.
+    DatasetError: a split file's class is not in `labels`.
   """
   _check_split(split)
   _check_subset(subset)
@@ -164,7 +198,7 @@ def hmdb51_entries(video_dir: str, split_dir: str, split: int = 1, subset: str =
 
 # ----- Kinetics -----
 def read_label_map(path: str) -> List[str]:
-  """The one reader of a class list (class names in class-index order), whatever file holds it.
+  """The one reader of a class list (class names in class-index order), whatever file at `path` holds it.
 
   * A text file, one name per line, line index = class id (deepmind/kinetics-i3d `label_map.txt`); UCF-101's
     `classInd.txt` lines ('1 ApplyEyeMakeup', numbered 1..N or 0..N-1 in order) lose their numbers.
@@ -215,12 +249,15 @@ KINETICS_LABEL_MAPS = {400: 'kinetics400.txt', 600: 'kinetics600.txt'}
 
 
 def kinetics_class_names(num_classes: int = 400) -> List[str]:
-  """The official Kinetics-400 / -600 class names in class-index order (deepmind/kinetics-i3d
+  """The official Kinetics class names in class-index order (Sec. 3; deepmind/kinetics-i3d
   data/label_map.txt and label_map_600.txt, shipped inside this package; the order of the trained weights'
   logits).  Kinetics-400's equals the sorted labels of the official CSVs.
 
+  Args:
+    num_classes: 400 or 600.
+
   Raises:
-    ValueError: a class count other than 400 or 600.
+    ValueError: a class count other than 400 or 600, or a shipped list of the wrong length.
   """
   if num_classes not in KINETICS_LABEL_MAPS:
     raise ValueError(f'Kinetics label maps exist for {sorted(KINETICS_LABEL_MAPS)} classes. '
@@ -253,10 +290,15 @@ def kinetics_entries(video_dir: str, csv_path: str, label_map: Optional[Sequence
     label_map: class names in index order (e.g. label_map.txt); default: sorted labels of the CSV.
     subset: keep rows whose `split` column equals this (train/val/test); None keeps all.
     extension: clip file extension.
-    class_subdirs: force the layout.
+    class_subdirs: force the layout: True nested, False flat; None detects it per clip.
+    label_source: how error messages name `label_map`.
 
   Returns:
-    (entries, label names).  Test CSVs without labels get label index -1.
+    (entries in CSV order, label names).  Rows without a label (test CSVs) get label index -1.
+
+  Raises:
+    DatasetError: a row's label is not in `label_map`, or `label_map` lists a class twice.
+    KeyError: the CSV lacks the youtube_id, time_start or time_end column.
   """
   with open(csv_path, newline='') as f:
     rows = list(csv.DictReader(f))
@@ -299,7 +341,7 @@ class DatasetListing:
 
 
 def folder_labels(video_dir: str) -> List[str]:
-  """The class folders of a folder dataset: its sorted sub-folders (hidden ones excluded)."""
+  """The class folders of a folder dataset: the sorted sub-folders of `video_dir` (hidden ones excluded)."""
   return sorted(d for d in os.listdir(video_dir)
                 if not d.startswith('.') and os.path.isdir(os.path.join(video_dir, d)))
 
@@ -366,11 +408,26 @@ def list_dataset(dataset: str, video_dir: str, split_dir: Optional[str] = None, 
                  csv_path: Optional[str] = None, label_source: str = 'the class list') -> DatasetListing:
   """One entry point for the binaries: the DatasetListing of a dataset name.
 
-  `labels` (a class list in index order: `--label_map`, or the one an earlier conversion recorded) is
-  honoured by every dataset: classes are mapped by name against it.  Without it: classInd.txt (UCF-101),
-  sorted class names (HMDB-51), sorted CSV labels (Kinetics), sorted class folders (folder).
-  Kinetics: `csv_path` defaults to `<split_dir>/kinetics-<N>_<subset>.csv` (subset 'test' maps to the
-  'val' CSV when no test CSV exists).  Video ids are checked unique.
+  Args:
+    dataset: 'ucf101', 'hmdb51', 'kinetics400', 'kinetics600' or 'folder'.
+    video_dir: the folder of the videos.
+    split_dir: the split files' folder (UCF-101, HMDB-51) or the Kinetics CSVs' folder; unused for 'folder'.
+    split: 1, 2 or 3 (UCF-101, HMDB-51).
+    subset: 'train' or 'test' (UCF-101, HMDB-51; Kinetics: names the default CSV only).
+    labels: a class list in index order (`--label_map`, or the one an earlier conversion recorded), honoured
+      by every dataset: classes are mapped by name against it.  None: classInd.txt (UCF-101), sorted class
+      names (HMDB-51), sorted CSV labels (Kinetics), sorted class folders (folder).
+    csv_path: Kinetics CSV; default `<split_dir>/kinetics-<N>_<subset>.csv`, the 'val' CSV for subset
+      'test' when no test CSV exists.  Its rows are not filtered by `subset`.
+    label_source: how error messages name `labels`.
+
+  Returns:
+    The DatasetListing; video ids are checked unique.
+
+  Raises:
+    ValueError: an unknown dataset, split or subset.
+    DatasetError: a class not in `labels`, or two videos with one id.
+    FileNotFoundError: a missing folder or split file.
   """
   if dataset == 'ucf101':
     entries = ucf101_entries(video_dir, split_dir, split, subset, labels, label_source)
@@ -397,7 +454,8 @@ def list_dataset(dataset: str, video_dir: str, split_dir: Optional[str] = None, 
 def dataset_entries(dataset: str, video_dir: str, split_dir: Optional[str] = None, split: int = 1,
                     subset: str = 'train', label_map_path: Optional[str] = None,
                     csv_path: Optional[str] = None) -> Tuple[List[VideoEntry], List[str]]:
-  """(entries, label names) of `list_dataset`, with the class list read from `label_map_path` if given."""
+  """(entries, label names) of `list_dataset(dataset, video_dir, split_dir, split, subset, labels, csv_path)`,
+  with `labels` read from `label_map_path` (`read_label_map`) when given; raises as `list_dataset` does."""
   labels = read_label_map(label_map_path) if label_map_path else None
   listing = list_dataset(dataset, video_dir, split_dir, split, subset, labels, csv_path,
                          f'--label_map={label_map_path}' if label_map_path else 'the class list')

@@ -25,8 +25,8 @@ OUTPUT_DTYPES = ('float32', 'uint8')  # make_dataset: scaled to [-1, 1] here, or
 
 
 def stored_size(path: str) -> Optional[Tuple[int, int]]:
-  """(height, width) of the frames stored in the first record of a shard (None for an empty or unreadable
-  shard: the pipeline's own checks report those)."""
+  """(height, width) in pixels of the frames stored in the first record of the shard at `path` (None for an
+  empty or unreadable shard: the pipeline's own checks report those)."""
   try:
     for serialized in tf.data.TFRecordDataset(path).take(1):
       context = tf.io.parse_single_sequence_example(serialized, {
@@ -62,7 +62,12 @@ def check_crop_fits(path: str, crop_size: int) -> None:
 
 # ----- clip assembly, shared by the record pipeline and numpy evaluation -----
 def resolve_clip(spec: InputSpec, training: bool, num_frames: Optional[int] = None) -> ClipSpec:
-  """The spec's train/test clip, with `num_frames` overriding T (a whole-video test becomes one clip)."""
+  """The spec's train clip (`training`) or test clip, with `num_frames` overriding T (a whole-video test
+  becomes one clip).
+
+  Raises:
+    ValueError: the resulting clip is invalid (`ClipSpec.validate`).
+  """
   clip = spec.train if training else spec.test
   if num_frames is not None:
     clip = dataclasses.replace(clip, num_frames=num_frames)
@@ -122,7 +127,25 @@ def _assemble(num_frames_video, num_flow, height, width, get_rgb, get_flow, moda
 
 def clip_from_decoded(frames, flow, spec: InputSpec, training: bool, crop_size: int,
                       num_frames: Optional[int] = None, seed=None):
-  """Decoded uint8 frames [N, H, W, 3] (+ quantized flow [N - 1, H, W, 2]) -> one model input example."""
+  """Decoded frames -> one model input example, sampled as the spec's clip (Sec. 2.5).
+
+  Args:
+    frames: uint8 tensor [N, H, W, 3] RGB, H, W >= `crop_size`.
+    flow: uint8 tensor [N - 1, H, W, 2] quantized flow (needed by flow models), or None.
+    spec: the model's Table 1 input spec.
+    training: random start, crop and flip; else center crop and the test clip's views.
+    crop_size: square crop side in pixels.
+    num_frames: T override (`resolve_clip`).
+    seed: int32 [2] stateless seed; None draws one.
+
+  Returns:
+    float32 in [-1, 1], [T, c, c, C] (c = crop_size) or [V, T, c, c, C] with several test views; a dict {'rgb', 'flow'}
+    for two-stream models.
+
+  Raises:
+    ValueError: an invalid clip override.
+    tf.errors.InvalidArgumentError: frames smaller than the crop, or a flow model without flow fields.
+  """
   clip = resolve_clip(spec, training, num_frames)
   shape = tf.shape(frames)
 
@@ -172,7 +195,22 @@ def eval_input_from_numpy(frames, model_name, flow=None, crop_size=None, num_fra
 def parse_and_sample(serialized, seed, spec: InputSpec, clip: ClipSpec, training: bool, crop_size: int,
                      dct_method: str = '', scale: bool = True, with_video_id: bool = False):
   """One serialized record -> (inputs, label[, video_id]): gathers the needed encoded frames, then decodes
-  them."""
+  them (JPEG straight into the crop window).
+
+  Args:
+    serialized: string scalar, a `tfrecord_format` SequenceExample.
+    seed: int32 [2] stateless seed for sampling, crop and flip; None draws one.
+    spec: the model's Table 1 input spec (modalities).
+    clip: the clip to sample (`resolve_clip`).
+    training: random start, crop and flip; else center crop and test views.
+    crop_size: square crop side in pixels.
+    dct_method: JPEG IDCT ('' or 'INTEGER_FAST').
+    scale: map to float32 [-1, 1]; False keeps the uint8 levels.
+    with_video_id: also return the record's `video/id` string.
+
+  Returns:
+    inputs as in `clip_from_decoded` (uint8 without `scale`), label int32 scalar, and the video id.
+  """
   parsed = fmt.parse_sequence_example(serialized, with_flow=FLOW in spec.modalities)
   encoded = parsed[fmt.IMAGE_KEY]
 

@@ -76,7 +76,8 @@ class InputSpec:
     return 3 if modality == RGB else 2 * clip.flow_stack
 
   def input_shape(self, modality: str, training: bool = True):
-    """Per-example shape (T, H, W, C) of one view of `modality`; T is None for whole-video testing."""
+    """Per-example shape (T, H, W, C) of one view of `modality` for the train clip (`training`) or the test
+  clip; T is None for whole-video testing."""
     clip = self.train if training else self.test
     return (clip.num_frames, self.crop_size, self.crop_size, self.channels(modality, training))
 
@@ -109,7 +110,11 @@ for _spec in INPUT_SPECS.values():
 
 
 def get_input_spec(model_name: str) -> InputSpec:
-  """Returns the Table 1 input interface of a registered model name."""
+  """Returns the Table 1 input interface of `model_name` (e.g. 'i3d_rgb', 'two_stream_i3d', 'c3d').
+
+  Raises:
+    ValueError: an unknown model name.
+  """
   try:
     return INPUT_SPECS[model_name]
   except KeyError:

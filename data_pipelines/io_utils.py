@@ -85,7 +85,7 @@ def atomic_path(path: str):
 
 
 def atomic_write(path: str, data) -> str:
-  """Writes str or bytes to `path` atomically; returns `path`."""
+  """Writes `data` (str: text mode, bytes: binary) to `path` atomically; returns `path`."""
   mode = 'w' if isinstance(data, str) else 'wb'
   with atomic_path(path) as tmp:
     with (_gfile().GFile(tmp, mode) if _is_remote(path) else open(tmp, mode)) as f:
@@ -94,7 +94,17 @@ def atomic_write(path: str, data) -> str:
 
 
 def atomic_write_json(path: str, obj, indent: int = 2, **kwargs) -> str:
-  """JSON (with a final newline) written atomically; returns `path`."""
+  """Writes `obj` as JSON (with a final newline) to `path` atomically; returns `path`.
+
+  Args:
+    path: destination file (local or a tf.io.gfile URL).
+    obj: a JSON-serializable object.
+    indent: spaces per nesting level.
+    **kwargs: further `json.dumps` arguments (e.g. sort_keys=True).
+
+  Raises:
+    TypeError: `obj` is not JSON-serializable (nothing is written).
+  """
   return atomic_write(path, json.dumps(obj, indent=indent, **kwargs) + '\n')
 
 
@@ -138,7 +148,12 @@ def check_not_lfs_pointer(path: str) -> None:
 
 
 def save_npy(path: str, array) -> str:
-  """np.save without pickle, atomically; returns `path`."""
+  """Saves `array` (anything np.asarray takes) as .npy at local `path`, without pickle, atomically; returns
+  `path`.
+
+  Raises:
+    ValueError: an object array (pickle is refused).
+  """
   with atomic_path(path) as tmp:
     with open(tmp, 'wb') as f:
       np.save(f, np.asarray(array), allow_pickle=False)

@@ -74,7 +74,8 @@ def rgb_indices(positions, num_frames_video):
 
 
 def flow_indices(positions, num_flow_fields, flow_stack=1):
-  """[V, T] positions -> [V, T, flow_stack] flow field indices, wrapped."""
+  """int32 [V, T] positions -> [V, T, flow_stack] flow field indices (position + j), wrapped modulo
+  `num_flow_fields` (the video's N - 1 fields)."""
   idx = positions[..., tf.newaxis] + tf.range(flow_stack, dtype=tf.int32)
   return tf.math.floormod(idx, tf.maximum(tf.cast(num_flow_fields, tf.int32), 1))
 
@@ -86,7 +87,14 @@ def center_offsets(height, width, crop_size):
 
 
 def crop_offsets(height, width, crop_size, training=True, seed=None):
-  """(y, x) of the crop: uniform over valid offsets at training, centered at test (`center_offsets`)."""
+  """(y, x) int32 offsets of the crop: uniform over valid offsets at training, centered at test.
+
+  Args:
+    height, width: the frames' size in pixels (ints or int tensors), >= `crop_size`.
+    crop_size: square crop side in pixels.
+    training: random offsets; else `center_offsets`.
+    seed: int32 [2] stateless seed (training only); None draws one.
+  """
   if not training:
     return center_offsets(tf.cast(height, tf.int32), tf.cast(width, tf.int32), crop_size)
   room_y = tf.cast(height, tf.int32) - crop_size
@@ -99,22 +107,23 @@ def crop_offsets(height, width, crop_size, training=True, seed=None):
 
 
 def random_flip(seed):
-  """Scalar bool: flip or not (probability 1/2), one draw per clip."""
+  """Scalar bool tensor: flip or not (probability 1/2), one draw per clip from the int32 [2] stateless `seed`."""
   return tf.random.stateless_uniform([], seed, 0, 2, dtype=tf.int32) > 0
 
 
 def crop(video, y, x, crop_size):
-  """[..., H, W, C] -> [..., crop_size, crop_size, C] at (y, x)."""
+  """`video` [..., H, W, C] -> [..., crop_size, crop_size, C] with top-left corner (y, x) in pixels."""
   return video[..., y:y + crop_size, x:x + crop_size, :]
 
 
 def flip_rgb(video):
-  """Mirror [..., H, W, C] left-right."""
+  """Mirrors an RGB `video` [..., H, W, C] left-right (for flow use `flip_flow`)."""
   return tf.reverse(video, axis=[-2])
 
 
 def flip_flow(flow_q):
-  """Mirror quantized flow [..., H, W, 2k] (x0, y0, x1, ...) left-right: reverse W and x -> -x (q -> 255 - q)."""
+  """Mirrors quantized flow `flow_q` uint8 [..., H, W, 2k] (x0, y0, x1, ...) left-right: reverses W and negates
+  x (q -> 255 - q, exact in dequantized space)."""
   flow_q = tf.reverse(flow_q, axis=[-2])
   channels = tf.shape(flow_q)[-1]
   is_x = tf.equal(tf.math.floormod(tf.range(channels), 2), 0)
@@ -122,7 +131,8 @@ def flip_flow(flow_q):
 
 
 def stack_flow(flow_q):
-  """[..., k, H, W, 2] -> [..., H, W, 2k] with channels (x0, y0, x1, y1, ...)."""
+  """Stacks k flow fields on channels: `flow_q` [..., k, H, W, 2] (static rank) -> [..., H, W, 2k],
+  channels (x0, y0, x1, y1, ...)."""
   rank = flow_q.shape.rank
   perm = list(range(rank - 4)) + [rank - 3, rank - 2, rank - 4, rank - 1]
   flow_q = tf.transpose(flow_q, perm)
@@ -146,7 +156,7 @@ def to_model_range(x):
 
 
 def center_crop(video, crop_size):
-  """[..., H, W, C] -> [..., crop_size, crop_size, C] at `center_offsets` (numpy array or tensor).
+  """`video` [..., H, W, C] -> [..., crop_size, crop_size, C] at `center_offsets` (numpy array or tensor).
 
   Raises:
     ValueError: frames smaller than the crop (a numpy array, or a tensor of static size).
@@ -163,7 +173,8 @@ def center_crop(video, crop_size):
 
 
 def check_frames(frames, channels=None, what: str = 'frames', ndim: int = 4):
-  """Raises ValueError unless `frames` is uint8 levels [N, H, W, channels] (numpy array or tensor).
+  """Raises ValueError unless `frames` is uint8 levels of rank `ndim` ([N, H, W, channels] for 4), numpy
+  array or tensor, with `channels` last channels (None: any).  `what` names `frames` in the message.
 
   The check every public entry that takes decoded frames runs first: float frames already scaled to
   [0, 1] or [-1, 1] would otherwise be cast to a constant uint8 video without a word.

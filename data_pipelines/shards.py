@@ -40,9 +40,12 @@ def _masked_crc32c(data: bytes) -> int:
 def scan_tfrecord(path: str, verify_data: bool = False) -> Tuple[int, Optional[str]]:
   """Checks a TFRecord file's framing (record lengths, their CRCs, file size) without reading payloads.
 
+  Args:
+    path: the TFRecord file (local or tf.io.gfile URL).
+    verify_data: also read every record through TensorFlow (payload CRCs), which costs a full read.
+
   Returns:
     (number of records, None) for a sound file, or (records read, reason) for a corrupt one.
-    `verify_data=True` also reads every record through TensorFlow (payload CRCs), which costs a full read.
   """
   size = tf.io.gfile.stat(path).length
   count, offset = 0, 0
@@ -106,7 +109,7 @@ OLD_SIDECAR_SUFFIX = '.tfrecord.manifest.json'
 
 
 def list_shards(file_pattern) -> List[str]:
-  """The sorted files a glob (or a list of globs / files) matches, as shards to read.
+  """The sorted files `file_pattern` (a glob, or a list of globs / files) matches, as shards to read.
 
   Left out, with a logged warning: the first output layout's per-shard '*.tfrecord.manifest.json'
   files (reading such folders goes on; `prepare_data --overwrite` rewrites them in the current layout)
@@ -135,8 +138,19 @@ def list_shards(file_pattern) -> List[str]:
 
 
 def check_files(files: List[str], skip_corrupt: bool = False, verify_data: bool = False):
-  """Returns (good files, [(file, reason)], records in the good files); raises CorruptShardError naming the
-  file unless skipping.
+  """Checks the framing of every shard (`scan_tfrecord`).
+
+  Args:
+    files: the shard paths.
+    skip_corrupt: leave corrupt shards out (logged) instead of raising.
+    verify_data: also check every payload CRC (one full read of the data).
+
+  Returns:
+    (good files, [(file, reason)] of the skipped corrupt ones, number of records in the good files).
+
+  Raises:
+    CorruptShardError: a corrupt shard (names it), unless `skip_corrupt`.
+    NotATFRecordError: a file that is not a TFRecord file.
 
   A file that is not a TFRecord at all raises NotATFRecordError whatever `skip_corrupt` says: that is a
   glob matching the wrong files, not damaged data.

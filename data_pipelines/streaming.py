@@ -21,7 +21,7 @@ FLOW_BATCH = 8  # flow fields per backend call (a GPU batch of the TensorFlow TV
 
 
 def num_steps(num_frames: int, streams: Sequence[str]) -> int:
-  """Steps of a video of `num_frames` frames: N, or N - 1 when a flow stream is read."""
+  """Steps of a video of `num_frames` frames: N, or N - 1 when `streams` includes 'flow'."""
   return num_frames - 1 if 'flow' in streams else num_frames
 
 

@@ -63,7 +63,17 @@ def _paste(frame, patch, cy, cx, alpha=1.0):
 
 
 def base_sequence(kind: str, rng, num_frames: int = 16, size: int = 40) -> np.ndarray:
-  """The forward sequence of a pair ('move', 'grow' or 'appear'): uint8 [T, size, size, 3]."""
+  """The forward sequence of a pair: uint8 RGB [num_frames, size, size, 3].
+
+  Args:
+    kind: 'move' (the square crosses downwards), 'grow' or 'appear' (fades in).
+    rng: a `np.random.Generator` (texture, background, positions).
+    num_frames: frames T, >= 2.
+    size: frame side in pixels.
+
+  Raises:
+    ValueError: an unknown `kind`.
+  """
   bg = _background(rng, size, size)
   frames = []
   if kind == 'move':
@@ -125,10 +135,21 @@ def write_video(path: str, frames_rgb: np.ndarray, fps: float = 25.0, fourcc: st
 
 def generate_dataset(output_dir: str, videos_per_class: int, seed: int = 0, num_frames: int = 16,
                      size: int = 40, fps: float = 25.0) -> Dict[str, List[Tuple[str, int]]]:
-  """Writes `<output_dir>/<class>/<class>_<k>.avi`; returns {class: [(path, pair_id), ...]}.
+  """Writes the six classes' MJPG videos `<output_dir>/<class>/<class>_<seed>_<k:03d>.avi`.
 
   Each pair id k has one forward and one reversed video (the same frames), so the two classes of a pair
   always have the same number of videos and the same frame content.
+
+  Args:
+    output_dir: the dataset's root folder (one sub-folder per class, created).
+    videos_per_class: videos per class (pair ids 0 .. videos_per_class - 1).
+    seed: seed of the random textures and motions; also part of the file names.
+    num_frames: frames per video, >= 2.
+    size: frame side in pixels (square frames).
+    fps: the containers' frame rate.
+
+  Returns:
+    {class: [(path, pair_id), ...]}.
   """
   rng = np.random.default_rng(seed)
   out: Dict[str, List[Tuple[str, int]]] = {c: [] for c in CLASSES}
@@ -147,7 +168,15 @@ def generate_dataset(output_dir: str, videos_per_class: int, seed: int = 0, num_
 def pairwise_order_accuracy(labels, scores, class_names: Optional[List[str]] = None) -> float:
   """Accuracy of choosing between the two twins of each video's pair (chance = 0.5; ties count 0.5).
 
-  `scores` columns follow `class_names` (default CLASSES); this isolates temporal order from "which pair".
+  Isolates temporal order from "which pair".
+
+  Args:
+    labels: int [N] class indices into `class_names`.
+    scores: float [N, C] per-class scores (logits or probabilities), columns in `class_names` order.
+    class_names: the column order; default CLASSES.  Every labelled class must belong to a `PAIRS` pair.
+
+  Returns:
+    The mean in [0, 1]; NaN for no example.
   """
   names = list(class_names or CLASSES)
   index = {c: i for i, c in enumerate(names)}
@@ -168,7 +197,16 @@ def pairwise_order_accuracy(labels, scores, class_names: Optional[List[str]] = N
 
 def learnable_videos(num_examples: int, num_classes: int, num_frames: int, size: int, channels: int, seed: int):
   """(videos float32 [N, T, size, size, channels] in [-1, 1], labels int32 [N]): a class-dependent brightness
-  ramp over time plus Gaussian noise (std 0.2), so a few SGD steps lower the loss.  Labels are balanced."""
+  ramp over time plus Gaussian noise (std 0.2), so a few SGD steps lower the loss.  Labels are balanced.
+
+  Args:
+    num_examples: N.
+    num_classes: classes, labels 0 .. num_classes - 1 in shuffled order.
+    num_frames: T.
+    size: frame side in pixels.
+    channels: 3 (RGB) or 2 (flow).
+    seed: NumPy RandomState seed (label order and noise).
+  """
   rng = np.random.RandomState(seed)
   labels = (np.arange(num_examples) % num_classes).astype(np.int32)
   rng.shuffle(labels)
@@ -187,9 +225,12 @@ def learnable_dataset_fn(source: str, modalities: Sequence[str], num_classes: in
   Args:
     source: 'synthetic' (32 training / 16 evaluation examples) or 'synthetic:N'.
     modalities: ('rgb',), ('flow',) or both (a dict of inputs, the same labels).
+    num_classes: number of classes.
     batch_size: the global batch; each replica gets its share (`ctx.get_per_replica_batch_size`).
     training: repeat and shuffle, drop the remainder; else one pass.
     num_frames, size: clip length and square size (default SYNTHETIC_FRAMES, SYNTHETIC_SIZE).
+    seed: data seed (evaluation data uses seed + 1000, so it differs from the training data).
+
   Raises:
     ValueError: a `source` that is not 'synthetic' or 'synthetic:N' with N >= 1.
   """

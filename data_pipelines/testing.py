@@ -13,7 +13,20 @@ SPLITS = os.path.join(SHARED_DATA, 'splits')
 
 
 def write_video(path, num_frames, height=48, width=64, fps=25, fourcc='MJPG', step=2):
-  """A bright square moving right `step` px per frame on a textured background."""
+  """Writes a test video: a white 12 x 20 px square moving right `step` px per frame on a blurred noise
+  background (not atomic); returns `path`.
+
+  Args:
+    path: the video file; its extension must suit `fourcc` (e.g. .avi for MJPG).
+    num_frames: frames written.
+    height, width: frame size in pixels.
+    fps: the container's frame rate.
+    fourcc: four-character codec code.
+    step: square motion in pixels per frame.
+
+  Raises:
+    AssertionError: OpenCV cannot open a writer for `fourcc` at `path`.
+  """
   rng = np.random.default_rng(0)
   background = cv2.GaussianBlur(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), (5, 5), 0)
   writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
@@ -35,7 +48,14 @@ def write_records(path, videos):
 
 def crash_on_three_frames(gray_frames):
   """A flow backend for tests ('data_pipelines.testing:crash_on_three_frames'): kills its process on a
-  3-frame video (a stand-in for a decoder segfault), zero flow otherwise."""
+  3-frame video (a stand-in for a decoder segfault), zero flow otherwise.
+
+  Args:
+    gray_frames: uint8 [N, H, W] grayscale frames.
+
+  Returns:
+    float32 zeros [N - 1, H, W, 2] (the backend contract), unless N == 3 (then `os._exit(3)`).
+  """
   if gray_frames.shape[0] == 3:
     os._exit(3)  # pylint: disable=protected-access
   return np.zeros((gray_frames.shape[0] - 1,) + gray_frames.shape[1:] + (2,), np.float32)

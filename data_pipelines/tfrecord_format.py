@@ -137,7 +137,9 @@ def encode_video(frames: np.ndarray, flow_q: Optional[np.ndarray], *, video_id: 
 
 
 def to_sequence_example(video: EncodedVideo):
-  """EncodedVideo -> tf.train.SequenceExample."""
+  """Builds the tf.train.SequenceExample of an EncodedVideo `video`: context features (id, fps, sizes, label,
+  source, formats, counts, flow bound) and the feature lists `image/encoded` and, when it has flow,
+  `flow/x/encoded`, `flow/y/encoded`."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   def b(v):
@@ -172,7 +174,8 @@ def serialize(video: EncodedVideo) -> bytes:
 
 
 def write_tfrecord(path: str, serialized_records):
-  """Writes serialized records to `path` atomically (temporary name, then rename); returns the count."""
+  """Writes `serialized_records` (an iterable of bytes) to the TFRecord file `path` atomically (temporary name,
+  then rename); returns the count."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   n = 0
   with atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
@@ -231,7 +234,13 @@ def _decode_each(fn, encoded, channels):
 
 
 def decode_frames(encoded, crop_window=None, dct_method=''):
-  """string [T] JPEGs -> uint8 [T, H, W, 3]; `crop_window` [y, x, h, w] decodes only that window."""
+  """Decodes JPEG frames: `encoded` string [T] -> uint8 RGB [T, H, W, 3].
+
+  Args:
+    encoded: string [T] tensor of JPEG images (`image/encoded`).
+    crop_window: int32 [y, x, h, w] in pixels: decodes only that window (output [T, h, w, 3]); None: whole.
+    dct_method: JPEG IDCT, '' (libjpeg default) or 'INTEGER_FAST' / 'INTEGER_ACCURATE'.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if crop_window is None:
     fn = lambda s: tf.io.decode_jpeg(s, channels=3, dct_method=dct_method)

@@ -46,6 +46,10 @@ def find_videos(videos: str, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> Fo
   A folder search skips hidden entries (names starting with '.': .git, .DS_Store, ...); other files that
   are not videos by their extension are listed in `skipped`.
 
+  Args:
+    videos: a file (always taken, whatever its extension), a folder or a glob.
+    extensions: file name endings taken as videos, case-insensitive; ('',) takes every file.
+
   Raises:
     FileNotFoundError: nothing exists at `videos`, or the glob matches no file.
   """
@@ -92,7 +96,8 @@ class DecodedVideo:
 
 
 def resized_shape(height: int, width: int, short_side: Optional[int]):
-  """(new_height, new_width) with the smaller side `short_side` and the aspect ratio kept (rounded)."""
+  """(new_height, new_width) in pixels for frames of `height` x `width`, with the smaller side `short_side`
+  (256, Sec. 2.5) and the aspect ratio kept (rounded, >= 1); unchanged when `short_side` is None or 0."""
   if not short_side:
     return height, width
   scale = short_side / min(height, width)
@@ -159,7 +164,8 @@ def _container_fps(path):
 
 
 def source_timestamps(stamps: np.ndarray, fps: float) -> np.ndarray:
-  """Start time (s, first frame at 0) of every source frame; container times if sane, else i / fps."""
+  """Start time in seconds (first frame at 0) of every source frame: the container times `stamps` (float
+  [S], seconds) if finite and strictly increasing, else i / `fps` (the container rate; 25 if unknown)."""
   n = len(stamps)
   if not (fps and math.isfinite(fps) and fps > 0):
     fps = TARGET_FPS
@@ -169,7 +175,8 @@ def source_timestamps(stamps: np.ndarray, fps: float) -> np.ndarray:
 
 
 def resample_indices(timestamps: np.ndarray, duration: float, fps: float = TARGET_FPS) -> np.ndarray:
-  """Source frame index for every output frame k at time k / fps (k / fps < duration)."""
+  """Source frame index (int [K]) for every output frame k at time k / fps, k / fps < `duration` (seconds):
+  the last of `timestamps` (float [S], frame start times in seconds, increasing) at or before it."""
   count = int(math.ceil(duration * fps - 1e-6))
   times = np.arange(count, dtype=np.float64) / fps
   idx = np.searchsorted(timestamps, times + 1e-6, side='right') - 1
@@ -266,6 +273,15 @@ def probe_video(path: str, fps: Optional[float] = TARGET_FPS, max_frames: Option
   Costs about 0.01 s per second of 25 fps 340x256 video here.  `iter_frames` needs it to stream: the
   output frame count of the whole video is known before the first frame is used.
 
+  Args:
+    path: any file OpenCV's VideoCapture reads.
+    fps: output frame rate (25); None keeps every source frame.
+    max_frames: keep at most this many output frames (the first ones); None keeps all.
+    min_frames: raise VideoDecodeError when fewer output frames result.
+
+  Returns:
+    A VideoProbe (source frame index of each output frame, rates, duration, source size).
+
   Raises:
     VideoDecodeError: missing, empty, unreadable, truncated or too short file.
   """
@@ -297,7 +313,7 @@ def iter_frames(path: str, fps: Optional[float] = TARGET_FPS, resize_short_side:
 
   Memory does not grow with the video's length: one decoded frame is held at a time.  The frames are
   exactly `decode_video(path, fps, resize_short_side, max_frames).frames` (same resampling rule, from
-  `probe_video`, run first unless `probe` is given).
+  `probe_video`, run first unless `probe` is given; `min_frames` is passed to it).
 
   Raises:
     VideoDecodeError: as `probe_video`, or when a frame that the probe counted cannot be decoded.

@@ -33,18 +33,27 @@ FlowBackend = Callable[[np.ndarray], np.ndarray]
 
 
 def quantize_flow(flow: np.ndarray, bound: float = FLOW_BOUND) -> np.ndarray:
-  """float flow (px) -> uint8, q = round((clip(f, -b, b) + b) * 255 / (2 b))."""
+  """Truncates flow to [-bound, bound] px and quantizes it to uint8: q = round((clip(f, -b, b) + b) * 255 / (2 b)).
+
+  Args:
+    flow: float flow in pixels, any shape.
+    bound: truncation bound b in pixels (20, Sec. 2.5).
+
+  Returns:
+    uint8 of `flow`'s shape: 0 ~ -b, 255 ~ +b, 0 px -> 128.
+  """
   f = np.clip(np.asarray(flow, np.float32), -bound, bound)
   return np.round((f + bound) * (255.0 / (2 * bound))).astype(np.uint8)
 
 
 def dequantize_flow(q: np.ndarray, bound: float = FLOW_BOUND) -> np.ndarray:
-  """uint8 -> float32 flow in px, f = q * 2b / 255 - b."""
+  """uint8 flow -> float32 flow in pixels, f = q * 2b / 255 - b (inverse of `quantize_flow` with the same
+  `bound` b, within 20 / 255 px)."""
   return np.asarray(q, np.float32) * np.float32(2 * bound / 255.0) - np.float32(bound)
 
 
 def to_gray(frames_rgb: np.ndarray) -> np.ndarray:
-  """uint8 [N, H, W, 3] RGB -> uint8 [N, H, W] luma (OpenCV's RGB2GRAY weights)."""
+  """`frames_rgb` uint8 [N, H, W, 3] RGB -> uint8 [N, H, W] luma (OpenCV's RGB2GRAY weights); N >= 1."""
   return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames_rgb])
 
 
@@ -73,7 +82,17 @@ def _opencv_tvl1(params) -> 'cv2.optflow.DualTVL1OpticalFlow':
 
 
 def tvl1_opencv(gray_frames: np.ndarray, **params) -> np.ndarray:
-  """OpenCV DualTVL1 between consecutive frames; `params` name its setters, e.g. tau=0.25, gamma=0.3.
+  """OpenCV DualTVL1 between consecutive frames (the 'tvl1' backend); `params` name its setters, e.g. tau=0.25.
+
+  Args:
+    gray_frames: uint8 [N, H, W] grayscale frames.
+    **params: DualTVL1 parameters (below); OpenCV's defaults otherwise.
+
+  Returns:
+    float32 [N - 1, H, W, 2] flow (u, v) in pixels, not truncated; field i is frame i -> i + 1.
+
+  Raises:
+    ValueError: `gray_frames` is not uint8 [N, H, W], or a parameter has no DualTVL1 setter.
 
   Setter names: tau, lambda_ (setLambda), theta, gamma, scales_number, warpings_number, epsilon,
   inner_iterations, outer_iterations, scale_step, median_filtering, use_initial_flow; `nscales` and
@@ -89,9 +108,20 @@ def tvl1_opencv(gray_frames: np.ndarray, **params) -> np.ndarray:
 
 
 def tvl1_tf(gray_frames: np.ndarray, batch_size: Optional[int] = None, **params) -> np.ndarray:
-  """TensorFlow TV-L1 from `data_pipelines.flow` (imported lazily; same contract); `params` pass through.
+  """TensorFlow TV-L1 from `data_pipelines.flow` (the 'tvl1_tf' backend, imported lazily).
 
-  batch_size None: `data_pipelines.flow.default_batch_size()` (1 on CPU, 8 with a GPU).
+  Args:
+    gray_frames: uint8 [N, H, W] grayscale frames.
+    batch_size: frame pairs solved at once; None: `data_pipelines.flow.default_batch_size()` (1 on CPU,
+      8 with a GPU).
+    **params: TV-L1 parameters (`data_pipelines.flow.TVL1Params` names), passed through.
+
+  Returns:
+    float32 [N - 1, H, W, 2] flow (u, v) in pixels, not truncated.
+
+  Raises:
+    RuntimeError: the TensorFlow solver cannot be imported.
+    ValueError: `gray_frames` is not uint8 [N, H, W].
   """
   try:
     from data_pipelines.flow import tf_tvl1 as tf_flow  # pylint: disable=g-import-not-at-top
@@ -148,11 +178,15 @@ def register_flow_backend(name: str, fn: FlowBackend):
 
 
 def parse_flow_params(text: str) -> Tuple[Tuple[str, object], ...]:
-  """'gamma=0.3,warps=3,interpolation=bilinear' -> (('gamma', 0.3), ('warps', 3), ...).
+  """Parses `--flow_params` `text`: 'gamma=0.3,warps=3,interpolation=bilinear' -> (('gamma', 0.3), ('warps', 3),
+  ...); empty or None text gives ().
 
   Values become int, float or bool (true/false) where they parse as one, else stay strings. The
   names are the TV-L1 parameters of `data_pipelines.flow.TVL1Params` (OpenCV's setter names also work with
   'tvl1'); `check_flow_params` validates them against a backend.
+
+  Raises:
+    ValueError: an item that is not name=value, or a name given twice.
   """
   out = []
   for item in (text or '').split(','):
@@ -222,7 +256,15 @@ def get_flow_backend(name: str, **params) -> Optional[FlowBackend]:
 
 
 def compute_flow(frames_rgb: np.ndarray, backend='tvl1', bound: float = FLOW_BOUND) -> np.ndarray:
-  """RGB uint8 [N, H, W, 3] -> quantized flow uint8 [N - 1, H, W, 2] (x, y); flow i = frame i -> i + 1.
+  """Quantized optical flow of a video (Sec. 2.5): TV-L1 on luma, truncated to [-bound, bound] px, uint8.
+
+  Args:
+    frames_rgb: uint8 [N, H, W, 3] RGB frames, N >= 1.
+    backend: a backend name (`get_flow_backend`) or a callable with the backend contract.
+    bound: truncation bound in pixels (20).
+
+  Returns:
+    uint8 [N - 1, H, W, 2] (x, y) flow quantized by `quantize_flow`; field i is frame i -> i + 1.
 
   Raises:
     ValueError: frames that are not uint8 [N, H, W, 3]; a backend output of another shape, or with NaN or

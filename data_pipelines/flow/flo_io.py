@@ -42,7 +42,11 @@ def read_flo(path) -> np.ndarray:
 
 
 def write_flo(path, flow) -> None:
-  """Writes float [H, W, 2] flow to a .flo file atomically (temp file + rename)."""
+  """Writes `flow`, float [H, W, 2] (u, v) in pixels, to the .flo file `path` atomically (temp file + rename).
+
+  Raises:
+    ValueError: `flow` is not [H, W, 2].
+  """
   flow = np.asarray(flow)
   if flow.ndim != 3 or flow.shape[2] != 2:
     raise ValueError(f'flow must be [H, W, 2]. Received: shape={flow.shape}')
@@ -53,6 +57,6 @@ def write_flo(path, flow) -> None:
 
 
 def valid_mask(flow) -> np.ndarray:
-  """bool [H, W]: True where both components are known (|value| <= 1e9, finite)."""
+  """bool [H, W] of a [H, W, 2] `flow`: True where both components are known (|value| <= 1e9, finite)."""
   flow = np.asarray(flow)
   return np.all(np.isfinite(flow) & (np.abs(flow) <= UNKNOWN_FLOW_THRESHOLD), axis=-1)

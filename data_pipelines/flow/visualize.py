@@ -68,5 +68,6 @@ def flow_to_color(flow, max_magnitude=None) -> np.ndarray:
 
 
 def save_flow_png(path, flow, max_magnitude=None) -> None:
-  """flow_to_color(flow) saved as PNG."""
+  """Saves `flow_to_color(flow, max_magnitude)` as an RGB PNG at `path` (float [H, W, 2] flow in pixels;
+  `max_magnitude` None: the largest known magnitude)."""
   save_png(path, flow_to_color(flow, max_magnitude))
