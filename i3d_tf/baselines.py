@@ -109,7 +109,8 @@ class PerFrame(keras.layers.Layer):
 
 
 def frame_models(model: keras.Model) -> Dict[str, keras.Model]:
-  """The nested 2D Inception-v1 models of a baseline, by name ('InceptionV1', or 'RGB' and 'Flow')."""
+  """The nested 2D Inception-v1 models (inside `PerFrame` layers) of a baseline `model`, by name
+  ('InceptionV1', or 'RGB' and 'Flow'); {} for a model without one (C3D, I3D)."""
   return {layer.frame_model.name: layer.frame_model
           for layer in model._flatten_layers(include_self=False, recursive=True) if isinstance(layer, PerFrame)}
 
@@ -196,6 +197,7 @@ def ConvNetLSTM(num_classes: int = 400, input_shape: Optional[Sequence] = None, 
     synchronized_bn: cross-replica batch norm under tf.distribute (every BN, LSTM ones included).
     output_steps: 'all' (training: per-step logits) or 'last' (evaluation: the last step's logits only,
       same weights, so an 'all' checkpoint loads into it).
+    name: model name.
 
   Returns:
     A model mapping [B, T, H, W, 3] to per-time-step logits [B, T, num_classes] ('all'; train on all
@@ -250,6 +252,13 @@ def C3D(num_classes: int = 400, input_shape: Optional[Sequence] = None, fc_units
     fc_units: width of fc6 and fc7 (paper: 4096).
     dropout_keep_prob: keep probability after fc6 and fc7.
     synchronized_bn: cross-replica batch norm under tf.distribute.
+    name: model name.
+
+  Returns:
+    A model mapping [B, T, H, W, 3] to logits [B, num_classes].
+
+  Raises:
+    ValueError: invalid sizes, or an input shape that is not static.
   """
   _check_common(num_classes, dropout_keep_prob)
   if fc_units < 1:
@@ -315,6 +324,7 @@ def TwoStream(num_classes: int = 400, fusion: str = 'softmax_mean', input_shapes
     flow_frames: flow fields per stack (paper: 10).
     dropout_keep_prob: keep probability of each Inception-v1 head (slim default 0.8).
     synchronized_bn: cross-replica batch norm under tf.distribute.
+    name: model name.
 
   Returns:
     A model mapping {'rgb': [B, T, H, W, 3], 'flow': [B, T, H, W, 20]} to fused scores [B, C].
@@ -355,6 +365,13 @@ def Fused3D(num_classes: int = 400, input_shapes: Optional[Dict] = None, flow_fr
     dropout_keep_prob: keep probability before the classifier.
     seed: seed of the Gaussian initialisers.
     synchronized_bn: cross-replica batch norm under tf.distribute.
+    name: model name.
+
+  Returns:
+    A model mapping {'rgb': [B, 5, H, W, 3], 'flow': [B, 5, H, W, 20]} to logits [B, num_classes].
+
+  Raises:
+    ValueError: invalid sizes, or RGB and flow grids that differ in T, H or W.
   """
   _check_common(num_classes, dropout_keep_prob)
   if flow_frames < 1 or fusion_channels < 1:
@@ -393,6 +410,11 @@ def FrameAveragingCNN(num_classes: int, filters: Sequence[int] = (32, 64, 128),
   (values in [-1, 1]) are the mean over t of a function of frame t alone: exactly invariant to time order.
   Not a Table 1 model (not registered); `experiments/demo.py` scores it on the order-only synthetic classes.
 
+  Args:
+    num_classes: classifier size.
+    filters: output channels of each 1x3x3 conv (+ BN + ReLU + 1x2x2 max pool) block.
+    name: model name.
+
   Returns:
     A model mapping [B, T, H, W, 3] to logits [B, num_classes].
   """
@@ -422,6 +444,12 @@ def init_from_inception_v1(model: keras.Model, inception_v1: keras.Model, channe
   moving statistics and the logits bias are copied; a stream's classifier is copied only when the class
   counts agree (default), ImageNet's 1000-way one is otherwise left fresh.  All shapes are checked before
   anything is written; any destination unit without a source raises.
+
+  Args:
+    model: a baseline with 2D streams (convnet_lstm, two_stream, fused_3d); modified in place.
+    inception_v1: the source 2D `InceptionV1` (e.g. ImageNet-trained).
+    channel_rule: 'mean' or 'tile' (`inflation.adapt_input_channels`), for streams with other input channels.
+    include_logits: copy the classifier; None: only where the class counts agree.
 
   Returns:
     {stream name: {'copied': [unit names], 'skipped': [unit names]}}.

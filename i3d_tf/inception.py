@@ -18,9 +18,22 @@ from i3d_tf.endpoints import HEAD_POOL, LOGITS_UNIT, TRUNK, endpoints
 
 def build_trunk(x, rank: int = 3, final_endpoint: str = 'Mixed_5c', synchronized_bn: bool = False,
                 first_unit_filters: Optional[int] = None):
-  """Applies the trunk up to `final_endpoint` (inclusive) and returns its output tensor.
+  """Applies the trunk of Fig. 3 up to `final_endpoint` (inclusive) and returns its output tensor.
 
   Every endpoint is a named layer of the resulting graph, so `model.get_layer(endpoint).output` gives it.
+
+  Args:
+    x: the input tensor, [B, T, H, W, C] (rank 3) or [B, H, W, C] (rank 2).
+    rank: 3 (I3D, inflated kernels, Sec. 2.4) or 2 (Inception-v1).
+    final_endpoint: a trunk endpoint, 'Conv3d_1a_7x7' (or 'Conv2d_1a_7x7') to 'Mixed_5c'.
+    synchronized_bn: cross-replica batch norm under tf.distribute.
+    first_unit_filters: ignored (every width comes from `endpoints.TRUNK`).
+
+  Returns:
+    The endpoint's tensor; 'Mixed_5c' is [B, T/8, H/32, W/32, 1024] for rank 3 (TF-SAME, sizes rounded up).
+
+  Raises:
+    ValueError: an unknown trunk endpoint.
   """
   valid = endpoints(rank)[:-2]
   if final_endpoint not in valid:
@@ -46,10 +59,24 @@ def build_head(x, num_classes: int, rank: int = 3, dropout_keep_prob: float = 0.
                temporal_average: bool = True, final_endpoint: str = 'Logits'):
   """Logits head of Fig. 3: avg pool -> dropout -> 1x1 conv (bias, no BN, no ReLU) -> mean over time.
 
-  Returns the 'Logits' tensor, or the softmax 'Predictions' when `final_endpoint='Predictions'`.
-  Shapes (rank 3): (B, num_classes) with `temporal_average`, else per-time (B, T', num_classes);
-  `spatial_squeeze=False` keeps the (1, 1) spatial axes (spatially larger inputs are averaged when
-  squeezing: spatially-convolutional testing, Sec. 2.5).
+  Runs in float32 (float32 logits under a mixed precision policy).
+
+  Args:
+    x: the Mixed_5c tensor, [B, T, H, W, 1024] (rank 3) or [B, H, W, 1024] (rank 2).
+    num_classes: output classes.
+    rank: 3 (I3D: 2x7x7 average pool) or 2 (Inception-v1: 7x7).
+    dropout_keep_prob: keep probability of the dropout before the logits, in (0, 1].
+    head_pooling: 'official' (VALID pool, window capped at the map size) or 'global' (`HeadAveragePooling`).
+    spatial_squeeze: average the remaining spatial axes away; False keeps them (size 1 at 224 crops).
+    temporal_average: (rank 3) average the per-time logits over time.
+    final_endpoint: 'Logits', or 'Predictions' for the softmax of the logits.
+
+  Returns:
+    Rank 3: (B, num_classes) with `temporal_average`, else per-time (B, T', num_classes) (T' = 7 for 64
+    frames); spatially larger inputs are averaged when squeezing (spatially-convolutional testing, Sec. 2.5).
+
+  Raises:
+    ValueError: `dropout_keep_prob` outside (0, 1].
   """
   if not 0.0 < dropout_keep_prob <= 1.0:
     raise ValueError(f'dropout_keep_prob must be in (0, 1]. Received: dropout_keep_prob={dropout_keep_prob}')
@@ -86,7 +113,25 @@ def inception_network(rank: int, num_classes: int, input_shape: Sequence, channe
                       final_endpoint: str = 'Logits', dropout_keep_prob: float = 0.5,
                       spatial_squeeze: bool = True, temporal_average: bool = True,
                       head_pooling: str = 'official', synchronized_bn: bool = False) -> keras.Model:
-  """Shared builder of `I3D` (rank 3) and `InceptionV1` (rank 2)."""
+  """Shared builder of `I3D` (rank 3) and `InceptionV1` (rank 2): trunk, then (for 'Logits' / 'Predictions')
+  the head.
+
+  Args:
+    rank: 3 (I3D) or 2 (Inception-v1).
+    num_classes: logits size, >= 1.
+    input_shape: (T, H, W, C) for rank 3, (H, W, C) for rank 2; None entries allowed.
+    channels: input channels C (3 RGB, 2 flow, 2 x 10 stacked flow); must equal input_shape[-1].
+    name: the model name.
+    final_endpoint: the output endpoint (`endpoints.endpoints(rank)`).
+    dropout_keep_prob, spatial_squeeze, temporal_average, head_pooling: as in `build_head`.
+    synchronized_bn: cross-replica batch norm under tf.distribute.
+
+  Returns:
+    A functional `keras.Model` with input layer 'inputs'.
+
+  Raises:
+    ValueError: an unknown endpoint, num_classes < 1, or an input shape of the wrong length, channels or size.
+  """
   valid = endpoints(rank)
   if final_endpoint not in valid:
     raise ValueError(f'Unknown final_endpoint {final_endpoint!r}; valid: {valid}. '
@@ -180,10 +225,25 @@ def InceptionV1(num_classes: int = 1000, final_endpoint: str = 'Logits', dropout
                 spatial_squeeze: bool = True, input_shape: Optional[Sequence] = None, channels: int = 3,
                 head_pooling: str = 'official', synchronized_bn: bool = False,
                 weights: Optional[str] = None, name: str = 'inception_v1') -> keras.Model:
-  """Inception-v1 with batch norm (the 2D network the paper inflates; slim names, 2D).
+  """Inception-v1 with batch norm (the 2D network the paper inflates, Sec. 2.4; slim names, 2D).
 
-  `channels` lets the two-stream flow network take 2 x 10 stacked flow fields (Sec. 2.3).  Default
-  keep probability 0.8 as slim's ImageNet training.
+  Args:
+    num_classes: logits size (ImageNet: 1000).
+    final_endpoint: a 2D endpoint name ('Conv2d_1a_7x7' ... 'Mixed_5c', 'Logits', 'Predictions').
+    dropout_keep_prob: keep probability before the logits (0.8 as slim's ImageNet training).
+    spatial_squeeze: average the logits' spatial axes away.
+    input_shape: (H, W, C); default (None, None, `channels`).
+    channels: input channels: 3 (RGB), or 2 x 10 for the two-stream flow network (Sec. 2.3).
+    head_pooling: 'official' (7x7 VALID, capped) or 'global'.
+    synchronized_bn: cross-replica batch norm under tf.distribute.
+    weights: None (random initialisation) or a path to Keras weights of this exact configuration.
+    name: model name.
+
+  Returns:
+    A `keras.Model` mapping [B, H, W, C] to logits [B, num_classes] (or the endpoint's tensor).
+
+  Raises:
+    ValueError: invalid arguments (`inception_network`).
   """
   if input_shape is None:
     input_shape = (None, None, channels)

@@ -30,6 +30,14 @@ def adapt_input_channels(kernel: np.ndarray, in_channels: int, rule: str = 'mean
   gets the mean of the RGB kernels over colour, so a flow field of constant value v gives the response
   an RGB image of grey level v gives.  'tile': repeat the original channels cyclically, each copy divided by its number
   of copies, so a constant input keeps its response.  Same-size kernels are returned unchanged.
+
+  Args:
+    kernel: numpy kernel [..., cin, cout].
+    in_channels: the new cin.
+    rule: 'mean' or 'tile' (`CHANNEL_RULES`).
+
+  Raises:
+    ValueError: an unknown `rule` (when the channel counts differ).
   """
   old = kernel.shape[-2]
   if old == in_channels:
@@ -45,7 +53,12 @@ def adapt_input_channels(kernel: np.ndarray, in_channels: int, rule: str = 'mean
 
 
 def inflate_kernel(kernel_2d: np.ndarray, time_size: int) -> np.ndarray:
-  """[kh, kw, cin, cout] -> [time_size, kh, kw, cin, cout]: repeated over time, divided by time_size."""
+  """Inflates a 2D kernel (Sec. 2.4): `kernel_2d` [kh, kw, cin, cout] -> [time_size, kh, kw, cin, cout],
+  repeated over time and divided by time_size (same dtype).
+
+  Raises:
+    ValueError: `kernel_2d` is not 4-D, or time_size < 1.
+  """
   kernel_2d = np.asarray(kernel_2d)
   if kernel_2d.ndim != 4:
     raise ValueError(f'kernel_2d must be [kh, kw, cin, cout]. Received shape {kernel_2d.shape}')

@@ -24,7 +24,8 @@ SCOPE_SEP = '.'
 
 
 def scope_to_layer_name(scope: str) -> str:
-  """`Mixed_4b/Branch_1/Conv3d_0b_3x3` -> `Mixed_4b.Branch_1.Conv3d_0b_3x3` (Keras-legal)."""
+  """Checkpoint `scope` `Mixed_4b/Branch_1/Conv3d_0b_3x3` -> layer name `Mixed_4b.Branch_1.Conv3d_0b_3x3`
+  (Keras-legal)."""
   return scope.replace('/', SCOPE_SEP)
 
 
@@ -35,7 +36,11 @@ def layer_name_to_scope(name: str) -> str:
 
 
 def as_tuple(value: IntOrTuple, rank: int, what: str = 'value') -> Tuple[int, ...]:
-  """Expands an int to a `rank`-tuple; validates a sequence's length."""
+  """Expands an int `value` to a `rank`-tuple; converts a sequence to a tuple of ints of length `rank`.
+
+  Raises:
+    ValueError: a sequence whose length is not `rank` (the message names it `what`).
+  """
   if isinstance(value, int):
     return (value,) * rank
   value = tuple(int(v) for v in value)
@@ -138,6 +143,13 @@ def inception_module(x, channels: Sequence[int], scope: str, rank: int = 3,
     scope: the module's name, e.g. 'Mixed_4b'.
     rank: 3 (I3D) or 2 (Inception-v1).
     branch2_name: '0b', or '0a' for the official Mixed_5b quirk (`Branch_2/Conv3d_0a_3x3`).
+    synchronized_bn: cross-replica batch norm under tf.distribute.
+
+  Returns:
+    The concatenated output, channels[0] + channels[2] + channels[4] + channels[5] channels, same grid.
+
+  Raises:
+    ValueError: `channels` does not have 6 entries.
   """
   if len(channels) != 6:
     raise ValueError(f'channels must have 6 entries. Received: channels={channels}')

@@ -29,7 +29,7 @@ PARAM_NOTES = {
 
 
 def count_parameters(model: keras.Model) -> int:
-  """Trainable parameters: kernels, biases, BN offsets/scales; BN moving statistics excluded."""
+  """Trainable parameters of `model`: kernels, biases, BN offsets/scales; BN moving statistics excluded."""
   return int(sum(np.prod(w.shape) for w in model.trainable_weights))
 
 
@@ -58,7 +58,12 @@ class ParameterRow:
 
 
 def parameter_row(name: str, num_classes: int = 400) -> ParameterRow:
-  """Builds the registered model `name` at its default (Table 1) shapes and counts its parameters."""
+  """Builds the registered model `name` at its default (Table 1) shapes with a `num_classes`-way classifier
+  and counts its trainable parameters against Table 1.
+
+  Raises:
+    ValueError: an unknown model name.
+  """
   model = build_model(name, num_classes)
   return ParameterRow(name, count_parameters(model), get_input_spec(name).paper_params)
 

@@ -18,6 +18,19 @@ def TwoStreamI3D(num_classes: int = 400, fusion: str = 'logits_sum', rgb_model: 
   `layers.StreamFusion`; default: sum of logits as the official release).  The streams are nested
   models named 'RGB' and 'Flow' (the official checkpoint scopes); pass trained `rgb_model` /
   `flow_model` to combine two separately trained streams.
+
+  Args:
+    num_classes: classes of the streams built here (ignored for a given stream).
+    fusion: a `scoring.FUSIONS` mode: 'logits_sum' (official), 'logits_mean' or 'softmax_mean'.
+    rgb_model, flow_model: trained single-stream models (3 and 2 input channels) or None to build `I3D`s.
+    name: model name.
+    **i3d_kwargs: further `I3D` arguments for the streams built here.
+
+  Returns:
+    A `keras.Model` mapping the dict of inputs (values in [-1, 1]) to float32 fused scores [B, num_classes].
+
+  Raises:
+    ValueError: an unknown fusion, or a given stream with the wrong input channels.
   """
   streams = {}
   for modality, given in (('rgb', rgb_model), ('flow', flow_model)):

@@ -61,7 +61,7 @@ def softmax(scores, axis: int = -1):
 
 
 def last_step(logits):
-  """The scores a clip is judged by: [B, K] unchanged, per-step [B, T, K] -> their last step [B, K].
+  """The scores a clip is judged by: `logits` [B, K] unchanged, per-step [B, T, K] -> their last step [B, K].
 
   Sec. 2.1: the ConvNet+LSTM is trained on every step's output and tested "only [on] the output on the last
   frame".  Raises ValueError for any other rank.
@@ -75,10 +75,13 @@ def last_step(logits):
 
 
 def average_views(view_scores):
-  """Several views of one video -> one prediction: scores [..., V, K] -> probabilities [..., K].
+  """Several views of one video -> one prediction: `view_scores` (logits) [..., V, K] -> probabilities [..., K].
 
   The softmax of each view, averaged over the view axis (Sec. 2.5).  numpy float64 input is computed in
   float64; a tensor stays a tensor (the trainer's validation step).
+
+  Raises:
+    ValueError: `view_scores` of rank < 2.
   """
   ops = _ops()
   x = _as_tensor(view_scores)

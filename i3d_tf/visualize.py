@@ -19,6 +19,15 @@ def conv1_filter_grid(kernel: np.ndarray, columns: int = 4, zoom: int = 4, gap: 
   Each filter is scaled symmetrically around grey (0 -> 128) by its own max |w|, so positive and
   negative weights read as in the paper's figure.  `cin` 3: colour; `cin` 2 (flow): the x and y
   kernels side by side in grey.
+
+  Args:
+    kernel: [t, kh, kw, cin, cout] conv1 kernel (I3D: [7, 7, 7, 3 or 2, 64]), cin 3 or 2.
+    columns: blocks of filters side by side (ceil(cout / columns) rows each).
+    zoom: pixels per kernel weight.
+    gap: pixels between filters (4 x gap between blocks).
+
+  Raises:
+    ValueError: a kernel that is not 5-D with 3 or 2 input channels.
   """
   kernel = np.asarray(kernel, np.float32)
   if kernel.ndim != 5 or kernel.shape[3] not in (2, 3):
@@ -51,7 +60,14 @@ def conv1_filter_grid(kernel: np.ndarray, columns: int = 4, zoom: int = 4, gap: 
 
 
 def save_conv1_filters(model, path: str, layer_name: Optional[str] = None, **kwargs) -> np.ndarray:
-  """Saves the Fig. 4 picture of a model's first conv (default: the I3D `Conv3d_1a_7x7` unit)."""
+  """Saves the Fig. 4 picture of a model's first conv as a PNG at `path`; returns the uint8 image.
+
+  Args:
+    model: a single-stream I3D (or any model with the layer at top level).
+    path: the PNG, written atomically.
+    layer_name: the conv or `Unit` layer; default 'Conv3d_1a_7x7'.
+    **kwargs: `conv1_filter_grid` options (columns, zoom, gap).
+  """
   layer = model.get_layer(layer_name or 'Conv3d_1a_7x7')
   kernel = getattr(layer, 'conv', layer).kernel
   image = conv1_filter_grid(np.asarray(kernel), **kwargs)

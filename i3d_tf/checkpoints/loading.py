@@ -110,7 +110,21 @@ def _to_target(layout: str, param: str, value: np.ndarray, target: Tuple[int, ..
 
 def fold_scale_into_variance(variance, scale=None, epsilon: float = BN_EPSILON,
                              target_epsilon: float = BN_EPSILON, where: str = 'unit') -> np.ndarray:
-  """v' = (v + epsilon) / scale**2 - target_epsilon (float64 arithmetic); raises if v' is no variance."""
+  """Folds a BN scale (gamma) and epsilon into the moving variance: v' = (v + epsilon) / scale**2 - target_epsilon.
+
+  Args:
+    variance: the source moving variance [C] (or [1, 1, 1, 1, C]).
+    scale: the source gamma, same size; None: 1.
+    epsilon: the source BN epsilon.
+    target_epsilon: our BN epsilon (1e-3).
+    where: the unit, as messages name it.
+
+  Returns:
+    float64 v', `variance`'s shape.
+
+  Raises:
+    ValueError: a scale <= 0 (its sign cannot be folded) or a negative v' (channels listed).
+  """
   v = np.asarray(variance, np.float64)
   s = np.ones_like(v) if scale is None else np.asarray(scale, np.float64).reshape(v.shape)
   bad_scale = np.flatnonzero(~(s > 0))
@@ -130,7 +144,23 @@ def fold_scale_into_variance(variance, scale=None, epsilon: float = BN_EPSILON,
 
 def fold_scale_into_kernel(kernel, moving_mean, variance, scale=None, epsilon: float = BN_EPSILON,
                            target_epsilon: float = BN_EPSILON, where: str = 'unit'):
-  """Returns (kernel * c, mean * c) with c = scale * sqrt(v + target_eps) / sqrt(v + eps), per output channel."""
+  """Folds a BN scale and epsilon into the conv kernel and moving mean, the variance kept (bn_fold='kernel').
+
+  Returns (kernel * c, moving_mean * c), float64, with c = scale * sqrt(v + target_epsilon) / sqrt(v + epsilon)
+  per output channel: exact for any non-zero scale.
+
+  Args:
+    kernel: conv kernel [..., cin, cout] (ours: [t, h, w, cin, cout]).
+    moving_mean: the moving mean [cout] (any shape of cout entries).
+    variance: the moving variance v, cout entries.
+    scale: the BN gamma, cout entries; None: 1.
+    epsilon: the source BN epsilon.
+    target_epsilon: our BN epsilon (1e-3).
+    where: the unit, as messages name it.
+
+  Raises:
+    ValueError: a zero scale or a non-positive v + epsilon.
+  """
   v = np.asarray(variance, np.float64).reshape(-1)
   s = np.ones_like(v) if scale is None else np.asarray(scale, np.float64).reshape(-1)
   if np.any(s == 0) or np.any(~(v + epsilon > 0)) or np.any(~(v + target_epsilon > 0)):
@@ -304,7 +334,12 @@ def _check_checkpoint_files(prefix: str) -> None:
 
 
 def checkpoint_shapes(checkpoint_prefix: str) -> Dict[str, Tuple[int, ...]]:
-  """{variable name: shape} from a checkpoint's index file alone (the data file is not needed)."""
+  """{variable name: shape} of a TF checkpoint from its index file alone (the data file is not needed);
+  `checkpoint_prefix` as `resolve_checkpoint` takes it.
+
+  Raises:
+    FileNotFoundError, ValueError: as `resolve_checkpoint`.
+  """
   import tensorflow as tf
   return {n: tuple(s) for n, s in tf.train.list_variables(resolve_checkpoint(checkpoint_prefix))}
 
@@ -350,8 +385,16 @@ def build_from_deepmind(checkpoint_prefix: str, *, bn_fold: str = 'auto', ignore
                         **i3d_kwargs) -> keras.Model:
   """An `I3D` of the checkpoint's modality and class count (detected from the names), loaded.
 
-  `i3d_kwargs` go to `i3d_tf.I3D` (e.g. `input_shape`, `name`); a `num_classes` other than the
-  checkpoint's needs `ignore_logits=True` (fresh head).
+  Args:
+    checkpoint_prefix: an official kinetics-i3d checkpoint (prefix, folder or model_dir; `resolve_checkpoint`).
+    bn_fold: 'auto', 'variance' or 'kernel' (module docstring).
+    ignore_logits: leave the built model's logits unit freshly initialised.
+    **i3d_kwargs: `i3d_tf.I3D` arguments (e.g. `input_shape`, `name`); a `num_classes` other than the
+      checkpoint's needs `ignore_logits=True`.
+
+  Raises:
+    FileNotFoundError: no checkpoint at `checkpoint_prefix`.
+    ValueError: the modality cannot be told, or the checkpoint does not fit the model (nothing loaded).
   """
   return deepmind_model_and_report(checkpoint_prefix, bn_fold=bn_fold, ignore_logits=ignore_logits, **i3d_kwargs)[0]
 
@@ -378,7 +421,13 @@ StateDict = Dict[str, np.ndarray]
 
 
 def read_pytorch_state_dict(path: str) -> StateDict:
-  """Reads a pytorch-i3d `.pt` state dict into numpy arrays (torch is an optional dependency)."""
+  """Reads the pytorch-i3d `.pt` state dict at `path` (or its 'state_dict' entry) into {key: numpy array};
+  non-tensor entries are dropped.  torch is an optional dependency.
+
+  Raises:
+    ImportError: torch is not installed.
+    ValueError: `path` is a git-lfs pointer.
+  """
   try:
     import torch  # pylint: disable=import-outside-toplevel
   except ImportError as e:
@@ -455,10 +504,18 @@ def save_converted(model: keras.Model, output: str, overwrite: bool = False) -> 
   """Writes `model` atomically (temporary name, then rename): '*.weights.h5' or a SavedModel directory.
 
   A '.weights.h5' file is what `i3d_tf.I3D(modality, num_classes).load_weights(path)` reads; any other
-  path becomes a SavedModel directory (`model.export`, serving signature over the model's input).
+  `output` path becomes a SavedModel directory (`model.export`, serving signature over the model's input).
+
+  Args:
+    model: the loaded model.
+    output: the destination path.
+    overwrite: replace an existing `output`.
 
   Returns:
     'weights' or 'saved_model'.
+
+  Raises:
+    FileExistsError: `output` exists and not `overwrite`.
   """
   output = os.path.abspath(output)
   if os.path.exists(output) and not overwrite:

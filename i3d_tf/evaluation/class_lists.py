@@ -18,7 +18,13 @@ def _first_difference(a: Sequence[str], b: Sequence[str]) -> str:
 def check_records_class_list(file_pattern: str, class_names: Sequence[str],
                              source: str = "the model's class names") -> None:
   """Raises ClassListMismatchError when the manifest.json next to the shards records another class list
-  than `class_names` (nothing is checked when there is no manifest or it lists no classes)."""
+  than `class_names` (nothing is checked when there is no manifest or it lists no classes).
+
+  Args:
+    file_pattern: the records' glob; manifest.json is looked for in its folder (`os.path.dirname`).
+    class_names: the model's class names in logit order.
+    source: how the message names `class_names` (e.g. '--class_names=labels.txt').
+  """
   recorded = manifest_class_names(file_pattern)
   if recorded is None or list(recorded) == list(class_names):
     return

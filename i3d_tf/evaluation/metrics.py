@@ -23,7 +23,17 @@ def _check(labels, scores) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def top_k_accuracy(labels, scores, k: int = 1) -> float:
-  """Fraction of rows whose label is among the k highest scores (ties broken by the lower class index)."""
+  """Top-k accuracy: fraction of rows whose label is among the k highest scores (ties broken by the lower
+  class index); NaN for no row.
+
+  Args:
+    labels: int [N] true classes in [0, K).
+    scores: float [N, K] logits or probabilities.
+    k: >= 1; capped at K.
+
+  Raises:
+    ValueError: mismatched shapes, labels outside [0, K), or k < 1.
+  """
   labels, scores = _check(labels, scores)
   if k < 1:
     raise ValueError(f'k must be >= 1. Received: k={k}')
@@ -40,7 +50,11 @@ def predictions_from_scores(scores) -> np.ndarray:
 
 
 def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:
-  """int64 [num_classes, num_classes]; row = true class, column = predicted class."""
+  """Counts of (true, predicted) pairs: int64 [num_classes, num_classes], row = true class, column = predicted.
+
+  `labels` and `predictions` are int [N] in [0, num_classes) (not checked: a negative index counts in the
+  last row / column).
+  """
   labels = np.asarray(labels, np.int64).reshape(-1)
   predictions = np.asarray(predictions, np.int64).reshape(-1)
   cm = np.zeros((num_classes, num_classes), np.int64)
@@ -49,7 +63,8 @@ def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:
 
 
 def per_class_accuracy(labels, scores) -> np.ndarray:
-  """Top-1 accuracy of every class; NaN for classes absent from `labels`."""
+  """Top-1 accuracy of every class, float [K]; NaN for classes absent from `labels` (int [N]); `scores`
+  float [N, K].  Raises ValueError as `top_k_accuracy`."""
   labels, scores = _check(labels, scores)
   cm = confusion_matrix(labels, predictions_from_scores(scores), scores.shape[1])
   support = cm.sum(axis=1)
@@ -58,13 +73,19 @@ def per_class_accuracy(labels, scores) -> np.ndarray:
 
 
 def mean_class_accuracy(labels, scores) -> float:
-  """Mean over the classes present in `labels` of their top-1 accuracy."""
+  """Mean per-class accuracy (Sec. 4-5): mean over the classes present in `labels` (int [N]) of their top-1
+  accuracy under `scores` (float [N, K]); NaN for no row."""
   acc = per_class_accuracy(labels, scores)
   return float(np.nanmean(acc)) if np.any(~np.isnan(acc)) else float('nan')
 
 
 def compute_metrics(labels, scores, top_k: Sequence[int] = (1, 5)) -> Dict[str, float]:
-  """{'top1', 'top5', 'mean_class_accuracy', 'num_videos', 'num_classes'} from labels and scores."""
+  """{'top1', 'top5', 'mean_class_accuracy', 'num_videos', 'num_classes'} from `labels` int [N] and `scores`
+  float [N, K]; `top_k` names the 'top<k>' entries (default 1 and 5).
+
+  Raises:
+    ValueError: as `top_k_accuracy` (e.g. a label -1 of an unlabelled record).
+  """
   labels, scores = _check(labels, scores)
   out = {f'top{k}': top_k_accuracy(labels, scores, k) for k in top_k}
   out['mean_class_accuracy'] = mean_class_accuracy(labels, scores)
@@ -75,7 +96,18 @@ def compute_metrics(labels, scores, top_k: Sequence[int] = (1, 5)) -> Dict[str, 
 
 def average_results(results: Sequence[Dict], keys: Sequence[str] = ('top1', 'top5', 'mean_class_accuracy')
                     ) -> Dict:
-  """Table 5 protocol: the mean (and std) of each metric over splits' results.json dicts."""
+  """Table 5 protocol: the mean (and std) of each metric over splits' results.json dicts.
+
+  Args:
+    results: one results dict per split (`write_results`; the metrics under 'metrics' or at the top).
+    keys: the metrics to average; a metric missing from any split is left out.
+
+  Returns:
+    {'num_splits', '<key>', '<key>_std' (population std), '<key>_per_split'}.
+
+  Raises:
+    ValueError: `results` is empty.
+  """
   if not results:
     raise ValueError('average_results needs at least one results dict.')
   out = {'num_splits': len(results)}

@@ -99,7 +99,23 @@ def plot_confusion_matrix(cm: np.ndarray, path: str, class_names: Optional[Seque
 
 def write_results(output_dir: str, labels, probs, video_ids, num_classes: int,
                   class_names: Optional[Sequence[str]] = None, extra: Optional[Dict] = None) -> Dict:
-  """Writes results.json, predictions.csv and confusion_matrix.png into `output_dir`; returns the results."""
+  """Writes results.json, predictions.csv and confusion_matrix.png into `output_dir`; returns the results.
+
+  Args:
+    output_dir: the folder (created).
+    labels: int [N] true classes in [0, num_classes).
+    probs: float [N, num_classes] class probabilities (averaged over views / streams).
+    video_ids: N ids for predictions.csv.
+    num_classes: K.
+    class_names: K names, or None.
+    extra: more entries for results.json.
+
+  Returns:
+    {'metrics' (`compute_metrics`), 'per_class_accuracy', 'class_names', ...`extra`}.
+
+  Raises:
+    ValueError: `probs` has another class count, or labels outside [0, K) (nothing is written then).
+  """
   labels = np.asarray(labels, np.int64)
   probs = np.asarray(probs, np.float64)
   if probs.shape[1] != num_classes:

@@ -146,6 +146,10 @@ class TrainConfig:
     existing run would otherwise rewrite its config.json and then fail (or worse, continue) on its
     checkpoints.  A model_dir without config.json is a new run.
 
+    Args:
+      model_dir: the run's folder; default `self.model_dir` (nothing is checked when both are unset).
+      name: the config file's name in it.
+
     Raises:
       ValueError: one line naming the first differences, and what to do.
     """
@@ -163,5 +167,5 @@ class TrainConfig:
                        '--model_dir, or the same flags to resume it')
 
   def write(self, model_dir: str, name: str = 'config.json'):
-    """Writes the resolved config atomically into model_dir."""
+    """Writes the resolved config as JSON atomically to `model_dir`/`name`; returns the path."""
     return atomic_write(os.path.join(model_dir, name), self.to_json())

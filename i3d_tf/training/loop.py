@@ -98,7 +98,8 @@ def _task():
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
-  """The worker that writes summaries, configs and the real checkpoints (chief, else worker 0)."""
+  """Whether this process writes summaries, configs and the real checkpoints: always under a single-worker
+  `strategy`; under MultiWorkerMirroredStrategy the chief of TF_CONFIG, else worker 0."""
   if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
     return True
   task_type, index, has_chief = _task()
@@ -148,12 +149,15 @@ def _correct(labels, scores):
 
 
 def conv_kernels(model: keras.Model):
-  """The trainable conv kernels (weight decay applies to these only: no biases, no BN offsets)."""
+  """The trainable variables of `model` whose path ends in 'kernel' (weight decay applies to these only: no
+  biases, no BN offsets): conv kernels, and also the dense kernels (C3D fc6-fc8, classifier FCs, the LSTM's
+  input and recurrent kernels)."""
   return [v for v in model.trainable_variables if v.path.endswith('kernel')]
 
 
 def l2_weight_decay(model: keras.Model, weight_decay: float):
-  """weight_decay * sum(w**2) / 2 over conv kernels (tf.nn.l2_loss has the 1/2: gradient = wd * w)."""
+  """L2 penalty of `model`: weight_decay * sum(w**2) / 2 over `conv_kernels(model)` (tf.nn.l2_loss has the
+  1/2: gradient = wd * w), float32 scalar; 0.0 when weight_decay is 0 or there is no kernel."""
   kernels = conv_kernels(model)
   if not weight_decay or not kernels:
     return tf.constant(0.0)
@@ -161,7 +165,8 @@ def l2_weight_decay(model: keras.Model, weight_decay: float):
 
 
 def set_bn_momentum(model: keras.Model, momentum: float) -> int:
-  """Sets the moving-statistics momentum of every BatchNormalization layer; returns how many.
+  """Sets the moving-statistics momentum of every BatchNormalization layer of `model` (nested ones included);
+  returns how many.
 
   The official 0.999 moves the statistics 10% of the way in 100 steps: a few-hundred-step run evaluated in
   inference mode would use near-initial statistics.  Not saved in checkpoints (a training-time choice).
@@ -199,7 +204,13 @@ def write_scalar(name: str, value: float, step: int):
 
 
 def default_dataset_fn(config: TrainConfig, training: bool) -> Optional[Callable]:
-  """A `(input_context) -> dataset` factory for config.train_data / eval_data (None when unset)."""
+  """A `(input_context) -> dataset` factory for config.train_data (`training`) or config.eval_data (None
+  when unset).
+
+  'synthetic[:N]' gives `synthetic.learnable_dataset_fn`; anything else `data_pipelines.make_dataset` on the
+  shards (training: random clips, repeated; else one pass, whole-video test clips shortened to the training
+  clip length so that they batch).
+  """
   pattern = config.train_data if training else config.eval_data
   if not pattern:
     return None
@@ -229,7 +240,7 @@ def default_dataset_fn(config: TrainConfig, training: bool) -> Optional[Callable
 def check_class_count(config: TrainConfig) -> None:
   """Refuses records whose class list (the manifest.json prepare_data writes beside them) is longer than
   `num_classes`: their labels past the classifier would train nothing (the per-step check would stop the run
-  at its first such batch; this says so before any work).
+  at its first such batch; this says so before any work).  `config`'s train_data and eval_data are checked.
 
   Raises:
     ValueError: one line naming the records, both counts and the flag to change.

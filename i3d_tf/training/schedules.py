@@ -44,7 +44,8 @@ class PlateauController(tf.Module):
     self.reductions = tf.Variable(0, dtype=tf.int64, trainable=False, name='reductions')
 
   def update(self, loss: float) -> bool:
-    """Records one evaluation; returns True when it reduced the LR."""
+    """Records one evaluation's validation `loss`; returns True when it reduced the LR (after `patience`
+    evaluations not `min_delta` below the best)."""
     loss = float(loss)
     if loss < float(self.best.numpy()) - self.min_delta:
       self.best.assign(loss)

@@ -31,7 +31,8 @@ def _variable_path(v) -> str:
 
 
 def is_classifier_variable(path: str) -> bool:
-  """True for the classifier's variables (`.../Logits.Conv3d_0c_1x1/conv_3d/kernel`, ...)."""
+  """True when the variable `path` is the classifier's (a component starts with 'Logits.', e.g.
+  `.../Logits.Conv3d_0c_1x1/conv_3d/kernel`)."""
   return any(part.startswith(CLASSIFIER_PREFIX) for part in path.split('/'))
 
 
@@ -62,7 +63,11 @@ def copy_backbone(source: keras.Model, target: keras.Model) -> List[str]:
 
 
 def classifier_layers(model: keras.Model) -> List[keras.layers.Layer]:
-  """The layers of the classifier (`Logits.*` units holding variables), nested models included."""
+  """The layers of `model`'s classifier (`Logits.*` layers holding variables), nested models included.
+
+  Raises:
+    ValueError: `model` has none.
+  """
   found = [l for l in model._flatten_layers(include_self=False, recursive=True)  # pylint: disable=protected-access
            if l.name.startswith(CLASSIFIER_PREFIX) and l.weights]
   if not found:
@@ -91,8 +96,14 @@ def freeze_backbone(model: keras.Model) -> List[str]:
 
 
 def parse_init(init: str) -> Tuple[str, Optional[str]]:
-  """'scratch' -> ('scratch', None); 'inflate_2d:<path>' -> ('inflate_2d', path); 'kinetics400' ->
-  ('checkpoint', the cached converted weights, fetched when needed); else ('checkpoint', path)."""
+  """Parses `--init` `init`: '' / 'scratch' / None -> ('scratch', None); 'inflate_2d:<path>' ->
+  ('inflate_2d', path); 'kinetics400' -> ('checkpoint', the cached converted weights, fetched when needed);
+  else ('checkpoint', init).
+
+  Raises:
+    ValueError: 'inflate_2d:' without a path.
+    WeightsUnavailableError: 'kinetics400' neither cached nor fetchable.
+  """
   if init in ('', 'scratch', None):
     return 'scratch', None
   if init == 'kinetics400':
@@ -144,6 +155,17 @@ def init_from_2d(model: keras.Model, model_name: str, path: str) -> Dict:
   the 2D baselines (ConvNet+LSTM, Two-Stream, 3D-Fused) get the weights copied into their Inception-v1
   streams, the 20-channel flow conv by the mean rule (Sec. 2.3, 2.5).  C3D has no 2D twin: the paper
   trains it from scratch.
+
+  Args:
+    model: the freshly built model; modified in place.
+    model_name: its registry name (decides inflation or copy, and the streams).
+    path: Keras weights of an `InceptionV1` (class count inferred from the file).
+
+  Returns:
+    A report: {'init', 'path', 'inflated' or 'copied' (unit count), 'skipped' (unit names)}.
+
+  Raises:
+    ValueError: a model without a 2D twin (C3D), an unreadable class count, or weights that do not fit.
   """
   from i3d_tf.inception import InceptionV1  # pylint: disable=g-import-not-at-top
   info = registry.model_info(model_name)
