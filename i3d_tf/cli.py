@@ -41,6 +41,9 @@ def _verbose(argv) -> bool:
 def quiet_start(argv=None) -> None:
   """Loads TensorFlow with its start-up lines discarded, unless the user asked for --verbosity.
 
+  Also sets the binaries' TensorFlow defaults, before it loads: oneDNN on, and XLA's persistent compilation
+  cache (`home.enable_xla_cache`), each unless the environment already says otherwise.
+
   The lines come from C++ (absl) while TensorFlow loads and finds its devices, whatever
   TF_CPP_MIN_LOG_LEVEL says once another library has started absl logging (OpenCV does), so stderr is
   pointed at /dev/null for exactly that time: the import and `tf.config.list_physical_devices()`.  A
@@ -51,6 +54,8 @@ def quiet_start(argv=None) -> None:
   """
   argv = sys.argv if argv is None else argv
   os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')  # about 2x faster Conv3D on CPU (README)
+  from i3d_tf import home  # pylint: disable=g-import-not-at-top
+  home.enable_xla_cache()  # TV-L1's XLA programs compiled once per frame size, kept across processes and runs
   if _verbose(argv[1:]) or 'tensorflow' in sys.modules:
     return
   # FFmpeg's own lines ("moov atom not found") for files our decoder then reports with their reason.

@@ -36,6 +36,8 @@ frame_b(x + flow(x)).
 
 import dataclasses
 import math
+import sys
+import time
 from typing import Optional, Tuple
 
 import numpy as np
@@ -495,6 +497,16 @@ def tvl1_graph(frames_a, frames_b, params: TVL1Params, initial_flow=None) -> Tup
 
 
 _COMPILED = {}
+_PREPARED = set()  # (params, jit, input shape, initial flow): programs this process has traced and compiled
+
+
+def _announce(message: str) -> None:
+  """A line on stderr that does not break a tqdm progress bar."""
+  try:
+    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+    tqdm.write(message, file=sys.stderr)
+  except ImportError:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _compiled(params: TVL1Params, jit_compile: bool):
@@ -528,9 +540,10 @@ def tvl1(frames_a, frames_b, initial_flow=None, jit_compile: Optional[bool] = No
          return_iterations: bool = False, **params):
   """TV-L1 optical flow from frames_a to frames_b.
 
-  Works eagerly (compiled and cached per parameter set and shape), inside a
-  `tf.function` and inside `tf.data` (`Dataset.map`); for those two, the frame
-  height and width must be static.
+  Works eagerly (compiled and cached per parameter set and shape; the first
+  call of each says so on stderr, with its time), inside a `tf.function` and
+  inside `tf.data` (`Dataset.map`); for those two, the frame height and width
+  must be static.
 
   Args:
     frames_a, frames_b: float32 [B, H, W] grayscale frames on the 0..255 scale
@@ -571,7 +584,17 @@ def tvl1(frames_a, frames_b, initial_flow=None, jit_compile: Optional[bool] = No
   jit = _default_jit() if jit_compile is None else bool(jit_compile)
   if tf.executing_eagerly():
     init = tf.convert_to_tensor(initial_flow, tf.float32) if p.use_initial_flow else None
+    key = (p, jit, tuple(a.shape), init is not None)
+    new = key not in _PREPARED
+    if new:  # a stall of 10-30 s on CPU: said, not silent (XLA's persistent cache, `i3d_tf.home`, shortens it)
+      _announce(f'tvl1_tf: {"compiling (XLA)" if jit else "tracing"} TV-L1 for {a.shape[0]} pair(s) of '
+                f'{a.shape[1]}x{a.shape[2]} (once per frame size, parameters and process) ...')
+      start = time.perf_counter()
     flow, count = _compiled(p, jit)(a, b, init)
+    if new:
+      _PREPARED.add(key)
+      _announce(f'tvl1_tf: {a.shape[1]}x{a.shape[2]} ready in {time.perf_counter() - start:.1f} s (first batch '
+                'included)')
   else:
     flow, count = tvl1_graph(a, b, p, initial_flow)
   if single:

