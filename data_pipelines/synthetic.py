@@ -195,7 +195,8 @@ def pairwise_order_accuracy(labels, scores, class_names: Optional[List[str]] = N
 # In-memory learnable videos: the trainer's `--train_data=synthetic[:N]` source (smoke runs and tests).
 
 
-def learnable_videos(num_examples: int, num_classes: int, num_frames: int, size: int, channels: int, seed: int):
+def learnable_videos(num_examples: int, num_classes: int, num_frames: int, size: int, channels: int, seed: int,
+                     labels: Optional[np.ndarray] = None):
   """(videos float32 [N, T, size, size, channels] in [-1, 1], labels int32 [N]): a class-dependent brightness
   ramp over time plus Gaussian noise (std 0.2), so a few SGD steps lower the loss.  Labels are balanced.
 
@@ -206,10 +207,14 @@ def learnable_videos(num_examples: int, num_classes: int, num_frames: int, size:
     size: frame side in pixels.
     channels: 3 (RGB) or 2 (flow).
     seed: NumPy RandomState seed (label order and noise).
+    labels: int [N] labels to draw videos for (another modality's, so that the streams of one example
+      share its class); default: balanced, shuffled with `seed`.
   """
   rng = np.random.RandomState(seed)
-  labels = (np.arange(num_examples) % num_classes).astype(np.int32)
-  rng.shuffle(labels)
+  if labels is None:
+    labels = (np.arange(num_examples) % num_classes).astype(np.int32)
+    rng.shuffle(labels)
+  labels = np.asarray(labels, np.int32)
   t = np.linspace(-1, 1, num_frames, dtype=np.float32)[:, None, None, None]
   slope = (labels.astype(np.float32) / max(num_classes - 1, 1) - 0.5)[:, None, None, None, None]
   noise = rng.normal(0, 0.2, (num_examples, num_frames, size, size, channels)).astype(np.float32)
@@ -244,10 +249,9 @@ def learnable_dataset_fn(source: str, modalities: Sequence[str], num_classes: in
 
   def fn(ctx):
     per_replica = ctx.get_per_replica_batch_size(batch_size)
-    arrays = {}
-    for i, m in enumerate(modalities):
-      videos, labels = learnable_videos(n, num_classes, frames, size, 3 if m == 'rgb' else 2, seed + i)
-      arrays[m] = videos
+    arrays, labels = {}, None
+    for i, m in enumerate(modalities):  # one label per example for every stream; each stream its own noise
+      arrays[m], labels = learnable_videos(n, num_classes, frames, size, 3 if m == 'rgb' else 2, seed + i, labels)
     inputs = arrays[modalities[0]] if len(modalities) == 1 else arrays
     ds = tf.data.Dataset.from_tensor_slices((inputs, labels))
     ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
