@@ -335,10 +335,13 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
       ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     else:
       shard_records = True
-  if training:
+  # Fewer files than pipelines: every pipeline reads every file and keeps every n-th record, so they must all
+  # see one record order (no per-pipeline file shuffle, an ordered interleave) or their shares would overlap
+  # and miss records; the record shuffle below still mixes each share.
+  if training and not shard_records:
     ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
   ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(cycle_length, len(files)),
-                     num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+                     num_parallel_calls=AUTOTUNE, deterministic=deterministic or shard_records)
   if shard_records:
     ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
   if training:

@@ -162,6 +162,23 @@ def test_input_context_shards_files(records):
   assert labels == [4]  # second file only, per-replica batch 1
 
 
+def test_fewer_files_than_workers_split_records_disjointly(tmp_path):
+  """2 files, 3 input pipelines: each worker reads every file and keeps its share of the records, so every
+  worker must see the records in one order (file shuffle and interleave order were per worker: overlap and
+  loss).  One training pass (repeat=1), no seed: the shares are disjoint and cover every record."""
+  for f in range(2):
+    write_records(str(tmp_path / f'd-0000{f}-of-00002.tfrecord'),
+                  [coded_video(5, 0, f'v{f}_{i}') for i in range(6)])
+  seen = []
+  for worker in range(3):
+    ctx = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=worker, num_replicas_in_sync=3)
+    ds = make_dataset(str(tmp_path / 'd-*'), 'i3d_rgb', True, 3, crop_size=CROP, num_frames=4, input_context=ctx,
+                      repeat=1, drop_remainder=False, with_video_ids=True)
+    seen.append(sorted(v.decode() for _, _, ids in ds for v in ids.numpy()))
+  assert sorted(sum(seen, [])) == sorted(f'v{f}_{i}' for f in range(2) for i in range(6))
+  assert [len(s) for s in seen] == [4, 4, 4]
+
+
 def test_corrupt_shard_named_or_skipped(records, tmp_path):
   data = open(records / 'a-00000-of-00002.tfrecord', 'rb').read()
   bad = tmp_path / 'c-00000.tfrecord'
