@@ -29,6 +29,8 @@ from i3d_tf import cli  # noqa: E402
 
 cli.quiet_start()  # before TensorFlow loads: its start-up lines off unless --verbosity
 
+import time  # noqa: E402
+
 from absl import flags  # noqa: E402
 from data_pipelines.video import find_videos  # noqa: E402
 
@@ -110,6 +112,7 @@ def _classify():
   args = dict(weights=_WEIGHTS.value, class_names=_class_names(_CLASS_NAMES.value), flip=_FLIP.value,
               chunk_frames=_CHUNK.value or None, flow_backend=_FLOW_BACKEND.value, flow_params=flow_params,
               max_frames=_MAX_FRAMES.value, precision=_PRECISION.value, **source)
+  start = time.time()
   try:
     if _WEIGHTS_FILE.value:
       pretrained.weights_path(_WEIGHTS.value, _WEIGHTS_FILE.value)
@@ -127,7 +130,7 @@ def _classify():
   own_weights = bool(source['checkpoint'] or source['rgb_checkpoint'])
   print(f'classify: {done} of {total} video(s) classified, {len(run.failed)} failed'
         f'{f", {len(found.skipped)} non-video file(s) skipped" if found.skipped else ""}; {run.num_frames} frames '
-        f'in {run.seconds:.1f} s ({_MODEL.value}, {"your checkpoint" if own_weights else "kinetics400 weights"}, '
+        f'in {time.time() - start:.1f} s ({_MODEL.value}, {"your checkpoint" if own_weights else "kinetics400 weights"}, '
         f'{classifier.precision}{", flip" if _FLIP.value else ""})' + (f' -> {_OUTPUT.value}' if _OUTPUT.value else ''))
   return 1 if run.failed else 0
 

@@ -550,7 +550,7 @@ class ClassifyRun:
     failed: {path: 'ErrorType: reason'} of the videos that could not be classified (or their outputs written).
     class_names: the K class names of the model.
     top_k: classes reported per video (at most K).
-    seconds: wall time, model loading included.
+    seconds: wall time of the call (model loading included when it built the classifier).
     interrupted: True when a KeyboardInterrupt stopped the run (the output then holds what was done).
     output: the results file written, or None.
   """

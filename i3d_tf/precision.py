@@ -1,9 +1,9 @@
 """Inference precision: float32, or bfloat16 compute where the hardware runs it natively.
 
 Not in the paper (2017: float32 on GPUs).  Measured on the reference machine (2 cores of an Intel Xeon with
-AMX-BF16, `benchmarks/results.md`): the trained Kinetics-400 RGB I3D runs 1.5-2.5x faster under Keras's
-`mixed_bfloat16` policy than in float32, with the same top-5 classes on the shared real clips and the largest
-class probability moving by less than 0.01.  The policy keeps the variables (so every checkpoint loads as
+AMX-BF16; `experiments/benchmark_classify.py`, `benchmarks/classify_cpu.json`): `classify` with the trained
+Kinetics-400 RGB I3D runs about 2x faster (1.96-2.16x) under Keras's `mixed_bfloat16` policy than in float32,
+with the same top-5 classes on the three shared real clips and class probabilities within 0.003.  The policy keeps the variables (so every checkpoint loads as
 it is) and the logits in float32; only the convolutions, batch norm and pooling compute in bfloat16
 (8 bits of mantissa: logits move by about 1e-2 relative).
 
