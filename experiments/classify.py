@@ -80,7 +80,7 @@ def _check_flags(argv):
     raise cli.UsageError(f'unexpected arguments {argv[1:]} (quote a glob: --videos="dir/*.mp4")')
   if _CHUNK.value < 0 or 0 < _CHUNK.value < 8:
     raise cli.UsageError(f'--chunk_frames must be 0 (one pass) or >= 8. Received: {_CHUNK.value}')
-  if _OUTPUT.value and not _OUTPUT.value.endswith(('.csv', '.json')):
+  if _OUTPUT.value and not _OUTPUT.value.lower().endswith(('.csv', '.json')):
     raise cli.UsageError(f'--output must end with .csv or .json. Received: {_OUTPUT.value}')
   if _OUTPUT.value and os.path.isdir(_OUTPUT.value):
     raise cli.UsageError(f'--output={_OUTPUT.value} is a folder: give a file name ending in .csv or .json')
@@ -121,7 +121,7 @@ def _classify():
     message = str(e).strip().splitlines()[0] if str(e).strip() else ''
     raise cli.UsageError(f'cannot load the model: {type(e).__name__}: {message}')
   run = C.classify_files(found, _MODEL.value, _TOP_K.value, _OUTPUT.value, _TIMELINE_DIR.value,
-                         classifier=classifier, **args)
+                         classifier=classifier)
   done, total = len(run.predictions), len(found.paths)
   if run.interrupted:
     print(f'\nclassify: interrupted after {done} of {total} video(s)'

@@ -235,10 +235,13 @@ class VideoClassifier:
       raise ValueError(f'chunk_frames must be >= 8 (one output step) or None. Received: chunk_frames={chunk_frames}')
     if not fps or fps <= 0:
       raise ValueError(f'fps must be > 0. Received: fps={fps}')
+    if max_frames is not None and max_frames < 1:
+      raise ValueError(f'max_frames must be >= 1 or None (the whole video). Received: max_frames={max_frames}')
     self.model_name, self.streams = model_name, supported[model_name]
     self.view_model = _view_model(model_name)
     self.models = models
     self.precision = precision_lib.model_precision(next(iter(models.values())))  # how they were built
+    self.sources: Dict[str, Optional[str]] = {}  # where the weights came from (`build_classifier` fills it)
     self.class_names = list(class_names)
     self.spec = get_input_spec(model_name)
     self.fusion, self.flip, self.chunk_frames = fusion, flip, chunk_frames
@@ -484,7 +487,11 @@ def build_classifier(model_name: str = 'i3d_rgb', weights: Optional[str] = 'kine
     names = [f'class {i}' for i in range(k)]
   if len(names) != k:
     raise ValueError(f'{len(names)} class names for a {k}-class model: pass the matching --class_names file')
-  return VideoClassifier(models, model_name, names, **options)
+  classifier = VideoClassifier(models, model_name, names, **options)
+  own = bool(checkpoint or rgb_checkpoint)
+  classifier.sources = {'weights': None if own else weights, 'checkpoint': checkpoint,
+                        'rgb_checkpoint': rgb_checkpoint, 'flow_checkpoint': flow_checkpoint}
+  return classifier
 
 
 # ------------------------------------------------------------------------------------------ many videos
@@ -587,15 +594,18 @@ def classify_files(videos: Union[str, 'FoundVideos'], model_name: str = 'i3d_rgb
     timeline_dir: a folder for one PNG per video of the top classes' probabilities over time, or None.
     write_every: seconds between rewrites of `output` while the run goes on.
     progress: show progress bars and print each prediction (stderr / stdout through tqdm).
-    classifier: an already built `VideoClassifier` (else built with `build_classifier`).
-    **classifier_args: `build_classifier` arguments (weights, checkpoints, class_names, flip, precision, ...).
+    classifier: an already built `VideoClassifier` (else built with `build_classifier`); its settings and
+      `sources` are what the output's header records.
+    **classifier_args: `build_classifier` arguments (weights, checkpoints, class_names, flip, precision, ...),
+      without `classifier` only.
 
   Returns:
     A `ClassifyRun`; `interrupted` is True if KeyboardInterrupt stopped it (not re-raised).
 
   Raises:
     FileNotFoundError: nothing at `videos`.
-    ValueError: no video at `videos`, `top_k` < 1, an `output` that is not .csv/.json, or the model cannot
+    ValueError: no video at `videos`, `top_k` < 1, an `output` that is not .csv/.json, `classifier` together
+      with build arguments (they would be ignored), or the model cannot
       be built from the arguments (see `build_classifier`, which may also raise FileNotFoundError and
       `WeightsUnavailableError`).
   """
@@ -603,7 +613,10 @@ def classify_files(videos: Union[str, 'FoundVideos'], model_name: str = 'i3d_rgb
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   if top_k < 1:
     raise ValueError(f'top_k must be >= 1. Received: {top_k}')
-  if output and not output.endswith(('.csv', '.json')):
+  if classifier is not None and classifier_args:
+    raise ValueError(f'pass a built classifier or build arguments, not both (these would be ignored: '
+                     f'{sorted(classifier_args)})')
+  if output and not output.lower().endswith(('.csv', '.json')):
     raise ValueError(f'the output must end with .csv or .json. Received: {output}')
   found = find_videos(videos) if isinstance(videos, str) else videos
   if not found.paths:
@@ -619,10 +632,7 @@ def classify_files(videos: Union[str, 'FoundVideos'], model_name: str = 'i3d_rgb
   names = classifier.class_names
   k = min(top_k, len(names))
   run = ClassifyRun(found, [], {}, names, k, 0.0, output=output)
-  own_weights = any(classifier_args.get(key) for key in ('checkpoint', 'rgb_checkpoint'))
-  header = {'model': classifier.model_name,
-            'weights': None if own_weights else classifier_args.get('weights', 'kinetics400'),
-            **{key: classifier_args.get(key) for key in ('checkpoint', 'rgb_checkpoint', 'flow_checkpoint')},
+  header = {'model': classifier.model_name, **classifier.sources,
             'flip': classifier.flip, 'fusion': classifier.fusion, 'precision': classifier.precision,
             'max_frames': classifier.max_frames, 'top_k': k, 'num_classes': len(names),
             'videos_found': len(found.paths)}
@@ -727,10 +737,10 @@ def write_results(path: str, rows: Sequence[Dict], top_k: int, extra: Optional[D
   import csv  # pylint: disable=g-import-not-at-top
   import io  # pylint: disable=g-import-not-at-top
   from data_pipelines.io_utils import atomic_write  # pylint: disable=g-import-not-at-top
-  if path.endswith('.json'):
+  if path.lower().endswith('.json'):
     evaluation.write_json(path, dict(extra or {}, videos=list(rows)))
     return path
-  if not path.endswith('.csv'):
+  if not path.lower().endswith('.csv'):
     raise ValueError(f'--output must end with .csv or .json. Received: {path}')
   header = ['video', 'num_frames', 'duration_seconds', 'seconds']
   for r in range(1, top_k + 1):

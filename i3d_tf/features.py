@@ -284,9 +284,10 @@ def load_extractor(checkpoints: Dict[str, Optional[str]], num_classes: Optional[
       classes = 400 if num_classes is None and not source else num_classes  # random: the official shape
       try:
         models[stream] = restore.load_model(f'i3d_{stream}', classes, source, allow_random_weights)
-      except (FileNotFoundError, ValueError) as e:  # the stream named
+      except (FileNotFoundError, ValueError) as e:  # the stream named, one line (Keras lists weight values)
         kind = FileNotFoundError if isinstance(e, FileNotFoundError) else ValueError
-        raise kind(f'cannot load the {stream} checkpoint {source!r}: {e}') from e
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise kind(f'cannot load the {stream} checkpoint {source!r}: {reason}') from e
   return FeatureExtractor(models)
 
 

@@ -251,3 +251,27 @@ def test_binary_usage_errors_are_one_line_with_status_2(tmp_path):
     lines = [l for l in proc.stderr.splitlines() if l.startswith('classify:')]
     assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], (args, proc.stderr[-1500:])
     assert 'Traceback' not in proc.stderr and '--videos:' not in proc.stderr  # no usage dump
+
+
+def test_classify_files_records_the_classifier_it_ran(shared_data, tmp_path):
+  """The library call behind the binary: the JSON header names the classifier's own weights and settings, a
+  built classifier with build arguments beside it is refused (they would be ignored), and an empty or
+  negative max_frames is refused rather than read as 'the whole video' or 'no frame'."""
+  ckpt = str(tmp_path / 'rgb3.weights.h5')
+  i3d_tf.build_model('i3d_rgb', 3).save_weights(ckpt)
+  clf = C.build_classifier('i3d_rgb', checkpoint=ckpt, class_names=['a', 'b', 'c'], max_frames=16,
+                           precision='bfloat16')
+  clip = os.path.join(shared_data, 'videos', 'v_ApplyEyeMakeup_g01_c01.avi')
+  run = C.classify_files(clip, top_k=2, output=str(tmp_path / 'p.JSON'), classifier=clf, progress=False)
+  assert not run.failed and run.num_frames == 16 and not run.interrupted
+  data = json.loads((tmp_path / 'p.JSON').read_text())
+  assert {k: data[k] for k in ('weights', 'checkpoint', 'rgb_checkpoint', 'precision', 'max_frames', 'complete')} \
+      == {'weights': None, 'checkpoint': ckpt, 'rgb_checkpoint': None, 'precision': 'bfloat16', 'max_frames': 16,
+          'complete': True}
+  assert [t['label'] for t in data['videos'][0]['top_k']] == [clf.class_names[i] for i in
+                                                               np.argsort(-run.predictions[0].probabilities)[:2]]
+  with pytest.raises(ValueError, match=r"not both \(these would be ignored: \['max_frames', 'precision'\]\)"):
+    C.classify_files(clip, classifier=clf, precision='float32', max_frames=64)
+  for bad in (0, -5):
+    with pytest.raises(ValueError, match=f'max_frames must be >= 1 or None .* Received: max_frames={bad}'):
+      C.build_classifier('i3d_rgb', checkpoint=ckpt, num_classes=3, max_frames=bad)

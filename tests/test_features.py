@@ -204,3 +204,11 @@ def test_rerun_with_other_settings_is_refused_or_recomputed(tmp_path):
   i3d_tf.build_model('i3d_rgb', 3).save_weights(ckpt)
   proc = _run(base + ['--streams=rgb', '--stack_size=4', '--step_size=4'])
   assert proc.returncode == 2 and 'weights.rgb' in proc.stderr
+
+
+def test_a_damaged_checkpoint_is_one_error_naming_the_stream_and_file(tmp_path):
+  bad = tmp_path / 'bad.weights.h5'
+  bad.write_text('garbage')
+  with pytest.raises(ValueError, match=r"cannot load the rgb checkpoint '.*bad.weights.h5': .*bad.weights.h5 "
+                                       r'cannot be read as a checkpoint \(OSError: .*file signature not found'):
+    F.load_extractor({'rgb': str(bad)})

@@ -125,8 +125,21 @@ def restore_model(model_dir_or_checkpoint: str, model_name: Optional[str] = None
     The `keras.Model` with the checkpoint's weights (trainable state as built).
 
   Raises:
-    FileNotFoundError, ValueError: no checkpoint, or not enough information to build the model.
+    FileNotFoundError, ValueError: no checkpoint, or not enough information to build the model; ValueError
+      also for a file that is not a readable checkpoint (a damaged or foreign `.weights.h5`, a truncated
+      TF checkpoint), naming it.
   """
+  try:
+    return _restore_model(model_dir_or_checkpoint, model_name, num_classes, **build_kwargs)
+  except FileNotFoundError:
+    raise
+  except (OSError, tf.errors.OpError) as e:  # h5py's "file signature not found", DataLossError, ...
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    raise ValueError(f'{model_dir_or_checkpoint} cannot be read as a checkpoint ({type(e).__name__}: '
+                     f'{reason})') from e
+
+
+def _restore_model(model_dir_or_checkpoint, model_name, num_classes, **build_kwargs):
   checkpoint = resolve_checkpoint(model_dir_or_checkpoint)
   config = config_next_to(checkpoint) or {}
   if model_name and config.get('model') and config['model'] != model_name:  # else pages of restore warnings
