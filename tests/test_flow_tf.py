@@ -134,6 +134,11 @@ def test_tvl1_video_consecutive_pairs(synthetic):
   # The default batch size: 1 without a GPU (pair by pair, the fastest on CPU), 8 with one.
   assert F.default_batch_size() == (8 if tf.config.list_physical_devices('GPU') else 1)
   default = F.tvl1_video(video, **SYN)
+  # Pairs solved in concurrent threads (the CPU default, 2): the same numbers as one call at a time.
+  assert F.default_concurrent_calls() == (1 if tf.config.list_physical_devices('GPU') else 2)
+  five = np.concatenate([video, video[1:]])  # 5 frames, 4 pairs: 1 alone, then 3 over 3 threads
+  np.testing.assert_array_equal(F.tvl1_video(five, concurrent_calls=3, **SYN),
+                                F.tvl1_video(five, concurrent_calls=1, **SYN))
   if F.default_batch_size() == 1:  # same compiled graph as single-pair calls: bitwise equal
     for i in range(2):
       np.testing.assert_array_equal(default[i], F.tvl1(video[i], video[i + 1], **SYN).numpy())
@@ -207,6 +212,8 @@ def test_bad_arguments_raise():
     F.tvl1(a, np.zeros((1, 20, 21), np.float32))
   with pytest.raises(ValueError, match='gray_frames'):
     F.tvl1_video(np.zeros((3, 4), np.uint8))
+  with pytest.raises(ValueError, match='concurrent_calls must be >= 1. Received: concurrent_calls=0'):
+    F.tvl1_video(np.zeros((3, 20, 20), np.uint8), concurrent_calls=0)
   assert F.tvl1_video(np.zeros((1, 20, 20), np.uint8)).shape == (0, 20, 20, 2)
 
 

@@ -23,7 +23,8 @@ from data_pipelines.flow.flo_io import read_flo, valid_mask, write_flo
 from data_pipelines.flow.metrics import angular_error, endpoint_error
 from data_pipelines.flow.visualize import color_wheel, flow_to_color, save_flow_png, save_png
 
-_TF_TVL1 = ('FAST_BUDGET', 'TVL1Params', 'centered_gradient', 'default_batch_size', 'make_params', 'median_filter',
+_TF_TVL1 = ('FAST_BUDGET', 'TVL1Params', 'centered_gradient', 'default_batch_size', 'default_concurrent_calls',
+            'make_params', 'median_filter',
             'opencv_defaults', 'pyramid_sizes', 'tvl1', 'tvl1_graph', 'tvl1_video', 'warp')
 
 __all__ = sorted([

@@ -34,9 +34,13 @@ float32 [B, H, W, 2] holding (u, v) = (dx, dy) in pixels, frame_a(x) ~
 frame_b(x + flow(x)).
 """
 
+import contextlib
 import dataclasses
 import math
+import os
+import re
 import sys
+import tempfile
 import time
 from typing import Optional, Tuple
 
@@ -500,6 +504,33 @@ _COMPILED = {}
 _PREPARED = set()  # (params, jit, input shape, initial flow): programs this process has traced and compiled
 
 
+# TensorFlow 2.21 loads a program from XLA's persistent cache with an error-level line per tuning flag of the
+# compiling machine that it does not list for the host, "Target machine feature +prefer-no-scatter is not
+# supported on the host machine ... could lead to execution errors such as SIGILL", on the very machine that
+# compiled it.  These two are tuning preferences, not instruction sets; a real missing feature still shows
+# (and `i3d_tf.home` keeps one cache per kind of CPU).
+_BENIGN_STDERR = re.compile(r'cpu_aot_loader\.cc.*Target machine feature \+prefer-no-(scatter|gather) is not\s+supported')
+
+
+@contextlib.contextmanager
+def _stderr_without(pattern):
+  """Runs the block with file descriptor 2 captured, then writes back every line but those matching."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as captured:
+    os.dup2(captured.fileno(), 2)
+    try:
+      yield
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      captured.seek(0)
+      for line in captured.read().splitlines(keepends=True):
+        if not pattern.search(line.decode('utf-8', 'replace')):
+          os.write(2, line)
+
+
 def _announce(message: str) -> None:
   """A line on stderr that does not break a tqdm progress bar."""
   try:
@@ -587,10 +618,14 @@ def tvl1(frames_a, frames_b, initial_flow=None, jit_compile: Optional[bool] = No
     key = (p, jit, tuple(a.shape), init is not None)
     new = key not in _PREPARED
     if new:  # a stall of 10-30 s on CPU: said, not silent (XLA's persistent cache, `i3d_tf.home`, shortens it)
-      _announce(f'tvl1_tf: {"compiling (XLA)" if jit else "tracing"} TV-L1 for {a.shape[0]} pair(s) of '
-                f'{a.shape[1]}x{a.shape[2]} (once per frame size, parameters and process) ...')
+      _announce(f'tvl1_tf: {"tracing and compiling (XLA; or loading from its cache)" if jit else "tracing"} '
+                f'TV-L1 for {a.shape[0]} pair(s) of {a.shape[1]}x{a.shape[2]} (once per frame size, parameters '
+                'and process) ...')
       start = time.perf_counter()
-    flow, count = _compiled(p, jit)(a, b, init)
+      with _stderr_without(_BENIGN_STDERR):
+        flow, count = _compiled(p, jit)(a, b, init)
+    else:
+      flow, count = _compiled(p, jit)(a, b, init)
     if new:
       _PREPARED.add(key)
       _announce(f'tvl1_tf: {a.shape[1]}x{a.shape[2]} ready in {time.perf_counter() - start:.1f} s (first batch '
@@ -612,8 +647,17 @@ def default_batch_size() -> int:
   return 8 if tf.config.list_physical_devices('GPU') else 1
 
 
+def default_concurrent_calls() -> int:
+  """Batches solved at once by `tvl1_video`: 1 with a GPU, else 2 (CPU; measured in docs/flow.md).
+
+  On the 2-core CPU a batch-1 call keeps about one core busy; two concurrent calls (threads: TensorFlow
+  releases the GIL while it runs) use both.
+  """
+  return 1 if tf.config.list_physical_devices('GPU') else 2
+
+
 def tvl1_video(gray_frames, batch_size: Optional[int] = None, jit_compile: Optional[bool] = None,
-               **params) -> np.ndarray:
+               concurrent_calls: Optional[int] = None, **params) -> np.ndarray:
   """Flow between consecutive frames i -> i + 1 of a grayscale video.
 
   The pluggable backend of the data pipeline's `--flow=tvl1_tf`: no truncation
@@ -624,6 +668,8 @@ def tvl1_video(gray_frames, batch_size: Optional[int] = None, jit_compile: Optio
     batch_size: pairs per call (None: `default_batch_size()`); the last batch is
       padded to this size so one compiled graph serves the whole video.
     jit_compile: see `tvl1`.
+    concurrent_calls: batches solved at once, in threads (None: `default_concurrent_calls()`); the
+      first batch runs alone (it compiles).  The result does not depend on it.
     **params: see `tvl1`.
 
   Returns:
@@ -639,6 +685,10 @@ def tvl1_video(gray_frames, batch_size: Optional[int] = None, jit_compile: Optio
     batch_size = default_batch_size()
   if batch_size < 1:
     raise ValueError(f'batch_size must be >= 1. Received: batch_size={batch_size}')
+  if concurrent_calls is None:
+    concurrent_calls = default_concurrent_calls()
+  if concurrent_calls < 1:
+    raise ValueError(f'concurrent_calls must be >= 1. Received: concurrent_calls={concurrent_calls}')
   n = frames.shape[0]
   h, w = frames.shape[1:]
   if n < 2:
@@ -646,7 +696,8 @@ def tvl1_video(gray_frames, batch_size: Optional[int] = None, jit_compile: Optio
   frames = frames.astype(np.float32, copy=False)
   bs = min(batch_size, n - 1)
   out = np.empty((n - 1, h, w, 2), np.float32)
-  for start in range(0, n - 1, bs):
+
+  def solve(start):
     stop = min(start + bs, n - 1)
     a = frames[start:stop]
     b = frames[start + 1:stop + 1]
@@ -656,4 +707,15 @@ def tvl1_video(gray_frames, batch_size: Optional[int] = None, jit_compile: Optio
       b = np.concatenate([b, np.repeat(b[-1:], pad, 0)])
     flow = tvl1(a, b, jit_compile=jit_compile, **params)
     out[start:stop] = flow.numpy()[:stop - start]
+
+  starts = list(range(0, n - 1, bs))
+  solve(starts[0])  # alone: a new shape traces and compiles once
+  if concurrent_calls == 1 or len(starts) == 1:
+    for start in starts[1:]:
+      solve(start)
+  else:
+    from concurrent import futures  # pylint: disable=g-import-not-at-top
+    with futures.ThreadPoolExecutor(concurrent_calls) as pool:
+      for done in pool.map(solve, starts[1:]):  # re-raises a failed batch's error
+        del done
   return out
