@@ -80,4 +80,5 @@ def test_a_binary_start_fills_the_cache_and_tvl1_tf_says_it_compiles(tmp_path):
   proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, env=env, cwd=ROOT)
   assert proc.returncode == 0 and proc.stdout.strip() == '(2, 32, 40, 2)', proc.stderr[-2000:]
   assert 'prefer-no-' not in proc.stderr and 'SIGILL' not in proc.stderr, proc.stderr[-3000:]
+  assert 'XlaSerializedCacheEntry' not in proc.stderr, proc.stderr[-3000:]  # TF's text-then-binary read
   assert [l for l in proc.stderr.splitlines() if l.startswith('tvl1_tf:')][1].startswith('tvl1_tf: 32x40 ready')
