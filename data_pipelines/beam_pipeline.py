@@ -2,7 +2,7 @@
 
 Pipeline: Create(entries keyed by shard) -> Map(convert_video) (parallel over videos: the flow
 bottleneck) -> GroupByKey(shard) -> Map(write_shard) (sorted in entry order, temporary name then rename,
-then the shard's manifest).  The driver checks the output folder first (`conversion.prepare_output`: the
+then the shard's manifest; `retry_shard` for a complete shard whose earlier failures are retried).  The driver checks the output folder first (`conversion.prepare_output`: the
 same resume key, refusals and `overwrite` as the local pool) and merges the shard manifests into
 manifest.json after the run.  Any runner works (`--runner=DirectRunner|DataflowRunner|FlinkRunner...`);
 for remote runners `output_dir` must be a path every worker can write: a local shared path or any
@@ -21,10 +21,11 @@ def _convert(item, options):
   return shard, (index, encoded, record)
 
 
-def _write(item, output_dir, subset, num_shards):
+def _write(item, output_dir, subset, num_shards, retry_shards):
   shard, results = item
   results = sorted(results, key=lambda r: r[0])
-  records = conversion.write_shard(output_dir, subset, shard, num_shards, [(e, r) for _, e, r in results])
+  write = conversion.retry_shard if shard in retry_shards else conversion.write_shard
+  records = write(output_dir, subset, shard, num_shards, [(e, r) for _, e, r in results])
   return len(records)
 
 
@@ -32,7 +33,7 @@ def run_beam(entries: Sequence[VideoEntry], output_dir: str, subset: str, num_sh
              options: conversion.ConversionOptions = conversion.ConversionOptions(),
              runner: str = 'DirectRunner', pipeline_args: Optional[List[str]] = None,
              labels: Optional[Sequence[str]] = None, overwrite: bool = False,
-             extra: Optional[Dict] = None) -> Dict:
+             extra: Optional[Dict] = None, retry_failed: bool = True) -> Dict:
   """Runs the conversion as a Beam pipeline; same output folder and resume rules as `run_conversion`.
 
   Args:
@@ -47,6 +48,8 @@ def run_beam(entries: Sequence[VideoEntry], output_dir: str, subset: str, num_sh
     labels: the dataset's class list (recorded; other subsets in `output_dir` must use the same).
     overwrite: replace the subset's previous output instead of refusing a rerun with another key.
     extra: fields added to the summary.
+    retry_failed: convert again the videos that earlier runs recorded as failed, only those (their shards
+      keep their other records: `conversion.retry_shard`); False counts them in the summary instead.
 
   Returns:
     The subset's summary dict (also in manifest.json), with 'runner' added.
@@ -59,10 +62,12 @@ def run_beam(entries: Sequence[VideoEntry], output_dir: str, subset: str, num_sh
   from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
 
   t0 = time.time()
-  plan = conversion.prepare_output(entries, output_dir, subset, num_shards, options, labels, overwrite)
+  plan = conversion.prepare_output(entries, output_dir, subset, num_shards, options, labels, overwrite,
+                                  retry_failed)
   ranges = conversion.shard_ranges(len(entries), num_shards)
   todo = plan.todo
   items = [(k, i, entries[i]) for k in todo for i in range(*ranges[k])]
+  items += [(k, i, entries[i]) for k, indices in sorted(plan.retry.items()) for i in indices]
   empty_shards = [k for k in todo if ranges[k][0] == ranges[k][1]]
   for k in empty_shards:  # GroupByKey never sees a shard without entries.
     conversion.write_shard(output_dir, subset, k, num_shards, [])
@@ -74,9 +79,10 @@ def run_beam(entries: Sequence[VideoEntry], output_dir: str, subset: str, num_sh
            | 'Reshuffle' >> beam.Reshuffle()
            | 'Convert' >> beam.Map(_convert, options)
            | 'GroupByShard' >> beam.GroupByKey()
-           | 'WriteShard' >> beam.Map(_write, output_dir, subset, num_shards))
-  run = dict(skipped_shards=plan.skipped, removed_files=len(plan.removed), seconds=round(time.time() - t0, 2),
-             runner=runner, options=conversion._options_dict(options))  # pylint: disable=protected-access
+           | 'WriteShard' >> beam.Map(_write, output_dir, subset, num_shards, set(plan.retry)))
+  run = dict(conversion.plan_summary(plan, entries, output_dir, subset, num_shards),
+             seconds=round(time.time() - t0, 2), runner=runner,
+             options=conversion._options_dict(options))  # pylint: disable=protected-access
   if labels is not None:
     run['labels'] = list(labels)
   run.update(extra or {})

@@ -15,12 +15,15 @@ The per-shard manifests live in `manifests/` under names that do not start with 
 glob (`train-*`, `*.tfrecord*`, `**/train-*`) matches them.  Every file is written atomically (temporary
 name, then rename).  A shard is complete when it and its manifest exist; a rerun whose key (video list
 with sizes and modification times, labels, every option, num_shards, the format version) equals the
-recorded one skips complete shards; any other rerun is refused naming what differs (`OutputConflictError`)
-unless `overwrite=True`, which first removes the subset's previous shards and manifests.
+recorded one skips complete shards, except that the videos their manifests record as failed are converted
+again (`retry_failed`, the default; only those, `retry_shard`; their files may have changed meanwhile); any
+other rerun is refused naming what differs (`OutputConflictError`) unless `overwrite=True`, which first
+removes the subset's previous shards and manifests.
 """
 
 import collections
 import dataclasses
+import glob
 import hashlib
 import json
 import logging
@@ -28,7 +31,7 @@ import multiprocessing
 import os
 import re
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 
 from data_pipelines import flow as flow_lib
@@ -286,8 +289,9 @@ def write_shard(output_dir: str, subset: str, shard: int, num_shards: int, resul
     subset: the subset name (`check_subset_name`).
     shard: 0-based shard index.
     num_shards: number of shards of the subset.
-    results: (EncodedVideo | None, record) pairs from `convert_video`, in entry order; a None video
-      (failed) is written to the manifest only.
+    results: (EncodedVideo | bytes | None, record) pairs from `convert_video`, in entry order; bytes are an
+      already serialized record (kept from the shard that `retry_shard` rewrites); a None video (failed) is
+      written to the manifest only.
 
   Returns:
     The manifest records, each with 'shard' set to the shard's file name (None for a failed video).
@@ -298,12 +302,73 @@ def write_shard(output_dir: str, subset: str, shard: int, num_shards: int, resul
   for encoded, record in results:
     record = dict(record, shard=os.path.basename(path) if encoded is not None else None)
     if encoded is not None:
-      serialized.append(tfrecord_format.serialize(encoded))
+      serialized.append(encoded if isinstance(encoded, bytes) else tfrecord_format.serialize(encoded))
     records.append(record)
   tfrecord_format.write_tfrecord(path, serialized)
   atomic_write_json(os.path.join(output_dir, shard_manifest_name(subset, shard, num_shards)), records,
                     sort_keys=True)
   return records
+
+
+def _shard_records(path: str) -> List[Tuple[str, bytes]]:
+  """(video id, serialized record) of every record of a shard file, in file order."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  out = []
+  for raw in tf.data.TFRecordDataset(path):
+    raw = raw.numpy()
+    example = tf.train.SequenceExample.FromString(raw)
+    out.append((example.context.feature['video/id'].bytes_list.value[0].decode('utf-8'), raw))
+  return out
+
+
+def retry_shard(output_dir: str, subset: str, shard: int, num_shards: int, results) -> List[Dict]:
+  """Puts the videos retried from a complete shard into it; the shard's other records are kept as they are.
+
+  The shard's manifest is replaced by one with the retried videos' new records.  When any retried video
+  converted, the shard is rewritten (its kept records read back, in entry order with the new ones): its
+  manifest is removed first, so that until the new manifest is written the shard counts as incomplete and a
+  killed run converts it again whole; the shard itself is written under a temporary name, then renamed.
+  When all failed again, only the manifest is replaced (their new errors and times).
+
+  Args:
+    output_dir: the output folder (local path or tf.io.gfile URL).
+    subset: the subset name.
+    shard: 0-based shard index; the shard and its manifest exist (`shard_complete`).
+    num_shards: number of shards of the subset.
+    results: (EncodedVideo | None, record) pairs from `convert_video` for videos the shard's manifest records
+      as failed, in entry order.
+
+  Returns:
+    The shard's new manifest records, in entry order.
+
+  Raises:
+    OutputConflictError: a retried video is not recorded as failed in the shard's manifest, or the shard does
+      not hold exactly the videos its manifest records as converted (changed by something else): rerun with
+      --overwrite.
+  """
+  manifest_path = os.path.join(output_dir, shard_manifest_name(subset, shard, num_shards))
+  old = _read_json(manifest_path) or []
+  retried = {record['id']: (encoded, record) for encoded, record in results}
+  failed_before = {r['id'] for r in old if r.get('status') != 'ok'}
+  if set(retried) - failed_before:
+    raise OutputConflictError(f'{manifest_path} does not record {_some(sorted(set(retried) - failed_before))} as '
+                              'failed: only failed videos are retried; rerun with --overwrite')
+  if not any(encoded is not None for encoded, _ in retried.values()):  # nothing new for the shard file
+    records = [dict(retried[r['id']][1], shard=None) if r['id'] in retried else r for r in old]
+    atomic_write_json(manifest_path, records, sort_keys=True)
+    return records
+  path = os.path.join(output_dir, shard_name(subset, shard, num_shards))
+  kept = _shard_records(path)
+  converted_before = [r['id'] for r in old if r.get('status') == 'ok']
+  if [video_id for video_id, _ in kept] != converted_before:
+    raise OutputConflictError(
+        f'{path} holds the videos {_some([i for i, _ in kept])}, but {manifest_path} records '
+        f'{_some(converted_before)} as converted: the shard was changed by something else; rerun with --overwrite')
+  kept_records = iter(raw for _, raw in kept)
+  merged = [retried[r['id']] if r['id'] in retried else
+            (next(kept_records) if r.get('status') == 'ok' else None, r) for r in old]
+  _remove(manifest_path)  # incomplete until the new manifest exists: a killed rewrite is redone whole
+  return write_shard(output_dir, subset, shard, num_shards, merged)
 
 
 def shard_complete(output_dir: str, subset: str, shard: int, num_shards: int) -> bool:
@@ -479,21 +544,46 @@ def dataset_class_list(output_dir: str) -> Optional[Tuple[List[str], List[str]]]
 
 @dataclasses.dataclass
 class OutputPlan:
-  """What a conversion run does: shards to (re)write, how many are complete, files it removed first."""
+  """What a conversion run does (`prepare_output`).
+
+  Attributes:
+    todo: shard indices to write whole (never written, interrupted, or their manifest unusable).
+    skipped: complete shards left as they are.
+    removed: relative paths removed first (previous output with `overwrite`, stray temporaries).
+    retry: {shard: entry indices} of complete shards whose manifest records failed videos, which this run
+      converts again (`retry_failed`); the shard's other records are kept (`retry_shard`).
+    failed_earlier: failed videos recorded in the skipped shards (earlier runs' failures this run does not
+      retry: `retry_failed=False`).
+  """
   todo: List[int]
   skipped: int
   removed: List[str]
+  retry: Dict[int, List[int]] = dataclasses.field(default_factory=dict)
+  failed_earlier: int = 0
+
+
+def _with_failed_refreshed(old: Dict, new: Dict, failed_ids) -> Dict:
+  """`old` key with the size and modification time of the videos in `failed_ids` taken from `new` (same id,
+  path and label): a failed video's file may change between runs (a broken copy replaced) without making
+  the rerun another conversion, since nothing of it is in the output."""
+  new_rows = {v[0]: v for v in new.get('videos') or []}
+  videos = [list(new_rows[v[0]]) if v[0] in failed_ids and v[0] in new_rows and list(v[:3]) == new_rows[v[0]][:3]
+            else v for v in old.get('videos') or []]
+  return dict(old, videos=videos)
 
 
 def prepare_output(entries: Sequence[VideoEntry], output_dir: str, subset: str, num_shards: int,
                    options: 'ConversionOptions', labels: Optional[Sequence[str]] = None,
-                   overwrite: bool = False) -> OutputPlan:
+                   overwrite: bool = False, retry_failed: bool = True) -> OutputPlan:
   """Checks `output_dir` against this run before any video is read; returns the shards to write.
 
-  Resumes (complete shards skipped) when the subset's recorded key equals this run's; otherwise refuses,
-  or with `overwrite` removes the subset's previous shards and manifests first and converts everything.
-  Stray temporaries of killed writers are always removed.  Writes the subset's state (its key) when there
-  was none or with `overwrite`.
+  Resumes when the subset's recorded key equals this run's: complete shards are skipped, except that with
+  `retry_failed` the videos a complete shard's manifest records as failed are converted again (only those);
+  their files may have changed since (size, modification time: e.g. a broken copy replaced by a good one)
+  without counting as another conversion.  Otherwise refuses, or with `overwrite` removes the subset's
+  previous shards and manifests first and converts everything.  Stray temporaries of killed writers are
+  always removed.  Writes the subset's state (its key) when there was none, with `overwrite`, or when a
+  failed video's file changed.
 
   Args:
     entries: the subset's videos, in order.
@@ -503,9 +593,13 @@ def prepare_output(entries: Sequence[VideoEntry], output_dir: str, subset: str, 
     options: the conversion options.
     labels: the dataset's class list, or None; every other subset in `output_dir` must record the same.
     overwrite: replace the subset's previous output instead of refusing a conflicting rerun.
+    retry_failed: convert again the videos that earlier runs recorded as failed in complete shards; False
+      keeps them as they are (counted in `OutputPlan.failed_earlier`), and a failed video whose file changed
+      is then refused like any other change.
 
   Returns:
-    An `OutputPlan`: shard indices to write, number already complete, relative paths removed.
+    An `OutputPlan`: shards to write, number left as they are, relative paths removed, shards and videos to
+    retry, earlier failures not retried.
 
   Raises:
     DatasetError: a subset name that cannot name shards, or two entries that share a video id.
@@ -527,7 +621,19 @@ def prepare_output(entries: Sequence[VideoEntry], output_dir: str, subset: str, 
   files = _subset_files(output_dir, subset)
   state = _read_json(os.path.join(output_dir, subset_state_name(subset))) if files['state'] else None
   expected = {shard_name(subset, k, num_shards) for k in range(num_shards)}
-  changes = describe_key_change(state.get('key', {}), key) if state is not None else []
+  earlier = {}  # complete shard -> its manifest records (None: not readable)
+  if state is not None and not overwrite:
+    for k in range(num_shards):
+      if shard_complete(output_dir, subset, k, num_shards):
+        try:
+          earlier[k] = _read_json(os.path.join(output_dir, shard_manifest_name(subset, k, num_shards)))
+        except ValueError:
+          earlier[k] = None
+  failed_ids = {r.get('id') for records in earlier.values() if isinstance(records, list) for r in records
+                if isinstance(r, dict) and r.get('status') != 'ok'}
+  recorded_key = state.get('key', {}) if state is not None else {}
+  refreshed = _with_failed_refreshed(recorded_key, key, failed_ids) if failed_ids else recorded_key
+  changes = describe_key_change(refreshed if retry_failed else recorded_key, key) if state is not None else []
   problem = None
   if files['old_sidecars']:
     problem = (f'holds subset {subset!r} written by an older prepare_data (its per-shard .manifest.json '
@@ -537,6 +643,9 @@ def prepare_output(entries: Sequence[VideoEntry], output_dir: str, subset: str, 
                f'{", ..." if len(files["shards"]) > 1 else ""})')
   elif changes:
     problem = f'holds subset {subset!r} converted from other videos or settings: {"; ".join(changes)}'
+    if not retry_failed and refreshed is not recorded_key and not describe_key_change(refreshed, key):
+      problem += (' (only videos that failed in an earlier run changed: a rerun without --noretry_failed '
+                  'converts just them again)')
   elif set(files['shards']) - expected:
     extra = sorted(set(files['shards']) - expected)
     problem = f'holds {subset} shard(s) this run would not write ({_some(extra)})'
@@ -553,11 +662,33 @@ def prepare_output(entries: Sequence[VideoEntry], output_dir: str, subset: str, 
     _remove(os.path.join(output_dir, rel))
   if removed:
     logging.info('removed %d file(s) of the previous %s output from %s', len(removed), subset, output_dir)
+  state_path = os.path.join(output_dir, subset_state_name(subset))
   if overwrite or state is None:
-    atomic_write_json(os.path.join(output_dir, subset_state_name(subset)),
-                      dict(format_version=FORMAT_VERSION, subset=subset, key=key, run={}), sort_keys=True)
-  todo = [k for k in range(num_shards) if not shard_complete(output_dir, subset, k, num_shards)]
-  return OutputPlan(todo, num_shards - len(todo), removed)
+    atomic_write_json(state_path, dict(format_version=FORMAT_VERSION, subset=subset, key=key, run={}),
+                      sort_keys=True)
+  elif retry_failed and refreshed != recorded_key:  # failed videos' files changed: the key they are retried with
+    atomic_write_json(state_path, dict(state, key=key), sort_keys=True)
+  ranges = shard_ranges(len(entries), num_shards)
+  plan = OutputPlan([], 0, removed)
+  for k in range(num_shards):
+    if not shard_complete(output_dir, subset, k, num_shards):
+      plan.todo.append(k)
+      continue
+    records = earlier.get(k)
+    ids = [entries[i].video_id for i in range(*ranges[k])]
+    if not isinstance(records, list) or [r.get('id') if isinstance(r, dict) else None for r in records] != ids:
+      logging.warning('%s does not record the videos of shard %d (%s): converting the shard again',
+                      shard_manifest_name(subset, k, num_shards), k, 'unreadable' if records is None else
+                      'other videos')
+      plan.todo.append(k)
+      continue
+    failed = [i for i, r in zip(range(*ranges[k]), records) if r.get('status') != 'ok']
+    if failed and retry_failed:
+      plan.retry[k] = failed
+    else:
+      plan.skipped += 1
+      plan.failed_earlier += len(failed)
+  return plan
 
 
 def write_manifest(output_dir: str, subset: str, num_shards: int, extra: Optional[Dict] = None) -> Dict:
@@ -566,19 +697,27 @@ def write_manifest(output_dir: str, subset: str, num_shards: int, extra: Optiona
   Args:
     output_dir: the output folder.
     subset: the subset name.
-    num_shards: number of shards (unused: the count is read from the subset's recorded key).
+    num_shards: the number of shards this run wrote; it must be the one the subset's state records
+      (`prepare_output` wrote it), else the summary would count another run's shards under this run's fields.
     extra: the run's summary fields (options, seconds, skipped_shards, ...); replaces those recorded before.
 
   Returns:
     This subset's summary from the rebuilt manifest.json.
 
   Raises:
-    OutputConflictError: the subset has no state file (`prepare_output` was not run).
+    OutputConflictError: the subset has no state file (`prepare_output` was not run), or its state records
+      another shard count (another run into the same folder and subset replaced it meanwhile).
   """
   state_path = os.path.join(output_dir, subset_state_name(subset))
   state = _read_json(state_path)
   if state is None:
     raise OutputConflictError(f'{state_path} is missing: run prepare_output first')
+  recorded = (state.get('key') or {}).get('num_shards')
+  if recorded != num_shards:
+    raise OutputConflictError(
+        f'{state_path} records subset {subset!r} in {recorded} shard(s), but this run wrote {num_shards}: another '
+        f'run into {output_dir} (e.g. with --overwrite and another --num_shards) replaced it meanwhile; run one '
+        f'conversion of a subset at a time, then rerun this one (with --overwrite to keep {num_shards} shards)')
   state['run'] = dict(extra or {})
   atomic_write_json(state_path, state, sort_keys=True)
   return merge_manifest(output_dir)['subsets'][subset]['summary']
@@ -621,14 +760,41 @@ def merge_manifest(output_dir: str) -> Dict:
   return manifest
 
 
+def plan_summary(plan: OutputPlan, entries: Sequence[VideoEntry], output_dir: str, subset: str,
+                 num_shards: int) -> Dict:
+  """The summary fields of a finished run's plan: shards left as they were, files removed, and the earlier
+  failures retried (and how many of them converted now) or not retried.
+
+  Args:
+    plan: the run's `OutputPlan` (`prepare_output`).
+    entries: the subset's videos, in order (the plan's entry indices).
+    output_dir: the output folder, with the run's shard manifests written.
+    subset: the subset name.
+    num_shards: number of shards.
+
+  Returns:
+    {'skipped_shards', 'removed_files', 'retried_shards', 'retried_videos', 'recovered_videos',
+    'earlier_failures_not_retried'}.
+  """
+  recovered = 0
+  for k, indices in plan.retry.items():
+    records = _read_json(os.path.join(output_dir, shard_manifest_name(subset, k, num_shards))) or []
+    retried = {entries[i].video_id for i in indices}
+    recovered += sum(r['id'] in retried and r['status'] == 'ok' for r in records)
+  return dict(skipped_shards=plan.skipped, removed_files=len(plan.removed), retried_shards=len(plan.retry),
+              retried_videos=sum(len(v) for v in plan.retry.values()), recovered_videos=recovered,
+              earlier_failures_not_retried=plan.failed_earlier)
+
+
 def run_conversion(entries: Sequence[VideoEntry], output_dir: str, subset: str, num_shards: int = 1,
                    options: ConversionOptions = ConversionOptions(), workers: int = 1,
                    labels: Optional[Sequence[str]] = None, progress: bool = True, overwrite: bool = False,
-                   extra: Optional[Dict] = None) -> Dict:
+                   extra: Optional[Dict] = None, retry_failed: bool = True) -> Dict:
   """Converts `entries` into `num_shards` shards with a pool of `workers` processes (resumable).
 
   A video that fails to convert is recorded as failed and the run goes on; a crashed worker process is
-  isolated and its video recorded as failed.
+  isolated and its video recorded as failed.  A rerun converts the shards not written yet and, with
+  `retry_failed`, the videos earlier runs recorded as failed (only those: `retry_shard`).
 
   Args:
     entries: the subset's videos, split in order into `num_shards` contiguous chunks.
@@ -642,10 +808,13 @@ def run_conversion(entries: Sequence[VideoEntry], output_dir: str, subset: str, 
     overwrite: replace the subset's previous output instead of refusing a rerun with another key
       (`prepare_output`).
     extra: fields added to the summary (e.g. what the dataset reader skipped).
+    retry_failed: convert again the videos that earlier runs recorded as failed (`prepare_output`); False
+      leaves them failed and counts them in the summary ('earlier_failures_not_retried').
 
   Returns:
-    The summary dict (videos, ok, failed, frames, flow_frames, skipped_shards, removed_files, seconds,
-    options, ...), also in manifest.json under subsets/<subset>/summary.
+    The summary dict (videos, ok, failed, frames, flow_frames, skipped_shards, removed_files, retried_shards,
+    retried_videos, recovered_videos, earlier_failures_not_retried, seconds, options, ...), also in
+    manifest.json under subsets/<subset>/summary.
 
   Raises:
     ValueError: `num_shards` or `workers` < 1.
@@ -654,12 +823,12 @@ def run_conversion(entries: Sequence[VideoEntry], output_dir: str, subset: str, 
   if num_shards < 1 or workers < 1:
     raise ValueError(f'num_shards and workers must be >= 1. Received: {num_shards}, {workers}')
   t0 = time.time()
-  plan = prepare_output(entries, output_dir, subset, num_shards, options, labels, overwrite)
+  plan = prepare_output(entries, output_dir, subset, num_shards, options, labels, overwrite, retry_failed)
   ranges = shard_ranges(len(entries), num_shards)
-  todo = plan.todo
   if plan.skipped:
     logging.info('%d of %d shards already complete, skipped.', plan.skipped, num_shards)
-  jobs = [(entries[i], options) for k in todo for i in range(*ranges[k])]
+  work = sorted([(k, list(range(*ranges[k]))) for k in plan.todo] + list(plan.retry.items()))
+  jobs = [(entries[i], options) for _, indices in work for i in indices]
   results = _pool_results(jobs, workers) if workers > 1 and jobs else map(_convert_star, jobs)
   bar = None
   if progress:
@@ -667,22 +836,21 @@ def run_conversion(entries: Sequence[VideoEntry], output_dir: str, subset: str, 
     bar = tqdm(total=len(jobs), desc=f'{subset} videos', unit='video')
   failed = 0
   try:
-    for k in todo:
-      begin, end = ranges[k]
+    for k, indices in work:
       batch = []
-      for _ in range(end - begin):
+      for _ in indices:
         batch.append(next(results))
         failed += batch[-1][1]['status'] != 'ok'
         if bar is not None:
           bar.update(1)
           bar.set_postfix(failed=failed)
-      write_shard(output_dir, subset, k, num_shards, batch)
+      (retry_shard if k in plan.retry else write_shard)(output_dir, subset, k, num_shards, batch)
   finally:
     if bar is not None:
       bar.close()
     if hasattr(results, 'close'):
       results.close()
-  run = dict(skipped_shards=plan.skipped, removed_files=len(plan.removed), seconds=round(time.time() - t0, 2),
+  run = dict(plan_summary(plan, entries, output_dir, subset, num_shards), seconds=round(time.time() - t0, 2),
              options=_options_dict(options))
   if labels is not None:
     run['labels'] = list(labels)
@@ -699,6 +867,78 @@ def read_manifest(output_dir: str) -> Dict:
     legacy = _legacy_subsets(output_dir)
     manifest = dict(format_version=1, labels=manifest.get('summary', {}).get('labels'), subsets=legacy)
   return manifest
+
+
+@dataclasses.dataclass
+class RecordedClassList:
+  """The class list the manifest.json files beside a records glob's shards record (`records_class_list`).
+
+  Attributes:
+    labels: the class names in index order, or None when no manifest there records a class list.
+    manifests: the manifest.json files that record `labels`.
+    unrecorded: folders of matched records whose manifest.json is missing or records no class list (their
+      labels cannot be checked).
+  """
+  labels: Optional[List[str]]
+  manifests: List[str]
+  unrecorded: List[str]
+
+
+def _manifest_labels(path: str) -> Optional[List[str]]:
+  """The class list a prepare_data manifest.json records ('labels', or the first layout's 'summary.labels'),
+  None when the file is missing or records none.  A file that is not JSON is a DatasetError naming it."""
+  try:
+    manifest = _read_json(path)
+  except ValueError as e:
+    raise DatasetError(f'{path} is not a readable manifest.json ({e}): rewrite it with prepare_data (--overwrite) '
+                       'or remove it') from None
+  if not isinstance(manifest, dict):
+    return None
+  labels = manifest.get('labels') or (manifest.get('summary') or {}).get('labels')
+  return [str(n) for n in labels] if isinstance(labels, list) and labels else None
+
+
+def records_class_list(file_pattern: Union[str, Sequence[str]]) -> RecordedClassList:
+  """The class list recorded beside the shards a records glob reads, every folder of it checked.
+
+  Each folder that holds a file `file_pattern` matches is looked at (its `manifest.json`), so a wildcard in
+  the folder part (`tfr/*/test-*.tfrecord`) is expanded instead of naming one folder `tfr/*` that does not
+  exist; a pattern whose folder part has no wildcard names that folder (whether files match yet or not).
+
+  Args:
+    file_pattern: a glob of shards (local or tf.io.gfile URL), or a list of globs / files.
+
+  Returns:
+    A `RecordedClassList`: the one list, the manifests that record it, the folders without one.
+
+  Raises:
+    DatasetError: two folders record different class lists (names both manifests and the first difference:
+      their label indices mean different classes), or a manifest.json that is not JSON.
+  """
+  patterns = [file_pattern] if isinstance(file_pattern, (str, os.PathLike)) else list(file_pattern)
+  folders = set()
+  for pattern in map(os.fspath, patterns):
+    folder = os.path.dirname(pattern)
+    if glob.has_magic(folder):
+      matched = _gfile().glob(pattern) if _remote(pattern) else glob.glob(pattern)
+      folders.update(os.path.dirname(f) for f in matched)
+    else:
+      folders.add(folder)
+  labels, manifests, unrecorded = None, [], []
+  for folder in sorted(folders):
+    path = os.path.join(folder, MANIFEST)
+    found = _manifest_labels(path)
+    if found is None:
+      unrecorded.append(folder)
+    elif labels is None or found == labels:
+      labels = found
+      manifests.append(path)
+    else:
+      raise DatasetError(
+          f'the records of {file_pattern!r} were converted with different class lists: {manifests[0]} and {path} '
+          f'({_labels_change(labels, found)}), so one label index names different classes: read them '
+          'separately, or convert them into one dataset with one --label_map')
+  return RecordedClassList(labels, manifests, unrecorded)
 
 
 def failure_lines(output_dir: str, subset: Optional[str] = None, limit: int = 20) -> List[str]:
@@ -722,14 +962,25 @@ def failure_lines(output_dir: str, subset: Optional[str] = None, limit: int = 20
 
 
 def summary_line(summary: Dict) -> str:
-  """One console line for a subset's summary (`run_conversion`): videos converted and failed, frames, flow
-  fields, shards (already complete, old files removed) and seconds.
+  """One console line for a subset's summary (`run_conversion`): videos converted and failed (how many of
+  the failures are earlier runs' that this run did not retry), frames, flow fields, shards (already
+  complete, with earlier failures retried and how many of those converted now, old files removed) and
+  seconds.
+
+  Args:
+    summary: the subset's summary (`run_conversion`, `beam_pipeline.run_beam`, or manifest.json's).
 
   Raises:
     KeyError: `summary` lacks 'subset', 'ok', 'videos', 'failed', 'frames', 'flow_frames' or 'num_shards'.
   """
   removed = summary.get('removed_files', 0)
+  kept = summary.get('earlier_failures_not_retried', 0)
+  retried_shards, retried = summary.get('retried_shards', 0), summary.get('retried_videos', 0)
+  not_retried = (f' ({kept} in an earlier run, not retried: rerun without --noretry_failed once the cause is '
+                 'fixed)' if kept else '')
+  retry = (f', {retried_shards} with earlier failures: {retried} video(s) retried, '
+           f'{summary.get("recovered_videos", 0)} converted now' if retried else '')
   return (f'{summary["subset"]}: {summary["ok"]}/{summary["videos"]} videos converted, {summary["failed"]} '
-          f'failed, {summary["frames"]} frames, {summary["flow_frames"]} flow fields, '
-          f'{summary["num_shards"]} shards ({summary.get("skipped_shards", 0)} already complete'
+          f'failed{not_retried}, {summary["frames"]} frames, {summary["flow_frames"]} flow fields, '
+          f'{summary["num_shards"]} shards ({summary.get("skipped_shards", 0)} already complete{retry}'
           f'{f", {removed} old file(s) removed" if removed else ""}), {summary.get("seconds", 0)} s')

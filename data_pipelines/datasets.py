@@ -287,8 +287,10 @@ def kinetics_entries(video_dir: str, csv_path: str, label_map: Optional[Sequence
     video_dir: where the clips are; either flat or `<video_dir>/<label>/<clip>.mp4` (auto-detected per
       clip unless `class_subdirs` is given).
     csv_path: the official annotation CSV.
-    label_map: class names in index order (e.g. label_map.txt); default: sorted labels of the CSV.
-    subset: keep rows whose `split` column equals this (train/val/test); None keeps all.
+    label_map: class names in index order (e.g. label_map.txt); default: the sorted labels of every row of
+      the CSV (all splits, so that the subsets of one CSV share one class list).
+    subset: keep the rows whose `split` column equals this (train/val/test); None keeps all.  A CSV without
+      a `split` column is taken whole.
     extension: clip file extension.
     class_subdirs: force the layout: True nested, False flat; None detects it per clip.
     label_source: how error messages name `label_map`.
@@ -297,15 +299,26 @@ def kinetics_entries(video_dir: str, csv_path: str, label_map: Optional[Sequence
     (entries in CSV order, label names).  Rows without a label (test CSVs) get label index -1.
 
   Raises:
-    DatasetError: a row's label is not in `label_map`, or `label_map` lists a class twice.
+    DatasetError: a row's label is not in `label_map`, `label_map` lists a class twice, or (with `subset`) no
+      row of the CSV has that split, or a row has an empty split (its subset is unknown).
     KeyError: the CSV lacks the youtube_id, time_start or time_end column.
   """
   with open(csv_path, newline='') as f:
-    rows = list(csv.DictReader(f))
-  if subset is not None:
-    rows = [r for r in rows if r.get('split', subset) == subset]
+    reader = csv.DictReader(f)
+    rows = list(reader)
+    columns = reader.fieldnames or []
   if label_map is None:
     label_map = sorted({r['label'] for r in rows if r.get('label')})
+  if subset is not None and 'split' in columns:
+    for line, r in enumerate(rows, 2):
+      if not r.get('split'):
+        raise DatasetError(f'{csv_path} line {line}: the row of {r.get("youtube_id")!r} has no split value, so '
+                           f'it cannot be assigned to subset {subset!r}: fill in its split column')
+    splits = sorted({r['split'] for r in rows})
+    rows = [r for r in rows if r['split'] == subset]
+    if not rows:
+      raise DatasetError(f'{csv_path} has no row of split {subset!r} (its splits: {", ".join(splits)}): give the '
+                         'subset the CSV holds (--subset), or the CSV of that subset (--csv)')
   index = _class_index(label_map, label_source)
   entries = []
   for r in rows:
@@ -321,6 +334,25 @@ def kinetics_entries(video_dir: str, csv_path: str, label_map: Optional[Sequence
       path = nested if class_subdirs else flat
     entries.append(VideoEntry(stem, path, index.get(label, -1), label))
   return entries, list(label_map)
+
+
+def kinetics_split(csv_path: str, subset: str) -> str:
+  """The `split` value of a Kinetics CSV's rows that subset `subset` lists: `subset` itself, except 'test'
+  on a CSV that holds 'val' rows and no 'test' row (the labelled stand-in for the test set, as the default
+  CSV of subset 'test' is the val CSV when there is no test CSV).
+
+  Args:
+    csv_path: the annotation CSV (`label,youtube_id,time_start,time_end,split[,is_cc]`).
+    subset: the subset asked for (train, val, test, ...).
+
+  Raises:
+    OSError: an unreadable CSV.
+  """
+  if subset != 'test':
+    return subset
+  with open(csv_path, newline='') as f:
+    splits = {r.get('split') for r in csv.DictReader(f)}
+  return 'val' if 'test' not in splits and 'val' in splits else subset
 
 
 # ----- folder per class -----
@@ -413,12 +445,14 @@ def list_dataset(dataset: str, video_dir: str, split_dir: Optional[str] = None, 
     video_dir: the folder of the videos.
     split_dir: the split files' folder (UCF-101, HMDB-51) or the Kinetics CSVs' folder; unused for 'folder'.
     split: 1, 2 or 3 (UCF-101, HMDB-51).
-    subset: 'train' or 'test' (UCF-101, HMDB-51; Kinetics: names the default CSV only).
+    subset: 'train' or 'test' (UCF-101, HMDB-51); Kinetics: 'train', 'val' or 'test', which names the default
+      CSV and selects its rows by their `split` column (`kinetics_split`: 'test' reads the 'val' rows of a CSV
+      without test rows).
     labels: a class list in index order (`--label_map`, or the one an earlier conversion recorded), honoured
       by every dataset: classes are mapped by name against it.  None: classInd.txt (UCF-101), sorted class
       names (HMDB-51), sorted CSV labels (Kinetics), sorted class folders (folder).
     csv_path: Kinetics CSV; default `<split_dir>/kinetics-<N>_<subset>.csv`, the 'val' CSV for subset
-      'test' when no test CSV exists.  Its rows are not filtered by `subset`.
+      'test' when no test CSV exists.  Only its rows of `subset`'s split are listed.
     label_source: how error messages name `labels`.
 
   Returns:
@@ -426,7 +460,7 @@ def list_dataset(dataset: str, video_dir: str, split_dir: Optional[str] = None, 
 
   Raises:
     ValueError: an unknown dataset, split or subset.
-    DatasetError: a class not in `labels`, or two videos with one id.
+    DatasetError: a class not in `labels`, two videos with one id, or a Kinetics CSV without rows of `subset`.
     FileNotFoundError: a missing folder or split file.
   """
   if dataset == 'ucf101':
@@ -441,7 +475,8 @@ def list_dataset(dataset: str, video_dir: str, split_dir: Optional[str] = None, 
       csv_path = os.path.join(split_dir, f'kinetics-{n}_{subset}.csv')
       if subset == 'test' and not os.path.exists(csv_path):
         csv_path = os.path.join(split_dir, f'kinetics-{n}_val.csv')
-    listing = DatasetListing(*kinetics_entries(video_dir, csv_path, labels, label_source=label_source))
+    listing = DatasetListing(*kinetics_entries(video_dir, csv_path, labels, kinetics_split(csv_path, subset),
+                                               label_source=label_source))
   elif dataset == 'folder':
     listing = folder_dataset(video_dir, labels, label_source=label_source)
   else:

@@ -1,8 +1,15 @@
 """tf.data input pipelines shaped by the Table 1 spec of each model (paper Sec. 2.1-2.5).
 
 `make_dataset` reads the SequenceExample shards of `tfrecord_format`, samples the clip the model needs
-(`preprocessing.sample_indices`), gathers only those encoded frames and decodes them (JPEG frames are
-decoded straight into the crop window), augments, scales, batches and prefetches.
+(`preprocessing.sample_indices`), gathers only those encoded frames and decodes them, augments, scales,
+batches and prefetches.
+
+Frame size (`record_resize_target`): the records hold frames at the conversion's short side (prepare_data's
+default, the paper's 256).  Models whose Table 1 spec crops from that size (every model but C3D) crop the
+stored frames as they are, JPEG decoded straight into the crop window.  A spec with another
+`resize_short_side` (C3D: a 112 crop of a 128 short side) has each record whose stored short side differs
+resized to it first (bilinear, as `data_pipelines.video` decodes a video file), then cropped (random crop at
+training, center crop at test): the field of view the model sees from a video file (`streaming.video_steps`).
 
 Outputs: `(inputs, labels)`; `inputs` float32 [B, T, H, W, C] (or the uint8 levels, `output_dtype`) for one
 modality, a dict {'rgb': ..., 'flow': ...} for two; with several test views a view axis: [B, V, T, H, W, C];
@@ -15,6 +22,7 @@ from typing import Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from data_pipelines import constants
 from data_pipelines import preprocessing as pp
 from data_pipelines.shards import check_files, list_shards
 from data_pipelines import tfrecord_format as fmt
@@ -42,16 +50,41 @@ class CropTooLargeError(ValueError):
   """The crop is larger than the stored frames: every record would fail; a setting to change, not data."""
 
 
-def check_crop_fits(path: str, crop_size: int) -> None:
-  """Refuses, when the pipeline is built, a crop larger than the stored frames (read from the first record).
+def record_resize_target(spec: InputSpec) -> Optional[int]:
+  """The short side the records path resizes stored frames to before cropping, for the model of `spec`.
+
+  None (crop the frames as stored) when the spec's `resize_short_side` is the conversion default
+  (`constants.RESIZE_SHORT_SIDE`, 256: records converted by prepare_data hold frames of that short side, and
+  records converted smaller pair with a smaller `crop_size`); else the spec's `resize_short_side` (C3D: 128),
+  and each record whose stored short side differs is resized to it (`parse_and_sample`).
+
+  Args:
+    spec: the model's Table 1 input spec.
+  """
+  if spec.resize_short_side == constants.RESIZE_SHORT_SIDE:
+    return None
+  return int(spec.resize_short_side)
+
+
+def check_crop_fits(path: str, crop_size: int, resize_short_side: Optional[int] = None) -> None:
+  """Refuses, when the pipeline is built, a crop larger than the frames it is taken from: the stored frames
+  (read from the first record), or with `resize_short_side` the frames resized to that short side.
 
   Args:
     path: a TFRecord shard; an empty or unreadable one passes (the pipeline's own checks report it).
     crop_size: side of the square crop in pixels.
+    resize_short_side: the records path resizes every record to this short side first
+      (`record_resize_target`); None: the stored frames are cropped as they are.
 
   Raises:
-    CropTooLargeError: one line naming the shard, the stored size, and which flag to change.
+    CropTooLargeError: one line naming the shard, the frame size, and which flag to change.
   """
+  if resize_short_side is not None:
+    if crop_size > resize_short_side:
+      raise CropTooLargeError(f'{path}: the model crops from frames resized to short side {resize_short_side} '
+                              f'(its Table 1 input spec), smaller than the {crop_size}x{crop_size} crop: pass '
+                              f'--crop_size <= {resize_short_side}')
+    return
   size = stored_size(path)
   if size is None or min(size) == 0 or min(size) >= crop_size:
     return
@@ -79,6 +112,7 @@ def _assemble(num_frames_video, num_flow, height, width, get_rgb, get_flow, moda
               training, crop_size, seed, scale=True):
   """Samples, crops, flips and (with `scale`) maps to [-1, 1] one video.
 
+  `height`, `width`: the size of the frames the crop is taken from (after any resize).
   get_rgb(flat_indices, (y, x)) -> uint8 [M, c, c, 3]; get_flow(flat_indices, (y, x)) -> uint8 [M, c, c, 2].
   """
   with_flow = FLOW in modalities
@@ -164,7 +198,8 @@ def eval_input_from_numpy(frames, model_name, flow=None, crop_size=None, num_fra
   """Decoded numpy video -> the model's eval input (for feature extraction and serving).
 
   Args:
-    frames: uint8 [N, H, W, 3] RGB with the smaller side already resized (256).
+    frames: uint8 [N, H, W, 3] RGB with the smaller side already resized to the spec's `resize_short_side`
+      (256; 128 for c3d: `decode_video(path, resize_short_side=128)`, as classification decodes it).
     model_name: a registered model name (the Table 1 spec decides sampling).
     flow: quantized uint8 [N - 1, H, W, 2] flow for flow models.
     crop_size, num_frames: overrides of the spec.
@@ -195,7 +230,8 @@ def eval_input_from_numpy(frames, model_name, flow=None, crop_size=None, num_fra
 def parse_and_sample(serialized, seed, spec: InputSpec, clip: ClipSpec, training: bool, crop_size: int,
                      dct_method: str = '', scale: bool = True, with_video_id: bool = False):
   """One serialized record -> (inputs, label[, video_id]): gathers the needed encoded frames, then decodes
-  them (JPEG straight into the crop window).
+  them: JPEG straight into the crop window, or, for a spec that resizes (`record_resize_target`: C3D) a
+  record stored at another short side, whole frames resized bilinearly to the spec's short side, then cropped.
 
   Args:
     serialized: string scalar, a `tfrecord_format` SequenceExample.
@@ -210,20 +246,44 @@ def parse_and_sample(serialized, seed, spec: InputSpec, clip: ClipSpec, training
 
   Returns:
     inputs as in `clip_from_decoded` (uint8 without `scale`), label int32 scalar, and the video id.
+
+  Raises:
+    tf.errors.InvalidArgumentError (when run): a flow model whose spec resizes, on a record stored at another
+      short side (stored flow is not resized: its vectors are in stored pixels).
   """
   parsed = fmt.parse_sequence_example(serialized, with_flow=FLOW in spec.modalities)
   encoded = parsed[fmt.IMAGE_KEY]
+  height = tf.cast(parsed['image/height'], tf.int32)
+  width = tf.cast(parsed['image/width'], tf.int32)
+  target = record_resize_target(spec)
+  if target is not None:  # C3D: crop from frames at the spec's short side, as from a video file
+    height, width = pp.resized_size(height, width, target)
+    resize = tf.logical_or(tf.not_equal(height, tf.cast(parsed['image/height'], tf.int32)),
+                           tf.not_equal(width, tf.cast(parsed['image/width'], tf.int32)))
 
   def get_rgb(idx, yx):
+    frames = tf.gather(encoded, idx)
     window = tf.stack([yx[0], yx[1], crop_size, crop_size])
-    return fmt.decode_frames(tf.gather(encoded, idx), crop_window=window, dct_method=dct_method)
+    in_window = lambda: fmt.decode_frames(frames, crop_window=window, dct_method=dct_method)
+    if target is None:
+      return in_window()
+    resized = lambda: pp.crop(pp.resize_frames(fmt.decode_frames(frames, dct_method=dct_method), height, width),
+                              yx[0], yx[1], crop_size)
+    return tf.cond(resize, resized, in_window)
 
   def get_flow(idx, yx):
-    flow = fmt.decode_flow(tf.gather(parsed[fmt.FLOW_X_KEY], idx), tf.gather(parsed[fmt.FLOW_Y_KEY], idx))
+    checks = []
+    if target is not None:
+      checks.append(tf.debugging.Assert(tf.logical_not(resize), [
+          f'stored flow cannot be resized to the model\'s short side {target} (its vectors are in stored '
+          f'pixels): convert the records with prepare_data --resize_short_side={target}. Stored size:',
+          parsed['image/height'], parsed['image/width']]))
+    with tf.control_dependencies(checks):
+      flow = fmt.decode_flow(tf.gather(parsed[fmt.FLOW_X_KEY], idx), tf.gather(parsed[fmt.FLOW_Y_KEY], idx))
     return pp.crop(flow, yx[0], yx[1], crop_size)
 
   num_flow = tf.shape(parsed[fmt.FLOW_X_KEY])[0] if FLOW in spec.modalities else 0
-  inputs = _assemble(tf.shape(encoded)[0], num_flow, parsed['image/height'], parsed['image/width'], get_rgb,
+  inputs = _assemble(tf.shape(encoded)[0], num_flow, height, width, get_rgb,
                      get_flow, spec.modalities, clip, training, crop_size, seed, scale)
   label = tf.cast(parsed[fmt.LABEL_KEY], tf.int32)
   return (inputs, label, parsed['video/id']) if with_video_id else (inputs, label)
@@ -282,7 +342,8 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
       `dataset.record_counts` (a `RecordCounts`); otherwise a corrupt shard raises naming the file.
       It implies `verify_data` unless that is set False: a payload CRC error met while reading ends the
       shard's reading (TFRecordDataset stops there, logged) and its remaining records could not be counted.
-    repeat: None: repeat forever at training, once at test; an int n: n epochs; -1: forever.
+    repeat: passes over the records: None: forever at training, one at test; an int n >= 1: n passes; -1:
+      forever.  0 and other negative values raise (0 meant one pass, -5 too).
     input_context: tf.distribute.InputContext for per-replica sharding.
     shuffle_buffer: records in the shuffle buffer at training.
     cycle_length: shards read in parallel.
@@ -303,12 +364,17 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
     (T None) needs batch_size 1 (videos differ in length; no padding is done).
 
   Raises:
-    ValueError: no file matches, no record in the matched shards (training), bad sizes, whole-video batching.
+    ValueError: no file matches, no record in the matched shards (training), bad sizes, whole-video batching,
+      a `repeat` other than None, -1 or an int >= 1.
     shards.NotATFRecordError: a matched file is not a TFRecord file (e.g. a glob matching manifest.json).
     shards.CorruptShardError: a shard with broken framing (names the file) unless `skip_corrupt`.
   """
   if output_dtype not in OUTPUT_DTYPES:
     raise ValueError(f'output_dtype must be one of {OUTPUT_DTYPES}. Received: output_dtype={output_dtype!r}')
+  if repeat is not None and (isinstance(repeat, bool) or not isinstance(repeat, (int, np.integer))
+                             or not (repeat == -1 or repeat >= 1)):
+    raise ValueError('repeat must be None (forever at training, one pass at test), -1 (forever) or the number '
+                     f'of passes, >= 1. Received: repeat={repeat!r}')
   spec = get_input_spec(model_name)
   crop_size = int(crop_size or spec.crop_size)
   clip = resolve_clip(spec, training, num_frames)
@@ -326,7 +392,7 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
   if training and not num_records:  # e.g. every video failed to convert: the repeated dataset would end at once
     raise ValueError(f'the shards matching {file_pattern!r} hold no records (did every video fail to convert? '
                      'see the manifest.json beside them): nothing to train on')
-  check_crop_fits(files[0], crop_size)
+  check_crop_fits(files[0], crop_size, record_resize_target(spec))
 
   ds = tf.data.Dataset.from_tensor_slices(files)
   shard_records = False
@@ -351,7 +417,7 @@ def make_dataset(file_pattern, model_name: str, training: bool, batch_size: int,
   if repeat == -1:
     ds = ds.repeat()
   elif repeat > 1:
-    ds = ds.repeat(repeat)
+    ds = ds.repeat(int(repeat))
   ds = ds.enumerate()
   base = None if seed is None else int(seed)
   counts = RecordCounts() if skip_corrupt else None

@@ -1,7 +1,8 @@
 """Pure preprocessing ops for training, evaluation and serving (paper Sec. 2.5, Table 1).
 
 Training: random temporal crop among the valid starts (looping videos shorter than the clip), random
-crop_size x crop_size spatial crop of the 256-short-side frames, random left-right flip consistent over the
+crop_size x crop_size spatial crop of the 256-short-side frames (of the spec's `resize_short_side` frames:
+C3D crops 112 from a 128 short side, `resized_size` / `resize_frames`), random left-right flip consistent over the
 clip (flow: mirror and negate x, i.e. q -> 255 - q in quantized space, exact), RGB and flow scaled to
 [-1, 1].  Test: center crop, the whole video or evenly spaced views, no flip.
 
@@ -104,6 +105,40 @@ def crop_offsets(height, width, crop_size, training=True, seed=None):
   y = tf.random.stateless_uniform([], seed, 0, room_y + 1, dtype=tf.int32)
   x = tf.random.stateless_uniform([], seed + [0, 1], 0, room_x + 1, dtype=tf.int32)
   return y, x
+
+
+def resized_size(height, width, short_side):
+  """(new_height, new_width) int32 tensors for frames of `height` x `width` resized to smaller side `short_side`
+  with the aspect ratio kept: the rule of `data_pipelines.video.resized_shape` (float64 scale, round half to
+  even as Python's `round`, >= 1), so the records path and the video-file path agree on every size.
+
+  Args:
+    height: the frames' height in pixels (int or int tensor).
+    width: the frames' width in pixels (int or int tensor).
+    short_side: the smaller side after resizing, in pixels (int > 0).
+  """
+  h = tf.cast(height, tf.float64)
+  w = tf.cast(width, tf.float64)
+  scale = tf.constant(float(short_side), tf.float64) / tf.minimum(h, w)
+  side = tf.constant(int(short_side), tf.int32)
+  long_h = tf.maximum(tf.cast(tf.round(h * scale), tf.int32), 1)
+  long_w = tf.maximum(tf.cast(tf.round(w * scale), tf.int32), 1)
+  portrait = h > w
+  return tf.where(portrait, long_h, side), tf.where(portrait, side, long_w)
+
+
+def resize_frames(frames, height, width):
+  """Bilinear resize of uint8 `frames` [N, H, W, C] to [N, height, width, C] uint8: half-pixel centers, no
+  antialiasing, rounded, i.e. OpenCV's `cv2.INTER_LINEAR` (what `data_pipelines.video` decodes with) within
+  one level.
+
+  Args:
+    frames: uint8 tensor [N, H, W, C].
+    height: output height in pixels (int or int32 scalar tensor).
+    width: output width in pixels (int or int32 scalar tensor).
+  """
+  resized = tf.image.resize(frames, tf.stack([height, width]), method='bilinear', antialias=False)
+  return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
 
 
 def random_flip(seed):

@@ -62,18 +62,41 @@ def _paste(frame, patch, cy, cx, alpha=1.0):
   frame[fy0:fy1, fx0:fx1] = (1 - alpha) * frame[fy0:fy1, fx0:fx1] + alpha * region
 
 
+MIN_FRAMES = 2  # a motion needs a start and an end frame; prepare_data refuses 1-frame videos too
+
+
+def check_num_frames(num_frames) -> int:
+  """`num_frames` if a synthetic video can have that many frames (an int >= MIN_FRAMES).
+
+  Args:
+    num_frames: frames per video.
+
+  Raises:
+    ValueError: one line naming the value and why: a 1-frame video shows no motion, its reversed twin is
+      the same video, and prepare_data reports it as failed.
+  """
+  if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < MIN_FRAMES:
+    raise ValueError(f'num_frames must be an integer >= {MIN_FRAMES}: a synthetic video shows a motion from its '
+                     'first to its last frame (one frame has no motion, and its reversed twin would be the same '
+                     f'video; prepare_data reports 1-frame videos as failed). Received: num_frames={num_frames!r}')
+  return int(num_frames)
+
+
 def base_sequence(kind: str, rng, num_frames: int = 16, size: int = 40) -> np.ndarray:
   """The forward sequence of a pair: uint8 RGB [num_frames, size, size, 3].
 
   Args:
     kind: 'move' (the square crosses downwards), 'grow' or 'appear' (fades in).
     rng: a `np.random.Generator` (texture, background, positions).
-    num_frames: frames T, >= 2.
+    num_frames: frames T, >= 2: the first frame is the start of the motion, the last its end, so one frame
+      has no motion (its reversed twin would be the same video: two classes of identical content), and
+      prepare_data reports a 1-frame video as failed (`ConversionOptions.min_frames`).
     size: frame side in pixels.
 
   Raises:
-    ValueError: an unknown `kind`.
+    ValueError: an unknown `kind`, or `num_frames` < 2.
   """
+  check_num_frames(num_frames)
   bg = _background(rng, size, size)
   frames = []
   if kind == 'move':
@@ -144,13 +167,17 @@ def generate_dataset(output_dir: str, videos_per_class: int, seed: int = 0, num_
     output_dir: the dataset's root folder (one sub-folder per class, created).
     videos_per_class: videos per class (pair ids 0 .. videos_per_class - 1).
     seed: seed of the random textures and motions; also part of the file names.
-    num_frames: frames per video, >= 2.
+    num_frames: frames per video, >= 2 (`check_num_frames`).
     size: frame side in pixels (square frames).
     fps: the containers' frame rate.
 
   Returns:
     {class: [(path, pair_id), ...]}.
+
+  Raises:
+    ValueError: `num_frames` < 2, before any file or folder is written.
   """
+  check_num_frames(num_frames)
   rng = np.random.default_rng(seed)
   out: Dict[str, List[Tuple[str, int]]] = {c: [] for c in CLASSES}
   for (fwd, bwd), kind in zip(PAIRS, ('move', 'grow', 'appear')):

@@ -81,7 +81,10 @@ def main(argv):
   names = (datasets.read_label_map(_CLASS_NAMES.value) if _CLASS_NAMES.value else None)
   for source in (_SOURCE['checkpoint'].value, _SOURCE['rgb_checkpoint'].value):  # the model's own classes: its training data's
     names = names or evaluation.training_class_names(source)
-  data_names = evaluation.manifest_class_names(_EVAL_DATA.value)
+  try:
+    data_names = evaluation.manifest_class_names(_EVAL_DATA.value)
+  except ValueError as e:  # folders of --eval_data recording different class lists
+    raise app.UsageError(f'--eval_data={_EVAL_DATA.value}: {e}')
   names = names or data_names
   if names and len(names) != num_classes:
     raise app.UsageError(f'{len(names)} class names ({"--class_names" if _CLASS_NAMES.value else "from the data"}) '

@@ -13,7 +13,8 @@ Example:
 One class list per dataset: the first conversion into an --output_dir records it in manifest.json (or
 --label_map gives it), and every later subset converted there is mapped by name against it.  A rerun
 resumes only when nothing that determines the output changed; otherwise it stops with one line naming
-what differs, unless --overwrite (docs/reruns.md).  Exit status: 0 when every video converted, 1 when any
+what differs, unless --overwrite (docs/reruns.md).  A resumed run also converts again the videos earlier
+runs recorded as failed, only those (--noretry_failed: left failed, counted in the summary line).  Exit status: 0 when every video converted, 1 when any
 failed (the summary line counts them); 2 with one line for arguments or an output folder that cannot work.
 """
 
@@ -36,7 +37,8 @@ _DATASET = flags.DEFINE_enum('dataset', None, ['ucf101', 'hmdb51', 'kinetics400'
 _VIDEO_DIR = flags.DEFINE_string('video_dir', None, 'Root of the video files.', required=True)
 _SPLIT_DIR = flags.DEFINE_string('split_dir', None, 'Split / annotation files (not for folder).')
 _SPLIT = flags.DEFINE_integer('split', 1, 'UCF-101 / HMDB-51 split (1, 2 or 3).')
-_SUBSET = flags.DEFINE_string('subset', 'train', 'train | test (| val for Kinetics); names the output.')
+_SUBSET = flags.DEFINE_string('subset', 'train', 'train | test (| val for Kinetics); names the output; for '
+                              'Kinetics also selects the CSV rows of that split (test: val rows if none).')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where shards and manifest.json go.', required=True)
 _NUM_SHARDS = flags.DEFINE_integer('num_shards', 1, 'Number of output shards.')
 _FLOW, _FLOW_PARAMS = cli.define_flow_flags('flow', allow_none=True)
@@ -54,6 +56,9 @@ _LABEL_MAP = flags.DEFINE_string('label_map', None, 'The dataset\'s class list, 
 _CSV = flags.DEFINE_string('csv', None, 'Kinetics CSV (default <split_dir>/kinetics-<N>_<subset>.csv).')
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Convert the subset again from scratch, removing its previous '
                                'shards, instead of refusing a rerun with other videos or settings.')
+_RETRY_FAILED = flags.DEFINE_bool('retry_failed', True, 'A rerun converts again the videos earlier runs recorded as '
+                                  'failed (only those; their files may have been replaced); --noretry_failed '
+                                  'leaves them failed and counts them in the summary line.')
 
 
 def _some(paths, n=5):
@@ -99,7 +104,7 @@ def main(argv):
                                          max_frames=_MAX_FRAMES.value, flow=_FLOW.value, flow_params=flow_params,
                                          jpeg_quality=_JPEG_QUALITY.value, flow_format=_FLOW_FORMAT.value)
   left_out = dict(non_video_files=listing.skipped_files, unlabelled_videos=listing.loose_videos)
-  kwargs = dict(labels=listing.labels, overwrite=_OVERWRITE.value, extra=left_out)
+  kwargs = dict(labels=listing.labels, overwrite=_OVERWRITE.value, extra=left_out, retry_failed=_RETRY_FAILED.value)
   try:
     if _RUNNER.value == 'local':
       summary = conversion.run_conversion(listing.entries, _OUTPUT_DIR.value, _SUBSET.value, _NUM_SHARDS.value,

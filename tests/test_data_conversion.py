@@ -80,17 +80,26 @@ def test_local_pool_reports_failures_and_resumes(video_dir, tmp_path):
   assert (summary['failed'], summary['skipped_shards']) == (4, 0)
   manifest, _ = _check_output(out, 'train', 3)
   mtimes = {f: os.path.getmtime(os.path.join(out, f)) for f in os.listdir(out) if f.endswith('.tfrecord')}
-  # Rerun: every shard complete -> skipped, shards untouched, same manifest videos.
+  # Rerun: every shard complete; the 4 failed videos (shards 0 and 1) are retried and fail again, so the
+  # shards are untouched, the same manifest videos.
   again = conversion.run_conversion(entries, out, 'train', 3, OPTIONS, workers=1, labels=labels, progress=False)
-  assert again['skipped_shards'] == 3 and again['failed'] == 4
+  assert (again['skipped_shards'], again['retried_shards'], again['retried_videos'], again['recovered_videos'],
+          again['failed']) == (1, 2, 4, 0, 4)
   assert mtimes == {f: os.path.getmtime(os.path.join(out, f)) for f in mtimes}
-  # An interrupted shard (no shard manifest) is redone; a stray temporary file is replaced.
+  # Without retrying: every shard skipped, the 4 earlier failures counted as such.
+  kept = conversion.run_conversion(entries, out, 'train', 3, OPTIONS, labels=labels, progress=False,
+                                   retry_failed=False)
+  assert (kept['skipped_shards'], kept['retried_videos'], kept['earlier_failures_not_retried'], kept['failed']) == (
+      3, 0, 4, 4)
+  assert mtimes == {f: os.path.getmtime(os.path.join(out, f)) for f in mtimes}
+  # An interrupted shard (no shard manifest) is redone whole; a stray temporary file is replaced; shard 0's
+  # failures are retried, shard 2 skipped.
   victim = os.path.join(out, conversion.shard_name('train', 1, 3))
   os.remove(os.path.join(out, conversion.shard_manifest_name('train', 1, 3)))
   stray = os.path.join(out, '.tmp-0badc0de-' + os.path.basename(victim))  # a killed writer's leftover
   open(stray, 'wb').write(b'partial')
   third = conversion.run_conversion(entries, out, 'train', 3, OPTIONS, workers=1, labels=labels, progress=False)
-  assert third['skipped_shards'] == 2 and third['videos'] == 6
+  assert (third['skipped_shards'], third['retried_shards'], third['retried_videos'], third['videos']) == (1, 1, 2, 6)
   assert not os.path.exists(stray)
   _check_output(out, 'train', 3)
   strip = lambda videos: [{k: v for k, v in x.items() if k != 'seconds'} for x in videos]
@@ -127,11 +136,8 @@ def test_cli_exit_status_and_summary(video_dir, tmp_path):
 
 
 def test_beam_direct_runner_writes_the_same_shards(video_dir, tmp_path):
-  try:
-    from data_pipelines import beam_pipeline
-    import apache_beam  # noqa: F401
-  except ImportError as e:
-    pytest.skip(f'apache-beam not importable: {e!r}')
+  beam_pipeline = pytest.importorskip('data_pipelines.beam_pipeline')
+  pytest.importorskip('apache_beam')
   listing = datasets.folder_dataset(video_dir)
   entries, labels = listing.entries, listing.labels
   out = str(tmp_path / 'beam')
@@ -391,3 +397,201 @@ def test_cli_class_list_skipped_files_and_refusal(tmp_path):
   assert [(r['video/id'], r['clip/label/index']) for r in _glob_records(os.path.join(f'{out}_2', 'test-*'))] == [
       ('c/5.avi', 0), ('b/4.avi', 1)]  # class-index order
   assert json.load(open(os.path.join(f'{out}_2', 'manifest.json')))['labels'] == ['c', 'b', 'a', 'd']
+
+
+def test_write_manifest_checks_its_shard_count_against_the_recorded_one(tmp_path):
+  """write_manifest ignored num_shards: a run whose subset state another run (--overwrite, another shard
+  count) had replaced meanwhile got that run's summary with its own fields (skipped_shards, seconds)."""
+  root = _videos(tmp_path / 'v', {'c/a.avi': 3, 'c/b.avi': 4})
+  out = str(tmp_path / 'out')
+  entries = datasets.folder_entries(root)
+  summary = conversion.run_conversion(entries, out, 'train', 2, FAST, labels=['c'], progress=False)
+  assert (summary['num_shards'], summary['ok'], summary['complete']) == (2, 2, True)
+  # This run's fields recorded with the matching count: the summary counts the 2 shards.
+  again = conversion.write_manifest(out, 'train', 2, dict(skipped_shards=2, seconds=0.5))
+  assert (again['num_shards'], again['videos'], again['skipped_shards'], again['seconds']) == (2, 2, 2, 0.5)
+  # Another run replaces the subset with 3 shards (state written, nothing converted yet) ...
+  conversion.prepare_output(entries, out, 'train', 3, FAST, ['c'], overwrite=True)
+  state = open(os.path.join(out, conversion.subset_state_name('train'))).read()
+  # ... then the 2-shard run records its summary: refused, naming both counts; the state is left as it was.
+  with pytest.raises(conversion.OutputConflictError) as e:
+    conversion.write_manifest(out, 'train', 2, dict(skipped_shards=2, seconds=0.5))
+  assert str(e.value).startswith(f"{out}/manifests/subset-train.json records subset 'train' in 3 shard(s), but "
+                                 'this run wrote 2: another run')
+  assert open(os.path.join(out, conversion.subset_state_name('train'))).read() == state
+  assert conversion.write_manifest(out, 'train', 3)['num_shards'] == 3
+
+
+def test_records_class_list_expands_a_wildcard_in_the_folder_part(tmp_path):
+  """The manifest beside a records glob was looked for in os.path.dirname(pattern): for 'tfr/*/test-*' that is
+  the folder 'tfr/*', which does not exist, so records of any class list passed unchecked."""
+  root = _videos(tmp_path / 'v', {'a/1.avi': 3, 'b/2.avi': 3})
+  tfr = tmp_path / 'tfr'
+  entries = datasets.folder_entries(root, labels=['a', 'b'])
+  for name in ('s1', 's2'):
+    conversion.run_conversion(entries, str(tfr / name), 'test', 1, FAST, labels=['a', 'b'], progress=False)
+  (tfr / 'loose').mkdir()  # records without a manifest: reported as unchecked
+  (tfr / 'loose' / 'test-00000-of-00001.tfrecord').write_bytes(b'')
+  found = conversion.records_class_list(str(tfr / '*' / 'test-*'))
+  assert found == conversion.RecordedClassList(['a', 'b'], [str(tfr / 's1' / 'manifest.json'),
+                                                            str(tfr / 's2' / 'manifest.json')], [str(tfr / 'loose')])
+  # No wildcard in the folder: that folder, as before; a list of patterns; a folder without manifest.
+  assert conversion.records_class_list(str(tfr / 's1' / 'test-*')).labels == ['a', 'b']
+  assert conversion.records_class_list([str(tfr / 's1' / 'test-*'), str(tfr / 'loose' / '*')]).unrecorded == [
+      str(tfr / 'loose')]
+  assert conversion.records_class_list(str(tfr / 'x*' / 'test-*')) == conversion.RecordedClassList(None, [], [])
+  # One folder converted with another class order: the same index means another class there.
+  conversion.run_conversion(datasets.folder_entries(root, labels=['b', 'a']), str(tfr / 's3'), 'test', 1, FAST,
+                            labels=['b', 'a'], progress=False)
+  with pytest.raises(datasets.DatasetError) as e:
+    conversion.records_class_list(str(tfr / 's*' / 'test-*.tfrecord'))
+  assert str(e.value) == (
+      f"the records of '{tfr}/s*/test-*.tfrecord' were converted with different class lists: {tfr}/s1/manifest.json "
+      f"and {tfr}/s3/manifest.json (class list differs at class 0 ('a' -> 'b')), so one label index names different "
+      'classes: read them separately, or convert them into one dataset with one --label_map')
+  (tfr / 's2' / 'manifest.json').write_text('{')
+  with pytest.raises(datasets.DatasetError, match=r's2/manifest.json is not a readable manifest.json'):
+    conversion.records_class_list(str(tfr / 's2' / 'test-*'))
+
+
+# ----- reruns retry the videos earlier runs recorded as failed (docs/reruns.md) -----
+SHARED_CLIP = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared', 'data', 'videos',
+                           'v_ApplyEyeMakeup_g01_c01.avi')
+TINY = conversion.ConversionOptions(resize_short_side=16, flow='none', max_frames=4)
+
+
+def _raw_records(path):
+  return [r.numpy() for r in tf.data.TFRecordDataset(path)]
+
+
+def _broken_then_fixed(tmp_path):
+  """c/a.avi and c/c.avi good, c/b.avi a text file named .avi; 2 shards: [a], [b, c]."""
+  root = _videos(tmp_path / 'v', {'c/a.avi': 5, 'c/c.avi': 6})
+  (tmp_path / 'v' / 'c' / 'b.avi').write_text('not a video\n')
+  return root
+
+
+@pytest.mark.skipif(not os.path.exists(SHARED_CLIP), reason=f'shared clip missing: {SHARED_CLIP}')
+def test_rerun_converts_a_replaced_failed_video_and_keeps_the_rest(tmp_path):
+  """A failed video kept its failure forever: its shard was complete, so a rerun skipped it, and a good copy
+  put in its place changed the key, so the rerun was refused; only --overwrite (everything again) helped."""
+  root = _broken_then_fixed(tmp_path)
+  out = str(tmp_path / 'out')
+  first = conversion.run_conversion(datasets.folder_entries(root), out, 'train', 2, TINY, labels=['c'],
+                                    progress=False)
+  assert (first['ok'], first['failed']) == (2, 1)
+  shard0, shard1 = (os.path.join(out, conversion.shard_name('train', k, 2)) for k in range(2))
+  before = {p: (os.path.getmtime(p), _raw_records(p)) for p in (shard0, shard1)}
+  # The user replaces the broken file with a good copy.
+  with open(SHARED_CLIP, 'rb') as src, open(os.path.join(root, 'c', 'b.avi'), 'wb') as dst:
+    dst.write(src.read())
+  entries = datasets.folder_entries(root)
+  # Not retrying: refused like any other change, saying how to convert just that video.
+  with pytest.raises(conversion.OutputConflictError) as e:
+    conversion.run_conversion(entries, out, 'train', 2, TINY, labels=['c'], progress=False, retry_failed=False)
+  assert ("converted from other videos or settings: 1 video(s) changed (size or modification time): c/b.avi (only "
+          "videos that failed in an earlier run changed: a rerun without --noretry_failed converts just them "
+          "again). Rerun with --overwrite") in str(e.value)
+  # The rerun converts just that video: shard 0 untouched, shard 1 keeps c/c.avi's record byte for byte.
+  second = conversion.run_conversion(entries, out, 'train', 2, TINY, labels=['c'], progress=False)
+  assert (second['ok'], second['failed'], second['videos'], second['complete']) == (3, 0, 3, True)
+  assert (second['skipped_shards'], second['retried_shards'], second['retried_videos'],
+          second['recovered_videos'], second['removed_files']) == (1, 1, 1, 1, 0)
+  assert conversion.summary_line(second).startswith(
+      'train: 3/3 videos converted, 0 failed, 12 frames, 0 flow fields, 2 shards (1 already complete, 1 with earlier '
+      'failures: 1 video(s) retried, 1 converted now), ')
+  assert (os.path.getmtime(shard0), _raw_records(shard0)) == before[shard0]
+  records = [fmt.decode_record_numpy(r) for r in _raw_records(shard1)]
+  assert [(r['video/id'], r['frames'].shape) for r in records] == [('c/b.avi', (4, 16, 21, 3)),
+                                                                    ('c/c.avi', (4, 16, 21, 3))]
+  assert _raw_records(shard1)[1] == before[shard1][1][0]
+  manifest = json.load(open(os.path.join(out, 'manifest.json')))['subsets']['train']
+  assert [(v['id'], v['status'], v['frames'], v['shard']) for v in manifest['videos']] == [
+      ('c/a.avi', 'ok', 4, os.path.basename(shard0)), ('c/b.avi', 'ok', 4, os.path.basename(shard1)),
+      ('c/c.avi', 'ok', 4, os.path.basename(shard1))]
+  # The recorded key has the new file's size: the next rerun resumes with nothing to do.
+  third = conversion.run_conversion(entries, out, 'train', 2, TINY, labels=['c'], progress=False)
+  assert (third['skipped_shards'], third['retried_videos'], third['ok']) == (2, 0, 3)
+  assert not [n for n in os.listdir(out) + os.listdir(os.path.join(out, 'manifests')) if n.startswith('.tmp-')]
+
+
+def test_rerun_retries_a_transient_failure_and_a_killed_retry_redoes_its_shard(tmp_path, monkeypatch):
+  """The same files, a cause outside them fixed between runs (here a flow backend that fails while a marker
+  file exists: a missing codec, an unwritable cache).  The old code reported the rerun 'already complete'
+  with the failure kept."""
+  root = _videos(tmp_path / 'v', {'c/a.avi': 4, 'c/b.avi': 3, 'c/c.avi': 5})
+  marker = tmp_path / 'broken'
+  marker.write_text('')
+
+  def flaky(gray):
+    if gray.shape[0] == 3 and marker.exists():
+      raise RuntimeError('codec missing')
+    return np.zeros((gray.shape[0] - 1,) + gray.shape[1:] + (2,), np.float32)
+
+  from data_pipelines import flow as flow_lib
+  monkeypatch.setitem(flow_lib.FLOW_BACKENDS, 'test_flaky', flaky)
+  options = conversion.ConversionOptions(resize_short_side=16, flow='test_flaky')
+  entries = datasets.folder_entries(root)
+  out = str(tmp_path / 'out')
+  run = lambda **kw: conversion.run_conversion(entries, out, 'train', 2, options, labels=['c'], progress=False, **kw)
+  assert (run()['failed'], conversion.failure_lines(out, 'train')) == (
+      1, [f'FAILED c/b.avi ({root}/c/b.avi): RuntimeError: codec missing'])
+  # Still broken, not retried: the failure is counted as an earlier run's, never 'all done'.
+  kept = run(retry_failed=False)
+  assert (kept['failed'], kept['earlier_failures_not_retried'], kept['skipped_shards']) == (1, 1, 2)
+  assert 'train: 2/3 videos converted, 1 failed (1 in an earlier run, not retried: rerun without ' \
+         '--noretry_failed once the cause is fixed)' in conversion.summary_line(kept)
+  marker.unlink()  # the cause is fixed
+  # A retry killed while rewriting its shard: the shard's manifest went first, so the shard is incomplete.
+  real_write = fmt.write_tfrecord
+  monkeypatch.setattr(fmt, 'write_tfrecord', lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+  with pytest.raises(KeyboardInterrupt):
+    run()
+  assert conversion.shard_complete(out, 'train', 0, 2) and not conversion.shard_complete(out, 'train', 1, 2)
+  monkeypatch.setattr(fmt, 'write_tfrecord', real_write)
+  done = run()
+  assert (done['ok'], done['failed'], done['skipped_shards'], done['retried_videos']) == (3, 0, 1, 0)
+  assert [(r['video/id'], r['video/num_frames'], r['flow/num_frames']) for r in _glob_records(
+      os.path.join(out, 'train-*'))] == [('c/a.avi', 4, 3), ('c/b.avi', 3, 2), ('c/c.avi', 5, 4)]
+
+
+@pytest.mark.skipif(not os.path.exists(SHARED_CLIP), reason=f'shared clip missing: {SHARED_CLIP}')
+def test_beam_rerun_retries_failed_videos_like_the_pool(tmp_path):
+  beam_pipeline = pytest.importorskip('data_pipelines.beam_pipeline')
+  pytest.importorskip('apache_beam')
+  root = _broken_then_fixed(tmp_path)
+  out = str(tmp_path / 'beam')
+  first = beam_pipeline.run_beam(datasets.folder_entries(root), out, 'train', 2, TINY, labels=['c'])
+  assert (first['ok'], first['failed']) == (2, 1)
+  shard0 = os.path.join(out, conversion.shard_name('train', 0, 2))
+  mtime = os.path.getmtime(shard0)
+  with open(SHARED_CLIP, 'rb') as src, open(os.path.join(root, 'c', 'b.avi'), 'wb') as dst:
+    dst.write(src.read())
+  second = beam_pipeline.run_beam(datasets.folder_entries(root), out, 'train', 2, TINY, labels=['c'])
+  assert (second['ok'], second['failed'], second['skipped_shards'], second['retried_videos'],
+          second['recovered_videos']) == (3, 0, 1, 1, 1)
+  assert os.path.getmtime(shard0) == mtime
+  assert [r['video/id'] for r in _glob_records(os.path.join(out, 'train-*'))] == ['c/a.avi', 'c/b.avi', 'c/c.avi']
+
+
+@pytest.mark.skipif(not os.path.exists(SHARED_CLIP), reason=f'shared clip missing: {SHARED_CLIP}')
+def test_cli_rerun_reports_and_retries_earlier_failures(tmp_path):
+  root = _broken_then_fixed(tmp_path)
+  out = str(tmp_path / 'out')
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  run = lambda *args: subprocess.run(
+      [sys.executable, os.path.join(REPO, 'experiments', 'prepare_data.py'), '--dataset=folder', '--flow=none',
+       '--resize_short_side=16', '--max_frames=4', '--num_shards=2', f'--video_dir={root}', '--subset=train',
+       f'--output_dir={out}', *args], capture_output=True, text=True, env=env, timeout=240, check=False)
+  proc = run('--noretry_failed')  # (a first run has nothing to retry; the flag is accepted)
+  assert proc.returncode == 1, proc.stderr[-2000:]
+  assert proc.stdout.splitlines()[:1] == [
+      f'FAILED c/b.avi ({root}/c/b.avi): VideoDecodeError: not a readable video: {root}/c/b.avi']
+  assert proc.stdout.splitlines()[-1].startswith('train: 2/3 videos converted, 1 failed, 8 frames')
+  with open(SHARED_CLIP, 'rb') as src, open(os.path.join(root, 'c', 'b.avi'), 'wb') as dst:
+    dst.write(src.read())
+  proc = run()
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.splitlines()[-1].startswith(
+      'train: 3/3 videos converted, 0 failed, 12 frames, 0 flow fields, 2 shards (1 already complete, 1 with '
+      'earlier failures: 1 video(s) retried, 1 converted now), ')

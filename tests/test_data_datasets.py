@@ -53,7 +53,9 @@ def test_kinetics400_val():
       '0wR5jVB-WPk_000417_000427', '/k400/val/0wR5jVB-WPk_000417_000427.mp4', 0, 'abseiling')
   sorted_entries, sorted_labels = datasets.kinetics_entries('/x', csv_path)
   assert sorted_labels == sorted(label_map) and len(sorted_entries) == 19906
-  assert datasets.kinetics_entries('/x', csv_path, label_map, subset='train')[0] == []
+  with pytest.raises(datasets.DatasetError, match=r"kinetics-400_val.csv has no row of split 'train' \(its splits: "
+                     r"val\): give the subset the CSV holds \(--subset\), or the CSV of that subset \(--csv\)$"):
+    datasets.kinetics_entries('/x', csv_path, label_map, subset='train')  # was an empty listing
   via, _ = datasets.dataset_entries('kinetics400', '/x', os.path.join(SPLITS, 'kinetics400'), subset='test')
   assert len(via) == 19906
 
@@ -70,6 +72,41 @@ def test_kinetics_clip_name_and_nested_layout(tmp_path):
   assert labels == ['abseiling', 'zumba']
   assert entries[0].path == str(tmp_path / 'zumba' / 'id1_000001_000011.mp4') and entries[0].label_index == 1
   assert entries[1].path == str(tmp_path / 'id2_000000_000010.mp4')
+
+
+def test_list_dataset_lists_the_kinetics_rows_of_its_subset(tmp_path):
+  """A CSV holding several splits: list_dataset listed every row whatever the subset (a 'val' conversion
+  took the train rows too, under the subset's name)."""
+  csv_path = tmp_path / 'all.csv'
+  csv_path.write_text('label,youtube_id,time_start,time_end,split\n'
+                      'zumba,t1,0,10,train\nabseiling,v1,1,11,val\nyoga,t2,2,12,train\nzumba,v2,3,13,val\n'
+                      'abseiling,t3,4,14,train\n')
+  listed = lambda subset: [(e.video_id, e.label_index, e.label_text) for e in datasets.list_dataset(
+      'kinetics400', str(tmp_path), csv_path=str(csv_path), subset=subset).entries]
+  # The class list is the whole CSV's (sorted), the same for both subsets: val has no yoga row.
+  assert listed('train') == [('t1_000000_000010', 2, 'zumba'), ('t2_000002_000012', 1, 'yoga'),
+                             ('t3_000004_000014', 0, 'abseiling')]
+  assert listed('val') == [('v1_000001_000011', 0, 'abseiling'), ('v2_000003_000013', 2, 'zumba')]
+  assert listed('test') == listed('val')  # no test rows: the val rows, as the default CSV of 'test' is val's
+  assert datasets.list_dataset('kinetics400', str(tmp_path), csv_path=str(csv_path), subset='val').labels == [
+      'abseiling', 'yoga', 'zumba']
+  with pytest.raises(datasets.DatasetError, match=r"all.csv has no row of split 'holdout' \(its splits: train, "
+                     r"val\)"):
+    datasets.list_dataset('kinetics400', str(tmp_path), csv_path=str(csv_path), subset='holdout')
+  # A row without a split value cannot be assigned: named, not dropped.
+  csv_path.write_text('label,youtube_id,time_start,time_end,split\nzumba,t1,0,10,train\nyoga,x9,0,10,\n')
+  with pytest.raises(datasets.DatasetError, match=r"all.csv line 3: the row of 'x9' has no split value"):
+    datasets.list_dataset('kinetics400', str(tmp_path), csv_path=str(csv_path), subset='train')
+  # A CSV without a split column is taken whole.
+  csv_path.write_text('label,youtube_id,time_start,time_end\nzumba,t1,0,10\nyoga,x9,0,10\n')
+  assert len(datasets.list_dataset('kinetics400', str(tmp_path), csv_path=str(csv_path), subset='val').entries) == 2
+  # The shared official val CSV (19,906 rows, split 'val'): subset val and test list it all, train none.
+  k400 = os.path.join(SPLITS, 'kinetics400')
+  assert len(datasets.list_dataset('kinetics400', '/x', k400, subset='test').entries) == 19906
+  assert len(datasets.list_dataset('kinetics400', '/x', k400, subset='val').entries) == 19906
+  with pytest.raises(datasets.DatasetError, match="no row of split 'train'"):
+    datasets.list_dataset('kinetics400', '/x', k400, subset='train',
+                          csv_path=os.path.join(k400, 'kinetics-400_val.csv'))
 
 
 def test_folder_dataset(tmp_path):

@@ -92,9 +92,12 @@ def test_test_views_indices(records):
   ids = _frame_ids(x[0])
   starts = np.round(np.arange(15) * 36 / 14).astype(int)  # 40 frames, room 36
   np.testing.assert_array_equal(ids, starts[:, None] + np.arange(4))
-  # center crop of a 40x56 frame: rows 4..35, cols 12..43 (ch0 = 4 row, ch1 = 4 col; crop means)
+  # c3d resizes the 40x56 frames to its 128 short side (128x179) first: the centre 32 crop covers rows
+  # 14.7..24.3, cols 22.5..32.2 of the stored frame (ch0 = 4 row, ch1 = 4 col; crop means)
   means = _q(x[0]).mean(axis=(0, 1, 2, 3))
   assert abs(means[0] - 4 * 19.5) < 2 and abs(means[1] - 4 * 27.5) < 2  # one pixel off = 4 levels
+  rows = _q(x[0])[..., 0].mean(axis=(0, 1, 3))  # ch0 down the crop: 31 resized rows = 9.7 stored rows, not 31
+  assert abs((rows[-1] - rows[0]) - 4 * 31 / 3.2) < 6, rows[-1] - rows[0]
 
 
 def test_flip_consistent_over_clip_and_flow(records):
@@ -153,6 +156,23 @@ def test_whole_video_needs_batch_one_and_repeat(records):
   assert len(list(ds)) == 4
   with pytest.raises(ValueError, match='No file matches'):
     make_dataset(str(records / 'nothing-*'), 'i3d_rgb', True, 1)
+
+
+def test_repeat_counts_passes_and_refuses_zero_and_other_negatives(records):
+  """repeat=0 gave one pass (so did -5): neither is a number of passes; they raise.  n >= 1 is n passes, -1 and
+  None at training forever, None at test one pass."""
+  def videos(repeat, training=False):
+    ds = make_dataset(str(records / 'a-*'), 'i3d_rgb', training, 1, crop_size=CROP, num_frames=4, repeat=repeat,
+                      drop_remainder=False)
+    return len(list(ds.take(20)))
+  assert [videos(r) for r in (None, 1, 2, 3)] == [2, 2, 4, 6]
+  assert videos(1, training=True) == 2 and videos(None, training=True) == 20 and videos(-1) == 20
+  for bad in (0, -2, -5, 1.5, True, '2'):
+    with pytest.raises(ValueError) as e:
+      make_dataset(str(records / 'a-*'), 'i3d_rgb', False, 1, crop_size=CROP, repeat=bad)
+    assert str(e.value) == ('repeat must be None (forever at training, one pass at test), -1 (forever) or the number '
+                            f'of passes, >= 1. Received: repeat={bad!r}')
+  assert videos(np.int64(2)) == 4
 
 
 def test_input_context_shards_files(records):

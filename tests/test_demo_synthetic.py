@@ -40,3 +40,22 @@ def test_frame_averaging_baseline_cannot_see_order():
   model = FrameAveragingCNN(6)
   x = np.random.default_rng(0).uniform(-1, 1, (1, 8, 32, 32, 3)).astype(np.float32)
   np.testing.assert_allclose(model(x).numpy(), model(x[:, ::-1]).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize('num_frames', [1, 0, -3])
+def test_fewer_than_two_frames_is_one_clear_error(num_frames, tmp_path):
+  """A 1-frame sequence divided by zero (ZeroDivisionError), 0 or fewer failed inside np.stack; a motion needs
+  a first and a last frame (and prepare_data reports 1-frame videos as failed): one ValueError naming it."""
+  for kind in ('move', 'grow', 'appear'):
+    with pytest.raises(ValueError, match=rf'^num_frames must be an integer >= 2: .* Received: num_frames={num_frames}$'):
+      synthetic.base_sequence(kind, np.random.default_rng(0), num_frames, 32)
+  with pytest.raises(ValueError, match='num_frames must be an integer >= 2'):
+    synthetic.generate_dataset(str(tmp_path / 'out'), 1, num_frames=num_frames, size=32)
+  assert not os.path.exists(tmp_path / 'out')  # nothing written
+
+
+def test_two_frames_are_the_motion_s_two_ends():
+  for kind in ('move', 'grow', 'appear'):
+    seq = synthetic.base_sequence(kind, np.random.default_rng(1), 2, 32)
+    assert seq.shape == (2, 32, 32, 3) and seq.dtype == np.uint8
+    assert np.abs(seq[0].astype(int) - seq[1]).sum() > 1000, kind  # start and end differ

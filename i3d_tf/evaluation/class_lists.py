@@ -1,7 +1,6 @@
 """The class list of evaluated records against the model's: a mismatch is an error, never shifted labels.
 """
 
-import os
 from typing import List, Optional, Sequence
 
 
@@ -21,14 +20,17 @@ def check_records_class_list(file_pattern: str, class_names: Sequence[str],
   than `class_names` (nothing is checked when there is no manifest or it lists no classes).
 
   Args:
-    file_pattern: the records' glob; manifest.json is looked for in its folder (`os.path.dirname`).
+    file_pattern: the records' glob; manifest.json is looked for in each folder it matches
+      (`data_pipelines.conversion.records_class_list`).
     class_names: the model's class names in logit order.
     source: how the message names `class_names` (e.g. '--class_names=labels.txt').
   """
-  recorded = manifest_class_names(file_pattern)
+  from data_pipelines import conversion  # pylint: disable=g-import-not-at-top
+  found = conversion.records_class_list(file_pattern)
+  recorded = found.labels
   if recorded is None or list(recorded) == list(class_names):
     return
-  path = os.path.join(os.path.dirname(file_pattern), 'manifest.json')
+  path = found.manifests[0]
   raise ClassListMismatchError(
       f'the records\' class list ({path}) differs from {source}: {_first_difference(recorded, class_names)}; '
       'convert the data with prepare_data --label_map=<the training data\'s manifest.json>, or pass the '
@@ -36,14 +38,19 @@ def check_records_class_list(file_pattern: str, class_names: Sequence[str],
 
 
 def manifest_class_names(file_pattern: str) -> Optional[List[str]]:
-  """The class list in the `manifest.json` that prepare_data writes next to the records of `file_pattern`
-  (read by `datasets.read_label_map`), or None when there is none."""
-  from data_pipelines import conversion, datasets  # pylint: disable=g-import-not-at-top
-  path = os.path.join(os.path.dirname(file_pattern), conversion.MANIFEST)
-  try:
-    return datasets.read_label_map(path)
-  except (OSError, ValueError):
-    return None
+  """The class list in the `manifest.json` files that prepare_data writes next to the records of `file_pattern`
+  (`data_pipelines.conversion.records_class_list`: every folder the glob matches, wildcards in the folder part
+  included), or None when none records one.
+
+  Args:
+    file_pattern: the records' glob (or a list of globs).
+
+  Raises:
+    data_pipelines.datasets.DatasetError: folders of the glob recording different class lists, or a
+      manifest.json that is not JSON (one line naming the files).
+  """
+  from data_pipelines import conversion  # pylint: disable=g-import-not-at-top
+  return conversion.records_class_list(file_pattern).labels
 
 
 def training_class_names(checkpoint: Optional[str]) -> Optional[List[str]]:

@@ -3,11 +3,16 @@
   * top-k accuracy: the label is among the k highest scores;
   * mean per-class accuracy: top-1 accuracy averaged over the classes present in `labels` (the
     UCF-101 / HMDB-51 convention reported next to top-1 in Sec. 4-5).
+
+Label -1 (`UNLABELLED`: what a record without a label stores, e.g. every Kinetics test video) has no metric:
+`labelled_metrics` computes them on the labelled rows and counts the others.
 """
 
 from typing import Dict, Sequence, Tuple
 
 import numpy as np
+
+UNLABELLED = -1  # tfrecord_format: clip/label/index of a video without a label (Kinetics test)
 
 
 def _check(labels, scores) -> Tuple[np.ndarray, np.ndarray]:
@@ -94,6 +99,34 @@ def compute_metrics(labels, scores, top_k: Sequence[int] = (1, 5)) -> Dict[str, 
   return out
 
 
+def labelled_metrics(labels, scores, top_k: Sequence[int] = (1, 5)) -> Dict:
+  """`compute_metrics` on the rows whose label is not `UNLABELLED` (-1), plus 'num_unlabelled', the rows left out.
+
+  With no labelled row at all (an unlabelled test set, e.g. Kinetics test) the accuracies ('top<k>',
+  'mean_class_accuracy') are None, 'num_videos' 0: accuracy cannot be computed, there is nothing to compare.
+
+  Args:
+    labels: int [N] true classes in [0, K), or -1 for a video without a label.
+    scores: float [N, K] logits or probabilities.
+    top_k: the 'top<k>' entries (default 1 and 5).
+
+  Raises:
+    ValueError: mismatched shapes, or a label outside [0, K) other than -1 (another class list: no metric).
+  """
+  labels = np.asarray(labels).astype(np.int64).reshape(-1)
+  scores = np.asarray(scores, np.float64)
+  if scores.ndim != 2 or scores.shape[0] != labels.shape[0]:
+    _check(labels, scores)  # raises, naming the shapes
+  labelled = labels != UNLABELLED
+  if labelled.any():  # compute_metrics refuses any other label outside [0, K)
+    out = compute_metrics(labels[labelled], scores[labelled], top_k)
+  else:
+    out = {f'top{k}': None for k in top_k}
+    out.update(mean_class_accuracy=None, num_videos=0, num_classes=int(scores.shape[1]))
+  out['num_unlabelled'] = int((~labelled).sum())
+  return out
+
+
 def average_results(results: Sequence[Dict], keys: Sequence[str] = ('top1', 'top5', 'mean_class_accuracy')
                     ) -> Dict:
   """Table 5 protocol: the mean (and std) of each metric over splits' results.json dicts.
@@ -106,12 +139,18 @@ def average_results(results: Sequence[Dict], keys: Sequence[str] = ('top1', 'top
     {'num_splits', '<key>', '<key>_std' (population std), '<key>_per_split'}.
 
   Raises:
-    ValueError: `results` is empty.
+    ValueError: `results` is empty, or a split has a metric but no value for it (null: its test records carry
+      no labels, `labelled_metrics`).
   """
   if not results:
     raise ValueError('average_results needs at least one results dict.')
   out = {'num_splits': len(results)}
   for key in keys:
+    for i, r in enumerate(results):
+      metrics = r['metrics'] if 'metrics' in r else r
+      if key in metrics and metrics[key] is None:
+        raise ValueError(f'split {i + 1} has no {key}: its test records carry no labels (label -1), so there is no '
+                         'accuracy to average; average the results of labelled test sets only')
     values = [float(r['metrics'][key] if 'metrics' in r else r[key]) for r in results
               if key in r.get('metrics', r)]
     if len(values) != len(results):

@@ -9,8 +9,8 @@ import numpy as np
 
 from i3d_tf import scoring
 from i3d_tf.evaluation.class_lists import ClassListMismatchError, check_records_class_list
-from i3d_tf.evaluation.metrics import compute_metrics
-from i3d_tf.evaluation.results import write_results
+from i3d_tf.evaluation.metrics import labelled_metrics
+from i3d_tf.evaluation.results import unlabelled_message, write_results
 
 
 def _as_numpy_inputs(inputs):
@@ -222,7 +222,9 @@ def evaluate(model, dataset: Iterable, num_classes: int, output_dir: Optional[st
   """Whole-video evaluation of `model` on `(inputs, labels)` batches; writes result files to `output_dir`.
 
   With `class_names` and a `records_with_video_ids` dataset, records labelled with another class list are
-  refused (`ClassListMismatchError`) before they are scored.
+  refused (`ClassListMismatchError`) before they are scored.  Videos without a label (label -1: the Kinetics
+  test set) are predicted and written, left out of the metrics and counted (`labelled_metrics`), with one
+  line on stderr; with none labelled the accuracies are None ("accuracy cannot be computed").
 
   Args:
     model: the model (`restore.restore_stream_models`); its compute precision is its own.
@@ -234,7 +236,13 @@ def evaluate(model, dataset: Iterable, num_classes: int, output_dir: Optional[st
     extra: more entries for results.json (the binary's settings).
     progress: a progress bar on stderr.
 
-  Returns the results dict (`metrics`: top1, top5, mean_class_accuracy, num_videos, num_classes).
+  Returns the results dict (`metrics`: top1, top5, mean_class_accuracy, num_videos (the labelled videos),
+  num_classes, num_unlabelled).
+
+  Raises:
+    ClassListMismatchError: records labelled with another class list than `class_names`.
+    RuntimeError: no video could be evaluated.
+    ValueError: a label outside [0, num_classes) other than -1 (nothing is written).
   """
   if class_names is not None and hasattr(dataset, 'check_class_names'):
     dataset.check_class_names(class_names)
@@ -244,10 +252,14 @@ def evaluate(model, dataset: Iterable, num_classes: int, output_dir: Optional[st
     if out[key]:
       extra[key] = out[key]
   if output_dir is None:
-    results = {'metrics': compute_metrics(out['labels'], out['probabilities'])}
+    results = {'metrics': labelled_metrics(out['labels'], out['probabilities'])}
     results.update(extra)
   else:
     results = write_results(output_dir, out['labels'], out['probabilities'], out['video_ids'], num_classes,
                             class_names, extra)
+  message = unlabelled_message(results['metrics'])
+  if message:
+    import sys  # pylint: disable=g-import-not-at-top
+    print(f'evaluate: {message}', file=sys.stderr)
   results['_predictions'] = out  # In memory only (not in results.json).
   return results

@@ -9,7 +9,8 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from data_pipelines.io_utils import atomic_write, atomic_write_json, save_figure
-from i3d_tf.evaluation.metrics import compute_metrics, confusion_matrix, per_class_accuracy, predictions_from_scores
+from i3d_tf.evaluation.metrics import (UNLABELLED, confusion_matrix, labelled_metrics, per_class_accuracy,
+                                       predictions_from_scores)
 
 
 def write_json(path: str, obj):
@@ -97,13 +98,35 @@ def plot_confusion_matrix(cm: np.ndarray, path: str, class_names: Optional[Seque
   plt.close(fig)
 
 
+def unlabelled_message(metrics: Dict) -> Optional[str]:
+  """One line on the videos without a label (`labelled_metrics`' 'num_unlabelled'), or None when every video has one.
+
+  Args:
+    metrics: a `labelled_metrics` dict ('num_videos', 'num_unlabelled').
+  """
+  unlabelled, labelled = metrics.get('num_unlabelled', 0), metrics['num_videos']
+  if not unlabelled:
+    return None
+  if not labelled:
+    return (f'accuracy cannot be computed: none of the {unlabelled} videos has a label (label -1 in the records, as '
+            'in the Kinetics test set); their predictions are written (predictions.csv)')
+  return (f'{unlabelled} of {unlabelled + labelled} videos have no label (label -1 in the records): metrics on the '
+          f'{labelled} labelled ones, predictions.csv lists all {unlabelled + labelled}')
+
+
 def write_results(output_dir: str, labels, probs, video_ids, num_classes: int,
                   class_names: Optional[Sequence[str]] = None, extra: Optional[Dict] = None) -> Dict:
   """Writes results.json, predictions.csv and confusion_matrix.png into `output_dir`; returns the results.
 
+  Videos without a label (label -1: Kinetics test) get their predictions in predictions.csv and are left
+  out of the metrics, the per-class accuracies and the confusion matrix (`labelled_metrics`; results.json
+  counts them in `metrics.num_unlabelled` and says so in `unlabelled`).  With no labelled video the metrics'
+  accuracies are null, `per_class_accuracy` is null and no confusion matrix is drawn (a stale
+  confusion_matrix.png of an earlier run in `output_dir` is removed).
+
   Args:
     output_dir: the folder (created).
-    labels: int [N] true classes in [0, num_classes).
+    labels: int [N] true classes in [0, num_classes), or -1 for a video without a label.
     probs: float [N, num_classes] class probabilities (averaged over views / streams).
     video_ids: N ids for predictions.csv.
     num_classes: K.
@@ -111,32 +134,50 @@ def write_results(output_dir: str, labels, probs, video_ids, num_classes: int,
     extra: more entries for results.json.
 
   Returns:
-    {'metrics' (`compute_metrics`), 'per_class_accuracy', 'class_names', ...`extra`}.
+    {'metrics' (`labelled_metrics`), 'per_class_accuracy', 'class_names', 'num_predictions', ['unlabelled'],
+    ...`extra`}.
 
   Raises:
-    ValueError: `probs` has another class count, or labels outside [0, K) (nothing is written then).
+    ValueError: `probs` has another class count, or labels outside [0, K) other than -1 (nothing is written then).
   """
   labels = np.asarray(labels, np.int64)
   probs = np.asarray(probs, np.float64)
   if probs.shape[1] != num_classes:
     raise ValueError(f'probabilities have {probs.shape[1]} classes, expected {num_classes}.')
-  metrics = compute_metrics(labels, probs)
-  cm = confusion_matrix(labels, predictions_from_scores(probs), num_classes)
-  results = {'metrics': metrics, 'per_class_accuracy': per_class_accuracy(labels, probs).tolist(),
-             'class_names': list(class_names) if class_names else None}
+  metrics = labelled_metrics(labels, probs)
+  labelled = labels != UNLABELLED
+  results = {'metrics': metrics, 'class_names': list(class_names) if class_names else None,
+             'per_class_accuracy': per_class_accuracy(labels[labelled], probs[labelled]).tolist()
+             if labelled.any() else None, 'num_predictions': int(labels.shape[0])}
+  message = unlabelled_message(metrics)
+  if message:
+    results['unlabelled'] = message
   results.update(extra or {})
   os.makedirs(output_dir, exist_ok=True)
   atomic_write(os.path.join(output_dir, 'predictions.csv'), predictions_csv(video_ids, labels, probs, class_names))
-  plot_confusion_matrix(cm, os.path.join(output_dir, 'confusion_matrix.png'), class_names)
+  png = os.path.join(output_dir, 'confusion_matrix.png')
+  if labelled.any():
+    cm = confusion_matrix(labels[labelled], predictions_from_scores(probs[labelled]), num_classes)
+    plot_confusion_matrix(cm, png, class_names)
+  elif os.path.exists(png):
+    os.remove(png)
   write_json(os.path.join(output_dir, 'results.json'), results)
   return results
 
 
 def format_metrics(metrics: Dict) -> str:
-  """One line of `compute_metrics` output: top-1, top-5, mean per-class accuracy (%) and the video count.
+  """One line of `compute_metrics` / `labelled_metrics` output: top-1, top-5, mean per-class accuracy (%) and
+  the video count, with the videos left out for want of a label; 'no accuracy' when none has one.
+
+  Args:
+    metrics: the metrics dict ('top1', 'top5', 'mean_class_accuracy', 'num_videos', optional 'num_unlabelled').
 
   Raises:
     KeyError: `metrics` lacks 'top1', 'top5', 'mean_class_accuracy' or 'num_videos'.
   """
+  unlabelled = metrics.get('num_unlabelled', 0)
+  if metrics['top1'] is None:
+    return f'no accuracy: none of the {unlabelled} videos has a label (label -1 in the records)'
+  left_out = f'; {unlabelled} without a label left out' if unlabelled else ''
   return (f"top-1 {100 * metrics['top1']:.2f}%  top-5 {100 * metrics['top5']:.2f}%  "
-          f"mean-class {100 * metrics['mean_class_accuracy']:.2f}%  ({metrics['num_videos']} videos)")
+          f"mean-class {100 * metrics['mean_class_accuracy']:.2f}%  ({metrics['num_videos']} videos{left_out})")

@@ -243,20 +243,19 @@ def check_class_count(config: TrainConfig) -> None:
   at its first such batch; this says so before any work).  `config`'s train_data and eval_data are checked.
 
   Raises:
-    ValueError: one line naming the records, both counts and the flag to change.
+    ValueError: one line naming the records, both counts and the flag to change; folders of one glob that
+      record different class lists (`data_pipelines.datasets.DatasetError`).
   """
-  from data_pipelines import conversion, datasets  # pylint: disable=g-import-not-at-top
+  from data_pipelines import conversion  # pylint: disable=g-import-not-at-top
   for pattern in (config.train_data, config.eval_data):
     if not pattern or pattern.startswith('synthetic'):
       continue
-    path = os.path.join(os.path.dirname(pattern), conversion.MANIFEST)
-    try:
-      labels = datasets.read_label_map(path)
-    except (OSError, ValueError):
+    found = conversion.records_class_list(pattern)  # every folder the glob matches; mixed lists raise
+    if found.labels is None:
       continue  # no class list recorded: the per-step label check still applies
-    if len(labels) > config.num_classes:
-      raise ValueError(f'{pattern}: the records have {len(labels)} classes ({path}), more than num_classes='
-                       f'{config.num_classes}: pass --num_classes={len(labels)}')
+    if len(found.labels) > config.num_classes:
+      raise ValueError(f'{pattern}: the records have {len(found.labels)} classes ({found.manifests[0]}), more than '
+                       f'num_classes={config.num_classes}: pass --num_classes={len(found.labels)}')
 
 
 def fold_views(inputs):
