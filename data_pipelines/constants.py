@@ -13,3 +13,10 @@ CROP_SIZE = 224  # pixels, the square crop the networks see
 FLOW_BOUND = 20.0  # pixels: flow is truncated to [-FLOW_BOUND, FLOW_BOUND] before quantization
 FLOW_LEVELS = 256  # uint8 levels of stored flow (128 ~ 0 px)
 FLOW_STACK = 10  # flow frames stacked on channels by the 2D two-stream baseline (Sec. 2.3, Table 1)
+# Test-time flow (classify, extract_features): TV-L1 on the center crop plus FLOW_MARGIN pixels each side (clipped
+# to the frame), edge-padded to a multiple of FLOW_WINDOW_MULTIPLE, not on the whole frame (issue 15, lever 3;
+# measured in docs/flow.md: <= 0.05 px mean change inside the crop on the shared clips, both backends).  At the
+# test protocol's 256 short side every frame at least 352 wide gives one 256 x 352 window: one compiled TV-L1.
+# The records (training, evaluate) keep whole-frame flow: training crops at random.
+FLOW_MARGIN = 64  # pixels each side of the crop; < 0: the whole frame, as the records
+FLOW_WINDOW_MULTIPLE = 32  # the window is edge-padded (centred) to a multiple of this

@@ -1,7 +1,8 @@
 """Test-time model inputs of a video file, streamed one time step at a time (bounded memory; Sec. 2.5).
 
     probe_video -> iter_frames (25 fps, smaller side 256) -> [TV-L1 between consecutive frames, quantized
-    exactly as the training records] -> center crop (preprocessing.center_crop), uint8
+    exactly as the training records, on the crop's window (`flow_window`)] -> center crop
+    (preprocessing.center_crop), uint8
 
 One step is {'rgb': uint8 [c, c, 3]} and, with flow, {'flow': uint8 [c, c, 2]}: step i holds frame i and
 flow field i (frame i -> i + 1), so a video of N frames gives N steps without flow and N - 1 with it (the
@@ -10,7 +11,7 @@ Scale a stack of steps with `preprocessing.test_frames` / `to_model_range` ([-1,
 feature extraction read videos through this one function.
 """
 
-from typing import Callable, Dict, Iterator, Optional, Sequence
+from typing import Callable, Dict, Iterator, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -18,6 +19,96 @@ from data_pipelines import constants
 from data_pipelines.video import VideoProbe, iter_frames, probe_video
 
 FLOW_BATCH = 8  # flow fields per backend call (a GPU batch of the TensorFlow TV-L1); one frame carried over
+
+
+class FlowWindow(NamedTuple):
+  """Where test-time flow is computed (`flow_window`); all in pixels of the resized frame.
+
+  Attributes:
+    y0, y1, x0, x1: the rows [y0, y1) and columns [x0, x1) of the frame the flow is computed on.
+    pad: (top, bottom, left, right) rows / columns edge-replicated around that region.
+    crop_y, crop_x: the center crop's offset in the padded window.
+  """
+  y0: int
+  y1: int
+  x0: int
+  x1: int
+  pad: Tuple[int, int, int, int]
+  crop_y: int
+  crop_x: int
+
+  @property
+  def shape(self) -> Tuple[int, int]:
+    """(height, width) of the padded window: the frame size the flow backend sees."""
+    return (self.y1 - self.y0 + self.pad[0] + self.pad[1], self.x1 - self.x0 + self.pad[2] + self.pad[3])
+
+  def frames(self, frames: np.ndarray) -> np.ndarray:
+    """[n, H, W, ...] whole `frames` (RGB [n, H, W, 3] or gray [n, H, W]) -> [n, *shape, ...]: the region,
+    edge-padded (a copy only when padded)."""
+    region = frames[:, self.y0:self.y1, self.x0:self.x1]
+    if any(self.pad):
+      top, bottom, left, right = self.pad
+      region = np.pad(region, ((0, 0), (top, bottom), (left, right)) + ((0, 0),) * (frames.ndim - 3), mode='edge')
+    return region
+
+  def crop(self, fields: np.ndarray, crop_size: int) -> np.ndarray:
+    """`fields` [n, *shape, C] (flow of the window) -> [n, crop_size, crop_size, C] under the frame's center crop."""
+    return fields[:, self.crop_y:self.crop_y + crop_size, self.crop_x:self.crop_x + crop_size]
+
+
+def flow_window(height: int, width: int, crop_size: int = constants.CROP_SIZE, margin: int = constants.FLOW_MARGIN,
+                multiple: int = constants.FLOW_WINDOW_MULTIPLE) -> FlowWindow:
+  """The region test-time flow is computed on: the center crop plus `margin` pixels each side (issue 15).
+
+  TV-L1 couples every pixel to its neighbours, so the flow under the crop depends a little on what surrounds
+  it; `margin` pixels each side keep the mean change inside the crop at <= 0.05 px on the shared clips
+  (docs/flow.md: 0.042 px with ours, 0.046 px with OpenCV, on the 256x454 clip; 0.028 / 0.033 px where the
+  window is the edge-padded whole frame).  The region is clipped to the frame and edge-padded (centred) to a
+  multiple of `multiple`, so frames of many widths share one window shape (one TV-L1 compilation for
+  `tvl1_tf`): at a 256 short side every frame 330 or more pixels wide gives 256 x 352.
+
+  Args:
+    height, width: the resized frame's size in pixels, each >= crop_size.
+    crop_size: the test-time center crop (224), at `preprocessing.center_offsets`.
+    margin: pixels each side of the crop; negative: the whole frame, unpadded (the training records' flow).
+    multiple: pad each side of the window up to a multiple of this (1: no padding).
+
+  Returns:
+    A `FlowWindow`.
+
+  Raises:
+    ValueError: frames smaller than the crop, or `multiple` < 1.
+  """
+  if height < crop_size or width < crop_size:
+    raise ValueError(f'frames of {height}x{width} are smaller than the {crop_size}x{crop_size} crop: decode with '
+                     f'a larger short side (paper: 256) or pass a smaller crop size')
+  if multiple < 1:
+    raise ValueError(f'multiple must be >= 1. Received: multiple={multiple}')
+  y, x = (height - crop_size) // 2, (width - crop_size) // 2  # preprocessing.center_offsets
+  if margin < 0:
+    return FlowWindow(0, height, 0, width, (0, 0, 0, 0), y, x)
+  y0, y1 = max(0, y - margin), min(height, y + crop_size + margin)
+  x0, x1 = max(0, x - margin), min(width, x + crop_size + margin)
+  extra_y, extra_x = -(y1 - y0) % multiple, -(x1 - x0) % multiple
+  pad = (extra_y // 2, extra_y - extra_y // 2, extra_x // 2, extra_x - extra_x // 2)
+  return FlowWindow(y0, y1, x0, x1, pad, y - y0 + pad[0], x - x0 + pad[2])
+
+
+def window_flow(frames: np.ndarray, flow_fn: Callable[[np.ndarray], np.ndarray], crop_size: int = constants.CROP_SIZE,
+                margin: int = constants.FLOW_MARGIN) -> np.ndarray:
+  """Test-time flow under the center crop, computed on `flow_window`'s region.
+
+  Args:
+    frames: uint8 [n, H, W, 3] consecutive resized RGB frames, n >= 2.
+    flow_fn: RGB uint8 [n, h, w, 3] -> quantized flow uint8 [n - 1, h, w, 2] (`flow.compute_flow` with a backend).
+    crop_size: the center crop (224).
+    margin: see `flow_window` (negative: the whole frame, exactly the records' flow, then cropped).
+
+  Returns:
+    uint8 [n - 1, crop_size, crop_size, 2].
+  """
+  window = flow_window(frames.shape[1], frames.shape[2], crop_size, margin)
+  return window.crop(flow_fn(window.frames(frames)), crop_size)
 
 
 def num_steps(num_frames: int, streams: Sequence[str]) -> int:
@@ -29,7 +120,8 @@ def video_steps(path: str, streams: Sequence[str], crop_size: int = constants.CR
                 resize_short_side: Optional[int] = constants.RESIZE_SHORT_SIDE, fps: float = constants.FPS,
                 max_frames: Optional[int] = None, probe: Optional[VideoProbe] = None,
                 flow_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-                needed: Optional[Callable[[int], bool]] = None) -> Iterator[Optional[Dict[str, np.ndarray]]]:
+                needed: Optional[Callable[[int], bool]] = None,
+                flow_margin: int = constants.FLOW_MARGIN) -> Iterator[Optional[Dict[str, np.ndarray]]]:
   """Yields the center-cropped uint8 inputs of every step of `path` (module docstring).
 
   Args:
@@ -40,6 +132,8 @@ def video_steps(path: str, streams: Sequence[str], crop_size: int = constants.CR
     flow_fn: RGB uint8 [n, H, W, 3] -> quantized flow uint8 [n - 1, H, W, 2] (`flow.compute_flow` with a
       backend); required with a flow stream.
     needed: step index -> whether it is used; an unneeded step yields None and costs no flow.
+    flow_margin: flow on the center crop plus this many pixels each side (`flow_window`); negative: on the
+      whole frame, as the training records.
 
   Raises:
     data_pipelines.video.VideoDecodeError: as `iter_frames`.
@@ -69,14 +163,14 @@ def video_steps(path: str, streams: Sequence[str], crop_size: int = constants.CR
       j = i
       while j < count and use[j]:
         j += 1
-      for k, field in enumerate(flow_fn(np.stack(frames_[i:j + 1]))):
+      for k, field in enumerate(window_flow(np.stack(frames_[i:j + 1]), flow_fn, crop_size, flow_margin)):
         flow[i + k] = field
       i = j
     for i in range(count):
       if not use[i]:
         yield None
         continue
-      step = {'flow': pp.center_crop(flow[i], crop_size)}
+      step = {'flow': flow[i]}
       if 'rgb' in streams:
         step['rgb'] = pp.center_crop(frames_[i], crop_size)
       yield step

@@ -56,6 +56,7 @@ _CHUNK = flags.DEFINE_integer('chunk_frames', C.DEFAULT_CHUNK_FRAMES, 'New frame
                               'with it, not with the video (0: the whole video in one pass).')
 _MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Classify only the first N frames (25 fps) of each video.')
 _FLOW_BACKEND, _FLOW_PARAMS = cli.define_flow_flags('flow_backend')
+_FLOW_MARGIN = cli.define_flow_margin_flag()
 _PRECISION = cli.define_precision_flag('auto')
 
 
@@ -111,6 +112,7 @@ def _classify():
   source = {name: holder.value for name, holder in _SOURCE.items()}
   args = dict(weights=_WEIGHTS.value, class_names=_class_names(_CLASS_NAMES.value), flip=_FLIP.value,
               chunk_frames=_CHUNK.value or None, flow_backend=_FLOW_BACKEND.value, flow_params=flow_params,
+              flow_margin=_FLOW_MARGIN.value,
               max_frames=_MAX_FRAMES.value, precision=_PRECISION.value, **source)
   start = time.time()
   try:

@@ -51,6 +51,7 @@ _MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Decode at most this many
 _MAX_VIDEOS = flags.DEFINE_integer('max_videos', None, 'Process at most this many videos.')
 _BATCH = flags.DEFINE_integer('batch_size', 1, 'Windows per forward pass.')
 _FLOW_BACKEND, _FLOW_PARAMS = cli.define_flow_flags('flow_backend')
+_FLOW_MARGIN = cli.define_flow_margin_flag()
 _PRECISION = cli.define_precision_flag('auto')
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Recompute videos whose outputs in --output_dir were made '
                                 'with other settings (else the run refuses before any work, naming what differs).')
@@ -74,13 +75,17 @@ def main(argv):
   from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
   try:
     flow_params = flow_lib.parse_flow_params(_FLOW_PARAMS.value)
+    if flow_params and 'flow' not in streams:
+      raise ValueError(f'TV-L1 parameters given but --streams={",".join(streams)} computes no flow: drop '
+                       '--flow_params or add the flow stream')
     flow_lib.check_flow_params(_FLOW_BACKEND.value if 'flow' in streams else 'none', flow_params)
   except ValueError as e:
     raise app.UsageError(f'--flow_params: {e}')
   options = features.ExtractionOptions(stack_size=_STACK.value, step_size=_STEP.value, crop_size=_CROP.value,
                                        resize_short_side=_RESIZE.value, fps=_FPS.value,
                                        max_frames=_MAX_FRAMES.value, batch_size=_BATCH.value,
-                                       flow_backend=_FLOW_BACKEND.value, flow_params=flow_params)
+                                       flow_backend=_FLOW_BACKEND.value, flow_params=flow_params,
+                                       flow_margin=_FLOW_MARGIN.value)
   try:
     options.validate()
   except ValueError as e:

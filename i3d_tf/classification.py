@@ -212,6 +212,8 @@ class VideoClassifier:
     flip: add the left-right mirrored video as a second view.
     chunk_frames: new frames per forward pass (I3D); None: the whole video in one pass.
     flow_backend, flow_params: TV-L1 backend name and parameters (`data_pipelines.flow`).
+    flow_margin: flow on the center crop plus this many pixels each side (`data_pipelines.streaming.flow_window`;
+      default 64: <= 0.05 px from whole-frame flow inside the crop on the shared clips); negative: whole frame.
     fps, max_frames: decoding (25 fps; a prefix of the video).
 
   The models' compute precision is theirs (`build_classifier(precision=...)`); it is read back into
@@ -221,6 +223,7 @@ class VideoClassifier:
   def __init__(self, models: Dict[str, 'keras.Model'], model_name: str, class_names: Sequence[str],
                fusion: str = 'logits_sum', flip: bool = False, chunk_frames: Optional[int] = DEFAULT_CHUNK_FRAMES,
                flow_backend: str = 'tvl1', flow_params: Sequence[Tuple[str, object]] = (),
+               flow_margin: int = constants.FLOW_MARGIN,
                fps: float = constants.FPS, max_frames: Optional[int] = None):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from data_pipelines.input_specs import get_input_spec  # pylint: disable=g-import-not-at-top
@@ -246,7 +249,7 @@ class VideoClassifier:
     self.spec = get_input_spec(model_name)
     self.fusion, self.flip, self.chunk_frames = fusion, flip, chunk_frames
     self.fps, self.max_frames = float(fps), max_frames
-    self.flow_backend, self.flow_params = flow_backend, tuple(flow_params)
+    self.flow_backend, self.flow_params, self.flow_margin = flow_backend, tuple(flow_params), int(flow_margin)
     num_classes = {int(m.output.shape[-1]) for m in models.values()}
     if num_classes != {len(self.class_names)}:
       raise ValueError(f'{len(self.class_names)} class names for a model of {sorted(num_classes)} classes')
@@ -275,7 +278,7 @@ class VideoClassifier:
       backend = flow_lib.get_flow_backend(self.flow_backend, **dict(self.flow_params))
       self._flow_fn = lambda frames: flow_lib.compute_flow(frames, backend=backend)
     return video_steps(path, self.streams, self.spec.crop_size, self.spec.resize_short_side, self.fps,
-                       self.max_frames, probe=probe, flow_fn=self._flow_fn, needed=needed)
+                       self.max_frames, probe=probe, flow_fn=self._flow_fn, needed=needed, flow_margin=self.flow_margin)
 
   def _model_input(self, stream: str, uint8_frames: np.ndarray, flipped: bool) -> np.ndarray:
     """The uint8 frames, or their left-right mirror (flow: x negated, q -> 255 - q); scaled in the graph."""
@@ -466,7 +469,7 @@ def build_classifier(model_name: str = 'i3d_rgb', weights: Optional[str] = 'kine
   missing = [s for s, c in sources.items() if not c]
   if missing:
     raise ValueError(f'No weights for the {"/".join(missing)} stream of {model_name}: pass '
-                     + (f'--{missing[0]}_checkpoint' if two_streams else '--checkpoint')
+                     + (' and '.join(f'--{m}_checkpoint' for m in missing) if two_streams else '--checkpoint')
                      + " (trained Kinetics-400 weights exist for the RGB I3D only: weights='kinetics400')")
   models = {}
   with precision_lib.precision_scope(precision):
@@ -636,6 +639,9 @@ def classify_files(videos: Union[str, 'FoundVideos'], model_name: str = 'i3d_rgb
             'flip': classifier.flip, 'fusion': classifier.fusion, 'precision': classifier.precision,
             'max_frames': classifier.max_frames, 'top_k': k, 'num_classes': len(names),
             'videos_found': len(found.paths)}
+  if 'flow' in classifier.streams:
+    header.update(flow_backend=classifier.flow_backend, flow_params=[list(p) for p in classifier.flow_params],
+                  flow_margin=classifier.flow_margin)
   results = {'predictions': run.predictions, 'failed': run.failed}
   last_write = [time.time()]
 

@@ -180,6 +180,28 @@ def define_flow_flags(name: str = 'flow_backend', allow_none: bool = False, flag
   return backend, params
 
 
+def define_flow_margin_flag(flag_values=None):
+  """--flow_margin (classify, extract_features): test-time flow on the center crop plus this many pixels each side.
+
+  Default `data_pipelines.constants.FLOW_MARGIN` (64: <= 0.05 px from whole-frame flow inside the crop on the
+  shared clips, docs/flow.md); -1: the whole frame, as the training records.
+
+  Args:
+    flag_values: the absl FlagValues to define it in (default flags.FLAGS; tests pass their own).
+
+  Returns:
+    The flag holder.
+  """
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from data_pipelines import constants  # pylint: disable=g-import-not-at-top
+  return flags.DEFINE_integer(
+      'flow_margin', constants.FLOW_MARGIN, 'Flow is computed on the center crop plus this many pixels each side, '
+      'clipped to the frame and edge-padded to a multiple of 32 (the default 64: one 256x352 window for most '
+      'videos, less work on wide ones, <= 0.05 px from whole-frame flow inside the crop, docs/flow.md); -1: on '
+      'the whole frame, unpadded, bit for bit the training records\' flow.',
+      lower_bound=-1, **_where(flag_values))
+
+
 def define_model_source_flags(flag_values=None):
   """Where a model's weights come from, for the binaries that run a trained model (classify, evaluate, export).
 
@@ -357,7 +379,11 @@ def _one_line(error: BaseException) -> str:
 
 
 def run(main: Callable) -> None:
-  """`absl.app.run(main)` with one-line user errors (status 2) and Ctrl-C (status 130)."""
+  """`absl.app.run(main)` with one-line user errors (status 2; bad flag values too) and Ctrl-C (status 130).
+
+  Args:
+    main: the binary's main(argv) -> exit status.
+  """
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
   prog = os.path.splitext(os.path.basename(sys.argv[0]))[0]
@@ -382,4 +408,11 @@ def run(main: Callable) -> None:
       print(f'{prog}: {_one_line(e)}{hint}', file=sys.stderr)
       return 2
 
-  app.run(checked_main)
+  def parse(argv):  # a bad flag value: one line and status 2 like every usage error (absl: 'FATAL ...', 1)
+    try:
+      return flags.FLAGS(argv)
+    except flags.Error as e:
+      print(f'{prog}: {e} (--helpfull lists the flags)', file=sys.stderr)
+      sys.exit(2)
+
+  app.run(checked_main, flags_parser=parse)

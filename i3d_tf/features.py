@@ -59,6 +59,9 @@ class ExtractionOptions:
     fps: frame rate after resampling (25).  max_frames: decode at most this many frames per video.
     batch_size: windows per forward pass (speed and memory only; not in the run key).
     flow_backend, flow_params: the TV-L1 backend and its parameters (`data_pipelines.flow`).
+    flow_margin: flow on the center crop plus this many pixels each side, edge-padded to a multiple of 32
+      (`data_pipelines.streaming.flow_window`; <= 0.05 px from whole-frame flow inside the crop on the shared
+      clips); negative: on the whole frame, as the training records.
   """
   stack_size: int = 64
   step_size: int = 64
@@ -69,6 +72,7 @@ class ExtractionOptions:
   batch_size: int = 1  # windows per forward pass
   flow_backend: str = 'tvl1'
   flow_params: Tuple[Tuple[str, object], ...] = ()  # TV-L1 parameters, e.g. (('gamma', 0.3),)
+  flow_margin: int = constants.FLOW_MARGIN  # pixels around the crop; < 0: whole-frame flow
 
   def validate(self):
     """Raises ValueError for a window or batch below 1, or a crop larger than the resized frames."""
@@ -114,7 +118,8 @@ def run_key(options: ExtractionOptions, weights: Dict[str, str], precision: str 
 
   Args:
     options: the extraction options (`NOT_IN_KEY` ones left out: they do not change the values).
-    weights: {stream: `weights_identity(...)`}.
+    weights: {stream: `weights_identity(...)`}, one entry per stream written; without a 'flow' entry the
+      flow options (`flow_*`) are left out of the key.
     precision: the models' compute precision, 'float32' or 'bfloat16' (`i3d_tf.precision`; bfloat16
       features differ from float32 ones by about 1e-2 relative).
 
@@ -123,7 +128,8 @@ def run_key(options: ExtractionOptions, weights: Dict[str, str], precision: str 
   """
   opts = {k: v for k, v in dataclasses.asdict(options).items() if k not in NOT_IN_KEY}
   opts['flow_params'] = [list(p) for p in opts['flow_params']]
-  return {'format': FEATURES_FORMAT, 'options': opts, 'weights': dict(weights), 'precision': precision}
+  key = {'format': FEATURES_FORMAT, 'options': opts, 'weights': dict(weights), 'precision': precision}
+  return key if not weights or 'flow' in weights else _without_flow_options(key)  # no flow stream, no flow options
 
 
 def video_key(path: str) -> Dict:
@@ -178,18 +184,21 @@ def stream_inputs(frames: np.ndarray, streams: Sequence[str], options: Extractio
     frames: uint8 [N, H, W, 3] decoded frames (resized: smaller side `options.resize_short_side`).
     streams: 'rgb' and/or 'flow'.
     options: the crop size and flow backend.
-    flow_fn: uint8 frames -> quantized flow [N - 1, H, W, 2] (default `compute_flow` with the options').
-      With flow, both streams get the L = N - 1 frames that have a field.
+    flow_fn: uint8 frames -> quantized flow [N - 1, h, w, 2] (default `compute_flow` with the options'), called
+      on the frames' `options.flow_margin` window (`data_pipelines.streaming.window_flow`). With flow, both
+      streams get the L = N - 1 frames that have a field.
 
   Raises:
     ValueError: frames that are not uint8 [N, H, W, 3] (e.g. floats in [0, 1]), or smaller than the crop.
   """
-  from data_pipelines.preprocessing import check_frames, test_frames  # pylint: disable=g-import-not-at-top
+  from data_pipelines.preprocessing import check_frames, test_frames, to_model_range  # pylint: disable=g-import-not-at-top
   check_frames(np.asarray(frames) if not hasattr(frames, 'dtype') else frames, 3)
   out = {}
   if 'flow' in streams:
-    flow_q = flow_fn(frames) if flow_fn else compute_flow(frames, options.flow_backend, options.flow_params)
-    out['flow'] = test_frames(flow_q, options.crop_size)
+    from data_pipelines.streaming import window_flow  # pylint: disable=g-import-not-at-top
+    flow_fn = flow_fn or (lambda f: compute_flow(f, options.flow_backend, options.flow_params))
+    flow_q = window_flow(np.asarray(frames), flow_fn, options.crop_size, options.flow_margin)
+    out['flow'] = to_model_range(flow_q)
     frames = frames[:len(flow_q)]  # RGB over the same frames as the flow fields.
   if 'rgb' in streams:
     out['rgb'] = test_frames(frames, options.crop_size)
@@ -300,6 +309,13 @@ def output_paths(output_dir: str, vid: str, streams: Sequence[str]) -> Dict[str,
   return paths
 
 
+def _without_flow_options(key: Dict) -> Dict:
+  options = key.get('options')
+  if not isinstance(options, dict):
+    return key
+  return dict(key, options={k: v for k, v in options.items() if not k.startswith('flow_')})
+
+
 def video_state(output_dir: str, vid: str, streams: Sequence[str], key: Dict, path: str) -> Tuple[str, List[str]]:
   """('missing' | 'done' | 'stale', differences) of one video's outputs against the current settings.
 
@@ -323,11 +339,18 @@ def video_state(output_dir: str, vid: str, streams: Sequence[str], key: Dict, pa
       return 'stale', [f'format 1 -> {FEATURES_FORMAT} (outputs were named {_format1_id(vid)}_*; now {vid}_*)']
     return 'missing', []
   old = dict(meta.get('key') or {'format': 1})
+  have = set(meta.get('streams', []))
   if old.get('format') == FEATURES_FORMAT:
     old.setdefault('precision', 'float32')  # format 2 before --precision existed: always float32
+    if isinstance(old.get('options'), dict):  # before --flow_margin: flow on the whole frame
+      old['options'] = dict(old['options'])
+      old['options'].setdefault('flow_margin', -1)
   new = dict(key, video=video_key(path))
+  if 'flow' not in have or 'flow' not in streams:  # flow options decide only the flow outputs: compared when
+    old, new = _without_flow_options(old), _without_flow_options(new)  # both runs write flow
+  if isinstance(old.get('weights'), dict) and set(streams) < have:  # fewer streams now: the others' weights
+    old['weights'] = {s: w for s, w in old['weights'].items() if s in streams}  # decide nothing here
   differences = _differences(old, new)
-  have = set(meta.get('streams', []))
   if not set(streams) <= have:
     differences.append(f'streams {sorted(have)} -> {list(streams)}')
   if differences:
@@ -367,7 +390,8 @@ def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: 
   if 'flow' in extractor.streams:
     flow_fn = lambda frames: compute_flow(frames, options.flow_backend, options.flow_params)  # noqa: E731
   steps = video_steps(path, extractor.streams, options.crop_size, options.resize_short_side, options.fps,
-                      options.max_frames, probe=probe, flow_fn=flow_fn, needed=lambda i: bool(used[i]))
+                      options.max_frames, probe=probe, flow_fn=flow_fn, needed=lambda i: bool(used[i]),
+                      flow_margin=options.flow_margin)
   buffer, buffer_start, read = collections.deque(), 0, 0
   feats = {s: [] for s in extractor.streams}
   batch: List[Dict[str, np.ndarray]] = []

@@ -157,7 +157,7 @@ def test_two_stream_classification_matches_evaluation(tmp_path):
     i3d_tf.build_model(f'i3d_{stream}', 4).save_weights(paths[stream])
   params = (('nscales', 1), ('warps', 1))
   clf = C.build_classifier('two_stream_i3d', rgb_checkpoint=paths['rgb'], flow_checkpoint=paths['flow'],
-                           flow_params=params, max_frames=6)
+                           flow_params=params, max_frames=6, flow_margin=-1)  # whole-frame flow: the records'
   prediction = clf.classify(path)
   from data_pipelines.flow import compute_flow, get_flow_backend
   frames = decode_video(path, max_frames=6).frames
@@ -173,6 +173,9 @@ def test_two_stream_classification_matches_evaluation(tmp_path):
 def test_build_refusals(tmp_path):
   with pytest.raises(ValueError, match='No weights for the flow stream of i3d_flow'):
     C.build_classifier('i3d_flow')
+  with pytest.raises(ValueError, match='No weights for the rgb/flow stream of two_stream_i3d: pass --rgb_checkpoint '
+                                       'and --flow_checkpoint '):  # both named (was: --rgb_checkpoint only)
+    C.build_classifier('two_stream_i3d', weights=None)
   with pytest.raises(ValueError, match='classification supports'):
     C.build_classifier('fused_3d')
   with pytest.raises(ValueError, match='--rgb_checkpoint and --flow_checkpoint'):

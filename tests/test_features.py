@@ -44,7 +44,9 @@ def test_inputs_and_features_match_the_data_pipeline():
   from i3d_tf.export import feature_model
   rng = np.random.default_rng(0)
   frames = rng.integers(0, 256, (11, 40, 52, 3), dtype=np.uint8)
-  opts = F.ExtractionOptions(stack_size=4, step_size=3, crop_size=32, resize_short_side=40, batch_size=2)
+  # flow_margin=-1: whole-frame flow, exactly the records' (the default window is tested on its own below).
+  opts = F.ExtractionOptions(stack_size=4, step_size=3, crop_size=32, resize_short_side=40, batch_size=2,
+                             flow_margin=-1)
   flow_q = compute_flow(frames)
   inputs = F.stream_inputs(frames, ('rgb', 'flow'), opts, flow_fn=lambda f: flow_q)
   assert inputs['rgb'].shape == (10, 32, 32, 3) and inputs['flow'].shape == (10, 32, 32, 2)
@@ -54,7 +56,7 @@ def test_inputs_and_features_match_the_data_pipeline():
   # flow_params reach the backend: the options' TV-L1 parameters give the pipeline's flow for them.
   params = (('warps', 1), ('nscales', 2))
   custom = F.stream_inputs(frames, ('flow',), F.ExtractionOptions(
-      stack_size=4, step_size=3, crop_size=32, resize_short_side=40, flow_params=params))['flow']
+      stack_size=4, step_size=3, crop_size=32, resize_short_side=40, flow_params=params, flow_margin=-1))['flow']
   expected_q = compute_flow(frames, functools.partial(tvl1_opencv, warps=1, nscales=2))
   from data_pipelines.preprocessing import center_crop
   np.testing.assert_array_equal(custom, center_crop(expected_q, 32).astype(np.float32) / 127.5 - 1.0)
@@ -110,6 +112,17 @@ def test_binary_refuses_without_checkpoint(tmp_path):
                          '--flow_params=gamma=-1'], capture_output=True, text=True, env=ENV, cwd=ROOT)
   assert proc.returncode == 2 and proc.stderr.strip() == ('extract_features: --flow_params: gamma must be >= 0 (0: no '
                                                     'illumination term). Received: gamma=-1'), proc.stderr[-800:]
+  proc = subprocess.run([sys.executable, BINARY, f'--videos={tmp_path}', f'--output_dir={tmp_path / "o"}',
+                         '--streams=rgb', '--allow_random_weights', '--flow_params=warps=3'],
+                        capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert proc.returncode == 2 and proc.stderr.strip() == (
+      'extract_features: --flow_params: TV-L1 parameters given but --streams=rgb computes no flow: drop --flow_params '
+      'or add the flow stream'), proc.stderr[-800:]
+  # A bad flag value: one line, status 2 (absl alone: 'FATAL Flags parsing error', status 1).
+  proc = subprocess.run([sys.executable, BINARY, f'--videos={tmp_path}', f'--output_dir={tmp_path / "o"}',
+                         '--flow_margin=-2'], capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert proc.returncode == 2 and proc.stderr.strip() == (
+      'extract_features: flag --flow_margin=-2: -2 is not integer >= -1 (--helpfull lists the flags)'), proc.stderr
 
 
 @pytest.mark.slow
