@@ -1,9 +1,11 @@
 r"""Benchmark (not a test): video -> two-stream I3D features, end to end, ours against an in-project reference.
 
 Issue 15's yardstick: what people assemble today is OpenCV's DualTVL1 flow plus an I3D in float32 (the
-PyTorch ports); the in-project reference stands in for it: `extract_features.py --flow_backend=tvl1
---precision=float32`.  Ours: `--flow_backend=tvl1_tf --precision=auto`.  Both run the whole binary in a fresh
-process on the same videos (mixed frame sizes: the shared clips resize to 256x340, 256x454 and 256x341),
+PyTorch ports), flow on the whole frame; the in-project reference stands in for it: `extract_features.py
+--flow_backend=tvl1 --precision=float32 --flow_margin=-1`.  Ours: `--flow_backend=tvl1_tf --precision=auto`
+with the default `--flow_margin` (flow on the center crop plus 64 px each side, padded to a multiple of 32: one
+256x352 window for all three clips).  Both run the whole binary in a fresh process on the same videos (mixed
+frame sizes: the shared clips resize to 256x340, 256x454 and 256x341),
 so the figures include start-up, model build, TV-L1 compilation (ours: once with an empty XLA cache, once
 with the cache a first run left) and every stage.  Per process: wall seconds, CPU seconds and utilisation
 (CPU / wall / cores).  Then, in this process, each stage alone in steady state (decode + resize, flow,
@@ -21,13 +23,11 @@ import sys
 if not __package__:  # run from a checkout
   sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
-from i3d_tf import cli  # noqa: E402
+from i3d_tf import benchmarking, cli  # noqa: E402
 
 cli.quiet_start()
 
 import platform  # noqa: E402
-import resource  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
@@ -43,9 +43,12 @@ _STAGE_PAIRS = flags.DEFINE_integer('stage_pairs', 8, 'Flow pairs per video time
 _OUTPUT = flags.DEFINE_string('output', None, 'Result JSON (default benchmarks/features_<cpu|gpu>.json).')
 
 CONFIGS = {  # name: extract_features flags
-    'reference: OpenCV DualTVL1 + float32': ['--flow_backend=tvl1', '--precision=float32'],
-    'ours: tvl1_tf + auto precision, empty XLA cache': ['--flow_backend=tvl1_tf', '--precision=auto'],
-    'ours: tvl1_tf + auto precision, XLA cache of the run above': ['--flow_backend=tvl1_tf', '--precision=auto'],
+    'reference: OpenCV DualTVL1 on the whole frame + float32': ['--flow_backend=tvl1', '--precision=float32',
+                                                                 '--flow_margin=-1'],
+    'ours: tvl1_tf on the crop window + auto precision, empty XLA cache': ['--flow_backend=tvl1_tf',
+                                                                           '--precision=auto'],
+    'ours: tvl1_tf on the crop window + auto precision, XLA cache of the run above': ['--flow_backend=tvl1_tf',
+                                                                                      '--precision=auto'],
 }
 
 
@@ -56,20 +59,15 @@ def _end_to_end(name, extra, videos, frames, xla_cache, out_root):
          f'--output_dir={out}', '--streams=rgb,flow', '--rgb_weights=kinetics400', '--allow_random_weights',
          f'--max_frames={frames}', f'--stack_size={frames - 1}', f'--step_size={frames - 1}'] + extra
   env = dict(os.environ, TF_XLA_FLAGS=f'--tf_xla_persistent_cache_directory={xla_cache}')
-  before = resource.getrusage(resource.RUSAGE_CHILDREN)
-  start = time.perf_counter()
-  proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-  wall = time.perf_counter() - start
-  after = resource.getrusage(resource.RUSAGE_CHILDREN)
-  cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-  if proc.returncode != 0:
-    raise RuntimeError(f'{name}: extract_features failed: {proc.stderr.strip().splitlines()[-1:]}')
-  compiles = [l for l in proc.stderr.splitlines() if l.startswith('tvl1_tf:') and 'ready in' in l]
-  print(f'  {name}: {wall:.1f} s wall, {cpu:.1f} s CPU ({cpu / wall / os.cpu_count():.0%} of '
+  run = benchmarking.timed_process(cmd, env=env, cwd=ROOT)
+  if run['returncode'] != 0:
+    raise RuntimeError(f'{name}: extract_features failed: {run["stderr"].strip().splitlines()[-1:]}')
+  wall, cpu, compiles = run['wall_seconds'], run['cpu_seconds'], run['compile_lines']
+  print(f'  {name}: {wall:.1f} s wall, {cpu:.1f} s CPU ({run["cpu_utilisation"]:.0%} of '
         f'{os.cpu_count()} cores)' + (f'; {"; ".join(c[9:] for c in compiles)}' if compiles else ''), flush=True)
   return {'config': name, 'flags': extra, 'wall_seconds': wall, 'cpu_seconds': cpu,
-          'cpu_utilisation': cpu / wall / os.cpu_count(), 'compile_lines': compiles,
-          'summary': proc.stdout.strip().splitlines()[-1]}
+          'cpu_utilisation': run['cpu_utilisation'], 'compile_lines': compiles,
+          'summary': run['stdout'].strip().splitlines()[-1]}
 
 
 def _best(fn, repeats):
@@ -85,6 +83,7 @@ def _stages(paths, frames, repeats, stage_pairs):
   """Seconds per video of each stage alone, steady state (one untimed warm-up per shape)."""
   from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
   from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
+  from data_pipelines.streaming import flow_window  # pylint: disable=g-import-not-at-top
   from data_pipelines.video import decode_video  # pylint: disable=g-import-not-at-top
   from i3d_tf import features  # pylint: disable=g-import-not-at-top
   extractors = {p: features.load_extractor({'rgb': 'kinetics400', 'flow': None}, allow_random_weights=True,
@@ -97,9 +96,13 @@ def _stages(paths, frames, repeats, stage_pairs):
     video = decode_video(path, max_frames=frames).frames
     row['frame_size'] = list(video.shape[1:3])
     gray = flow_lib.to_gray(video[:stage_pairs + 1])
-    for name, backend in backends.items():
-      backend(gray[:2])  # compile / warm up at this size
-      per_pair = _best(lambda backend=backend: backend(gray), repeats) / stage_pairs
+    window = flow_window(*video.shape[1:3])  # ours: the crop plus FLOW_MARGIN (--flow_margin's default)
+    gray_window = flow_lib.to_gray(window.frames(video[:stage_pairs + 1]))
+    row['flow_window'] = list(window.shape)
+    for name, backend, g in (('tvl1', backends['tvl1'], gray), ('tvl1_tf_whole_frame', backends['tvl1_tf'], gray),
+                             ('tvl1_tf', backends['tvl1_tf'], gray_window)):
+      backend(g[:2])  # compile / warm up at this size
+      per_pair = _best(lambda backend=backend, g=g: backend(g), repeats) / stage_pairs
       row[f'flow_{name}'] = per_pair * (len(video) - 1)  # the video's frames - 1 pairs
     rgb = pp.test_frames(video[:-1])[None]
     flow = pp.to_model_range(pp.center_crop(np.full((len(video) - 1,) + video.shape[1:3] + (2,), 128, np.uint8),

@@ -31,6 +31,15 @@ _CLIPS = flags.DEFINE_list('clips', ['arm_wrestling_kinetics.mp4', 'flipping_pan
                                       'v_ApplyEyeMakeup_g01_c01.avi'],
                            'Real clips under <shared_data>/videos: ours vs OpenCV on consecutive pairs ("" to skip).')
 _CLIP_FRAMES = flags.DEFINE_string('clip_frames', '40:49', 'start:stop frames of each clip (25 fps, short side 256).')
+_WINDOW_MARGINS = flags.DEFINE_list(
+    'window_margins', [], 'Test-time flow windows (data_pipelines.streaming.flow_window): for each margin, the mean '
+    'change inside the 224 crop against whole-frame flow, on the first --window_frames frames of each --clips '
+    'clip and on RubberWhale, OpenCV and ours (e.g. 16,32,48,64; empty: skip).')
+_WINDOW_FRAMES = flags.DEFINE_integer('window_frames', 33, 'Frames per clip for --window_margins.')
+_REAL_CLIPS = flags.DEFINE_bool('real_clips', True, 'Ours against OpenCV on --clip_frames of each --clips clip.')
+_WARM_FRAMES = flags.DEFINE_integer('warm_start_frames', 0, 'Issue 15 lever 4: each pair of the first N frames of '
+                                    'each --clips clip started from the previous pair\'s flow (OpenCV\'s '
+                                    'useInitialFlow) against cold starts: iterations and distance to OpenCV (0: skip).')
 _DATA = flags.DEFINE_string(
     'shared_data', os.environ.get('I3D_SHARED_DATA', os.path.join('..', 'shared', 'data')),
     'The shared data directory.')
@@ -160,13 +169,95 @@ def _real_clips(results):
   results['real_clips'] = rows
 
 
+def _window(results):
+  """Lever 3 of issue 15: flow on the center crop plus a margin against flow on the whole frame, inside the crop."""
+  import cv2
+  import data_pipelines.flow as F
+  from data_pipelines.flow import to_gray, tvl1_opencv, tvl1_video
+  from data_pipelines.streaming import flow_window
+  from data_pipelines.video import decode_video
+  crop = 224
+  backends = {'tvl1 (OpenCV)': tvl1_opencv, 'tvl1_tf': tvl1_video}
+  d = os.path.join(_DATA.value, 'flow', 'middlebury_rubberwhale')
+  rubber = np.stack([cv2.imread(os.path.join(d, f), cv2.IMREAD_GRAYSCALE) for f in ('frame10.png', 'frame11.png')])
+  gt = F.read_flo(os.path.join(d, 'flow10.flo'))
+  inputs = [('RubberWhale', rubber)] + [
+      (clip, to_gray(decode_video(os.path.join(_DATA.value, 'videos', clip), resize_short_side=256,
+                                  max_frames=_WINDOW_FRAMES.value).frames)) for clip in _CLIPS.value if clip]
+  rows = []
+  for clip, gray in inputs:
+    h, w = gray.shape[1:]
+    whole = flow_window(h, w, crop, -1)
+    for backend, fn in backends.items():
+      t = time.perf_counter()
+      full = whole.crop(fn(gray), crop)
+      full_s = time.perf_counter() - t
+      for margin in (int(m) for m in _WINDOW_MARGINS.value):
+        win = flow_window(h, w, crop, margin)
+        t = time.perf_counter()
+        ours = win.crop(fn(win.frames(gray)), crop)
+        seconds = time.perf_counter() - t
+        dist = np.linalg.norm(ours - full, axis=-1)
+        row = dict(clip=clip, backend=backend, size=f'{h}x{w}', pairs=len(full), margin=margin,
+                   window='x'.join(map(str, win.shape)), mean_diff_to_whole_frame=float(dist.mean()),
+                   frac_diff_over_half_px=float((dist > 0.5).mean()), whole_frame_seconds=full_s,
+                   window_seconds=seconds)
+        if clip == 'RubberWhale':
+          g = whole.crop(gt[None], crop)[0]
+          row.update(epe_whole_frame=F.endpoint_error(full[0], g), epe_window=F.endpoint_error(ours[0], g))
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+  results['window'] = rows
+
+
+def _warm_start(results):
+  """Lever 4 of issue 15: consecutive pairs warm-started from the previous pair's flow, batch 1, in order."""
+  import data_pipelines.flow as F
+  from data_pipelines.flow import to_gray, tvl1_opencv
+  from data_pipelines.video import decode_video
+  rows = []
+  for clip in (c for c in _CLIPS.value if c):
+    frames = decode_video(os.path.join(_DATA.value, 'videos', clip), resize_short_side=256,
+                          max_frames=_WARM_FRAMES.value).frames
+    gray = to_gray(frames)
+    h, w = gray.shape[1:]
+    y, x = (h - 224) // 2, (w - 224) // 2
+    ref = tvl1_opencv(gray)
+    g = gray.astype(np.float32)
+    cold, warm, it_cold, it_warm, prev = [], [], [], [], None
+    for i in range(len(g) - 1):
+      f, n = F.tvl1(g[i], g[i + 1], return_iterations=True)
+      cold.append(f.numpy())
+      it_cold.append(float(n))
+      if prev is not None:
+        f, n = F.tvl1(g[i], g[i + 1], initial_flow=prev, use_initial_flow=True, return_iterations=True)
+        it_warm.append(float(n))
+      prev = f.numpy()
+      warm.append(prev)
+
+    def dist(a, b):
+      return float(np.linalg.norm((np.stack(a) - b)[:, y:y + 224, x:x + 224], axis=-1).mean())
+
+    row = dict(clip=clip, size=f'{h}x{w}', pairs=len(cold), iterations_per_pair_cold=float(np.mean(it_cold[1:])),
+               iterations_per_pair_warm=float(np.mean(it_warm)), cold_to_opencv=dist(cold, ref),
+               warm_to_opencv=dist(warm, ref), warm_to_cold=dist(warm, np.stack(cold)))
+    print(json.dumps(row), flush=True)
+    rows.append(row)
+  results['warm_start'] = rows
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   results = dict(machine=_machine(), speed=[])
   _accuracy(results)
   _speed(results)
-  _real_clips(results)
+  if _REAL_CLIPS.value:
+    _real_clips(results)
+  if _WARM_FRAMES.value:
+    _warm_start(results)
+  if _WINDOW_MARGINS.value:
+    _window(results)
   out = _OUTPUT.value
   atomic_write_json(out, results)
   print(f'wrote {out}')

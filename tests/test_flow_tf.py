@@ -136,9 +136,28 @@ def test_tvl1_video_consecutive_pairs(synthetic):
   default = F.tvl1_video(video, **SYN)
   # Pairs solved in concurrent threads (the CPU default, 2): the same numbers as one call at a time.
   assert F.default_concurrent_calls() == (1 if tf.config.list_physical_devices('GPU') else 2)
-  five = np.concatenate([video, video[1:]])  # 5 frames, 4 pairs: 1 alone, then 3 over 3 threads
+  five = np.concatenate([video, video[1:]])  # 5 frames, 4 pairs over 3 threads (the shape is compiled already)
   np.testing.assert_array_equal(F.tvl1_video(five, concurrent_calls=3, **SYN),
                                 F.tvl1_video(five, concurrent_calls=1, **SYN))
+  # Only a shape this process has not solved yet runs its first batch alone on the calling thread; a
+  # prepared shape (every later call of a video: streaming calls it 8 pairs at a time) uses all threads.
+  import threading
+  from data_pipelines.flow import tf_tvl1
+  main, seen, real = threading.current_thread(), [], tf_tvl1.tvl1
+
+  def spy(*args, **kwargs):
+    seen.append(threading.current_thread() is main)
+    return real(*args, **kwargs)
+
+  tf_tvl1.tvl1 = spy
+  try:
+    F.tvl1_video(five, concurrent_calls=2, **SYN)
+    assert seen == [False] * 4, seen
+    seen.clear()
+    F.tvl1_video(five, concurrent_calls=2, **dict(SYN, tau=0.2))  # new parameters: compiles first, alone
+    assert seen[0] and seen[1:] == [False] * 3, seen
+  finally:
+    tf_tvl1.tvl1 = real
   if F.default_batch_size() == 1:  # same compiled graph as single-pair calls: bitwise equal
     for i in range(2):
       np.testing.assert_array_equal(default[i], F.tvl1(video[i], video[i + 1], **SYN).numpy())
