@@ -181,8 +181,10 @@ def test_inside_tf_data_and_tf_function():
   from_data = next(iter(ds)).numpy()
   graph = tf.function(lambda x, y: F.tvl1(x, y, **SMALL))(a, b).numpy()
   assert from_data.shape == (2, 32, 40, 2)
-  np.testing.assert_allclose(from_data, eager, atol=1e-4)
-  np.testing.assert_allclose(graph, eager, atol=1e-4)
+  # XLA (tf.data, tf.function) against the eager ops: other fusion and FMA contraction over hundreds of
+  # iterations; measured max 2.1e-4 px (1 of 5,120 values) on an AMD EPYC (AVX-512), < 1e-4 on an Intel Xeon.
+  np.testing.assert_allclose(from_data, eager, atol=1e-3)
+  np.testing.assert_allclose(graph, eager, atol=1e-3)
   assert np.abs(eager[..., 0][:, 8:-8, 8:-8].mean() - 1.0) < 0.2
 
 
