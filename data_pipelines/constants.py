@@ -20,3 +20,8 @@ FLOW_STACK = 10  # flow frames stacked on channels by the 2D two-stream baseline
 # The records (training, evaluate) keep whole-frame flow: training crops at random.
 FLOW_MARGIN = 64  # pixels each side of the crop; < 0: the whole frame, as the records
 FLOW_WINDOW_MULTIPLE = 32  # the window is edge-padded (centred) to a multiple of this
+# The records' whole-frame flow with the TensorFlow backends (prepare_data --flow=tvl1_tf|tvl1_tf_fast): frames
+# edge-padded (centred) to a multiple of FLOW_PAD_MULTIPLE, the flow cropped back, so the frame sizes of a dataset
+# (Kinetics at a 256 short side: 340, 341, 454, 455, 456 wide) fall into a few shapes that each compile once
+# (issue 15, lever 2; docs/flow.md gives the change to unpadded flow).  OpenCV's backend does not compile: 1.
+FLOW_PAD_MULTIPLE = 32

@@ -34,6 +34,7 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 
+from data_pipelines import constants
 from data_pipelines import flow as flow_lib
 from data_pipelines import tfrecord_format
 from data_pipelines import video as video_lib
@@ -60,6 +61,10 @@ class ConversionOptions:
     min_frames: a video decoding to fewer frames is reported as failed.
     flow: a `FLOW_BACKENDS` name, a 'package.module:function' backend, or 'none' (no flow stored).
     flow_params: the backend's keyword arguments as (name, value) pairs.
+    flow_pad_multiple: frames are edge-padded to a multiple of this many pixels for the flow backend, the flow
+      cropped back (`flow.compute_flow`'s `pad_to_multiple`): one TensorFlow TV-L1 compilation for frame
+      sizes a few pixels apart; 1: no padding (in the resume key only when > 1, so keys written before it
+      existed read as 1).  prepare_data passes `default_flow_pad_multiple(flow)`: 32 for the TensorFlow backends.
     jpeg_quality: JPEG quality of the RGB frames, 0-100.
     flow_format: 'png' (lossless) or 'jpeg' for the quantized flow images.
   """
@@ -69,8 +74,26 @@ class ConversionOptions:
   min_frames: int = 2  # at least one flow field; a 1-frame video is reported as failed.
   flow: str = 'tvl1'  # a FLOW_BACKENDS name or 'none'.
   flow_params: Tuple[Tuple[str, object], ...] = ()  # backend keyword arguments, e.g. (('tau', 0.25),).
+  flow_pad_multiple: int = 1
   jpeg_quality: int = 90
   flow_format: str = 'png'
+
+  def __post_init__(self):
+    if not isinstance(self.flow_pad_multiple, int) or self.flow_pad_multiple < 1:
+      raise ValueError('flow_pad_multiple must be an integer >= 1 (1: no padding). Received: '
+                       f'flow_pad_multiple={self.flow_pad_multiple!r}')
+
+
+def default_flow_pad_multiple(flow: str, requested: Optional[int] = None) -> int:
+  """`requested`, or when None the padding `flow` gets by default: `constants.FLOW_PAD_MULTIPLE` (32) for the
+  TensorFlow backends 'tvl1_tf' and 'tvl1_tf_fast' (they compile once per frame size), 1 for OpenCV's 'tvl1'
+  (nothing to compile) and custom backends; always 1 for 'none' (no flow to pad).  prepare_data's
+  --flow_pad_multiple."""
+  if flow == 'none':
+    return 1
+  if requested is not None:
+    return requested
+  return constants.FLOW_PAD_MULTIPLE if flow in ('tvl1_tf', 'tvl1_tf_fast') else 1
 
 
 SUBSET_NAME = re.compile(r'[A-Za-z0-9_]+$')
@@ -196,7 +219,7 @@ def decode_with_flow(path: str, options: ConversionOptions = ConversionOptions()
   flow_q = None
   if options.flow != 'none':
     backend = flow_lib.get_flow_backend(options.flow, **dict(options.flow_params))
-    flow_q = flow_lib.compute_flow(decoded.frames, backend)
+    flow_q = flow_lib.compute_flow(decoded.frames, backend, pad_to_multiple=options.flow_pad_multiple)
   return decoded, flow_q
 
 
@@ -381,6 +404,8 @@ def shard_complete(output_dir: str, subset: str, shard: int, num_shards: int) ->
 def _options_dict(options):
   d = dataclasses.asdict(options)
   d['flow_params'] = {k: v for k, v in options.flow_params}
+  if d['flow_pad_multiple'] == 1:  # as keys written before the option existed
+    del d['flow_pad_multiple']
   return d
 
 
@@ -451,9 +476,12 @@ def describe_key_change(old: Dict, new: Dict) -> List[str]:
   if old.get('num_shards') != new['num_shards']:
     out.append(f'num_shards {old.get("num_shards")} -> {new["num_shards"]}')
   old_options, new_options = old.get('options') or {}, new['options']
+  absent = dict(flow_pad_multiple=1)  # options a key leaves out at their default
   for name in sorted(set(old_options) | set(new_options)):
-    if old_options.get(name) != new_options.get(name):
-      out.append(f'{name} {old_options.get(name)!r} -> {new_options.get(name)!r}')
+    was, now = old_options.get(name, absent.get(name)), new_options.get(name, absent.get(name))
+    if was != now:
+      out.append(f'{name} {was!r} -> {now!r}' +
+                 (f' (--flow_pad_multiple={was} continues with the recorded flow)' if name in absent else ''))
   if old.get('labels') != new['labels']:
     out.append(_labels_change(old.get('labels'), new['labels']))
   old_videos = {v[0]: v for v in old.get('videos') or []}

@@ -16,6 +16,7 @@ from typing import Callable, Dict, Iterator, NamedTuple, Optional, Sequence, Tup
 import numpy as np
 
 from data_pipelines import constants
+from data_pipelines.flow.backends import centred_padding
 from data_pipelines.video import VideoProbe, iter_frames, probe_video
 
 FLOW_BATCH = 8  # flow fields per backend call (a GPU batch of the TensorFlow TV-L1); one frame carried over
@@ -70,7 +71,8 @@ def flow_window(height: int, width: int, crop_size: int = constants.CROP_SIZE, m
   Args:
     height, width: the resized frame's size in pixels, each >= crop_size.
     crop_size: the test-time center crop (224), at `preprocessing.center_offsets`.
-    margin: pixels each side of the crop; negative: the whole frame, unpadded (the training records' flow).
+    margin: pixels each side of the crop; negative: the whole frame, unpadded (the training records' flow when
+      they were converted unpadded: OpenCV's 'tvl1', or `flow_pad_multiple=1`).
     multiple: pad each side of the window up to a multiple of this (1: no padding).
 
   Returns:
@@ -89,8 +91,7 @@ def flow_window(height: int, width: int, crop_size: int = constants.CROP_SIZE, m
     return FlowWindow(0, height, 0, width, (0, 0, 0, 0), y, x)
   y0, y1 = max(0, y - margin), min(height, y + crop_size + margin)
   x0, x1 = max(0, x - margin), min(width, x + crop_size + margin)
-  extra_y, extra_x = -(y1 - y0) % multiple, -(x1 - x0) % multiple
-  pad = (extra_y // 2, extra_y - extra_y // 2, extra_x // 2, extra_x - extra_x // 2)
+  pad = centred_padding(y1 - y0, x1 - x0, multiple)
   return FlowWindow(y0, y1, x0, x1, pad, y - y0 + pad[0], x - x0 + pad[2])
 
 

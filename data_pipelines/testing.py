@@ -59,3 +59,18 @@ def crash_on_three_frames(gray_frames):
   if gray_frames.shape[0] == 3:
     os._exit(3)  # pylint: disable=protected-access
   return np.zeros((gray_frames.shape[0] - 1,) + gray_frames.shape[1:] + (2,), np.float32)
+
+
+def frame_size_flow(gray_frames):
+  """A flow backend for tests ('data_pipelines.testing:frame_size_flow'): shows the frame size it was given.
+
+  Args:
+    gray_frames: uint8 [N, H, W] grayscale frames.
+
+  Returns:
+    float32 [N - 1, H, W, 2]: u = W / 8 px and v = H / 8 px everywhere.
+  """
+  n, h, w = gray_frames.shape
+  out = np.empty((max(n - 1, 0), h, w, 2), np.float32)
+  out[..., 0], out[..., 1] = w / 8, h / 8
+  return out

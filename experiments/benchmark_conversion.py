@@ -3,8 +3,10 @@ r"""Benchmark (not a test): `prepare_data --flow=tvl1_tf` against `--flow=tvl1` 
 Issue 15's third target: the whole `prepare_data` process (start-up, decoding, TV-L1 with its compilation,
 JPEG/PNG encoding, shard writing) on a folder of videos of several frame sizes, ours at <= 0.5x OpenCV's
 wall time with the first video's compilation included.  Each configuration runs in a fresh process:
-OpenCV's DualTVL1, then ours with an empty XLA cache, then ours again with the cache the first run left (a
-rerun, another worker).  The shared clips are linked into one class folder each (the `folder` dataset).
+OpenCV's DualTVL1; ours (frames padded to multiples of 32, the default) with an empty XLA cache; ours again
+with the cache the first run left (a rerun, another worker); ours without frame-size buckets
+(`--flow_pad_multiple=1`: one compilation per frame size) with an empty cache of its own.  The shared clips
+are linked into one class folder each (the `folder` dataset).
 Writes benchmarks/conversion_<cpu|gpu>.json atomically.
 
   python experiments/benchmark_conversion.py --frames=65
@@ -31,10 +33,12 @@ _VIDEOS = flags.DEFINE_string('videos', os.path.join(ROOT, '..', 'shared', 'data
 _FRAMES = flags.DEFINE_integer('frames', 65, 'Frames kept per video (--max_frames of prepare_data).')
 _OUTPUT = flags.DEFINE_string('output', None, 'Result JSON (default benchmarks/conversion_<cpu|gpu>.json).')
 
-CONFIGS = {  # name: prepare_data flags
-    'reference: --flow=tvl1 (OpenCV DualTVL1)': ['--flow=tvl1'],
-    'ours: --flow=tvl1_tf, empty XLA cache': ['--flow=tvl1_tf'],
-    'ours: --flow=tvl1_tf, XLA cache of the run above': ['--flow=tvl1_tf'],
+CONFIGS = {  # name: (prepare_data flags, XLA cache folder: a new name starts empty)
+    'reference: --flow=tvl1 (OpenCV DualTVL1)': (['--flow=tvl1'], 'xla_none'),
+    'ours: --flow=tvl1_tf, empty XLA cache': (['--flow=tvl1_tf'], 'xla_padded'),
+    'ours: --flow=tvl1_tf, XLA cache of the run above': (['--flow=tvl1_tf'], 'xla_padded'),
+    'ours: --flow=tvl1_tf --flow_pad_multiple=1 (every frame size compiles), empty XLA cache': (
+        ['--flow=tvl1_tf', '--flow_pad_multiple=1'], 'xla_unpadded'),
 }
 
 
@@ -58,8 +62,8 @@ def main(argv):
     for i, path in enumerate(paths):
       os.makedirs(os.path.join(videos, f'class{i}'))
       os.symlink(os.path.abspath(path), os.path.join(videos, f'class{i}', os.path.basename(path)))
-    env = dict(os.environ, TF_XLA_FLAGS=f'--tf_xla_persistent_cache_directory={os.path.join(tmp, "xla")}')
-    for k, (name, extra) in enumerate(CONFIGS.items()):
+    for k, (name, (extra, cache)) in enumerate(CONFIGS.items()):
+      env = dict(os.environ, TF_XLA_FLAGS=f'--tf_xla_persistent_cache_directory={os.path.join(tmp, cache)}')
       cmd = [sys.executable, os.path.join(ROOT, 'experiments', 'prepare_data.py'), '--dataset=folder',
              f'--video_dir={videos}', f'--output_dir={os.path.join(tmp, f"out{k}")}', '--subset=train',
              f'--max_frames={_FRAMES.value}'] + extra

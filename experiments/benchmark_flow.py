@@ -36,6 +36,10 @@ _WINDOW_MARGINS = flags.DEFINE_list(
     'change inside the 224 crop against whole-frame flow, on the first --window_frames frames of each --clips '
     'clip and on RubberWhale, OpenCV and ours (e.g. 16,32,48,64; empty: skip).')
 _WINDOW_FRAMES = flags.DEFINE_integer('window_frames', 33, 'Frames per clip for --window_margins.')
+_PAD_MULTIPLES = flags.DEFINE_list(
+    'pad_multiples', [], 'Issue 15 lever 2: whole-frame flow on frames edge-padded to each multiple (cropped back) '
+    'against the frames as they are, both backends, on RubberWhale (EPE) and the first --window_frames frames '
+    'of each --clips clip.')
 _REAL_CLIPS = flags.DEFINE_bool('real_clips', True, 'Ours against OpenCV on --clip_frames of each --clips clip.')
 _WARM_FRAMES = flags.DEFINE_integer('warm_start_frames', 0, 'Issue 15 lever 4: each pair of the first N frames of '
                                     'each --clips clip started from the previous pair\'s flow (OpenCV\'s '
@@ -210,6 +214,51 @@ def _window(results):
   results['window'] = rows
 
 
+def _padding(results):
+  """Lever 2 of issue 15: whole-frame flow of frames edge-padded to a multiple (shape buckets), cropped back."""
+  import cv2
+  import data_pipelines.flow as F
+  from data_pipelines.flow import centred_padding, to_gray, tvl1_opencv, tvl1_video
+  from data_pipelines.video import decode_video
+  backends = {'tvl1 (OpenCV)': tvl1_opencv, 'tvl1_tf': tvl1_video}
+  d = os.path.join(_DATA.value, 'flow', 'middlebury_rubberwhale')
+  rubber = np.stack([cv2.imread(os.path.join(d, f), cv2.IMREAD_GRAYSCALE) for f in ('frame10.png', 'frame11.png')])
+  gt = F.read_flo(os.path.join(d, 'flow10.flo'))
+  inputs = [('RubberWhale', rubber)] + [
+      (clip, to_gray(decode_video(os.path.join(_DATA.value, 'videos', clip), resize_short_side=256,
+                                  max_frames=_WINDOW_FRAMES.value).frames)) for clip in _CLIPS.value if clip]
+  rows = []
+  for clip, gray in inputs:
+    h, w = gray.shape[1:]
+    plain = {}
+    for backend, fn in backends.items():
+      t = time.perf_counter()
+      plain[backend] = fn(gray)
+      plain_s = time.perf_counter() - t
+      for multiple in (int(m) for m in _PAD_MULTIPLES.value):
+        top, bottom, left, right = centred_padding(h, w, multiple)
+        t = time.perf_counter()
+        padded = fn(np.pad(gray, ((0, 0), (top, bottom), (left, right)), mode='edge'))[:, top:top + h, left:left + w]
+        seconds = time.perf_counter() - t
+        dist = np.linalg.norm(padded - plain[backend], axis=-1)
+        y, x = (h - 224) // 2, (w - 224) // 2
+        row = dict(clip=clip, backend=backend, size=f'{h}x{w}', pairs=len(padded), multiple=multiple,
+                   padded='x'.join(map(str, (h + top + bottom, w + left + right))),
+                   mean_diff_to_unpadded=float(dist.mean()), frac_diff_over_half_px=float((dist > 0.5).mean()),
+                   mean_diff_in_center_crop=float(dist[:, y:y + 224, x:x + 224].mean()),
+                   unpadded_seconds=plain_s, padded_seconds=seconds)
+        if clip == 'RubberWhale':
+          row.update(epe_unpadded=F.endpoint_error(plain[backend][0], gt), epe_padded=F.endpoint_error(padded[0], gt))
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    dist = np.linalg.norm(plain['tvl1_tf'] - plain['tvl1 (OpenCV)'], axis=-1)
+    row = dict(clip=clip, size=f'{h}x{w}', pairs=len(dist), unpadded_tvl1_tf_mean_diff_to_opencv=float(dist.mean()),
+               frac_diff_over_half_px=float((dist > 0.5).mean()))  # the scale to read the padding change on
+    print(json.dumps(row), flush=True)
+    rows.append(row)
+  results['padding'] = rows
+
+
 def _warm_start(results):
   """Lever 4 of issue 15: consecutive pairs warm-started from the previous pair's flow, batch 1, in order."""
   import data_pipelines.flow as F
@@ -258,6 +307,8 @@ def main(argv):
     _warm_start(results)
   if _WINDOW_MARGINS.value:
     _window(results)
+  if _PAD_MULTIPLES.value:
+    _padding(results)
   out = _OUTPUT.value
   atomic_write_json(out, results)
   print(f'wrote {out}')

@@ -14,8 +14,11 @@ One class list per dataset: the first conversion into an --output_dir records it
 --label_map gives it), and every later subset converted there is mapped by name against it.  A rerun
 resumes only when nothing that determines the output changed; otherwise it stops with one line naming
 what differs, unless --overwrite (docs/reruns.md).  A resumed run also converts again the videos earlier
-runs recorded as failed, only those (--noretry_failed: left failed, counted in the summary line).  Exit status: 0 when every video converted, 1 when any
-failed (the summary line counts them); 2 with one line for arguments or an output folder that cannot work.
+runs recorded as failed, only those (--noretry_failed: left failed, counted in the summary line).
+With --flow=tvl1_tf the frames are edge-padded to multiples of 32 for the flow (--flow_pad_multiple), so
+frame sizes a few pixels apart compile once (docs/flow.md).  Exit status: 0 when every video converted, 1
+when any failed (the summary line counts them); 2 with one line for arguments or an output folder that
+cannot work.
 """
 
 import os
@@ -42,6 +45,11 @@ _SUBSET = flags.DEFINE_string('subset', 'train', 'train | test (| val for Kineti
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where shards and manifest.json go.', required=True)
 _NUM_SHARDS = flags.DEFINE_integer('num_shards', 1, 'Number of output shards.')
 _FLOW, _FLOW_PARAMS = cli.define_flow_flags('flow', allow_none=True)
+_FLOW_PAD = flags.DEFINE_integer(
+    'flow_pad_multiple', None, 'Edge-pad frames to a multiple of this many pixels for the flow backend, the flow '
+    f'cropped back: sizes a few pixels apart compile once. Default: {constants.FLOW_PAD_MULTIPLE} with '
+    '--flow=tvl1_tf|tvl1_tf_fast, 1 (no padding) otherwise; 1 continues a tvl1_tf conversion begun before the '
+    'flag existed (docs/flow.md).', lower_bound=1)
 _WORKERS = flags.DEFINE_integer('workers', 1, 'Worker processes (local runner).')
 _RUNNER = flags.DEFINE_string('runner', 'local', '"local" (process pool) or an Apache Beam runner name.')
 _MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Keep at most this many frames per video.')
@@ -100,9 +108,11 @@ def main(argv):
                                     _SUBSET.value, labels, _CSV.value, label_source)
   except datasets.DatasetError as e:
     raise app.UsageError(str(e))
+  pad = conversion.default_flow_pad_multiple(_FLOW.value, _FLOW_PAD.value)
   options = conversion.ConversionOptions(fps=_FPS.value, resize_short_side=_RESIZE.value,
                                          max_frames=_MAX_FRAMES.value, flow=_FLOW.value, flow_params=flow_params,
-                                         jpeg_quality=_JPEG_QUALITY.value, flow_format=_FLOW_FORMAT.value)
+                                         flow_pad_multiple=pad, jpeg_quality=_JPEG_QUALITY.value,
+                                         flow_format=_FLOW_FORMAT.value)
   left_out = dict(non_video_files=listing.skipped_files, unlabelled_videos=listing.loose_videos)
   kwargs = dict(labels=listing.labels, overwrite=_OVERWRITE.value, extra=left_out, retry_failed=_RETRY_FAILED.value)
   try:

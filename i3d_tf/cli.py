@@ -198,7 +198,8 @@ def define_flow_margin_flag(flag_values=None):
       'flow_margin', constants.FLOW_MARGIN, 'Flow is computed on the center crop plus this many pixels each side, '
       'clipped to the frame and edge-padded to a multiple of 32 (the default 64: one 256x352 window for most '
       'videos, less work on wide ones, <= 0.05 px from whole-frame flow inside the crop, docs/flow.md); -1: on '
-      'the whole frame, unpadded, bit for bit the training records\' flow.',
+      'the whole frame, unpadded, bit for bit the training records\' flow when they were converted unpadded '
+      '(prepare_data with OpenCV\'s tvl1, or --flow_pad_multiple=1).',
       lower_bound=-1, **_where(flag_values))
 
 

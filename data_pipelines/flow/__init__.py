@@ -15,7 +15,8 @@ The TensorFlow solver's names (`tvl1`, `tvl1_video`, `FAST_BUDGET`, ...) load Te
 
 import importlib
 
-from data_pipelines.flow.backends import (FLOW_BACKENDS, FLOW_BOUND, NUM_LEVELS, FlowBackend, check_flow_params,
+from data_pipelines.flow.backends import (FLOW_BACKENDS, FLOW_BOUND, NUM_LEVELS, FlowBackend, centred_padding,
+                                          check_flow_params,
                                           compute_flow, dequantize_flow, get_flow_backend, parse_flow_params,
                                           quantize_flow, register_flow_backend, to_gray, tvl1_opencv, tvl1_tf,
                                           tvl1_tf_fast)
@@ -28,7 +29,7 @@ _TF_TVL1 = ('FAST_BUDGET', 'TVL1Params', 'centered_gradient', 'default_batch_siz
             'opencv_defaults', 'pyramid_sizes', 'tvl1', 'tvl1_graph', 'tvl1_video', 'warp')
 
 __all__ = sorted([
-    'FLOW_BACKENDS', 'FLOW_BOUND', 'NUM_LEVELS', 'FlowBackend', 'check_flow_params', 'compute_flow',
+    'FLOW_BACKENDS', 'FLOW_BOUND', 'NUM_LEVELS', 'FlowBackend', 'centred_padding', 'check_flow_params', 'compute_flow',
     'dequantize_flow', 'get_flow_backend', 'parse_flow_params', 'quantize_flow', 'register_flow_backend',
     'to_gray', 'tvl1_opencv', 'tvl1_tf', 'tvl1_tf_fast', 'read_flo', 'valid_mask', 'write_flo', 'angular_error',
     'endpoint_error', 'color_wheel', 'flow_to_color', 'save_flow_png', 'save_png', *_TF_TVL1])

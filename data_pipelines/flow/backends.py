@@ -255,20 +255,40 @@ def get_flow_backend(name: str, **params) -> Optional[FlowBackend]:
   return functools.partial(fn, **params) if params else fn
 
 
-def compute_flow(frames_rgb: np.ndarray, backend='tvl1', bound: float = FLOW_BOUND) -> np.ndarray:
+def centred_padding(height: int, width: int, multiple: int) -> Tuple[int, int, int, int]:
+  """(top, bottom, left, right) pixels that bring height x width up to multiples of `multiple`, split evenly
+  (the odd pixel at the bottom / right).
+
+  Raises:
+    ValueError: `multiple` < 1.
+  """
+  if not isinstance(multiple, (int, np.integer)) or multiple < 1:
+    raise ValueError(f'the flow padding multiple must be an integer >= 1 (1: no padding). Received: {multiple!r}')
+  extra_y, extra_x = -height % multiple, -width % multiple
+  return extra_y // 2, extra_y - extra_y // 2, extra_x // 2, extra_x - extra_x // 2
+
+
+def compute_flow(frames_rgb: np.ndarray, backend='tvl1', bound: float = FLOW_BOUND,
+                 pad_to_multiple: int = 1) -> np.ndarray:
   """Quantized optical flow of a video (Sec. 2.5): TV-L1 on luma, truncated to [-bound, bound] px, uint8.
 
   Args:
     frames_rgb: uint8 [N, H, W, 3] RGB frames, N >= 1.
     backend: a backend name (`get_flow_backend`) or a callable with the backend contract.
     bound: truncation bound in pixels (20).
+    pad_to_multiple: the frames are edge-replicated (centred, `centred_padding`) up to a multiple of this
+      many pixels in height and width before the backend sees them, and the flow is cropped back to H x W:
+      frame sizes that differ by a few pixels (Kinetics widths 340 / 341, 454 / 455 / 456 at a 256 short
+      side) share one shape, so the TensorFlow backends compile once for them (issue 15).  1 (default): no
+      padding, the flow of the frames as they are.  The flow changes a little, mostly near the borders
+      (docs/flow.md states by how much).
 
   Returns:
     uint8 [N - 1, H, W, 2] (x, y) flow quantized by `quantize_flow`; field i is frame i -> i + 1.
 
   Raises:
-    ValueError: frames that are not uint8 [N, H, W, 3]; a backend output of another shape, or with NaN or
-      infinite values (never quantized to -20 px silently).
+    ValueError: frames that are not uint8 [N, H, W, 3]; `pad_to_multiple` < 1; a backend output of another
+      shape, or with NaN or infinite values (never quantized to -20 px silently).
   """
   frames_rgb = np.asarray(frames_rgb)
   if frames_rgb.dtype != np.uint8 or frames_rgb.ndim != 4 or frames_rgb.shape[-1] != 3:
@@ -278,10 +298,14 @@ def compute_flow(frames_rgb: np.ndarray, backend='tvl1', bound: float = FLOW_BOU
   if fn is None:
     raise ValueError('compute_flow needs a backend, got "none".')
   gray = to_gray(frames_rgb)
+  top, bottom, left, right = centred_padding(gray.shape[1], gray.shape[2], pad_to_multiple)
+  if top or bottom or left or right:
+    gray = np.pad(gray, ((0, 0), (top, bottom), (left, right)), mode='edge')
   flow = np.asarray(fn(gray), np.float32)
   n, h, w = gray.shape
   if flow.shape != (max(n - 1, 0), h, w, 2):
     raise ValueError(f'flow backend broke the contract: expected {(n - 1, h, w, 2)}, got {flow.shape}')
+  flow = flow[:, top:h - bottom, left:w - right]
   bad = np.size(flow) - np.count_nonzero(np.isfinite(flow))
   if bad:  # quantize_flow would turn NaN into -20 px without a word
     raise ValueError(f'the flow backend returned {bad} NaN or infinite values of {flow.size} (fields '
