@@ -173,21 +173,27 @@ def _real_clips(results):
   results['real_clips'] = rows
 
 
-def _window(results):
-  """Lever 3 of issue 15: flow on the center crop plus a margin against flow on the whole frame, inside the crop."""
+def _whole_frame_inputs():
+  """({name: backend}, [(name, uint8 gray [N, H, W])], RubberWhale's ground truth) for the window and padding
+  measurements: both backends; RubberWhale's pair, then the first --window_frames frames of each --clips clip."""
   import cv2
   import data_pipelines.flow as F
   from data_pipelines.flow import to_gray, tvl1_opencv, tvl1_video
-  from data_pipelines.streaming import flow_window
   from data_pipelines.video import decode_video
-  crop = 224
-  backends = {'tvl1 (OpenCV)': tvl1_opencv, 'tvl1_tf': tvl1_video}
   d = os.path.join(_DATA.value, 'flow', 'middlebury_rubberwhale')
   rubber = np.stack([cv2.imread(os.path.join(d, f), cv2.IMREAD_GRAYSCALE) for f in ('frame10.png', 'frame11.png')])
-  gt = F.read_flo(os.path.join(d, 'flow10.flo'))
   inputs = [('RubberWhale', rubber)] + [
       (clip, to_gray(decode_video(os.path.join(_DATA.value, 'videos', clip), resize_short_side=256,
                                   max_frames=_WINDOW_FRAMES.value).frames)) for clip in _CLIPS.value if clip]
+  return {'tvl1 (OpenCV)': tvl1_opencv, 'tvl1_tf': tvl1_video}, inputs, F.read_flo(os.path.join(d, 'flow10.flo'))
+
+
+def _window(results):
+  """Lever 3 of issue 15: flow on the center crop plus a margin against flow on the whole frame, inside the crop."""
+  import data_pipelines.flow as F
+  from data_pipelines.streaming import flow_window
+  crop = 224
+  backends, inputs, gt = _whole_frame_inputs()
   rows = []
   for clip, gray in inputs:
     h, w = gray.shape[1:]
@@ -216,17 +222,9 @@ def _window(results):
 
 def _padding(results):
   """Lever 2 of issue 15: whole-frame flow of frames edge-padded to a multiple (shape buckets), cropped back."""
-  import cv2
   import data_pipelines.flow as F
-  from data_pipelines.flow import centred_padding, to_gray, tvl1_opencv, tvl1_video
-  from data_pipelines.video import decode_video
-  backends = {'tvl1 (OpenCV)': tvl1_opencv, 'tvl1_tf': tvl1_video}
-  d = os.path.join(_DATA.value, 'flow', 'middlebury_rubberwhale')
-  rubber = np.stack([cv2.imread(os.path.join(d, f), cv2.IMREAD_GRAYSCALE) for f in ('frame10.png', 'frame11.png')])
-  gt = F.read_flo(os.path.join(d, 'flow10.flo'))
-  inputs = [('RubberWhale', rubber)] + [
-      (clip, to_gray(decode_video(os.path.join(_DATA.value, 'videos', clip), resize_short_side=256,
-                                  max_frames=_WINDOW_FRAMES.value).frames)) for clip in _CLIPS.value if clip]
+  from data_pipelines.flow import centred_padding
+  backends, inputs, gt = _whole_frame_inputs()
   rows = []
   for clip, gray in inputs:
     h, w = gray.shape[1:]
