@@ -120,6 +120,17 @@ def test_load_model_refuses_random_weights_and_reads_h5(tmp_path):
   np.testing.assert_allclose(restored(x).numpy(), m(x).numpy(), atol=1e-6)
   with pytest.raises(FileNotFoundError):
     restore.load_model('i3d_flow', 3, str(tmp_path / 'missing.weights.h5'))
+  # An RGB checkpoint for the flow stream: one line with the variable, both shapes and the fix (Keras' own
+  # message stopped at a colon, the shapes after a line break and a page of values).
+  rgb = str(tmp_path / 'rgb.weights.h5')
+  i3d_tf.build_model('i3d_rgb', 3).save_weights(rgb)
+  with pytest.raises(ValueError) as e:
+    restore.load_model('i3d_flow', 3, rgb)
+  assert str(e.value) == (
+      f'{rgb} does not fit i3d_flow: Conv3d_1a_7x7/conv_3d/kernel is (7, 7, 7, 2, 64) in the model but '
+      '(7, 7, 7, 3, 64) in the file (input channels: 3 in the file; 3 for an RGB stream, 2 for a flow stream: '
+      'pass the checkpoint of this stream)')
+  assert restore._mismatch('something else\nwent   wrong') == 'something else went wrong'  # pylint: disable=protected-access
 
 
 def test_average_splits_binary(tmp_path):

@@ -13,8 +13,10 @@ the demo) goes through here:
     only, random weights; `restore_stream_models` adds Two-Stream I3D from two checkpoints.
 """
 
+import ast
 import json
 import os
+import re
 from typing import Dict, Optional
 
 import keras
@@ -94,15 +96,35 @@ def checkpoint_num_classes(reference: str) -> int:
   return found
 
 
+def _mismatch(message: str) -> str:
+  """The gist of Keras' weight-loading error: the variable and both shapes, or its first 300 characters."""
+  shapes = re.search(r'variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))', message)
+  if not shapes:
+    return ' '.join(message.split())[:300]
+  path = re.search(r'<Variable path=([^,>]+)', message)
+  where = f'{path.group(1)} is' if path else 'a variable is'
+  hint = ''
+  ours, theirs = (ast.literal_eval(g) for g in shapes.groups())
+  if path and 'Conv3d_1a' in path.group(1) and len(ours) == len(theirs) == 5 and ours[3] != theirs[3]:
+    hint = (f' (input channels: {theirs[3]} in the file; 3 for an RGB stream, 2 for a flow stream: pass the '
+            'checkpoint of this stream)')
+  return f'{where} {shapes.group(1)} in the model but {shapes.group(2)} in the file{hint}'
+
+
 def load_weights_into(model: keras.Model, checkpoint: str):
   """Loads a `.weights.h5` file or the `model` part of a training checkpoint into `model` (exact match).
 
   Raises:
-    ValueError / AssertionError: the checkpoint does not match the model.
+    ValueError / AssertionError: the checkpoint does not match the model; for a `.weights.h5` file one line
+      naming the file, the first variable that does not fit and both shapes (Keras' own message puts them
+      after a line break and a page of values).
   """
   checkpoint = resolve_checkpoint(checkpoint)
   if checkpoint.endswith('.weights.h5'):
-    model.load_weights(checkpoint)
+    try:
+      model.load_weights(checkpoint)
+    except ValueError as e:
+      raise ValueError(f'{checkpoint} does not fit {model.name}: {_mismatch(str(e))}') from e
     return
   status = tf.train.Checkpoint(model=model).read(checkpoint)
   status.expect_partial()  # Optimizer, step and data position are not needed here.
