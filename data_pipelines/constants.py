@@ -25,3 +25,4 @@ FLOW_WINDOW_MULTIPLE = 32  # the window is edge-padded (centred) to a multiple o
 # (Kinetics at a 256 short side: 340, 341, 454, 455, 456 wide) fall into a few shapes that each compile once
 # (issue 15, lever 2; docs/flow.md gives the change to unpadded flow).  OpenCV's backend does not compile: 1.
 FLOW_PAD_MULTIPLE = 32
+MAX_FLOW_PAD_MULTIPLE = 128  # larger only adds pixels: 256 x 341 at 128 is already 256 x 384

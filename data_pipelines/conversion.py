@@ -79,17 +79,24 @@ class ConversionOptions:
   flow_format: str = 'png'
 
   def __post_init__(self):
-    if not isinstance(self.flow_pad_multiple, int) or self.flow_pad_multiple < 1:
-      raise ValueError('flow_pad_multiple must be an integer >= 1 (1: no padding). Received: '
-                       f'flow_pad_multiple={self.flow_pad_multiple!r}')
+    if (not isinstance(self.flow_pad_multiple, int) or
+        not 1 <= self.flow_pad_multiple <= constants.MAX_FLOW_PAD_MULTIPLE):
+      raise ValueError(f'flow_pad_multiple must be an integer from 1 (no padding) to '
+                       f'{constants.MAX_FLOW_PAD_MULTIPLE}. Received: flow_pad_multiple={self.flow_pad_multiple!r}')
 
 
 def default_flow_pad_multiple(flow: str, requested: Optional[int] = None) -> int:
   """`requested`, or when None the padding `flow` gets by default: `constants.FLOW_PAD_MULTIPLE` (32) for the
   TensorFlow backends 'tvl1_tf' and 'tvl1_tf_fast' (they compile once per frame size), 1 for OpenCV's 'tvl1'
-  (nothing to compile) and custom backends; always 1 for 'none' (no flow to pad).  prepare_data's
-  --flow_pad_multiple."""
+  (nothing to compile) and custom backends.  prepare_data's --flow_pad_multiple.
+
+  Raises:
+    ValueError: a padding other than 1 requested with flow 'none' (nothing to pad: drop the flag).
+  """
   if flow == 'none':
+    if requested not in (None, 1):
+      raise ValueError(f'--flow_pad_multiple={requested} with --flow=none: there is no flow to pad; drop '
+                       '--flow_pad_multiple or choose a flow backend')
     return 1
   if requested is not None:
     return requested
@@ -477,11 +484,13 @@ def describe_key_change(old: Dict, new: Dict) -> List[str]:
     out.append(f'num_shards {old.get("num_shards")} -> {new["num_shards"]}')
   old_options, new_options = old.get('options') or {}, new['options']
   absent = dict(flow_pad_multiple=1)  # options a key leaves out at their default
-  for name in sorted(set(old_options) | set(new_options)):
-    was, now = old_options.get(name, absent.get(name)), new_options.get(name, absent.get(name))
-    if was != now:
-      out.append(f'{name} {was!r} -> {now!r}' +
-                 (f' (--flow_pad_multiple={was} continues with the recorded flow)' if name in absent else ''))
+  changed = [(name, old_options.get(name, absent.get(name)), new_options.get(name, absent.get(name)))
+             for name in sorted(set(old_options) | set(new_options))]
+  changed = [(name, was, now) for name, was, now in changed if was != now]
+  for name, was, now in changed:
+    hint = (f' (--flow_pad_multiple={was} continues with the recorded flow)'
+            if name == 'flow_pad_multiple' and len(changed) == 1 else '')  # the fix when it is the only change
+    out.append(f'{name} {was!r} -> {now!r}{hint}')
   if old.get('labels') != new['labels']:
     out.append(_labels_change(old.get('labels'), new['labels']))
   old_videos = {v[0]: v for v in old.get('videos') or []}

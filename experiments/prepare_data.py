@@ -49,7 +49,7 @@ _FLOW_PAD = flags.DEFINE_integer(
     'flow_pad_multiple', None, 'Edge-pad frames to a multiple of this many pixels for the flow backend, the flow '
     f'cropped back: sizes a few pixels apart compile once. Default: {constants.FLOW_PAD_MULTIPLE} with '
     '--flow=tvl1_tf|tvl1_tf_fast, 1 (no padding) otherwise; 1 continues a tvl1_tf conversion begun before the '
-    'flag existed (docs/flow.md).', lower_bound=1)
+    'flag existed (docs/flow.md).', lower_bound=1, upper_bound=constants.MAX_FLOW_PAD_MULTIPLE)
 _WORKERS = flags.DEFINE_integer('workers', 1, 'Worker processes (local runner).')
 _RUNNER = flags.DEFINE_string('runner', 'local', '"local" (process pool) or an Apache Beam runner name.')
 _MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Keep at most this many frames per video.')
@@ -102,13 +102,16 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(f'--flow_params: {e}')
   try:
+    pad = conversion.default_flow_pad_multiple(_FLOW.value, _FLOW_PAD.value)
+  except ValueError as e:
+    raise app.UsageError(str(e))
+  try:
     conversion.check_subset_name(_SUBSET.value)  # before anything is listed, read or written
     labels, label_source = class_list(_OUTPUT_DIR.value, _LABEL_MAP.value, _SUBSET.value, _OVERWRITE.value)
     listing = datasets.list_dataset(_DATASET.value, _VIDEO_DIR.value, _SPLIT_DIR.value, _SPLIT.value,
                                     _SUBSET.value, labels, _CSV.value, label_source)
   except datasets.DatasetError as e:
     raise app.UsageError(str(e))
-  pad = conversion.default_flow_pad_multiple(_FLOW.value, _FLOW_PAD.value)
   options = conversion.ConversionOptions(fps=_FPS.value, resize_short_side=_RESIZE.value,
                                          max_frames=_MAX_FRAMES.value, flow=_FLOW.value, flow_params=flow_params,
                                          flow_pad_multiple=pad, jpeg_quality=_JPEG_QUALITY.value,

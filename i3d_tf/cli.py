@@ -379,6 +379,14 @@ def _one_line(error: BaseException) -> str:
   return kind + first
 
 
+def _plain_flag_error(message: str) -> str:
+  """absl's flag error with Python's conversion messages in words: "invalid literal for int() with base 10:
+  'abc'" -> "'abc' is not an integer"; "could not convert string to float: 'x'" -> "'x' is not a number"."""
+  import re  # pylint: disable=g-import-not-at-top
+  message = re.sub(r"invalid literal for int\(\) with base \d+: ('.*')", r'\1 is not an integer', message)
+  return re.sub(r"could not convert string to float: ('.*')", r'\1 is not a number', message)
+
+
 def run(main: Callable) -> None:
   """`absl.app.run(main)` with one-line user errors (status 2; bad flag values too) and Ctrl-C (status 130).
 
@@ -413,7 +421,7 @@ def run(main: Callable) -> None:
     try:
       return flags.FLAGS(argv)
     except flags.Error as e:
-      print(f'{prog}: {e} (--helpfull lists the flags)', file=sys.stderr)
+      print(f'{prog}: {_plain_flag_error(str(e))} (--helpfull lists the flags)', file=sys.stderr)
       sys.exit(2)
 
   app.run(checked_main, flags_parser=parse)

@@ -57,6 +57,14 @@ def test_flags_outside_their_domain_are_refused_before_any_work(tmp_path):
   line = one_line(run('prepare_data', '--dataset=folder', f'--video_dir={tmp_path}', f'--output_dir={out}',
                       '--num_shards=0'), 'prepare_data')
   assert line == 'prepare_data: --num_shards=0 is not valid: expected >= 1'
+  line = one_line(run('prepare_data', '--dataset=folder', f'--video_dir={tmp_path}', f'--output_dir={out}',
+                      '--flow_pad_multiple=abc'), 'prepare_data')
+  assert line == "prepare_data: flag --flow_pad_multiple=abc: 'abc' is not an integer (--helpfull lists the flags)"
+  line = one_line(run('prepare_data', '--dataset=folder', f'--video_dir={tmp_path}', f'--output_dir={out}',
+                      '--flow=none', '--flow_pad_multiple=32'), 'prepare_data')
+  assert line == ('prepare_data: --flow_pad_multiple=32 with --flow=none: there is no flow to pad; drop '
+                  '--flow_pad_multiple or choose a flow backend')
+  assert not out.exists()
 
 
 def test_verbosity_keeps_the_traceback(tmp_path):

@@ -23,11 +23,12 @@ def test_centred_padding(height, width, multiple, pad):
   assert (height + top + bottom) % multiple == 0 and (width + left + right) % multiple == 0
 
 
-@pytest.mark.parametrize('multiple', [0, -32, 2.5])
+@pytest.mark.parametrize('multiple', [0, -32, 2.5, 3200])
 def test_bad_multiples_are_refused(multiple):
-  with pytest.raises(ValueError, match='integer >= 1'):
-    centred_padding(256, 340, multiple)
-  with pytest.raises(ValueError, match='flow_pad_multiple must be an integer >= 1'):
+  if multiple != 3200:  # any size can be padded; the conversion bounds it (a typo would pad 256x341 to 3200x3200)
+    with pytest.raises(ValueError, match='integer >= 1'):
+      centred_padding(256, 340, multiple)
+  with pytest.raises(ValueError, match='flow_pad_multiple must be an integer from 1 .no padding. to 128'):
     conversion.ConversionOptions(flow_pad_multiple=multiple)
 
 
@@ -98,7 +99,14 @@ def test_conversion_records_pad_in_the_key_and_in_the_flow(tmp_path):
   # A run without padding over padded records: refused, naming the option and how to continue.
   with pytest.raises(conversion.OutputConflictError) as e:
     conversion.run_conversion(entries, out, 'train', 1, base, labels=['c'], progress=False)
-  assert 'flow_pad_multiple 32 -> 1 (--flow_pad_multiple=32 continues with the recorded flow)' in str(e.value)
+  assert 'settings: flow_pad_multiple 32 -> 1 (--flow_pad_multiple=32 continues with the recorded flow). Rerun' in str(
+      e.value)
+  # Another backend too: both named, and no padding hint (the padding alone would not make it resume).
+  with pytest.raises(conversion.OutputConflictError) as e:
+    conversion.run_conversion(entries, out, 'train', 1, conversion.ConversionOptions(resize_short_side=32),
+                              labels=['c'], progress=False)
+  assert "settings: flow 'data_pipelines.testing:frame_size_flow' -> 'tvl1'; flow_pad_multiple 32 -> 1. Rerun" in str(
+      e.value)
 
 
 def test_prepare_data_pads_for_the_tensorflow_backends_only():
@@ -107,4 +115,6 @@ def test_prepare_data_pads_for_the_tensorflow_backends_only():
       32, 32, 1, 1, 1]
   assert conversion.default_flow_pad_multiple('tvl1_tf', 1) == 1
   assert conversion.default_flow_pad_multiple('tvl1', 16) == 16
-  assert conversion.default_flow_pad_multiple('none', 32) == 1  # no flow, nothing to pad
+  assert conversion.default_flow_pad_multiple('none') == conversion.default_flow_pad_multiple('none', 1) == 1
+  with pytest.raises(ValueError, match='--flow_pad_multiple=32 with --flow=none: there is no flow to pad'):
+    conversion.default_flow_pad_multiple('none', 32)
