@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # annotations only: importing Keras here would load it with t
 
 STREAMS = ('rgb', 'flow')
 FEATURES_FORMAT = 2  # 2: ids keep the extension and sub-folders (format 1: 'a__b' ids); part of the run key
+RANDOM_WEIGHTS = 'random (seed 0)'  # a stream without a checkpoint: checkpoints.restore.RANDOM_WEIGHTS_SEED's network
 NOT_IN_KEY = ('batch_size',)  # options that do not change the features' values
 
 
@@ -96,14 +97,16 @@ def _format1_id(vid: str) -> str:
 
 
 def weights_identity(source: Optional[str]) -> str:
-  """What a stream's features depend on besides the video: 'kinetics400', 'random', or the checkpoint file's
+  """What a stream's features depend on besides the video: 'kinetics400', 'random (seed 0)' (the same random
+  network in every run, `checkpoints.restore.RANDOM_WEIGHTS_SEED`; keys of the unseeded versions said 'random'
+  and are stale), or the checkpoint file's
   absolute path, size and modification time (a model_dir: its latest checkpoint's).
 
   Args:
     source: the stream's checkpoint argument ('kinetics400', a model_dir, a prefix, a .weights.h5, or None).
   """
   if source in (None, ''):
-    return 'random'
+    return RANDOM_WEIGHTS
   if source == 'kinetics400':
     return source
   from i3d_tf.checkpoints.restore import resolve_checkpoint  # pylint: disable=g-import-not-at-top
@@ -472,7 +475,7 @@ def extract_features(video_paths: Sequence[str], root: str, output_dir: str, ext
     if other != path:
       raise ValueError(f'{other} and {path} would write outputs whose names differ only in letter case (one file '
                        'on macOS and Windows): rename one of them')
-  key = run_key(options, weights or {s: 'random' for s in extractor.streams}, extractor.precision)
+  key = run_key(options, weights or {s: RANDOM_WEIGHTS for s in extractor.streams}, extractor.precision)
   states = {path: video_state(output_dir, ids[path], extractor.streams, key, path) for path in paths}
   stale = [(path, diff) for path, (state, diff) in states.items() if state == 'stale']
   if stale and not overwrite:

@@ -110,8 +110,17 @@ def test_evaluate_model_on_whole_videos(tmp_path):
 
 def test_load_model_refuses_random_weights_and_reads_h5(tmp_path):
   import i3d_tf
+  from i3d_tf import features
   with pytest.raises(ValueError, match='No checkpoint'):
     restore.load_model('i3d_flow', 3, None)
+  # Allowed random weights are one network run after run (a resumed extract_features mixed two networks'
+  # features under one key, cosine 0.29), and the caller's NumPy stream is left where it was.
+  np.random.seed(5)
+  expected_next = np.random.RandomState(5).rand()
+  first, second = (restore.load_model('i3d_flow', 3, None, allow_random_weights=True) for _ in range(2))
+  assert np.random.rand() == expected_next
+  assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(first.weights, second.weights))
+  assert features.weights_identity(None) == f'random (seed {restore.RANDOM_WEIGHTS_SEED})' == features.RANDOM_WEIGHTS
   m = i3d_tf.build_model('i3d_flow', 3)
   path = str(tmp_path / 'flow.weights.h5')
   m.save_weights(path)

@@ -182,13 +182,32 @@ def _restore_model(model_dir_or_checkpoint, model_name, num_classes, **build_kwa
   return model
 
 
+RANDOM_WEIGHTS_SEED = 0  # load_model's random weights (allow_random_weights): one network, run after run
+
+
+def _seeded_build(model_name: str, num_classes: int, **model_kwargs) -> keras.Model:
+  """`registry.build_model` with weights drawn from `RANDOM_WEIGHTS_SEED`; Python's and NumPy's random
+  states are put back afterwards (TensorFlow's global seed stays set: it cannot be unset)."""
+  import random  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  python_state, numpy_state = random.getstate(), np.random.get_state()
+  keras.utils.set_random_seed(RANDOM_WEIGHTS_SEED)
+  try:
+    return registry.build_model(model_name, num_classes, **model_kwargs)
+  finally:
+    random.setstate(python_state)
+    np.random.set_state(numpy_state)
+
+
 def load_model(model_name: str, num_classes: Optional[int], checkpoint: Optional[str],
                allow_random_weights: bool = False, **model_kwargs):
   """Builds `model_name` and restores `checkpoint`.
 
   `checkpoint` may be a Keras weights file (`*.weights.h5`, e.g. converted official weights), a training
   `model_dir` or a TF checkpoint prefix (`restore_model`), or 'kinetics400' (the trained RGB I3D).  `None` gives random
-  weights only with `allow_random_weights`.  `num_classes=None` reads the class count from the checkpoint
+  weights only with `allow_random_weights`, the same ones in every run (`RANDOM_WEIGHTS_SEED`: features or
+  predictions of a rerun, or of a resumed run, are not those of another network; TensorFlow's global seed is
+  left set, Python's and NumPy's generators are restored).  `num_classes=None` reads the class count from the checkpoint
   (its model_dir's config.json, else the logits kernel's shape).
 
   Raises:
@@ -201,7 +220,7 @@ def load_model(model_name: str, num_classes: Optional[int], checkpoint: Optional
                        '(demos and tests only).')
     if num_classes is None:
       raise ValueError(f'num_classes is needed to build {model_name} with random weights')
-    return registry.build_model(model_name, num_classes, **model_kwargs)
+    return _seeded_build(model_name, num_classes, **model_kwargs)
   if checkpoint == 'kinetics400' and not os.path.exists(checkpoint):  # the trained RGB I3D, not a folder
     if model_name != 'i3d_rgb':
       raise ValueError(f"'kinetics400' weights are the RGB I3D (i3d_rgb), not {model_name}")
