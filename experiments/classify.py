@@ -96,6 +96,8 @@ def _check_flags(argv):
 def _classify():
   from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
   from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
+  if 'flow' not in C.model_streams()[_MODEL.value]:
+    cli.refuse_unused_flow_flags(f'--model={_MODEL.value}', 'classify with a flow model (i3d_flow, two_stream_i3d)')
   try:
     flow_params = flow_lib.parse_flow_params(_FLOW_PARAMS.value)
     if 'flow' in C.model_streams()[_MODEL.value]:

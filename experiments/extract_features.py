@@ -73,11 +73,10 @@ def main(argv):
     raise app.UsageError(f'No checkpoint for stream(s) {missing}: pass --{missing[0]}_checkpoint '
                          '(or --allow_random_weights, for demos and tests only: random features are noise).')
   from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
+  if 'flow' not in streams:
+    cli.refuse_unused_flow_flags(f'--streams={",".join(streams)}', 'add the flow stream')
   try:
     flow_params = flow_lib.parse_flow_params(_FLOW_PARAMS.value)
-    if flow_params and 'flow' not in streams:
-      raise ValueError(f'TV-L1 parameters given but --streams={",".join(streams)} computes no flow: drop '
-                       '--flow_params or add the flow stream')
     flow_lib.check_flow_params(_FLOW_BACKEND.value if 'flow' in streams else 'none', flow_params)
   except ValueError as e:
     raise app.UsageError(f'--flow_params: {e}')

@@ -180,6 +180,24 @@ def define_flow_flags(name: str = 'flow_backend', allow_none: bool = False, flag
   return backend, params
 
 
+def refuse_unused_flow_flags(context: str, fix: str, flag_values=None) -> None:
+  """Refuses --flow_backend, --flow_params and --flow_margin given on a command line that computes no flow.
+
+  Args:
+    context: what computes no flow, e.g. '--streams=rgb' or '--model=i3d_rgb'.
+    fix: the alternative to dropping the flag, e.g. 'add the flow stream'.
+    flag_values: the parsed absl FlagValues (default flags.FLAGS).
+
+  Raises:
+    UsageError: one line naming the first such flag given, its value and the fix.
+  """
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  values = flags.FLAGS if flag_values is None else flag_values
+  for name in ('flow_backend', 'flow_params', 'flow_margin'):
+    if name in values and values[name].present:
+      raise UsageError(f'--{name}={values[name].value} given but {context} computes no flow: drop --{name} or {fix}')
+
+
 def define_flow_margin_flag(flag_values=None):
   """--flow_margin (classify, extract_features): test-time flow on the center crop plus this many pixels each side.
 

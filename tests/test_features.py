@@ -116,8 +116,14 @@ def test_binary_refuses_without_checkpoint(tmp_path):
                          '--streams=rgb', '--allow_random_weights', '--flow_params=warps=3'],
                         capture_output=True, text=True, env=ENV, cwd=ROOT)
   assert proc.returncode == 2 and proc.stderr.strip() == (
-      'extract_features: --flow_params: TV-L1 parameters given but --streams=rgb computes no flow: drop --flow_params '
+      'extract_features: --flow_params=warps=3 given but --streams=rgb computes no flow: drop --flow_params '
       'or add the flow stream'), proc.stderr[-800:]
+  proc = subprocess.run([sys.executable, BINARY, f'--videos={tmp_path}', f'--output_dir={tmp_path / "o"}',
+                         '--streams=rgb', '--allow_random_weights', '--flow_margin=7'],
+                        capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert proc.returncode == 2 and proc.stderr.strip() == (
+      'extract_features: --flow_margin=7 given but --streams=rgb computes no flow: drop --flow_margin or add the '
+      'flow stream'), proc.stderr[-800:]
   # A bad flag value: one line, status 2 (absl alone: 'FATAL Flags parsing error', status 1).
   proc = subprocess.run([sys.executable, BINARY, f'--videos={tmp_path}', f'--output_dir={tmp_path / "o"}',
                          '--flow_margin=-2'], capture_output=True, text=True, env=ENV, cwd=ROOT)
