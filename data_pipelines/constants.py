@@ -18,7 +18,7 @@ FLOW_STACK = 10  # flow frames stacked on channels by the 2D two-stream baseline
 # measured in docs/flow.md: <= 0.05 px mean change inside the crop on the shared clips, both backends).  At the
 # test protocol's 256 short side every frame at least 352 wide gives one 256 x 352 window: one compiled TV-L1.
 # The records (training, evaluate) keep whole-frame flow: training crops at random.
-FLOW_MARGIN = 64  # pixels each side of the crop; < 0: the whole frame, as the records
+FLOW_MARGIN = 64  # pixels each side of the crop; < 0: the whole frame, as unpadded records
 FLOW_WINDOW_MULTIPLE = 32  # the window is edge-padded (centred) to a multiple of this
 # The records' whole-frame flow with the TensorFlow backends (prepare_data --flow=tvl1_tf|tvl1_tf_fast): frames
 # edge-padded (centred) to a multiple of FLOW_PAD_MULTIPLE, the flow cropped back, so the frame sizes of a dataset

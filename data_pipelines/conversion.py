@@ -33,6 +33,7 @@ import re
 import time
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 
 from data_pipelines import constants
 from data_pipelines import flow as flow_lib
@@ -52,7 +53,8 @@ class OutputConflictError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ConversionOptions:
-  """How `convert_video` decodes, resamples, computes flow and encodes (every field is in the resume key).
+  """How `convert_video` decodes, resamples, computes flow and encodes (every field is in the resume key;
+  `flow_pad_multiple` only when above 1).
 
   Attributes:
     fps: output frame rate (25, Sec. 2.5).
@@ -79,7 +81,9 @@ class ConversionOptions:
   flow_format: str = 'png'
 
   def __post_init__(self):
-    if (not isinstance(self.flow_pad_multiple, int) or
+    if isinstance(self.flow_pad_multiple, np.integer):  # a NumPy integer: the key must stay JSON
+      object.__setattr__(self, 'flow_pad_multiple', int(self.flow_pad_multiple))
+    if (isinstance(self.flow_pad_multiple, bool) or not isinstance(self.flow_pad_multiple, int) or
         not 1 <= self.flow_pad_multiple <= constants.MAX_FLOW_PAD_MULTIPLE):
       raise ValueError(f'flow_pad_multiple must be an integer from 1 (no padding) to '
                        f'{constants.MAX_FLOW_PAD_MULTIPLE}. Received: flow_pad_multiple={self.flow_pad_multiple!r}')
@@ -488,9 +492,7 @@ def describe_key_change(old: Dict, new: Dict) -> List[str]:
              for name in sorted(set(old_options) | set(new_options))]
   changed = [(name, was, now) for name, was, now in changed if was != now]
   for name, was, now in changed:
-    hint = (f' (--flow_pad_multiple={was} continues with the recorded flow)'
-            if name == 'flow_pad_multiple' and len(changed) == 1 else '')  # the fix when it is the only change
-    out.append(f'{name} {was!r} -> {now!r}{hint}')
+    out.append(f'{name} {was!r} -> {now!r}')
   if old.get('labels') != new['labels']:
     out.append(_labels_change(old.get('labels'), new['labels']))
   old_videos = {v[0]: v for v in old.get('videos') or []}
@@ -507,6 +509,8 @@ def describe_key_change(old: Dict, new: Dict) -> List[str]:
       out.append(f'{len(ids)} video(s) {what}: {_some(ids)}')
   if not any(ids for ids, _ in changes) and list(old_videos) != list(new_videos):
     out.append('the videos are listed in another order')
+  if len(out) == 1 and changed and changed[0][0] == 'flow_pad_multiple':  # the fix, when the padding is all
+    out[0] += f' (--flow_pad_multiple={changed[0][1]} continues with the recorded flow)'
   return out
 
 

@@ -103,7 +103,8 @@ def window_flow(frames: np.ndarray, flow_fn: Callable[[np.ndarray], np.ndarray],
     frames: uint8 [n, H, W, 3] consecutive resized RGB frames, n >= 2.
     flow_fn: RGB uint8 [n, h, w, 3] -> quantized flow uint8 [n - 1, h, w, 2] (`flow.compute_flow` with a backend).
     crop_size: the center crop (224).
-    margin: see `flow_window` (negative: the whole frame, exactly the records' flow, then cropped).
+    margin: see `flow_window` (negative: the whole frame, exactly the records' flow where they were converted
+      unpadded, then cropped).
 
   Returns:
     uint8 [n - 1, crop_size, crop_size, 2].

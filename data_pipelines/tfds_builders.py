@@ -29,12 +29,14 @@ class LocalVideoConfig(tfds.core.BuilderConfig):
   """split: official split number (UCF/HMDB) or Kinetics version (400/600); conversion options."""
 
   def __init__(self, *, split: int = 1, resize_short_side: int = constants.RESIZE_SHORT_SIDE, flow: str = 'tvl1',
-               max_frames: Optional[int] = None, num_classes: Optional[int] = None, **kwargs):
+               max_frames: Optional[int] = None, num_classes: Optional[int] = None,
+               flow_pad_multiple: Optional[int] = None, **kwargs):
     kwargs.setdefault('version', tfds.core.Version('1.0.0'))
     super().__init__(**kwargs)
     self.split = split
-    self.options = conversion.ConversionOptions(resize_short_side=resize_short_side, flow=flow,
-                                                max_frames=max_frames)
+    self.options = conversion.ConversionOptions(  # flow padding: prepare_data's default for `flow`
+        resize_short_side=resize_short_side, flow=flow, max_frames=max_frames,
+        flow_pad_multiple=conversion.default_flow_pad_multiple(flow, flow_pad_multiple))
     self.num_classes = num_classes
 
 

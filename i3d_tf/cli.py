@@ -202,7 +202,8 @@ def define_flow_margin_flag(flag_values=None):
   """--flow_margin (classify, extract_features): test-time flow on the center crop plus this many pixels each side.
 
   Default `data_pipelines.constants.FLOW_MARGIN` (64: <= 0.05 px from whole-frame flow inside the crop on the
-  shared clips, docs/flow.md); -1: the whole frame, as the training records.
+  shared clips, docs/flow.md); -1: the whole frame, as the training records when they were converted unpadded
+  (OpenCV's tvl1, or prepare_data --flow_pad_multiple=1).
 
   Args:
     flag_values: the absl FlagValues to define it in (default flags.FLAGS; tests pass their own).

@@ -62,7 +62,8 @@ class ExtractionOptions:
     flow_backend, flow_params: the TV-L1 backend and its parameters (`data_pipelines.flow`).
     flow_margin: flow on the center crop plus this many pixels each side, edge-padded to a multiple of 32
       (`data_pipelines.streaming.flow_window`; <= 0.05 px from whole-frame flow inside the crop on the shared
-      clips); negative: on the whole frame, as the training records.
+      clips); negative: on the whole frame, as the training records when they were converted unpadded
+      (OpenCV's 'tvl1', or prepare_data --flow_pad_multiple=1).
   """
   stack_size: int = 64
   step_size: int = 64
@@ -166,7 +167,8 @@ def window_starts(length: int, stack_size: int, step_size: int) -> List[Tuple[in
 
 
 def compute_flow(frames: np.ndarray, backend: str = 'tvl1', params=()) -> np.ndarray:
-  """Quantized TV-L1 flow uint8 [N - 1, H, W, 2] (the data pipeline's, identical to training records).
+  """Quantized TV-L1 flow uint8 [N - 1, H, W, 2] (the data pipeline's, identical to training records converted
+  unpadded: OpenCV's 'tvl1', or prepare_data --flow_pad_multiple=1).
 
   Args:
     frames: uint8 [N, H, W, 3] RGB frames (resized, not cropped).

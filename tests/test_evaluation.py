@@ -115,11 +115,17 @@ def test_load_model_refuses_random_weights_and_reads_h5(tmp_path):
     restore.load_model('i3d_flow', 3, None)
   # Allowed random weights are one network run after run (a resumed extract_features mixed two networks'
   # features under one key, cosine 0.29), and the caller's NumPy stream is left where it was.
-  np.random.seed(5)
-  expected_next = np.random.RandomState(5).rand()
+  import random  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.eager import context  # pylint: disable=g-import-not-at-top
+  random.seed(5)
+  expected_next = random.Random(5).random()
+  seed_before = context.global_seed()
   first, second = (restore.load_model('i3d_flow', 3, None, allow_random_weights=True) for _ in range(2))
-  assert np.random.rand() == expected_next
+  assert random.random() == expected_next and context.global_seed() == seed_before  # no global state changed
   assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(first.weights, second.weights))
+  rgb = restore.load_model('i3d_rgb', 3, None, allow_random_weights=True)  # another stream, another network
+  assert rgb.weights[-2].shape == first.weights[-2].shape  # the logits kernel, [1, 1, 1, 1024, 3]
+  assert not np.array_equal(rgb.weights[-2].numpy(), first.weights[-2].numpy())
   assert features.weights_identity(None) == f'random (seed {restore.RANDOM_WEIGHTS_SEED})' == features.RANDOM_WEIGHTS
   m = i3d_tf.build_model('i3d_flow', 3)
   path = str(tmp_path / 'flow.weights.h5')

@@ -23,9 +23,9 @@ def test_centred_padding(height, width, multiple, pad):
   assert (height + top + bottom) % multiple == 0 and (width + left + right) % multiple == 0
 
 
-@pytest.mark.parametrize('multiple', [0, -32, 2.5, 3200])
+@pytest.mark.parametrize('multiple', [0, -32, 2.5, 3200, True])
 def test_bad_multiples_are_refused(multiple):
-  if multiple != 3200:  # any size can be padded; the conversion bounds it (a typo would pad 256x341 to 3200x3200)
+  if multiple not in (3200, True):  # any size can be padded; the conversion bounds it (a typo: 3200x3200)
     with pytest.raises(ValueError, match='integer >= 1'):
       centred_padding(256, 340, multiple)
   with pytest.raises(ValueError, match='flow_pad_multiple must be an integer from 1 .no padding. to 128'):
@@ -107,6 +107,11 @@ def test_conversion_records_pad_in_the_key_and_in_the_flow(tmp_path):
                               labels=['c'], progress=False)
   assert "settings: flow 'data_pipelines.testing:frame_size_flow' -> 'tvl1'; flow_pad_multiple 32 -> 1. Rerun" in str(
       e.value)
+  # Another shard count too: no hint either (the padding alone would not make it resume).
+  with pytest.raises(conversion.OutputConflictError) as e:
+    conversion.run_conversion(entries, out, 'train', 2, base, labels=['c'], progress=False)
+  assert 'settings: num_shards 1 -> 2; flow_pad_multiple 32 -> 1. Rerun' in str(e.value)
+  assert conversion.ConversionOptions(flow_pad_multiple=np.int64(32)).flow_pad_multiple.__class__ is int
 
 
 def test_prepare_data_pads_for_the_tensorflow_backends_only():

@@ -186,17 +186,17 @@ RANDOM_WEIGHTS_SEED = 0  # load_model's random weights (allow_random_weights): o
 
 
 def _seeded_build(model_name: str, num_classes: int, **model_kwargs) -> keras.Model:
-  """`registry.build_model` with weights drawn from `RANDOM_WEIGHTS_SEED`; Python's and NumPy's random
-  states are put back afterwards (TensorFlow's global seed stays set: it cannot be unset)."""
+  """`registry.build_model` with weights drawn from `RANDOM_WEIGHTS_SEED` and the model's name (the RGB and
+  flow streams are not the same network).  Keras 3 draws an unseeded initializer's seed from Python's
+  `random` (`keras.random.make_default_seed`), so only that generator is seeded, and its state is put back
+  afterwards: TensorFlow's and NumPy's global generators are not touched."""
   import random  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  python_state, numpy_state = random.getstate(), np.random.get_state()
-  keras.utils.set_random_seed(RANDOM_WEIGHTS_SEED)
+  state = random.getstate()
+  random.seed(f'{RANDOM_WEIGHTS_SEED}/{model_name}')
   try:
     return registry.build_model(model_name, num_classes, **model_kwargs)
   finally:
-    random.setstate(python_state)
-    np.random.set_state(numpy_state)
+    random.setstate(state)
 
 
 def load_model(model_name: str, num_classes: Optional[int], checkpoint: Optional[str],
@@ -206,8 +206,8 @@ def load_model(model_name: str, num_classes: Optional[int], checkpoint: Optional
   `checkpoint` may be a Keras weights file (`*.weights.h5`, e.g. converted official weights), a training
   `model_dir` or a TF checkpoint prefix (`restore_model`), or 'kinetics400' (the trained RGB I3D).  `None` gives random
   weights only with `allow_random_weights`, the same ones in every run (`RANDOM_WEIGHTS_SEED`: features or
-  predictions of a rerun, or of a resumed run, are not those of another network; TensorFlow's global seed is
-  left set, Python's and NumPy's generators are restored).  `num_classes=None` reads the class count from the checkpoint
+  predictions of a rerun, or of a resumed run, are not those of another network; no global generator is
+  left changed).  `num_classes=None` reads the class count from the checkpoint
   (its model_dir's config.json, else the logits kernel's shape).
 
   Raises:
