@@ -52,7 +52,8 @@ _FLOW_PAD = flags.DEFINE_integer(
     'flag existed (docs/flow.md).', lower_bound=1, upper_bound=constants.MAX_FLOW_PAD_MULTIPLE)
 _WORKERS = flags.DEFINE_integer('workers', 1, 'Worker processes (local runner).')
 _RUNNER = flags.DEFINE_string('runner', 'local', '"local" (process pool) or an Apache Beam runner name.')
-_MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Keep at most this many frames per video.')
+_MAX_FRAMES = flags.DEFINE_integer('max_frames', None, 'Keep at most this many frames per video (at least 2: one '
+                                   'flow field).', lower_bound=2)
 _RESIZE = flags.DEFINE_integer('resize_short_side', constants.RESIZE_SHORT_SIDE, 'Smaller side after resizing (paper: 256).')
 _FPS = flags.DEFINE_float('fps', constants.FPS, 'Output frame rate (paper: 25).')
 _JPEG_QUALITY = flags.DEFINE_integer('jpeg_quality', 90, 'JPEG quality of RGB frames.')

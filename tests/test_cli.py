@@ -64,6 +64,9 @@ def test_flags_outside_their_domain_are_refused_before_any_work(tmp_path):
                       '--flow=none', '--flow_pad_multiple=32'), 'prepare_data')
   assert line == ('prepare_data: --flow_pad_multiple=32 with --flow=none: there is no flow to pad; drop '
                   '--flow_pad_multiple or choose a flow backend')
+  line = one_line(run('prepare_data', '--dataset=folder', f'--video_dir={tmp_path}', f'--output_dir={out}',
+                      '--max_frames=1'), 'prepare_data')  # every video would fail: 2 frames make one flow field
+  assert line == 'prepare_data: flag --max_frames=1: 1 is not integer >= 2 (--helpfull lists the flags)'
   line = one_line(run('classify', f'--videos={tmp_path}', '--model=i3d_rgb', '--flow_backend=tvl1_tf'), 'classify')
   assert line == ('classify: --flow_backend=tvl1_tf given but --model=i3d_rgb computes no flow: drop --flow_backend or '
                   'classify with a flow model (i3d_flow, two_stream_i3d)')
