@@ -99,9 +99,8 @@ def _classify():
   if 'flow' not in C.model_streams()[_MODEL.value]:
     cli.refuse_unused_flow_flags(f'--model={_MODEL.value}', 'classify with a flow model (i3d_flow, two_stream_i3d)')
   try:
-    flow_params = flow_lib.parse_flow_params(_FLOW_PARAMS.value)
-    if 'flow' in C.model_streams()[_MODEL.value]:
-      flow_lib.check_flow_params(_FLOW_BACKEND.value, flow_params)
+    flow_params = flow_lib.parse_flow_params(_FLOW_PARAMS.value)  # none with an RGB model (refused above)
+    flow_lib.check_flow_params(_FLOW_BACKEND.value, flow_params)
   except ValueError as e:
     raise cli.UsageError(f'--flow_params: {e}')
   try:

@@ -77,7 +77,7 @@ def main(argv):
     cli.refuse_unused_flow_flags(f'--streams={",".join(streams)}', 'add the flow stream')
   try:
     flow_params = flow_lib.parse_flow_params(_FLOW_PARAMS.value)
-    flow_lib.check_flow_params(_FLOW_BACKEND.value if 'flow' in streams else 'none', flow_params)
+    flow_lib.check_flow_params(_FLOW_BACKEND.value, flow_params)  # none without a flow stream (refused above)
   except ValueError as e:
     raise app.UsageError(f'--flow_params: {e}')
   options = features.ExtractionOptions(stack_size=_STACK.value, step_size=_STEP.value, crop_size=_CROP.value,

@@ -104,29 +104,22 @@ def test_binary_on_a_real_clip(shared_data, tmp_path):
 
 
 def test_binary_refuses_without_checkpoint(tmp_path):
-  proc = subprocess.run([sys.executable, BINARY, f'--videos={tmp_path}', f'--output_dir={tmp_path / "o"}',
-                         '--streams=flow'], capture_output=True, text=True, env=ENV, cwd=ROOT)
+  base = [f'--videos={tmp_path}', f'--output_dir={tmp_path / "o"}']
+  proc = _run(base + ['--streams=flow'])
   assert proc.returncode != 0 and '--flow_checkpoint' in proc.stderr and 'allow_random_weights' in proc.stderr
-  proc = subprocess.run([sys.executable, BINARY, f'--videos={tmp_path}', f'--output_dir={tmp_path / "o"}',
-                         '--streams=flow', '--allow_random_weights', '--flow_backend=tvl1_tf',
-                         '--flow_params=gamma=-1'], capture_output=True, text=True, env=ENV, cwd=ROOT)
+  proc = _run(base + ['--streams=flow', '--allow_random_weights', '--flow_backend=tvl1_tf', '--flow_params=gamma=-1'])
   assert proc.returncode == 2 and proc.stderr.strip() == ('extract_features: --flow_params: gamma must be >= 0 (0: no '
                                                     'illumination term). Received: gamma=-1'), proc.stderr[-800:]
-  proc = subprocess.run([sys.executable, BINARY, f'--videos={tmp_path}', f'--output_dir={tmp_path / "o"}',
-                         '--streams=rgb', '--allow_random_weights', '--flow_params=warps=3'],
-                        capture_output=True, text=True, env=ENV, cwd=ROOT)
+  proc = _run(base + ['--streams=rgb', '--allow_random_weights', '--flow_params=warps=3'])
   assert proc.returncode == 2 and proc.stderr.strip() == (
       'extract_features: --flow_params=warps=3 given but --streams=rgb computes no flow: drop --flow_params '
       'or add the flow stream'), proc.stderr[-800:]
-  proc = subprocess.run([sys.executable, BINARY, f'--videos={tmp_path}', f'--output_dir={tmp_path / "o"}',
-                         '--streams=rgb', '--allow_random_weights', '--flow_margin=7'],
-                        capture_output=True, text=True, env=ENV, cwd=ROOT)
+  proc = _run(base + ['--streams=rgb', '--allow_random_weights', '--flow_margin=7'])
   assert proc.returncode == 2 and proc.stderr.strip() == (
       'extract_features: --flow_margin=7 given but --streams=rgb computes no flow: drop --flow_margin or add the '
       'flow stream'), proc.stderr[-800:]
   # A bad flag value: one line, status 2 (absl alone: 'FATAL Flags parsing error', status 1).
-  proc = subprocess.run([sys.executable, BINARY, f'--videos={tmp_path}', f'--output_dir={tmp_path / "o"}',
-                         '--flow_margin=-2'], capture_output=True, text=True, env=ENV, cwd=ROOT)
+  proc = _run(base + ['--flow_margin=-2'])
   assert proc.returncode == 2 and proc.stderr.strip() == (
       'extract_features: flag --flow_margin=-2: -2 is not integer >= -1 (--helpfull lists the flags)'), proc.stderr
 
