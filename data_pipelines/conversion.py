@@ -982,6 +982,59 @@ def records_class_list(file_pattern: Union[str, Sequence[str]]) -> RecordedClass
   return RecordedClassList(labels, manifests, unrecorded)
 
 
+_SHARD_FILE = re.compile(r'^(\w+)-(\d{5,})-of-(\d{5,})\.tfrecord$')
+
+
+@dataclasses.dataclass
+class RecordedLabels:
+  """What the per-shard manifests say about the labels of the videos a records glob reads (`records_labels`).
+
+  Attributes:
+    videos: converted videos the matched shards hold, as their manifests list them.
+    unlabelled: ids of those without a label (label index -1: a Kinetics test video, a CSV row without a
+      label), in shard order.
+    manifests: the shard manifests read.
+    unrecorded: matched shards without a readable shard manifest (their labels are not checked here).
+  """
+  videos: int
+  unlabelled: List[str]
+  manifests: List[str]
+  unrecorded: List[str]
+
+
+def records_labels(file_pattern: Union[str, Sequence[str]]) -> RecordedLabels:
+  """Counts the unlabelled videos (label index -1) in the shards a records glob matches, before reading them.
+
+  Reads the manifest prepare_data writes for each shard (`manifests/shard-<subset>-0000k-of-0000N.json`,
+  `shard_manifest_name`); only its converted ('ok') videos are in the shard.  Files that are not named like
+  shards, and shards without a manifest, are listed in `unrecorded`.  A glob that matches nothing gives zeros.
+
+  Args:
+    file_pattern: a glob of shards (local or tf.io.gfile URL), or a list of globs / files.
+  """
+  patterns = [file_pattern] if isinstance(file_pattern, (str, os.PathLike)) else list(file_pattern)
+  files = sorted({f for p in map(os.fspath, patterns) for f in (_gfile().glob(p) if _remote(p) else glob.glob(p))})
+  videos, unlabelled, manifests, unrecorded = 0, [], [], []
+  for path in files:
+    match = _SHARD_FILE.match(os.path.basename(path))
+    records = None
+    if match:
+      name = shard_manifest_name(match.group(1), int(match.group(2)), int(match.group(3)))
+      manifest = os.path.join(os.path.dirname(path), name)
+      try:
+        records = _read_json(manifest)
+      except ValueError:
+        records = None
+    if not isinstance(records, list):
+      unrecorded.append(path)
+      continue
+    manifests.append(manifest)
+    ok = [r for r in records if isinstance(r, dict) and r.get('status') == 'ok']
+    videos += len(ok)
+    unlabelled += [str(r.get('id')) for r in ok if not isinstance(r.get('label'), int) or r['label'] < 0]
+  return RecordedLabels(videos, unlabelled, manifests, unrecorded)
+
+
 def failure_lines(output_dir: str, subset: Optional[str] = None, limit: int = 20) -> List[str]:
   """Console lines 'FAILED id (path): reason' for the failed videos recorded in manifest.json.
 

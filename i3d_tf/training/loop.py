@@ -258,6 +258,30 @@ def check_class_count(config: TrainConfig) -> None:
                        f'num_classes={config.num_classes}: pass --num_classes={len(found.labels)}')
 
 
+def check_labelled(config: TrainConfig) -> None:
+  """Refuses train_data or eval_data records that hold videos without a label (label index -1, what
+  prepare_data stores for a Kinetics test video or a CSV row without a label): their loss and accuracy have
+  no meaning, and the per-step check would stop the run at the first such batch with TensorFlow's 'a label is
+  negative'.  This says so before any work, from the per-shard manifests prepare_data writes
+  (`data_pipelines.conversion.records_labels`; shards without one keep the per-step check).
+
+  Raises:
+    ValueError: one line naming the records, how many videos have no label, one of them and its shard
+      manifest, and what to do instead (`evaluate.py` predicts unlabelled records).
+  """
+  from data_pipelines import conversion  # pylint: disable=g-import-not-at-top
+  for flag, pattern in (('train_data', config.train_data), ('eval_data', config.eval_data)):
+    if not pattern or pattern.startswith('synthetic'):
+      continue
+    found = conversion.records_labels(pattern)
+    if found.unlabelled:
+      raise ValueError(f'--{flag}={pattern}: {len(found.unlabelled)} of {found.videos} videos have no label '
+                       f'(label -1, e.g. {found.unlabelled[0]}; {found.manifests[0]} lists them), so their loss '
+                       'and accuracy cannot be computed: train and validate on labelled records (a split with '
+                       'labels), and predict these with experiments/evaluate.py, which writes their predictions '
+                       'and leaves them out of the metrics')
+
+
 def fold_views(inputs):
   """[B, V, T, H, W, C] test views (dict values alike) -> ([B * V, T, H, W, C], V); rank 5 -> (inputs, None)."""
   first = next(iter(inputs.values())) if isinstance(inputs, dict) else inputs
@@ -293,6 +317,7 @@ class Trainer:
     self.config = config.validate()
     config.check_resume()  # before anything is written into an existing model_dir
     check_class_count(config)  # records with more classes than the classifier: refused before any step
+    check_labelled(config)  # records with videos without a label (-1): refused before any step
     self.after_step = after_step
     # The strategy first: MultiWorkerMirroredStrategy and logical devices must precede other ops.
     self.strategy = strategy or make_strategy(config.strategy, config.num_logical_devices)

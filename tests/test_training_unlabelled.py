@@ -1,0 +1,75 @@
+"""The trainer refuses records holding videos without a label (label -1) before any work, in one line.
+
+Before, a Kinetics test conversion (every label -1) given as --eval_data, or a train split with some CSV rows
+without a label, ran until the first such batch and stopped there with TensorFlow's 'a label is negative'
+assertion and a traceback.  Now `check_labelled` reads prepare_data's per-shard manifests first.
+"""
+
+import os
+
+import pytest
+
+from data_pipelines import conversion
+from data_pipelines.datasets import VideoEntry
+from data_pipelines.testing import write_video
+from i3d_tf import training
+from i3d_tf.training.loop import check_labelled
+
+FAST = conversion.ConversionOptions(resize_short_side=16, flow='none')
+
+
+def _convert(tmp_path, name, labels, num_shards=2):
+  """prepare_data's conversion of one tiny video per entry of `labels` (label indices, -1: none)."""
+  entries = []
+  for i, label in enumerate(labels):
+    path = str(tmp_path / 'videos' / f'{name}_{i}.avi')
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_video(path, 4, height=16, width=16)
+    entries.append(VideoEntry(f'{name}_{i}', path, label, '' if label < 0 else 'abc'[label]))
+  out = str(tmp_path / name)
+  summary = conversion.run_conversion(entries, out, 'test', num_shards, FAST, progress=False, labels=['a', 'b', 'c'])
+  assert summary['ok'] == len(labels)
+  return os.path.join(out, 'test-*.tfrecord')
+
+
+def test_records_labels_counts_unlabelled_videos_per_shard(tmp_path):
+  pattern = _convert(tmp_path, 'mixed', [0, -1, 2, -1, -1])
+  found = conversion.records_labels(pattern)
+  assert (found.videos, found.unlabelled, len(found.manifests), found.unrecorded) == (
+      5, ['mixed_1', 'mixed_3', 'mixed_4'], 2, [])
+  # One shard only (the glob names it): its own videos are counted.
+  first = conversion.records_labels(pattern.replace('test-*', 'test-00000-of-00002'))
+  assert (first.videos, first.unlabelled) == (2, ['mixed_1'])
+  labelled = conversion.records_labels(_convert(tmp_path, 'labelled', [0, 1, 2]))
+  assert (labelled.videos, labelled.unlabelled) == (3, [])
+  assert conversion.records_labels(str(tmp_path / 'nothing' / '*.tfrecord')) == conversion.RecordedLabels(0, [], [], [])
+
+
+def test_shards_without_a_manifest_are_listed_not_guessed(tmp_path):
+  (tmp_path / 'train-00000-of-00001.tfrecord').write_bytes(b'')
+  (tmp_path / 'other.tfrecord').write_bytes(b'')
+  found = conversion.records_labels(str(tmp_path / '*.tfrecord'))
+  assert (found.videos, found.unlabelled, found.manifests) == (0, [], [])
+  assert sorted(os.path.basename(f) for f in found.unrecorded) == ['other.tfrecord', 'train-00000-of-00001.tfrecord']
+
+
+def _config(**kw):
+  base = dict(model='i3d_rgb', num_classes=3, train_data='synthetic:8', eval_data='synthetic:4', batch_size=2,
+              train_steps=1, learning_rate=0.01, lr_schedule='constant', progress_bar=False)
+  base.update(kw)
+  return training.TrainConfig(**base)
+
+
+def test_trainer_refuses_unlabelled_eval_and_train_records_in_one_line(tmp_path):
+  unlabelled = _convert(tmp_path, 'kinetics_test', [-1, -1, -1])
+  mixed = _convert(tmp_path, 'mixed', [1, -1, 0], num_shards=1)
+  with pytest.raises(ValueError) as e:
+    training.Trainer(_config(eval_data=unlabelled, model_dir=str(tmp_path / 'run1')))
+  message = str(e.value)
+  assert '\n' not in message
+  assert message.startswith(f'--eval_data={unlabelled}: 3 of 3 videos have no label (label -1, e.g. kinetics_test_0; ')
+  assert 'shard-test-00000-of-00002.json lists them' in message and 'experiments/evaluate.py' in message
+  with pytest.raises(ValueError, match=r'^--train_data=.*: 1 of 3 videos have no label \(label -1, e\.g\. mixed_1; '):
+    training.Trainer(_config(train_data=mixed, model_dir=str(tmp_path / 'run2')))
+  assert not os.path.exists(tmp_path / 'run1') and not os.path.exists(tmp_path / 'run2')  # refused before writing
+  check_labelled(_config(train_data=_convert(tmp_path, 'labelled', [0, 1, 2])))  # labelled records pass
