@@ -993,11 +993,13 @@ class RecordedLabels:
     videos: converted videos the matched shards hold, as their manifests list them.
     unlabelled: ids of those without a label (label index -1: a Kinetics test video, a CSV row without a
       label), in shard order.
+    unlabelled_manifests: the shard manifests that list them.
     manifests: the shard manifests read.
     unrecorded: matched shards without a readable shard manifest (their labels are not checked here).
   """
   videos: int
   unlabelled: List[str]
+  unlabelled_manifests: List[str]
   manifests: List[str]
   unrecorded: List[str]
 
@@ -1014,7 +1016,7 @@ def records_labels(file_pattern: Union[str, Sequence[str]]) -> RecordedLabels:
   """
   patterns = [file_pattern] if isinstance(file_pattern, (str, os.PathLike)) else list(file_pattern)
   files = sorted({f for p in map(os.fspath, patterns) for f in (_gfile().glob(p) if _remote(p) else glob.glob(p))})
-  videos, unlabelled, manifests, unrecorded = 0, [], [], []
+  videos, unlabelled, unlabelled_manifests, manifests, unrecorded = 0, [], [], [], []
   for path in files:
     match = _SHARD_FILE.match(os.path.basename(path))
     records = None
@@ -1031,8 +1033,11 @@ def records_labels(file_pattern: Union[str, Sequence[str]]) -> RecordedLabels:
     manifests.append(manifest)
     ok = [r for r in records if isinstance(r, dict) and r.get('status') == 'ok']
     videos += len(ok)
-    unlabelled += [str(r.get('id')) for r in ok if not isinstance(r.get('label'), int) or r['label'] < 0]
-  return RecordedLabels(videos, unlabelled, manifests, unrecorded)
+    missing = [str(r.get('id')) for r in ok if not isinstance(r.get('label'), int) or r['label'] < 0]
+    if missing:
+      unlabelled += missing
+      unlabelled_manifests.append(manifest)
+  return RecordedLabels(videos, unlabelled, unlabelled_manifests, manifests, unrecorded)
 
 
 def failure_lines(output_dir: str, subset: Optional[str] = None, limit: int = 20) -> List[str]:

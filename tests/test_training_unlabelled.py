@@ -37,12 +37,18 @@ def test_records_labels_counts_unlabelled_videos_per_shard(tmp_path):
   found = conversion.records_labels(pattern)
   assert (found.videos, found.unlabelled, len(found.manifests), found.unrecorded) == (
       5, ['mixed_1', 'mixed_3', 'mixed_4'], 2, [])
+  assert found.unlabelled_manifests == found.manifests  # both shards list some
   # One shard only (the glob names it): its own videos are counted.
   first = conversion.records_labels(pattern.replace('test-*', 'test-00000-of-00002'))
   assert (first.videos, first.unlabelled) == (2, ['mixed_1'])
   labelled = conversion.records_labels(_convert(tmp_path, 'labelled', [0, 1, 2]))
   assert (labelled.videos, labelled.unlabelled) == (3, [])
-  assert conversion.records_labels(str(tmp_path / 'nothing' / '*.tfrecord')) == conversion.RecordedLabels(0, [], [], [])
+  assert (labelled.unlabelled_manifests, len(labelled.manifests)) == ([], 2)
+  later = conversion.records_labels(_convert(tmp_path, 'later', [0, 1, -1, -1]))  # shard 0 labelled, shard 1 not
+  assert (later.videos, later.unlabelled) == (4, ['later_2', 'later_3'])
+  assert [os.path.basename(m) for m in later.unlabelled_manifests] == ['shard-test-00001-of-00002.json']
+  assert conversion.records_labels(str(tmp_path / 'nothing' / '*.tfrecord')) == conversion.RecordedLabels(
+      0, [], [], [], [])
 
 
 def test_shards_without_a_manifest_are_listed_not_guessed(tmp_path):
@@ -67,9 +73,10 @@ def test_trainer_refuses_unlabelled_eval_and_train_records_in_one_line(tmp_path)
     training.Trainer(_config(eval_data=unlabelled, model_dir=str(tmp_path / 'run1')))
   message = str(e.value)
   assert '\n' not in message
-  assert message.startswith(f'--eval_data={unlabelled}: 3 of 3 videos have no label (label -1, e.g. kinetics_test_0; ')
-  assert 'shard-test-00000-of-00002.json lists them' in message and 'experiments/evaluate.py' in message
-  with pytest.raises(ValueError, match=r'^--train_data=.*: 1 of 3 videos have no label \(label -1, e\.g\. mixed_1; '):
+  assert message.startswith(f'--eval_data={unlabelled}: 3 of 3 videos have no label (label -1, e.g. kinetics_test_0, ')
+  assert 'listed in ' + str(tmp_path / 'kinetics_test' / 'manifests' / 'shard-test-00000-of-00002.json') + ')' in message
+  assert 'experiments/evaluate.py' in message
+  with pytest.raises(ValueError, match=r'^--train_data=.*: 1 of 3 videos have no label \(label -1, e\.g\. mixed_1, listed in '):
     training.Trainer(_config(train_data=mixed, model_dir=str(tmp_path / 'run2')))
   assert not os.path.exists(tmp_path / 'run1') and not os.path.exists(tmp_path / 'run2')  # refused before writing
   check_labelled(_config(train_data=_convert(tmp_path, 'labelled', [0, 1, 2])))  # labelled records pass
