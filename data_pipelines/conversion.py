@@ -995,7 +995,8 @@ class RecordedLabels:
       label), in shard order.
     unlabelled_manifests: the shard manifests that list them.
     manifests: the shard manifests read.
-    unrecorded: matched shards without a readable shard manifest (their labels are not checked here).
+    unrecorded: matched shards without a readable shard manifest, or whose manifest holds a label that is not an
+      integer (their labels are not checked here).
   """
   videos: int
   unlabelled: List[str]
@@ -1008,14 +1009,17 @@ def records_labels(file_pattern: Union[str, Sequence[str]]) -> RecordedLabels:
   """Counts the unlabelled videos (label index -1) in the shards a records glob matches, before reading them.
 
   Reads the manifest prepare_data writes for each shard (`manifests/shard-<subset>-0000k-of-0000N.json`,
-  `shard_manifest_name`); only its converted ('ok') videos are in the shard.  Files that are not named like
-  shards, and shards without a manifest, are listed in `unrecorded`.  A glob that matches nothing gives zeros.
+  `shard_manifest_name`; one small JSON file per shard, read in turn); only its converted ('ok') videos are in
+  the shard.  Files that are not named like shards, and shards whose manifest is missing, unreadable or odd,
+  are listed in `unrecorded`.  A glob that matches nothing gives zeros.  Globs are expanded by `tf.io.gfile`,
+  as the records reader does.
 
   Args:
     file_pattern: a glob of shards (local or tf.io.gfile URL), or a list of globs / files.
   """
+  from tensorflow import errors as tf_errors  # pylint: disable=g-import-not-at-top
   patterns = [file_pattern] if isinstance(file_pattern, (str, os.PathLike)) else list(file_pattern)
-  files = sorted({f for p in map(os.fspath, patterns) for f in (_gfile().glob(p) if _remote(p) else glob.glob(p))})
+  files = sorted({f for p in map(os.fspath, patterns) for f in _gfile().glob(p)})
   videos, unlabelled, unlabelled_manifests, manifests, unrecorded = 0, [], [], [], []
   for path in files:
     match = _SHARD_FILE.match(os.path.basename(path))
@@ -1025,15 +1029,15 @@ def records_labels(file_pattern: Union[str, Sequence[str]]) -> RecordedLabels:
       manifest = os.path.join(os.path.dirname(path), name)
       try:
         records = _read_json(manifest)
-      except ValueError:
+      except (ValueError, OSError, tf_errors.OpError):  # not JSON, unreadable, a remote file system's error
         records = None
-    if not isinstance(records, list):
+    ok = [r for r in records if isinstance(r, dict) and r.get('status') == 'ok'] if isinstance(records, list) else None
+    if ok is None or any(type(r.get('label')) is not int for r in ok):  # pylint: disable=unidiomatic-typecheck
       unrecorded.append(path)
       continue
     manifests.append(manifest)
-    ok = [r for r in records if isinstance(r, dict) and r.get('status') == 'ok']
     videos += len(ok)
-    missing = [str(r.get('id')) for r in ok if not isinstance(r.get('label'), int) or r['label'] < 0]
+    missing = [str(r.get('id')) for r in ok if r['label'] < 0]
     if missing:
       unlabelled += missing
       unlabelled_manifests.append(manifest)

@@ -5,6 +5,7 @@ without a label, ran until the first such batch and stopped there with TensorFlo
 assertion and a traceback.  Now `check_labelled` reads prepare_data's per-shard manifests first.
 """
 
+import json
 import os
 
 import pytest
@@ -18,17 +19,22 @@ from i3d_tf.training.loop import check_labelled
 FAST = conversion.ConversionOptions(resize_short_side=16, flow='none')
 
 
-def _convert(tmp_path, name, labels, num_shards=2):
-  """prepare_data's conversion of one tiny video per entry of `labels` (label indices, -1: none)."""
+def _convert(tmp_path, name, labels, num_shards=2, broken=()):
+  """prepare_data's conversion of one tiny video per entry of `labels` (label indices, -1: none); the
+  entries whose index is in `broken` are files that are not videos (they fail to convert)."""
   entries = []
   for i, label in enumerate(labels):
     path = str(tmp_path / 'videos' / f'{name}_{i}.avi')
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_video(path, 4, height=16, width=16)
+    if i in broken:
+      with open(path, 'wb') as f:
+        f.write(b'not a video')
+    else:
+      write_video(path, 4, height=16, width=16)
     entries.append(VideoEntry(f'{name}_{i}', path, label, '' if label < 0 else 'abc'[label]))
   out = str(tmp_path / name)
   summary = conversion.run_conversion(entries, out, 'test', num_shards, FAST, progress=False, labels=['a', 'b', 'c'])
-  assert summary['ok'] == len(labels)
+  assert (summary['ok'], summary['failed']) == (len(labels) - len(broken), len(broken))
   return os.path.join(out, 'test-*.tfrecord')
 
 
@@ -51,12 +57,32 @@ def test_records_labels_counts_unlabelled_videos_per_shard(tmp_path):
       0, [], [], [], [])
 
 
-def test_shards_without_a_manifest_are_listed_not_guessed(tmp_path):
-  (tmp_path / 'train-00000-of-00001.tfrecord').write_bytes(b'')
-  (tmp_path / 'other.tfrecord').write_bytes(b'')
+def test_shards_without_a_usable_manifest_are_listed_not_guessed(tmp_path):
+  (tmp_path / 'train-00000-of-00001.tfrecord').write_bytes(b'')  # no manifest
+  (tmp_path / 'other.tfrecord').write_bytes(b'')  # not a shard name
+  (tmp_path / 'train-00000-of-00003.tfrecord').write_bytes(b'')
+  (tmp_path / 'train-00001-of-00003.tfrecord').write_bytes(b'')
+  (tmp_path / 'train-00002-of-00003.tfrecord').write_bytes(b'')
+  (tmp_path / 'manifests').mkdir()
+  (tmp_path / 'manifests' / 'shard-train-00000-of-00003.json').write_text('not json')
+  (tmp_path / 'manifests' / 'shard-train-00001-of-00003.json').mkdir()  # unreadable: a folder
+  (tmp_path / 'manifests' / 'shard-train-00002-of-00003.json').write_text(
+      json.dumps([{'id': 'x', 'label': None, 'status': 'ok'}]))  # a label that is not an index: not '-1'
   found = conversion.records_labels(str(tmp_path / '*.tfrecord'))
   assert (found.videos, found.unlabelled, found.manifests) == (0, [], [])
-  assert sorted(os.path.basename(f) for f in found.unrecorded) == ['other.tfrecord', 'train-00000-of-00001.tfrecord']
+  assert sorted(os.path.basename(f) for f in found.unrecorded) == [
+      'other.tfrecord', 'train-00000-of-00001.tfrecord', 'train-00000-of-00003.tfrecord',
+      'train-00001-of-00003.tfrecord', 'train-00002-of-00003.tfrecord']
+  # Beside them, a converted folder is still read (the count says how many videos its manifests list).
+  found = conversion.records_labels([str(tmp_path / '*.tfrecord'), _convert(tmp_path, 'beside', [-1, 0])])
+  assert (found.videos, found.unlabelled, len(found.unrecorded)) == (2, ['beside_0'], 5)
+
+
+def test_failed_videos_are_not_counted(tmp_path):
+  pattern = _convert(tmp_path, 'with_failure', [0, 1, -1], num_shards=1, broken={2})
+  found = conversion.records_labels(pattern)
+  assert (found.videos, found.unlabelled) == (2, [])  # the unlabelled video failed: it is not in the shard
+  check_labelled(_config(train_data=pattern))
 
 
 def _config(**kw):
@@ -73,10 +99,12 @@ def test_trainer_refuses_unlabelled_eval_and_train_records_in_one_line(tmp_path)
     training.Trainer(_config(eval_data=unlabelled, model_dir=str(tmp_path / 'run1')))
   message = str(e.value)
   assert '\n' not in message
-  assert message.startswith(f'--eval_data={unlabelled}: 3 of 3 videos have no label (label -1, e.g. kinetics_test_0, ')
+  assert message.startswith(
+      f'--eval_data={unlabelled}: 3 of the 3 videos its shard manifests list have no label (label -1, e.g. '
+      'kinetics_test_0, ')
   assert 'listed in ' + str(tmp_path / 'kinetics_test' / 'manifests' / 'shard-test-00000-of-00002.json') + ')' in message
   assert 'experiments/evaluate.py' in message
-  with pytest.raises(ValueError, match=r'^--train_data=.*: 1 of 3 videos have no label \(label -1, e\.g\. mixed_1, listed in '):
+  with pytest.raises(ValueError, match=r'^--train_data=.*: 1 of the 3 videos its shard manifests list have no label '
+                     r'\(label -1, e\.g\. mixed_1, listed in '):
     training.Trainer(_config(train_data=mixed, model_dir=str(tmp_path / 'run2')))
-  assert not os.path.exists(tmp_path / 'run1') and not os.path.exists(tmp_path / 'run2')  # refused before writing
   check_labelled(_config(train_data=_convert(tmp_path, 'labelled', [0, 1, 2])))  # labelled records pass

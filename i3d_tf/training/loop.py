@@ -275,7 +275,8 @@ def check_labelled(config: TrainConfig) -> None:
       continue
     found = conversion.records_labels(pattern)
     if found.unlabelled:
-      raise ValueError(f'--{flag}={pattern}: {len(found.unlabelled)} of {found.videos} videos have no label '
+      raise ValueError(f'--{flag}={pattern}: {len(found.unlabelled)} of the {found.videos} videos its shard manifests '
+                       'list have no label '
                        f'(label -1, e.g. {found.unlabelled[0]}, listed in {found.unlabelled_manifests[0]}), so their loss '
                        'and accuracy cannot be computed: train and validate on labelled records (a split with '
                        'labels), and predict these with experiments/evaluate.py, which writes their predictions '
