@@ -1016,6 +1016,10 @@ def records_labels(file_pattern: Union[str, Sequence[str]]) -> RecordedLabels:
 
   Args:
     file_pattern: a glob of shards (local or tf.io.gfile URL), or a list of globs / files.
+
+  Returns:
+    A `RecordedLabels`: the videos counted, the unlabelled ones and the manifests that list them, the shards
+    left unchecked.
   """
   from tensorflow import errors as tf_errors  # pylint: disable=g-import-not-at-top
   patterns = [file_pattern] if isinstance(file_pattern, (str, os.PathLike)) else list(file_pattern)

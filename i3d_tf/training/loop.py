@@ -265,6 +265,9 @@ def check_labelled(config: TrainConfig) -> None:
   negative'.  This says so before any work, from the per-shard manifests prepare_data writes
   (`data_pipelines.conversion.records_labels`; shards without one keep the per-step check).
 
+  Args:
+    config: the run's `TrainConfig`; its train_data and eval_data globs are checked (`synthetic` data is not).
+
   Raises:
     ValueError: one line naming the records, how many videos have no label, one of them and its shard
       manifest, and what to do instead (`evaluate.py` predicts unlabelled records).
