@@ -995,14 +995,17 @@ class RecordedLabels:
       label), in shard order.
     unlabelled_manifests: the shard manifests that list them.
     manifests: the shard manifests read.
-    unrecorded: matched shards without a readable shard manifest, or whose manifest holds a label that is not an
-      integer (their labels are not checked here).
+    unrecorded: matched files without a shard manifest (not named like a shard, or none written beside it;
+      their labels are not checked here).
+    damaged: '<manifest> (<reason>)' for each shard manifest that exists but is unreadable, not JSON, or not a
+      list of video records with integer labels (its shard's labels cannot be checked).
   """
   videos: int
   unlabelled: List[str]
   unlabelled_manifests: List[str]
   manifests: List[str]
   unrecorded: List[str]
+  damaged: List[str]
 
 
 def records_labels(file_pattern: Union[str, Sequence[str]]) -> RecordedLabels:
@@ -1010,8 +1013,8 @@ def records_labels(file_pattern: Union[str, Sequence[str]]) -> RecordedLabels:
 
   Reads the manifest prepare_data writes for each shard (`manifests/shard-<subset>-0000k-of-0000N.json`,
   `shard_manifest_name`; one small JSON file per shard, read in turn); only its converted ('ok') videos are in
-  the shard.  Files that are not named like shards, and shards whose manifest is missing, unreadable or odd,
-  are listed in `unrecorded`.  A glob that matches nothing gives zeros.  Globs are expanded by `tf.io.gfile`,
+  the shard.  Files that are not named like shards, and shards without a manifest, are listed in
+  `unrecorded`; manifests that exist but cannot be used, in `damaged`.  A glob that matches nothing gives zeros.  Globs are expanded by `tf.io.gfile`,
   as the records reader does.
 
   Args:
@@ -1019,25 +1022,30 @@ def records_labels(file_pattern: Union[str, Sequence[str]]) -> RecordedLabels:
 
   Returns:
     A `RecordedLabels`: the videos counted, the unlabelled ones and the manifests that list them, the shards
-    left unchecked.
+    without a manifest, the damaged manifests.
   """
   from tensorflow import errors as tf_errors  # pylint: disable=g-import-not-at-top
   patterns = [file_pattern] if isinstance(file_pattern, (str, os.PathLike)) else list(file_pattern)
   files = sorted({f for p in map(os.fspath, patterns) for f in _gfile().glob(p)})
-  videos, unlabelled, unlabelled_manifests, manifests, unrecorded = 0, [], [], [], []
+  videos, unlabelled, unlabelled_manifests, manifests, unrecorded, damaged = 0, [], [], [], [], []
   for path in files:
     match = _SHARD_FILE.match(os.path.basename(path))
-    records = None
-    if match:
-      name = shard_manifest_name(match.group(1), int(match.group(2)), int(match.group(3)))
-      manifest = os.path.join(os.path.dirname(path), name)
-      try:
-        records = _read_json(manifest)
-      except (ValueError, OSError, tf_errors.OpError):  # not JSON, unreadable, a remote file system's error
-        records = None
+    if not match:
+      unrecorded.append(path)
+      continue
+    name = shard_manifest_name(match.group(1), int(match.group(2)), int(match.group(3)))
+    manifest = os.path.join(os.path.dirname(path), name)
+    try:
+      records = _read_json(manifest)
+    except (ValueError, OSError, tf_errors.OpError) as e:  # not JSON, unreadable, a remote file system's error
+      damaged.append(f'{manifest} ({"not JSON" if isinstance(e, ValueError) else "unreadable"})')
+      continue
+    if records is None:
+      unrecorded.append(path)
+      continue
     ok = [r for r in records if isinstance(r, dict) and r.get('status') == 'ok'] if isinstance(records, list) else None
     if ok is None or any(type(r.get('label')) is not int for r in ok):  # pylint: disable=unidiomatic-typecheck
-      unrecorded.append(path)
+      damaged.append(f'{manifest} (not a list of video records with integer labels)')
       continue
     manifests.append(manifest)
     videos += len(ok)
@@ -1045,7 +1053,7 @@ def records_labels(file_pattern: Union[str, Sequence[str]]) -> RecordedLabels:
     if missing:
       unlabelled += missing
       unlabelled_manifests.append(manifest)
-  return RecordedLabels(videos, unlabelled, unlabelled_manifests, manifests, unrecorded)
+  return RecordedLabels(videos, unlabelled, unlabelled_manifests, manifests, unrecorded, damaged)
 
 
 def failure_lines(output_dir: str, subset: Optional[str] = None, limit: int = 20) -> List[str]:

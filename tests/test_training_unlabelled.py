@@ -7,8 +7,10 @@ assertion and a traceback.  Now `check_labelled` reads prepare_data's per-shard 
 
 import json
 import os
+from unittest import mock
 
 import pytest
+from absl import logging
 
 from data_pipelines import conversion
 from data_pipelines.datasets import VideoEntry
@@ -54,28 +56,56 @@ def test_records_labels_counts_unlabelled_videos_per_shard(tmp_path):
   assert (later.videos, later.unlabelled) == (4, ['later_2', 'later_3'])
   assert [os.path.basename(m) for m in later.unlabelled_manifests] == ['shard-test-00001-of-00002.json']
   assert conversion.records_labels(str(tmp_path / 'nothing' / '*.tfrecord')) == conversion.RecordedLabels(
-      0, [], [], [], [])
+      0, [], [], [], [], [])
 
 
-def test_shards_without_a_usable_manifest_are_listed_not_guessed(tmp_path):
+def test_missing_manifests_are_listed_damaged_ones_named(tmp_path):
   (tmp_path / 'train-00000-of-00001.tfrecord').write_bytes(b'')  # no manifest
   (tmp_path / 'other.tfrecord').write_bytes(b'')  # not a shard name
-  (tmp_path / 'train-00000-of-00003.tfrecord').write_bytes(b'')
-  (tmp_path / 'train-00001-of-00003.tfrecord').write_bytes(b'')
-  (tmp_path / 'train-00002-of-00003.tfrecord').write_bytes(b'')
+  for k in range(3):
+    (tmp_path / f'train-0000{k}-of-00003.tfrecord').write_bytes(b'')
   (tmp_path / 'manifests').mkdir()
-  (tmp_path / 'manifests' / 'shard-train-00000-of-00003.json').write_text('not json')
+  (tmp_path / 'manifests' / 'shard-train-00000-of-00003.json').write_text('[{"id": "x", "lab')  # truncated
   (tmp_path / 'manifests' / 'shard-train-00001-of-00003.json').mkdir()  # unreadable: a folder
   (tmp_path / 'manifests' / 'shard-train-00002-of-00003.json').write_text(
-      json.dumps([{'id': 'x', 'label': None, 'status': 'ok'}]))  # a label that is not an index: not '-1'
+      json.dumps([{'id': 'x', 'label': '-1', 'status': 'ok'}]))  # a label that is not an index
   found = conversion.records_labels(str(tmp_path / '*.tfrecord'))
   assert (found.videos, found.unlabelled, found.manifests) == (0, [], [])
-  assert sorted(os.path.basename(f) for f in found.unrecorded) == [
-      'other.tfrecord', 'train-00000-of-00001.tfrecord', 'train-00000-of-00003.tfrecord',
-      'train-00001-of-00003.tfrecord', 'train-00002-of-00003.tfrecord']
+  assert sorted(os.path.basename(f) for f in found.unrecorded) == ['other.tfrecord', 'train-00000-of-00001.tfrecord']
+  manifests = str(tmp_path / 'manifests')
+  assert found.damaged == [f'{manifests}/shard-train-00000-of-00003.json (not JSON)',
+                           f'{manifests}/shard-train-00001-of-00003.json (unreadable)',
+                           f'{manifests}/shard-train-00002-of-00003.json (not a list of video records with '
+                           'integer labels)']
   # Beside them, a converted folder is still read (the count says how many videos its manifests list).
   found = conversion.records_labels([str(tmp_path / '*.tfrecord'), _convert(tmp_path, 'beside', [-1, 0])])
-  assert (found.videos, found.unlabelled, len(found.unrecorded)) == (2, ['beside_0'], 5)
+  assert (found.videos, found.unlabelled, len(found.unrecorded), len(found.damaged)) == (2, ['beside_0'], 2, 3)
+
+
+def test_a_damaged_manifest_is_refused_a_missing_one_warned(tmp_path):
+  pattern = _convert(tmp_path, 'damaged', [0, -1, 1, -1], num_shards=2)
+  manifest = tmp_path / 'damaged' / 'manifests' / 'shard-test-00001-of-00002.json'
+  manifest.write_text(manifest.read_text()[:100])  # truncated: the unlabelled video of shard 1 goes unseen
+  with pytest.raises(ValueError, match=r'^--train_data=.*: the shard manifest .*shard-test-00001-of-00002\.json '
+                     r'\(not JSON\) is damaged, so the labels of its shard cannot be checked: convert that subset '
+                     r'again \(prepare_data --overwrite\)$'):
+    check_labelled(_config(train_data=pattern))
+  manifest.unlink()  # no manifest at all (records from another tool): checked as read, and said so
+  with mock.patch.object(logging, 'warning') as warning:
+    with pytest.raises(ValueError, match=r': 1 of the 2 videos its shard manifests list have no label'):
+      check_labelled(_config(train_data=pattern))
+  assert warning.call_count == 1 and warning.call_args[0][3:5] == (1, str(tmp_path / 'damaged' /
+                                                                        'test-00001-of-00002.tfrecord'))
+
+
+def test_trainer_refuses_a_glob_matching_nothing_before_writing(tmp_path):
+  missing = str(tmp_path / 'nope' / 'train-*.tfrecord')
+  with pytest.raises(ValueError, match=r'^--eval_data=.*nope/train-\*\.tfrecord: no file matches it \(nothing was '
+                     r'written\)'):
+    training.Trainer(_config(eval_data=missing, model_dir=str(tmp_path / 'run')))
+  with pytest.raises(ValueError, match=r'^--train_data=.*: no file matches it'):
+    training.train(_config(train_data=missing, model_dir=str(tmp_path / 'run')))
+  assert not os.path.exists(tmp_path / 'run')  # train() wrote config.json, eval/ and train/ before failing
 
 
 def test_failed_videos_are_not_counted(tmp_path):

@@ -268,15 +268,29 @@ def check_labelled(config: TrainConfig) -> None:
   Args:
     config: the run's `TrainConfig`; its train_data and eval_data globs are checked (`synthetic` data is not).
 
+  Shards without a manifest (records written by other tools) are named in one warning line: their labels are
+  checked only as they are read.
+
   Raises:
     ValueError: one line naming the records, how many videos have no label, one of them and its shard
-      manifest, and what to do instead (`evaluate.py` predicts unlabelled records).
+      manifest, and what to do instead (`evaluate.py` predicts unlabelled records); or naming a shard manifest
+      that exists but is damaged (its labels cannot be checked; convert the subset again).
   """
+  from absl import logging  # pylint: disable=g-import-not-at-top
   from data_pipelines import conversion  # pylint: disable=g-import-not-at-top
   for flag, pattern in (('train_data', config.train_data), ('eval_data', config.eval_data)):
     if not pattern or pattern.startswith('synthetic'):
       continue
     found = conversion.records_labels(pattern)
+    if found.damaged:
+      raise ValueError(f'--{flag}={pattern}: the shard manifest {found.damaged[0]} is damaged'
+                       f'{f" (and {len(found.damaged) - 1} more)" if len(found.damaged) > 1 else ""}, so the '
+                       'labels of its shard cannot be checked: convert that subset again (prepare_data '
+                       '--overwrite)')
+    if found.unrecorded:
+      logging.warning('--%s=%s: %d file(s) have no prepare_data shard manifest (e.g. %s): their labels are '
+                      'checked only as they are read (a label -1 there stops the run at that batch)', flag,
+                      pattern, len(found.unrecorded), found.unrecorded[0])
     if found.unlabelled:
       raise ValueError(f'--{flag}={pattern}: {len(found.unlabelled)} of the {found.videos} videos its shard manifests '
                        'list have no label '
@@ -321,6 +335,11 @@ class Trainer:
     self.config = config.validate()
     config.check_resume()  # before anything is written into an existing model_dir
     check_class_count(config)  # records with more classes than the classifier: refused before any step
+    for flag, pattern, injected in (('train_data', config.train_data, train_dataset_fn),
+                                    ('eval_data', config.eval_data, eval_dataset_fn)):
+      if injected is None and pattern and not pattern.startswith('synthetic') and not tf.io.gfile.glob(pattern):
+        raise ValueError(f'--{flag}={pattern}: no file matches it (nothing was written): check the path and the '
+                         'glob, e.g. <records folder>/<subset>-*.tfrecord')
     check_labelled(config)  # records with videos without a label (-1): refused before any step
     self.after_step = after_step
     # The strategy first: MultiWorkerMirroredStrategy and logical devices must precede other ops.
