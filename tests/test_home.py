@@ -73,6 +73,8 @@ def test_a_binary_start_fills_the_cache_and_tvl1_tf_says_it_compiles(tmp_path):
   assert len(lines) == 2 and 'compiling (XLA; or loading from its cache) TV-L1 for 1 pair(s) of 32x40' in lines[0], \
       proc.stderr[-2000:]
   assert lines[1].startswith('tvl1_tf: 32x40 ready in ')
+  # XLA's start-up information lines (the service, its device, MLIR, "Compiled cluster") are not shown.
+  assert not [l for l in proc.stderr.splitlines() if l.startswith('I0000')], proc.stderr[-2000:]
   version = metadata.version('tensorflow')
   assert glob.glob(str(tmp_path / 'xla' / f'tensorflow-{version}' / 'cpu-*' / 'xla_compile_cache__*XLA_CPU_JIT.pb'))
   # A second process loads the program from the cache; TensorFlow 2.21's warning that two tuning flags

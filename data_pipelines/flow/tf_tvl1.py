@@ -534,9 +534,14 @@ _PREPARED = set()  # (params, jit, input shape, initial flow): programs this pro
 # compiled it.  These two are tuning preferences, not instruction sets; a real missing feature still shows
 # (and `i3d_tf.home` keeps one cache per kind of CPU).  Before that it tries to read each cache entry as text
 # and says "Error parsing text-format tensorflow.XlaSerializedCacheEntry" before reading it as the binary
-# proto it is (the program then loads: 7-10 s against 15-21 s to compile, measured).
+# proto it is (the program then loads: 7-10 s against 15-21 s to compile, measured).  The first XLA compilation
+# of a process also logs four information lines from C++ (the XLA service and its "StreamExecutor" device,
+# "disabling MLIR crash reproducer", "Compiled cluster using XLA!") that say nothing a user can act on.
 _BENIGN_STDERR = re.compile(r'cpu_aot_loader\.cc.*Target machine feature \+prefer-no-(scatter|gather) is not\s+supported'
-                            r'|text_format\.cc:\d+\] Error parsing text-format tensorflow\.XlaSerializedCacheEntry')
+                            r'|text_format\.cc:\d+\] Error parsing text-format tensorflow\.XlaSerializedCacheEntry'
+                            r'|service\.cc:\d+\] (XLA service 0x[0-9a-f]+ initialized|  StreamExecutor )'
+                            r'|dump_mlir_util\.cc:\d+\] disabling MLIR crash reproducer'
+                            r'|device_compiler\.h:\d+\] Compiled cluster using XLA!')
 
 
 @contextlib.contextmanager
