@@ -263,13 +263,11 @@ def check_labelled(config: TrainConfig) -> None:
   prepare_data stores for a Kinetics test video or a CSV row without a label): their loss and accuracy have
   no meaning, and the per-step check would stop the run at the first such batch with TensorFlow's 'a label is
   negative'.  This says so before any work, from the per-shard manifests prepare_data writes
-  (`data_pipelines.conversion.records_labels`; shards without one keep the per-step check).
+  (`data_pipelines.conversion.records_labels`).  Shards without a manifest (records written by other tools) are
+  named in one warning line: their labels are checked only as they are read.
 
   Args:
     config: the run's `TrainConfig`; its train_data and eval_data globs are checked (`synthetic` data is not).
-
-  Shards without a manifest (records written by other tools) are named in one warning line: their labels are
-  checked only as they are read.
 
   Raises:
     ValueError: one line naming the records, how many videos have no label, one of them and its shard
