@@ -148,8 +148,11 @@ def subset_state_name(subset: str) -> str:
   return f'{MANIFEST_DIR}/subset-{subset}.json'
 
 
+_SHARD_SUFFIX = r'-(\d{5,})-of-(\d{5,})\.tfrecord$'  # `shard_name`'s: shard index and count
+
+
 def _shard_pattern(subset: str):
-  return re.compile(re.escape(subset) + r'-(\d{5,})-of-(\d{5,})\.tfrecord$')
+  return re.compile(re.escape(subset) + _SHARD_SUFFIX)
 
 
 def shard_ranges(num_entries: int, num_shards: int) -> List[Tuple[int, int]]:
@@ -982,7 +985,7 @@ def records_class_list(file_pattern: Union[str, Sequence[str]]) -> RecordedClass
   return RecordedClassList(labels, manifests, unrecorded)
 
 
-_SHARD_FILE = re.compile(r'^(\w+)-(\d{5,})-of-(\d{5,})\.tfrecord$')
+_SHARD_FILE = re.compile(r'^(\w+)' + _SHARD_SUFFIX)  # any subset's shard (`check_subset_name`: \w only)
 
 
 @dataclasses.dataclass
@@ -1014,8 +1017,8 @@ def records_labels(file_pattern: Union[str, Sequence[str]]) -> RecordedLabels:
   Reads the manifest prepare_data writes for each shard (`manifests/shard-<subset>-0000k-of-0000N.json`,
   `shard_manifest_name`; one small JSON file per shard, read in turn); only its converted ('ok') videos are in
   the shard.  Files that are not named like shards, and shards without a manifest, are listed in
-  `unrecorded`; manifests that exist but cannot be used, in `damaged`.  A glob that matches nothing gives zeros.  Globs are expanded by `tf.io.gfile`,
-  as the records reader does.
+  `unrecorded`; manifests that exist but cannot be used, in `damaged`.  A glob that matches nothing gives
+  zeros.  Globs are expanded by `tf.io.gfile`, as the records reader does.
 
   Args:
     file_pattern: a glob of shards (local or tf.io.gfile URL), or a list of globs / files.

@@ -210,6 +210,10 @@ def default_dataset_fn(config: TrainConfig, training: bool) -> Optional[Callable
   'synthetic[:N]' gives `synthetic.learnable_dataset_fn`; anything else `data_pipelines.make_dataset` on the
   shards (training: random clips, repeated; else one pass, whole-video test clips shortened to the training
   clip length so that they batch).
+
+  Raises:
+    ValueError: a glob that matches no file, said here (the Trainer makes its readers before anything is
+      written) rather than by the reader at the first step, after `train` wrote model_dir.
   """
   pattern = config.train_data if training else config.eval_data
   if not pattern:
@@ -220,6 +224,9 @@ def default_dataset_fn(config: TrainConfig, training: bool) -> Optional[Callable
     modalities = INPUT_SPECS[config.model].modalities if config.model in INPUT_SPECS else ('rgb',)
     return synthetic.learnable_dataset_fn(pattern, modalities, config.num_classes, config.batch_size, training,
                                           config.num_frames, config.crop_size, config.seed)
+  if not tf.io.gfile.glob(pattern):
+    raise ValueError(f'--{"train_data" if training else "eval_data"}={pattern}: no file matches it (nothing was '
+                     'written): check the path and the glob, e.g. <records folder>/<subset>-*.tfrecord')
   import data_pipelines  # pylint: disable=g-import-not-at-top
   num_frames = config.num_frames
   if not training and num_frames is None and registry.input_spec(config.model).test.num_frames is None:
@@ -290,12 +297,11 @@ def check_labelled(config: TrainConfig) -> None:
                       'checked only as they are read (a label -1 there stops the run at that batch)', flag,
                       pattern, len(found.unrecorded), found.unrecorded[0])
     if found.unlabelled:
-      raise ValueError(f'--{flag}={pattern}: {len(found.unlabelled)} of the {found.videos} videos its shard manifests '
-                       'list have no label '
-                       f'(label -1, e.g. {found.unlabelled[0]}, listed in {found.unlabelled_manifests[0]}), so their loss '
-                       'and accuracy cannot be computed: train and validate on labelled records (a split with '
-                       'labels), and predict these with experiments/evaluate.py, which writes their predictions '
-                       'and leaves them out of the metrics')
+      raise ValueError(f'--{flag}={pattern}: {len(found.unlabelled)} of the {found.videos} videos its shard '
+                       f'manifests list have no label (label -1, e.g. {found.unlabelled[0]}, listed in '
+                       f'{found.unlabelled_manifests[0]}), so their loss and accuracy cannot be computed: train and '
+                       'validate on labelled records (a split with labels), and predict these with '
+                       'experiments/evaluate.py, which writes their predictions and leaves them out of the metrics')
 
 
 def fold_views(inputs):
@@ -333,11 +339,6 @@ class Trainer:
     self.config = config.validate()
     config.check_resume()  # before anything is written into an existing model_dir
     check_class_count(config)  # records with more classes than the classifier: refused before any step
-    for flag, pattern, injected in (('train_data', config.train_data, train_dataset_fn),
-                                    ('eval_data', config.eval_data, eval_dataset_fn)):
-      if injected is None and pattern and not pattern.startswith('synthetic') and not tf.io.gfile.glob(pattern):
-        raise ValueError(f'--{flag}={pattern}: no file matches it (nothing was written): check the path and the '
-                         'glob, e.g. <records folder>/<subset>-*.tfrecord')
     check_labelled(config)  # records with videos without a label (-1): refused before any step
     self.after_step = after_step
     # The strategy first: MultiWorkerMirroredStrategy and logical devices must precede other ops.
