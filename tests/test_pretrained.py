@@ -309,3 +309,22 @@ def test_git_lfs_pointers_are_named(tmp_path):
   (tmp_path / 'w.weights.h5').write_text(POINTER)
   with pytest.raises(ValueError, match='w.weights.h5 is a git-lfs pointer'):
     i3d_tf.I3D('rgb', 400, weights=str(tmp_path / 'w.weights.h5'))
+
+
+@pytest.mark.parametrize('options', [dict(), dict(synchronized_bn=True, temporal_average=False,
+                                                    head_pooling='global', dropout_keep_prob=1.0)])
+def test_whole_networks_load_the_file_directly_with_the_same_values(kinetics_model, weights, options, monkeypatch):
+  """An I3D with the classifier reads the .weights.h5 itself (no second network built to copy from); the
+  values are those copied layer by layer from a whole network, under every option that adds no weight."""
+  built = []
+  monkeypatch.setattr(P, 'copy_weights_by_layer', lambda *a: built.append(a))
+  direct = i3d_tf.I3D('rgb', 400, weights='kinetics400', **options)
+  assert not built
+  copied = i3d_tf.I3D('rgb', 400, **options)
+  monkeypatch.undo()
+  assert P.copy_weights_by_layer(kinetics_model, copied) == 58
+  names = [w.path for w in copied.weights]
+  assert [w.path for w in direct.weights] == names and len(names) == 230
+  for a, b, name in zip(direct.get_weights(), copied.get_weights(), names):
+    np.testing.assert_array_equal(a, b, err_msg=name)
+  assert not np.array_equal(direct.get_weights()[0], i3d_tf.I3D('rgb', 400).get_weights()[0])
