@@ -15,7 +15,7 @@ import dataclasses
 import glob
 import math
 import os
-from typing import Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -264,6 +264,26 @@ class VideoProbe:
   def num_frames(self) -> int:
     """N, the output frames."""
     return len(self.indices)
+
+
+def frame_size(path: str) -> Tuple[int, int]:
+  """(height, width) in pixels of a video's frames as its container states them, before resizing (the size
+  `probe_video` reports), read without decoding a frame.
+
+  Args:
+    path: any file OpenCV's VideoCapture reads.
+
+  Raises:
+    VideoDecodeError: a missing, empty or unreadable file, or one that states no frame size.
+  """
+  cap = _open(path)
+  try:
+    height, width = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+  finally:
+    cap.release()
+  if height < 1 or width < 1:
+    raise VideoDecodeError(f'no frame size stated: {path}')
+  return height, width
 
 
 def probe_video(path: str, fps: Optional[float] = TARGET_FPS, max_frames: Optional[int] = None,

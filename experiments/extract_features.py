@@ -100,6 +100,9 @@ def main(argv):
     raise app.UsageError(f'No video found at --videos={_VIDEOS.value} (extensions {VIDEO_EXTENSIONS}).')
   if found.skipped:
     print(f'features: skipped {len(found.skipped)} non-video file(s), e.g. {found.skipped[0]}', file=sys.stderr)
+  paths = paths[:_MAX_VIDEOS.value] if _MAX_VIDEOS.value else paths
+  if 'flow' in streams:  # TV-L1 compiles in the background while the networks load
+    features.prepare_flow(paths, root, _OUTPUT_DIR.value, options)
   try:
     if checkpoints['rgb'] == 'kinetics400' and _WEIGHTS_FILE.value and 'rgb' in streams:
       pretrained.weights_path('kinetics400', _WEIGHTS_FILE.value)
@@ -108,9 +111,9 @@ def main(argv):
   except (ValueError, FileNotFoundError, pretrained.WeightsUnavailableError) as e:
     raise app.UsageError(str(e))
   weights = {s: features.weights_identity(checkpoints[s]) for s in streams}
-  summary = features.extract_features(paths, root, _OUTPUT_DIR.value, extractor, options,
-                                      max_videos=_MAX_VIDEOS.value, weights=weights, overwrite=_OVERWRITE.value)
-  total = min(len(paths), _MAX_VIDEOS.value or len(paths))
+  summary = features.extract_features(paths, root, _OUTPUT_DIR.value, extractor, options, weights=weights,
+                                      overwrite=_OVERWRITE.value)
+  total = len(paths)
   recomputed = f' ({summary["recomputed"]} recomputed with --overwrite)' if summary['recomputed'] else ''
   print(f'features: {summary["done"]} extracted{recomputed}, {summary["skipped"]} already done, '
         f'{len(summary["failed"])} failed of {total} video(s); {summary["windows"]} windows '

@@ -18,21 +18,21 @@ import importlib
 from data_pipelines.flow.backends import (FLOW_BACKENDS, FLOW_BOUND, NUM_LEVELS, FlowBackend, centred_padding,
                                           check_flow_params,
                                           compute_flow, dequantize_flow, get_flow_backend, parse_flow_params,
-                                          quantize_flow, register_flow_backend, to_gray, tvl1_opencv, tvl1_tf,
-                                          tvl1_tf_fast)
+                                          prepare_flow_backend, quantize_flow, register_flow_backend, to_gray,
+                                          tvl1_opencv, tvl1_tf, tvl1_tf_fast)
 from data_pipelines.flow.flo_io import read_flo, valid_mask, write_flo
 from data_pipelines.flow.metrics import angular_error, endpoint_error
 from data_pipelines.flow.visualize import color_wheel, flow_to_color, save_flow_png, save_png
 
 _TF_TVL1 = ('FAST_BUDGET', 'TVL1Params', 'centered_gradient', 'default_batch_size', 'default_concurrent_calls',
             'make_params', 'median_filter',
-            'opencv_defaults', 'pyramid_sizes', 'tvl1', 'tvl1_graph', 'tvl1_video', 'warp')
+            'opencv_defaults', 'prepare_tvl1', 'pyramid_sizes', 'tvl1', 'tvl1_graph', 'tvl1_video', 'warp')
 
 __all__ = sorted([
     'FLOW_BACKENDS', 'FLOW_BOUND', 'NUM_LEVELS', 'FlowBackend', 'centred_padding', 'check_flow_params', 'compute_flow',
-    'dequantize_flow', 'get_flow_backend', 'parse_flow_params', 'quantize_flow', 'register_flow_backend',
-    'to_gray', 'tvl1_opencv', 'tvl1_tf', 'tvl1_tf_fast', 'read_flo', 'valid_mask', 'write_flo', 'angular_error',
-    'endpoint_error', 'color_wheel', 'flow_to_color', 'save_flow_png', 'save_png', *_TF_TVL1])
+    'dequantize_flow', 'get_flow_backend', 'parse_flow_params', 'prepare_flow_backend', 'quantize_flow',
+    'register_flow_backend', 'to_gray', 'tvl1_opencv', 'tvl1_tf', 'tvl1_tf_fast', 'read_flo', 'valid_mask',
+    'write_flo', 'angular_error', 'endpoint_error', 'color_wheel', 'flow_to_color', 'save_flow_png', 'save_png', *_TF_TVL1])
 
 
 def __getattr__(name):

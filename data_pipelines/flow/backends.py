@@ -255,6 +255,30 @@ def get_flow_backend(name: str, **params) -> Optional[FlowBackend]:
   return functools.partial(fn, **params) if params else fn
 
 
+def prepare_flow_backend(name: str, height: int, width: int, **params) -> bool:
+  """Starts getting backend `name` ready for frames of `height` x `width` before its first call (issue 15).
+
+  The TensorFlow backends ('tvl1_tf', 'tvl1_tf_fast') trace their solver now and compile it, or load it from
+  XLA's persistent cache, in a background thread (`tf_tvl1.prepare_tvl1`; the first call of that size waits
+  for it); the others have nothing to prepare.
+
+  Args:
+    name: a backend name (`get_flow_backend`).
+    height, width: the frame size the backend will be called with, in pixels.
+    **params: the backend's TV-L1 parameters (as `get_flow_backend`).
+
+  Returns:
+    True when a preparation started.
+
+  Raises:
+    ValueError: bad parameters or sizes (as the backend's first call would).
+  """
+  if name not in ('tvl1_tf', 'tvl1_tf_fast'):
+    return False
+  from data_pipelines.flow.tf_tvl1 import FAST_BUDGET, prepare_tvl1  # pylint: disable=g-import-not-at-top
+  return prepare_tvl1(height, width, **({**FAST_BUDGET, **params} if name == 'tvl1_tf_fast' else params))
+
+
 def centred_padding(height: int, width: int, multiple: int) -> Tuple[int, int, int, int]:
   """(top, bottom, left, right) pixels that bring height x width up to multiples of `multiple`, split evenly
   (the odd pixel at the bottom / right).

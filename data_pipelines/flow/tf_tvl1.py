@@ -34,13 +34,14 @@ float32 [B, H, W, 2] holding (u, v) = (dx, dy) in pixels, frame_a(x) ~
 frame_b(x + flow(x)).
 """
 
+from concurrent import futures
 import contextlib
 import dataclasses
 import math
 import os
 import re
 import sys
-import tempfile
+import threading
 import time
 from typing import Optional, Tuple
 
@@ -526,6 +527,7 @@ def tvl1_graph(frames_a, frames_b, params: TVL1Params, initial_flow=None) -> Tup
 
 _COMPILED = {}
 _PREPARED = set()  # (params, jit, input shape, initial flow): programs this process has traced and compiled
+_PENDING = {}  # the same keys: futures of the preparations `prepare` runs in the background
 
 
 # TensorFlow 2.21 loads a program from XLA's persistent cache with an error-level line per tuning flag of the
@@ -544,23 +546,45 @@ _BENIGN_STDERR = re.compile(r'cpu_aot_loader\.cc.*Target machine feature \+prefe
                             r'|device_compiler\.h:\d+\] Compiled cluster using XLA!')
 
 
+_STDERR_LOCK = threading.RLock()  # file descriptor 2 belongs to the process: one filter at a time
+
+
 @contextlib.contextmanager
 def _stderr_without(pattern):
-  """Runs the block with file descriptor 2 captured, then writes back every line but those matching."""
-  sys.stderr.flush()
-  saved = os.dup(2)
-  with tempfile.TemporaryFile() as captured:
-    os.dup2(captured.fileno(), 2)
+  """Runs the block with file descriptor 2 (C++ logging included) passed through a filter that drops the lines
+  matching `pattern` and forwards everything else as it comes, so a background preparation (`prepare`) holds
+  back no message of the rest of the program.  One filter at a time per process: a second block waits."""
+  with _STDERR_LOCK:
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    try:  # Linux: room for 1 MiB of log lines, so a writer holding the GIL never waits on the forwarder
+      import fcntl  # pylint: disable=g-import-not-at-top
+      fcntl.fcntl(write_end, getattr(fcntl, 'F_SETPIPE_SZ', 1031), 1 << 20)
+    except (ImportError, OSError):
+      pass
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward():  # one write of a C++ log line (< PIPE_BUF) arrives whole in one read
+      while True:
+        chunk = os.read(read_end, 1 << 16)
+        if not chunk:
+          break
+        for piece in chunk.splitlines(keepends=True):
+          if not pattern.search(piece.decode('utf-8', 'replace')):
+            os.write(saved, piece)
+      os.close(read_end)
+
+    reader = threading.Thread(target=forward, name='tvl1_tf stderr filter', daemon=True)
+    reader.start()
     try:
       yield
     finally:
       sys.stderr.flush()
-      os.dup2(saved, 2)
+      os.dup2(saved, 2)  # closes the pipe's last write end: the reader reaches its end
+      reader.join()
       os.close(saved)
-      captured.seek(0)
-      for line in captured.read().splitlines(keepends=True):
-        if not pattern.search(line.decode('utf-8', 'replace')):
-          os.write(2, line)
 
 
 def _announce(message: str) -> None:
@@ -650,6 +674,10 @@ def tvl1(frames_a, frames_b, initial_flow=None, jit_compile: Optional[bool] = No
   if tf.executing_eagerly():
     init = tf.convert_to_tensor(initial_flow, tf.float32) if p.use_initial_flow else None
     key = (p, jit, tuple(a.shape), init is not None)
+    pending = _PENDING.get(key)
+    if pending is not None:  # `prepare` started it: wait (a failed one is prepared again below, raising there)
+      futures.wait([pending])
+      _PENDING.pop(key, None)
     new = key not in _PREPARED
     if new:  # a stall of 10-30 s on CPU: said, not silent (XLA's persistent cache, `i3d_tf.home`, shortens it)
       _announce(f'tvl1_tf: {"tracing and compiling (XLA; or loading from its cache)" if jit else "tracing"} '
@@ -669,6 +697,60 @@ def tvl1(frames_a, frames_b, initial_flow=None, jit_compile: Optional[bool] = No
   if single:
     flow = flow[0]
   return (flow, count) if return_iterations else flow
+
+
+def prepare_tvl1(height: int, width: int, batch_size: Optional[int] = None, jit_compile: Optional[bool] = None,
+            **params) -> bool:
+  """Gets `tvl1` ready for batches of `batch_size` pairs of `height` x `width` ahead of its first call.
+
+  Traces the solver now, in the calling thread, then compiles it (or loads it from XLA's persistent cache)
+  and runs it once on black frames in a background thread while the caller goes on: XLA releases the GIL, so
+  `extract_features` loads the networks meanwhile (issue 15).  Tracing stays in the calling thread because
+  the order in which a process traces decides whether XLA's cache finds its programs (docs/flow.md); nothing
+  else may trace at the same time.  The first `tvl1` / `tvl1_video` call of that shape waits for the
+  preparation; if it failed, that call prepares again and raises the error.  The announcement lines are those
+  of a first call.  A process that ends meanwhile waits for the compilation (at most its 10-20 s on CPU).
+
+  Args:
+    height, width: the frame size in pixels (at least 3 each), as `tvl1_video` will see it.
+    batch_size: pairs per call (None: `default_batch_size()`, the `tvl1_video` default).
+    jit_compile: see `tvl1`.
+    **params: see `tvl1`.
+
+  Returns:
+    True when a preparation started; False when this shape was prepared or started already.
+
+  Raises:
+    ValueError: bad parameters, a batch size < 1 or frames smaller than 3x3.
+  """
+  p = make_params(**params)
+  bs = default_batch_size() if batch_size is None else int(batch_size)
+  if bs < 1 or min(height, width) < 3:
+    raise ValueError(f'batch_size must be >= 1 and frames at least 3x3. Received: batch_size={bs}, '
+                     f'height={height}, width={width}')
+  jit = _default_jit() if jit_compile is None else bool(jit_compile)
+  key = (p, jit, (bs, height, width), False)
+  if key in _PREPARED or key in _PENDING:
+    return False
+  _announce(f'tvl1_tf: tracing TV-L1 for {bs} pair(s) of {height}x{width}, then '
+            f'{"compiling it (XLA; or loading it from its cache)" if jit else "its first run"} in the background '
+            '(once per frame size, parameters and process) ...')
+  start = time.perf_counter()
+  fn = _compiled(p, jit)
+  spec = tf.TensorSpec([bs, height, width], tf.float32)
+  fn.get_concrete_function(spec, spec, None)
+  black = tf.zeros([bs, height, width], tf.float32)
+
+  def run():
+    with _stderr_without(_BENIGN_STDERR):
+      fn(black, black, None)
+    _PREPARED.add(key)
+    _announce(f'tvl1_tf: {height}x{width} ready in {time.perf_counter() - start:.1f} s (prepared in the background)')
+
+  pool = futures.ThreadPoolExecutor(1, thread_name_prefix='tvl1_tf prepare')
+  _PENDING[key] = pool.submit(run)
+  pool.shutdown(wait=False)
+  return True
 
 
 def default_batch_size() -> int:

@@ -1,0 +1,99 @@
+"""TV-L1 prepared in the background (`prepare_tvl1`, `prepare_flow_backend`, `features.prepare_flow`; issue 15)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from i3d_tf import features as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = dict(nscales=2, warps=1, outer_iterations=2)  # compiles in about a second
+
+# One process: prepare (or not), a line of its own on stderr while the compilation runs, then the video's flow.
+SCRIPT = r'''
+import hashlib, os, sys, time
+from i3d_tf import cli; cli.quiet_start([sys.argv[0]])
+import numpy as np
+from data_pipelines.flow import tf_tvl1
+params = dict(nscales=2, warps=1, outer_iterations=2)
+if sys.argv[1] == 'prepare':
+  assert tf_tvl1.prepare_tvl1(32, 40, **params) is True
+  assert tf_tvl1.prepare_tvl1(32, 40, **params) is False  # started already: nothing more
+  os.write(2, b'a line of the program while TV-L1 compiles\n')
+frames = np.random.default_rng(0).integers(0, 255, (4, 32, 40)).astype(np.uint8)
+flow = tf_tvl1.tvl1_video(frames, **params)
+assert tf_tvl1.prepare_tvl1(32, 40, **params) is False  # prepared
+print(flow.shape, hashlib.sha256(flow.tobytes()).hexdigest(),
+      tf_tvl1._compiled(tf_tvl1.make_params(**params), True).experimental_get_tracing_count())
+'''
+
+
+def _run(mode, home):
+  env = dict(os.environ, PYTHONPATH=ROOT, I3D_TF_HOME=str(home))
+  env.pop('TF_XLA_FLAGS', None)
+  proc = subprocess.run([sys.executable, '-c', SCRIPT, mode], capture_output=True, text=True, env=env, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc.stdout.strip(), proc.stderr, [l for l in proc.stderr.splitlines() if l.startswith('tvl1_tf:')]
+
+
+def test_a_background_preparation_gives_the_same_flow_and_compiles_once(tmp_path):
+  plain, _, plain_lines = _run('plain', tmp_path / 'plain')
+  out, err, lines = _run('prepare', tmp_path / 'prepared')
+  # The same flow, bit for bit, from one trace (the first tvl1_video call waited instead of compiling again).
+  assert out == plain and out.startswith('(3, 32, 40, 2) ') and out.endswith(' 1'), (out, plain)
+  assert len(plain_lines) == 2 and 'tracing and compiling' in plain_lines[0]
+  assert len(lines) == 2, err[-3000:]
+  assert lines[0] == ('tvl1_tf: tracing TV-L1 for 1 pair(s) of 32x40, then compiling it (XLA; or loading it from '
+                      'its cache) in the background (once per frame size, parameters and process) ...')
+  assert lines[1].startswith('tvl1_tf: 32x40 ready in ') and lines[1].endswith(' s (prepared in the background)')
+  # The program's own stderr passes the filter; XLA's information lines do not.
+  assert 'a line of the program while TV-L1 compiles' in err
+  assert not [l for l in err.splitlines() if l.startswith('I0000')], err[-3000:]
+  # A second process loads the program from XLA's cache, in the background too, without the loader's
+  # warnings about the compiling machine's tuning flags (filtered in that thread).
+  again, err, lines = _run('prepare', tmp_path / 'prepared')
+  assert again == out and len(lines) == 2 and 'ready in' in lines[1], err[-3000:]
+  assert 'prefer-no-' not in err and 'SIGILL' not in err and 'XlaSerializedCacheEntry' not in err, err[-3000:]
+  assert 'a line of the program while TV-L1 compiles' in err
+
+
+def test_bad_sizes_and_parameters_are_refused_before_anything_starts():
+  from data_pipelines.flow import tf_tvl1
+  with pytest.raises(ValueError, match='at least 3x3'):
+    tf_tvl1.prepare_tvl1(2, 40)
+  with pytest.raises(ValueError, match='batch_size must be >= 1'):
+    tf_tvl1.prepare_tvl1(32, 40, batch_size=0)
+  with pytest.raises(ValueError, match='Unknown TV-L1 parameters'):
+    tf_tvl1.prepare_tvl1(32, 40, wraps=3)
+  assert not tf_tvl1._PENDING
+
+
+def test_prepare_flow_picks_the_first_video_with_work_and_its_window(shared_data, tmp_path):
+  from data_pipelines.flow import tf_tvl1
+  videos = os.path.join(shared_data, 'videos')
+  paths = [os.path.join(videos, n) for n in ('flipping_pancake.mkv', 'v_ApplyEyeMakeup_g01_c01.avi')]
+  out = tmp_path / 'features'
+  options = F.ExtractionOptions(flow_backend='tvl1_tf', flow_params=tuple(sorted(SMALL.items())), crop_size=40,
+                                resize_short_side=48, flow_margin=8)
+  # OpenCV has nothing to prepare; nor has a folder where every video has its outputs.
+  assert F.prepare_flow(paths, videos, str(out), F.ExtractionOptions()) is None
+  for path in paths:
+    meta = F.output_paths(str(out), F.video_id(path, videos), ())['meta']
+    os.makedirs(os.path.dirname(meta), exist_ok=True)
+    open(meta, 'w').close()
+  assert F.prepare_flow(paths, videos, str(out), options) is None and not tf_tvl1._PENDING
+  # The pancake clip has its outputs: the next video (240x320 -> 48x64) is prepared, its 40 px crop plus
+  # 8 px each side within the frame (48x56), padded to multiples of 32: 64x64.
+  os.remove(F.output_paths(str(out), F.video_id(paths[1], videos), ())['meta'])
+  assert F.prepare_flow(paths, videos, str(out), options) == (64, 64)
+  key = (tf_tvl1.make_params(**SMALL), True, (1, 64, 64), False)
+  assert key in tf_tvl1._PENDING or key in tf_tvl1._PREPARED
+  flow = tf_tvl1.tvl1_video(np.zeros((2, 64, 64), np.uint8), **SMALL)  # waits for it
+  assert flow.shape == (1, 64, 64, 2) and key in tf_tvl1._PREPARED and key not in tf_tvl1._PENDING
+  # A file that cannot be opened is left to extract_features to report.
+  broken = tmp_path / 'broken.mp4'
+  broken.write_bytes(b'not a video')
+  assert F.prepare_flow([str(broken)], str(tmp_path), str(out), options) is None
