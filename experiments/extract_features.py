@@ -101,11 +101,11 @@ def main(argv):
   if found.skipped:
     print(f'features: skipped {len(found.skipped)} non-video file(s), e.g. {found.skipped[0]}', file=sys.stderr)
   paths = paths[:_MAX_VIDEOS.value] if _MAX_VIDEOS.value else paths
-  if 'flow' in streams:  # TV-L1 compiles in the background while the networks load
-    features.prepare_flow(paths, root, _OUTPUT_DIR.value, options)
   try:
-    if checkpoints['rgb'] == 'kinetics400' and _WEIGHTS_FILE.value and 'rgb' in streams:
-      pretrained.weights_path('kinetics400', _WEIGHTS_FILE.value)
+    if checkpoints['rgb'] == 'kinetics400' and _WEIGHTS_FILE.value and 'rgb' in streams:  # a wrong file: refused
+      pretrained.weights_path('kinetics400', _WEIGHTS_FILE.value)                        # before any compilation
+    if 'flow' in streams:  # TV-L1 compiles in the background while the networks load
+      features.prepare_flow(paths, root, _OUTPUT_DIR.value, options)
     extractor = features.load_extractor({s: checkpoints[s] for s in streams}, _NUM_CLASSES.value,
                                         _ALLOW_RANDOM.value, _PRECISION.value)
   except (ValueError, FileNotFoundError, pretrained.WeightsUnavailableError) as e:

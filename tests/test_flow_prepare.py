@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ import hashlib, os, sys, time
 from i3d_tf import cli; cli.quiet_start([sys.argv[0]])
 import numpy as np
 from data_pipelines.flow import tf_tvl1
-params = dict(nscales=2, warps=1, outer_iterations=2)
+params = dict(nscales=2, warps=1, outer_iterations=2, batch_size=1)  # batch 1 on a GPU too
 if sys.argv[1] == 'prepare':
   assert tf_tvl1.prepare_tvl1(32, 40, **params) is True
   assert tf_tvl1.prepare_tvl1(32, 40, **params) is False  # started already: nothing more
@@ -26,6 +27,7 @@ if sys.argv[1] == 'prepare':
 frames = np.random.default_rng(0).integers(0, 255, (4, 32, 40)).astype(np.uint8)
 flow = tf_tvl1.tvl1_video(frames, **params)
 assert tf_tvl1.prepare_tvl1(32, 40, **params) is False  # prepared
+params.pop('batch_size')
 print(flow.shape, hashlib.sha256(flow.tobytes()).hexdigest(),
       tf_tvl1._compiled(tf_tvl1.make_params(**params), True).experimental_get_tracing_count())
 '''
@@ -60,6 +62,33 @@ def test_a_background_preparation_gives_the_same_flow_and_compiles_once(tmp_path
   assert 'a line of the program while TV-L1 compiles' in err
 
 
+def test_the_stderr_filter_forwards_lines_as_they_come_and_drops_xlas(tmp_path):
+  """While a (background) preparation runs, the rest of the program's stderr is not held back."""
+  from data_pipelines.flow import tf_tvl1
+  target = tmp_path / 'stderr.txt'
+  sys.stderr.flush()
+  saved = os.dup(2)
+  try:
+    with open(target, 'wb') as f:
+      os.dup2(f.fileno(), 2)
+    with tf_tvl1._benign_stderr_dropped():
+      with tf_tvl1._benign_stderr_dropped():  # a second block (another thread) shares the filter
+        os.write(2, b'I0000 00:00:1 1 device_compiler.h:188] Compiled cluster using XLA!  This line is logged '
+                    b'at most once for the lifetime of the process.\nthe program speaks\n')
+        for _ in range(100):  # forwarded within the block, not at its end
+          if b'the program speaks' in target.read_bytes():
+            break
+          time.sleep(0.02)
+        assert target.read_bytes() == b'the program speaks\n'
+      os.write(2, b'still filtered\n')
+    os.write(2, b'after\n')
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+  assert target.read_bytes() == b'the program speaks\nstill filtered\nafter\n'
+  assert not tf_tvl1._FILTER
+
+
 def test_bad_sizes_and_parameters_are_refused_before_anything_starts():
   from data_pipelines.flow import tf_tvl1
   with pytest.raises(ValueError, match='at least 3x3'):
@@ -68,6 +97,8 @@ def test_bad_sizes_and_parameters_are_refused_before_anything_starts():
     tf_tvl1.prepare_tvl1(32, 40, batch_size=0)
   with pytest.raises(ValueError, match='Unknown TV-L1 parameters'):
     tf_tvl1.prepare_tvl1(32, 40, wraps=3)
+  with pytest.raises(ValueError, match='without an initial flow'):
+    tf_tvl1.prepare_tvl1(32, 40, use_initial_flow=True)
   assert not tf_tvl1._PENDING
 
 
@@ -89,10 +120,11 @@ def test_prepare_flow_picks_the_first_video_with_work_and_its_window(shared_data
   # 8 px each side within the frame (48x56), padded to multiples of 32: 64x64.
   os.remove(F.output_paths(str(out), F.video_id(paths[1], videos), ())['meta'])
   assert F.prepare_flow(paths, videos, str(out), options) == (64, 64)
-  key = (tf_tvl1.make_params(**SMALL), True, (1, 64, 64), False)
+  batch = tf_tvl1.default_batch_size()  # what extract_features' calls will use (1 on CPU, 8 on a GPU)
+  key = (tf_tvl1.make_params(**SMALL), True, (batch, 64, 64), False)
   assert key in tf_tvl1._PENDING or key in tf_tvl1._PREPARED
-  flow = tf_tvl1.tvl1_video(np.zeros((2, 64, 64), np.uint8), **SMALL)  # waits for it
-  assert flow.shape == (1, 64, 64, 2) and key in tf_tvl1._PREPARED and key not in tf_tvl1._PENDING
+  flow = tf_tvl1.tvl1_video(np.zeros((batch + 1, 64, 64), np.uint8), **SMALL)  # waits for it
+  assert flow.shape == (batch, 64, 64, 2) and key in tf_tvl1._PREPARED and key not in tf_tvl1._PENDING
   # A file that cannot be opened is left to extract_features to report.
   broken = tmp_path / 'broken.mp4'
   broken.write_bytes(b'not a video')

