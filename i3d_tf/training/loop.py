@@ -574,7 +574,8 @@ class Trainer:
         final = {'kind': 'train', 'step': step, 'loss': window['loss_sum'] / n,
                  'regularization': window['reg'] / window['steps'],
                  'accuracy': window['correct'] / n, 'learning_rate': lr,
-                 'clips_per_sec': window['timed_clips'] / elapsed}
+                 # None (JSON null, no TensorBoard point) when the window holds only the first step
+                 'clips_per_sec': window['timed_clips'] / elapsed if window['timed_clips'] else None}
         self._log(final, writers[0])
         window = {k: 0.0 for k in window}
         window['steps'] = 0
@@ -600,7 +601,7 @@ class Trainer:
     metrics = {'step': step, 'replicas': self.replicas, 'learning_rate': self.lr(step),
                'elapsed_s': time.time() - t_start,
                'steps_run': step - start,
-               'clips_per_sec': (steady_steps * config.batch_size / steady_time) if steady_time else 0.0}
+               'clips_per_sec': (steady_steps * config.batch_size / steady_time) if steady_time else None}
     if final:
       metrics.update(train_loss=final['loss'], train_accuracy=final['accuracy'])
     metrics.update({f'{k}_dtype': v for k, v in self.dtypes.items()})
