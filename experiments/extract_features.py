@@ -75,6 +75,11 @@ def main(argv):
   from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
   if 'flow' not in streams:
     cli.refuse_unused_flow_flags(f'--streams={",".join(streams)}', 'add the flow stream')
+  if 'rgb' not in streams:
+    for flag in (_RGB_CKPT, _RGB_WEIGHTS, _WEIGHTS_FILE):
+      if flag.present:
+        raise app.UsageError(f'--{flag.name}={flag.value} given but --streams={",".join(streams)} computes no RGB '
+                             f'features: drop --{flag.name} or add the rgb stream')
   try:
     flow_params = flow_lib.parse_flow_params(_FLOW_PARAMS.value)
     flow_lib.check_flow_params(_FLOW_BACKEND.value, flow_params)  # none without a flow stream (refused above)
@@ -105,7 +110,7 @@ def main(argv):
     if checkpoints['rgb'] == 'kinetics400' and _WEIGHTS_FILE.value and 'rgb' in streams:  # a wrong file: refused
       pretrained.weights_path('kinetics400', _WEIGHTS_FILE.value)                        # before any compilation
     if 'flow' in streams:  # TV-L1 compiles in the background while the networks load
-      features.prepare_flow(paths, root, _OUTPUT_DIR.value, options)
+      features.prepare_flow(paths, root, _OUTPUT_DIR.value, options, _OVERWRITE.value)
     extractor = features.load_extractor({s: checkpoints[s] for s in streams}, _NUM_CLASSES.value,
                                         _ALLOW_RANDOM.value, _PRECISION.value)
   except (ValueError, FileNotFoundError, pretrained.WeightsUnavailableError) as e:

@@ -305,23 +305,26 @@ def load_extractor(checkpoints: Dict[str, Optional[str]], num_classes: Optional[
   return FeatureExtractor(models)
 
 
-def prepare_flow(video_paths: Sequence[str], root: str, output_dir: str,
-                 options: ExtractionOptions) -> Optional[Tuple[int, int]]:
+def prepare_flow(video_paths: Sequence[str], root: str, output_dir: str, options: ExtractionOptions,
+                 overwrite: bool = False) -> Optional[Tuple[int, int]]:
   """Starts getting the flow backend ready for the first video of `video_paths` without outputs, in the
   background, so that the TV-L1 compilation (10-20 s on 2 CPU cores; 2-4 s from XLA's cache) overlaps
   loading the networks: call it before `load_extractor` (issue 15).
 
   The size is that of the window the video's flow is computed on (`data_pipelines.streaming.flow_window` of
   the frame size its container states, resized as `options` say); the backend traces now and compiles in a
-  thread (`data_pipelines.flow.prepare_flow_backend`).  Nothing is decoded, and nothing is prepared for a
-  backend without compilation (OpenCV), a file that cannot be opened (`extract_features` reports it) or a
-  folder where every video has outputs.  A video found stale is not prepared for (it may be refused).
+  thread (`data_pipelines.flow.prepare_flow_backend`).  Nothing is decoded; files that cannot be opened are
+  passed over (`extract_features` reports them); nothing is prepared for a backend without compilation
+  (OpenCV) or, without `overwrite`, a folder where every video has outputs.  Preparing even when the guess is
+  wrong keeps the order in which the process traces the same from run to run, which XLA's cache needs.
 
   Args:
     video_paths: the videos `extract_features` will be given (after `max_videos`).
     root: the folder their ids are relative to (`video_id`).
     output_dir: the output folder.
     options: the extraction options (flow backend and parameters, crop, margin, resizing).
+    overwrite: `extract_features`' (videos with outputs made with other settings are recomputed): the
+      first readable video is prepared for, outputs or not.
 
   Returns:
     The (height, width) being prepared, or None.
@@ -330,13 +333,13 @@ def prepare_flow(video_paths: Sequence[str], root: str, output_dir: str,
   from data_pipelines.streaming import flow_window  # pylint: disable=g-import-not-at-top
   from data_pipelines.video import VideoDecodeError, frame_size, resized_shape  # pylint: disable=g-import-not-at-top
   for path in video_paths:
-    if os.path.exists(output_paths(output_dir, video_id(path, root), ())['meta']):
+    if not overwrite and os.path.exists(output_paths(output_dir, video_id(path, root), ())['meta']):
       continue
     try:
       height, width = resized_shape(*frame_size(path), options.resize_short_side)
       shape = flow_window(height, width, options.crop_size, options.flow_margin).shape
     except (VideoDecodeError, ValueError):
-      return None
+      continue
     return shape if flow_lib.prepare_flow_backend(options.flow_backend, *shape, **dict(options.flow_params)) else None
   return None
 

@@ -114,6 +114,10 @@ def test_binary_refuses_without_checkpoint(tmp_path):
   assert proc.returncode == 2 and proc.stderr.strip() == (
       'extract_features: --flow_params=warps=3 given but --streams=rgb computes no flow: drop --flow_params '
       'or add the flow stream'), proc.stderr[-800:]
+  proc = _run(base + ['--streams=flow', '--allow_random_weights', '--rgb_weights=kinetics400'])
+  assert proc.returncode == 2 and proc.stderr.strip() == (
+      'extract_features: --rgb_weights=kinetics400 given but --streams=flow computes no RGB features: drop '
+      '--rgb_weights or add the rgb stream'), proc.stderr[-800:]
   proc = _run(base + ['--streams=rgb', '--allow_random_weights', '--flow_margin=7'])
   assert proc.returncode == 2 and proc.stderr.strip() == (
       'extract_features: --flow_margin=7 given but --streams=rgb computes no flow: drop --flow_margin or add the '

@@ -1,5 +1,6 @@
 """TV-L1 prepared in the background (`prepare_tvl1`, `prepare_flow_backend`, `features.prepare_flow`; issue 15)."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -125,7 +126,48 @@ def test_prepare_flow_picks_the_first_video_with_work_and_its_window(shared_data
   assert key in tf_tvl1._PENDING or key in tf_tvl1._PREPARED
   flow = tf_tvl1.tvl1_video(np.zeros((batch + 1, 64, 64), np.uint8), **SMALL)  # waits for it
   assert flow.shape == (batch, 64, 64, 2) and key in tf_tvl1._PREPARED and key not in tf_tvl1._PENDING
-  # A file that cannot be opened is left to extract_features to report.
+  # Files that cannot be opened are passed over (extract_features reports them); with overwrite the first
+  # readable video counts, outputs or not (a stale one is recomputed).
   broken = tmp_path / 'broken.mp4'
   broken.write_bytes(b'not a video')
-  assert F.prepare_flow([str(broken)], str(tmp_path), str(out), options) is None
+  whole = dataclasses.replace(options, flow_margin=-1)  # the whole frame: 48x85 (pancake), 48x64 (make-up)
+  assert F.prepare_flow([str(broken)], str(tmp_path), str(out), whole) is None
+  assert F.prepare_flow([str(broken)] + paths, videos, str(out), whole) == (48, 64)
+  assert F.prepare_flow([str(broken)] + paths, videos, str(out), whole, overwrite=True) == (48, 85)
+  for shape in ((48, 64), (48, 85)):
+    key = (tf_tvl1.make_params(**SMALL), True, (batch,) + shape, False)
+    assert key in tf_tvl1._PENDING or key in tf_tvl1._PREPARED
+    tf_tvl1.tvl1_video(np.zeros((batch + 1,) + shape, np.uint8), **SMALL)  # nothing left running
+
+
+# The binary's way out while TV-L1 still compiles in the background: at once, its message not lost.
+EARLY_END = r'''
+import sys, time
+from i3d_tf import cli
+cli.quiet_start([sys.argv[0]])
+from data_pipelines.flow import tf_tvl1
+
+def main(argv):
+  tf_tvl1.prepare_tvl1(64, 64)  # OpenCV's parameters: 5 levels, about 10 s to compile
+  time.sleep(1)
+  print('stdout survives')
+  if argv[1] == 'error':
+    raise cli.UsageError('a bad flag, found while TV-L1 compiles')
+  raise KeyboardInterrupt
+
+cli.run(main)
+'''
+
+
+@pytest.mark.parametrize('how, status, line', [('error', 2, 'a bad flag, found while TV-L1 compiles'),
+                                               ('interrupt', 130, 'interrupted')])
+def test_an_early_end_does_not_wait_for_the_background_compilation(tmp_path, how, status, line):
+  env = dict(os.environ, PYTHONPATH=ROOT, I3D_TF_HOME=str(tmp_path))  # an empty XLA cache: it compiles
+  env.pop('TF_XLA_FLAGS', None)
+  start = time.perf_counter()
+  proc = subprocess.run([sys.executable, '-c', EARLY_END, how], capture_output=True, text=True, env=env, cwd=ROOT)
+  assert proc.returncode == status, proc.stderr[-3000:]
+  assert proc.stderr.strip().splitlines()[-1].endswith(line), proc.stderr[-3000:]
+  assert proc.stdout == 'stdout survives\n'
+  assert 'ready in' not in proc.stderr, proc.stderr[-3000:]  # it did not wait for the compilation
+  print(f'{how}: {time.perf_counter() - start:.1f} s')

@@ -268,7 +268,7 @@ def prepare_flow_backend(name: str, height: int, width: int, **params) -> bool:
     **params: the backend's TV-L1 parameters (as `get_flow_backend`).
 
   Returns:
-    True when a preparation started.
+    True for a backend that compiles (its preparation for this size started now or before), else False.
 
   Raises:
     ValueError: bad parameters or sizes (as the backend's first call would).
@@ -276,7 +276,8 @@ def prepare_flow_backend(name: str, height: int, width: int, **params) -> bool:
   if name not in ('tvl1_tf', 'tvl1_tf_fast'):
     return False
   from data_pipelines.flow.tf_tvl1 import FAST_BUDGET, prepare_tvl1  # pylint: disable=g-import-not-at-top
-  return prepare_tvl1(height, width, **({**FAST_BUDGET, **params} if name == 'tvl1_tf_fast' else params))
+  prepare_tvl1(height, width, **({**FAST_BUDGET, **params} if name == 'tvl1_tf_fast' else params))
+  return True
 
 
 def centred_padding(height: int, width: int, multiple: int) -> Tuple[int, int, int, int]:

@@ -733,8 +733,9 @@ def prepare_tvl1(height: int, width: int, batch_size: Optional[int] = None, jit_
   the order in which a process traces decides whether XLA's cache finds its programs (docs/flow.md); nothing
   else may trace at the same time.  The first `tvl1` / `tvl1_video` call of that shape waits for the
   preparation; if it failed (said on stderr at once), that call prepares again and raises the error.  Like a
-  first call it announces itself and its end on stderr.  A process that ends meanwhile (an error elsewhere,
-  Ctrl-C) waits for the compilation to finish: up to its 10-20 s on 2 CPU cores, 2-4 s from the cache.
+  first call it announces itself and its end on stderr.  A process that ends normally meanwhile waits for the
+  compilation (up to its 10-20 s on 2 CPU cores, 2-4 s from the cache); one that stops on an error or Ctrl-C
+  can end at once (`abandon_preparations`, as `i3d_tf.cli.run` does).
 
   Args:
     height, width: the frame size in pixels (at least 3 each), as `tvl1_video` will see it.
@@ -783,6 +784,21 @@ def prepare_tvl1(height: int, width: int, batch_size: Optional[int] = None, jit_
   pool = futures.ThreadPoolExecutor(1, thread_name_prefix='tvl1_tf prepare')
   _PENDING[key] = pool.submit(run)
   pool.shutdown(wait=False)
+  return True
+
+
+def abandon_preparations() -> bool:
+  """For a process that is about to end early (an error, Ctrl-C): whether a background preparation
+  (`prepare_tvl1`) is still running; if so, file descriptor 2 is given back first, with every line written
+  so far forwarded, so the caller can end the process at once (`os._exit`) instead of waiting up to 20 s for
+  the compilation (`i3d_tf.cli.run` does)."""
+  if not any(not f.done() for f in list(_PENDING.values())):
+    return False
+  with _FILTER_LOCK:
+    if _FILTER:
+      sys.stderr.flush()
+      os.dup2(_FILTER['saved'], 2)
+      _FILTER['reader'].join(timeout=5)
   return True
 
 
