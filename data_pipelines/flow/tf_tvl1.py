@@ -791,7 +791,8 @@ def abandon_preparations() -> bool:
   """For a process that is about to end early (an error, Ctrl-C): whether a background preparation
   (`prepare_tvl1`) is still running; if so, file descriptor 2 is given back first, with every line written
   so far forwarded, so the caller can end the process at once (`os._exit`) instead of waiting up to 20 s for
-  the compilation (`i3d_tf.cli.run` does)."""
+  the compilation (`i3d_tf.cli.run` does).  After True the process must end: the filter is torn down under
+  the running preparation."""
   if not any(not f.done() for f in list(_PENDING.values())):
     return False
   with _FILTER_LOCK:
