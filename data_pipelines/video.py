@@ -266,6 +266,11 @@ class VideoProbe:
     return len(self.indices)
 
 
+def _stated_size(cap) -> Tuple[int, int]:
+  """(height, width) an opened cv2.VideoCapture's container states (0 when it states none)."""
+  return int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+
+
 def frame_size(path: str) -> Tuple[int, int]:
   """(height, width) in pixels of a video's frames as its container states them, before resizing (the size
   `probe_video` reports), read without decoding a frame.
@@ -278,7 +283,7 @@ def frame_size(path: str) -> Tuple[int, int]:
   """
   cap = _open(path)
   try:
-    height, width = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height, width = _stated_size(cap)
   finally:
     cap.release()
   if height < 1 or width < 1:
@@ -310,7 +315,7 @@ def probe_video(path: str, fps: Optional[float] = TARGET_FPS, max_frames: Option
   try:
     src_fps = cap.get(cv2.CAP_PROP_FPS)
     expected = cap.get(cv2.CAP_PROP_FRAME_COUNT)
-    height, width = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height, width = _stated_size(cap)
     stamps = []
     while (max_source is None or len(stamps) < max_source) and cap.grab():
       stamps.append(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)

@@ -76,10 +76,8 @@ def main(argv):
   if 'flow' not in streams:
     cli.refuse_unused_flow_flags(f'--streams={",".join(streams)}', 'add the flow stream')
   if 'rgb' not in streams:
-    for flag in (_RGB_CKPT, _RGB_WEIGHTS, _WEIGHTS_FILE):
-      if flag.present:
-        raise app.UsageError(f'--{flag.name}={flag.value} given but --streams={",".join(streams)} computes no RGB '
-                             f'features: drop --{flag.name} or add the rgb stream')
+    cli.refuse_unused_flags((_RGB_CKPT.name, _RGB_WEIGHTS.name, _WEIGHTS_FILE.name), f'--streams={",".join(streams)}',
+                            'RGB features', 'add the rgb stream')
   try:
     flow_params = flow_lib.parse_flow_params(_FLOW_PARAMS.value)
     flow_lib.check_flow_params(_FLOW_BACKEND.value, flow_params)  # none without a flow stream (refused above)

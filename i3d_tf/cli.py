@@ -21,7 +21,7 @@
 import math
 import os
 import sys
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Sequence, Tuple
 
 class UsageError(Exception):
   """Arguments that cannot work: `run` prints the message on one line and exits with status 2."""
@@ -180,6 +180,27 @@ def define_flow_flags(name: str = 'flow_backend', allow_none: bool = False, flag
   return backend, params
 
 
+def refuse_unused_flags(names: Sequence[str], context: str, unused: str, fix: str, flag_values=None) -> None:
+  """Refuses flags given on a command line that does not use them: one line, the first such flag named.
+
+  Args:
+    names: the flags' names, without dashes.
+    context: what makes them unused, e.g. '--streams=rgb'.
+    unused: what that command line does not compute, e.g. 'flow' or 'RGB features'.
+    fix: the alternative to dropping the flag, e.g. 'add the flow stream'.
+    flag_values: the parsed absl FlagValues (default flags.FLAGS).
+
+  Raises:
+    UsageError: '--<name>=<value> given but <context> computes no <unused>: drop --<name> or <fix>'.
+  """
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  values = flags.FLAGS if flag_values is None else flag_values
+  for name in names:
+    if name in values and values[name].present:
+      raise UsageError(f'--{name}={values[name].value} given but {context} computes no {unused}: drop --{name} '
+                       f'or {fix}')
+
+
 def refuse_unused_flow_flags(context: str, fix: str, flag_values=None) -> None:
   """Refuses --flow_backend, --flow_params and --flow_margin given on a command line that computes no flow.
 
@@ -191,11 +212,7 @@ def refuse_unused_flow_flags(context: str, fix: str, flag_values=None) -> None:
   Raises:
     UsageError: one line naming the first such flag given, its value and the fix.
   """
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  values = flags.FLAGS if flag_values is None else flag_values
-  for name in ('flow_backend', 'flow_params', 'flow_margin'):
-    if name in values and values[name].present:
-      raise UsageError(f'--{name}={values[name].value} given but {context} computes no flow: drop --{name} or {fix}')
+  refuse_unused_flags(('flow_backend', 'flow_params', 'flow_margin'), context, 'flow', fix, flag_values)
 
 
 def define_flow_margin_flag(flag_values=None):

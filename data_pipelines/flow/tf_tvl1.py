@@ -526,8 +526,13 @@ def tvl1_graph(frames_a, frames_b, params: TVL1Params, initial_flow=None) -> Tup
 
 
 _COMPILED = {}
-_PREPARED = set()  # (params, jit, input shape, initial flow): programs this process has traced and compiled
+_PREPARED = set()  # `_program_key`s of the programs this process has traced and compiled
 _PENDING = {}  # the same keys: futures of the preparations `prepare_tvl1` runs in the background
+
+
+def _program_key(params: TVL1Params, jit: bool, shape, initial_flow: bool = False):
+  """What one traced and compiled TV-L1 program serves: parameters, XLA or not, [B, H, W], initial flow."""
+  return (params, jit, tuple(shape), initial_flow)
 
 
 # TensorFlow 2.21 loads a program from XLA's persistent cache with an error-level line per tuning flag of the
@@ -603,12 +608,17 @@ def _benign_stderr_dropped():
     with _FILTER_LOCK:
       _FILTER['blocks'] -= 1
       if not _FILTER['blocks']:
-        sys.stderr.flush()
-        # Closes the pipe's last write end, so the reader forwards what is left, ends and closes `saved`
-        # (a child process that inherited the pipe keeps it open: its lines are still forwarded until it exits).
-        os.dup2(_FILTER['saved'], 2)
-        _FILTER['reader'].join(timeout=5)
+        _give_back_stderr()
         _FILTER.clear()
+
+
+def _give_back_stderr() -> None:
+  """Points fd 2 at what it was before the filter (`_FILTER_LOCK` held): that closes the pipe's last write
+  end, so the reader forwards what is left, ends and closes `saved` (a child process that inherited the pipe
+  keeps it open: its lines are still forwarded until it exits)."""
+  sys.stderr.flush()
+  os.dup2(_FILTER['saved'], 2)
+  _FILTER['reader'].join(timeout=5)
 
 
 def _announce(message: str) -> None:
@@ -697,7 +707,7 @@ def tvl1(frames_a, frames_b, initial_flow=None, jit_compile: Optional[bool] = No
   jit = _default_jit() if jit_compile is None else bool(jit_compile)
   if tf.executing_eagerly():
     init = tf.convert_to_tensor(initial_flow, tf.float32) if p.use_initial_flow else None
-    key = (p, jit, tuple(a.shape), init is not None)
+    key = _program_key(p, jit, a.shape, init is not None)
     pending = _PENDING.get(key)
     if pending is not None:  # `prepare_tvl1` started it: wait (a failed one is prepared again below, raising there)
       futures.wait([pending])
@@ -757,7 +767,7 @@ def prepare_tvl1(height: int, width: int, batch_size: Optional[int] = None, jit_
     raise ValueError(f'batch_size must be >= 1 and frames at least 3x3. Received: batch_size={bs}, '
                      f'height={height}, width={width}')
   jit = _default_jit() if jit_compile is None else bool(jit_compile)
-  key = (p, jit, (bs, height, width), False)
+  key = _program_key(p, jit, (bs, height, width))
   if key in _PREPARED or key in _PENDING:
     return False
   _announce(f'tvl1_tf: tracing TV-L1 for {bs} pair(s) of {height}x{width}, then '
@@ -797,9 +807,7 @@ def abandon_preparations() -> bool:
     return False
   with _FILTER_LOCK:
     if _FILTER:
-      sys.stderr.flush()
-      os.dup2(_FILTER['saved'], 2)
-      _FILTER['reader'].join(timeout=5)
+      _give_back_stderr()
   return True
 
 
@@ -877,7 +885,7 @@ def tvl1_video(gray_frames, batch_size: Optional[int] = None, jit_compile: Optio
 
   starts = list(range(0, n - 1, bs))
   jit = _default_jit() if jit_compile is None else bool(jit_compile)
-  if (make_params(**params), jit, (bs, h, w), False) not in _PREPARED:
+  if _program_key(make_params(**params), jit, (bs, h, w)) not in _PREPARED:
     solve(starts[0])  # alone: a new shape traces and compiles once (a video's later calls reuse it)
     starts = starts[1:]
   if concurrent_calls == 1 or len(starts) <= 1:
