@@ -17,7 +17,7 @@ import numpy as np
 
 from data_pipelines import constants
 from data_pipelines.flow.backends import centred_padding
-from data_pipelines.video import VideoProbe, iter_frames, probe_video
+from data_pipelines.video import VideoDecodeError, VideoProbe, frame_size, iter_frames, probe_video, resized_shape
 
 FLOW_BATCH = 8  # flow fields per backend call (a GPU batch of the TensorFlow TV-L1); one frame carried over
 
@@ -111,6 +111,44 @@ def window_flow(frames: np.ndarray, flow_fn: Callable[[np.ndarray], np.ndarray],
   """
   window = flow_window(frames.shape[1], frames.shape[2], crop_size, margin)
   return window.crop(flow_fn(window.frames(frames)), crop_size)
+
+
+def prepare_window_flow(video_paths: Sequence[str], backend: str, params=(),
+                        crop_size: int = constants.CROP_SIZE,
+                        resize_short_side: Optional[int] = constants.RESIZE_SHORT_SIDE,
+                        margin: int = constants.FLOW_MARGIN) -> Optional[Tuple[int, int]]:
+  """Starts getting a flow backend ready, in the background, for the first readable video of `video_paths`
+  (issue 15): call it before loading the networks, so that the TV-L1 compilation (10-20 s on 2 CPU cores;
+  2-4 s from XLA's cache) overlaps their loading.
+
+  The size is that of the window `window_flow` will compute that video's flow on (`flow_window` of the frame
+  size its container states, resized to `resize_short_side`); the backend traces now and compiles in a thread
+  (`data_pipelines.flow.prepare_flow_backend`; its first call of that size waits for it).  Nothing is decoded;
+  files that cannot be opened are passed over (the caller reports them when it reads them).  Preparing even
+  when later videos have other window shapes keeps the order in which the process traces the same from run to
+  run, which XLA's cache needs.
+
+  Args:
+    video_paths: the videos, in the order they will be read.
+    backend: a flow backend name (`data_pipelines.flow.get_flow_backend`); OpenCV's has nothing to prepare.
+    params: the backend's TV-L1 parameters, a dict or (name, value) pairs.
+    crop_size, resize_short_side, margin: as `video_steps` will be given them.
+
+  Returns:
+    The (height, width) being prepared, or None (a backend without compilation, or no readable video).
+
+  Raises:
+    ValueError: bad backend parameters (as the backend's first call would).
+  """
+  from data_pipelines.flow import prepare_flow_backend  # pylint: disable=g-import-not-at-top
+  for path in video_paths:
+    try:
+      height, width = resized_shape(*frame_size(path), resize_short_side)
+      shape = flow_window(height, width, crop_size, margin).shape
+    except (VideoDecodeError, ValueError):  # unreadable, or smaller than the crop: reported when it is read
+      continue
+    return shape if prepare_flow_backend(backend, *shape, **dict(params)) else None
+  return None
 
 
 def num_steps(num_frames: int, streams: Sequence[str]) -> int:

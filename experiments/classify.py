@@ -93,6 +93,12 @@ def _check_flags(argv):
     cli.check_writable_folder(os.path.abspath(_TIMELINE_DIR.value), f'--timeline_dir={_TIMELINE_DIR.value}')
 
 
+def _cannot_load(e: Exception) -> cli.UsageError:
+  """No weights, a wrong checkpoint or weights file: one line, status 2."""
+  message = str(e).strip().splitlines()[0] if str(e).strip() else ''
+  return cli.UsageError(f'cannot load the model: {type(e).__name__}: {message}')
+
+
 def _classify():
   from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
   from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
@@ -116,13 +122,19 @@ def _classify():
               flow_margin=_FLOW_MARGIN.value,
               max_frames=_MAX_FRAMES.value, precision=_PRECISION.value, **source)
   start = time.time()
-  try:
-    if _WEIGHTS_FILE.value:
+  if _WEIGHTS_FILE.value:  # a wrong file: refused before any compilation
+    try:
       pretrained.weights_path(_WEIGHTS.value, _WEIGHTS_FILE.value)
+    except Exception as e:  # pylint: disable=broad-except
+      raise _cannot_load(e)
+  try:  # TV-L1 (tvl1_tf) compiles in the background while the networks load
+    C.prepare_flow(_MODEL.value, found.paths, _FLOW_BACKEND.value, flow_params, _FLOW_MARGIN.value)
+  except ValueError as e:
+    raise cli.UsageError(f'--flow_params: {e}')
+  try:
     classifier = C.build_classifier(_MODEL.value, **args)
-  except Exception as e:  # pylint: disable=broad-except  (no weights, a wrong checkpoint: one line, status 2)
-    message = str(e).strip().splitlines()[0] if str(e).strip() else ''
-    raise cli.UsageError(f'cannot load the model: {type(e).__name__}: {message}')
+  except Exception as e:  # pylint: disable=broad-except
+    raise _cannot_load(e)
   run = C.classify_files(found, _MODEL.value, _TOP_K.value, _OUTPUT.value, _TIMELINE_DIR.value,
                          classifier=classifier)
   done, total = len(run.predictions), len(found.paths)

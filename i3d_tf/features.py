@@ -307,16 +307,12 @@ def load_extractor(checkpoints: Dict[str, Optional[str]], num_classes: Optional[
 
 def prepare_flow(video_paths: Sequence[str], root: str, output_dir: str, options: ExtractionOptions,
                  overwrite: bool = False) -> Optional[Tuple[int, int]]:
-  """Starts getting the flow backend ready for the first video of `video_paths` without outputs, in the
-  background, so that the TV-L1 compilation (10-20 s on 2 CPU cores; 2-4 s from XLA's cache) overlaps
+  """Starts getting the flow backend ready, in the background, for the first readable video of `video_paths`
+  without outputs (`data_pipelines.streaming.prepare_window_flow`), so that the TV-L1 compilation overlaps
   loading the networks: call it before `load_extractor` (issue 15).
 
-  The size is that of the window the video's flow is computed on (`data_pipelines.streaming.flow_window` of
-  the frame size its container states, resized as `options` say); the backend traces now and compiles in a
-  thread (`data_pipelines.flow.prepare_flow_backend`).  Nothing is decoded; files that cannot be opened are
-  passed over (`extract_features` reports them); nothing is prepared for a backend without compilation
-  (OpenCV) or, without `overwrite`, a folder where every video has outputs.  Preparing even when the guess is
-  wrong keeps the order in which the process traces the same from run to run, which XLA's cache needs.
+  Nothing is prepared for a backend without compilation (OpenCV) or, without `overwrite`, a folder where every
+  video has outputs.  A wrong guess costs one background compilation, never a result.
 
   Args:
     video_paths: the videos `extract_features` will be given (after `max_videos`).
@@ -328,20 +324,15 @@ def prepare_flow(video_paths: Sequence[str], root: str, output_dir: str, options
 
   Returns:
     The (height, width) being prepared, or None.
+
+  Raises:
+    ValueError: flow parameters the backend refuses.
   """
-  from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
-  from data_pipelines.streaming import flow_window  # pylint: disable=g-import-not-at-top
-  from data_pipelines.video import VideoDecodeError, frame_size, resized_shape  # pylint: disable=g-import-not-at-top
-  for path in video_paths:
-    if not overwrite and os.path.exists(output_paths(output_dir, video_id(path, root), ())['meta']):
-      continue
-    try:
-      height, width = resized_shape(*frame_size(path), options.resize_short_side)
-      shape = flow_window(height, width, options.crop_size, options.flow_margin).shape
-    except (VideoDecodeError, ValueError):
-      continue
-    return shape if flow_lib.prepare_flow_backend(options.flow_backend, *shape, **dict(options.flow_params)) else None
-  return None
+  from data_pipelines.streaming import prepare_window_flow  # pylint: disable=g-import-not-at-top
+  todo = (path for path in video_paths  # lazily: a large folder is checked only up to the first video with work
+          if overwrite or not os.path.exists(output_paths(output_dir, video_id(path, root), ())['meta']))
+  return prepare_window_flow(todo, options.flow_backend, options.flow_params, options.crop_size,
+                             options.resize_short_side, options.flow_margin)
 
 
 def output_paths(output_dir: str, vid: str, streams: Sequence[str]) -> Dict[str, str]:

@@ -68,6 +68,8 @@ def test_flow_params_parse_check_and_name_aliases():
   flow_lib.check_flow_params('tvl1', {'nscales': 3, 'warpings_number': 2, 'gamma': 0.3})
   flow_lib.check_flow_params('tvl1_tf', (('nscales', 3), ('gamma', 0.3)))
   flow_lib.check_flow_params('tvl1_tf_fast', {'inner_iterations': 20})
+  with pytest.raises(ValueError, match='use_initial_flow needs an initial flow'):  # it would fail every video
+    flow_lib.check_flow_params('tvl1_tf', {'use_initial_flow': True})
   with pytest.raises(ValueError, match='no_such'):
     flow_lib.check_flow_params('tvl1', {'no_such': 1})
   with pytest.raises(ValueError, match='Unknown TV-L1 parameters'):

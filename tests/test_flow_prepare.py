@@ -1,4 +1,5 @@
-"""TV-L1 prepared in the background (`prepare_tvl1`, `prepare_flow_backend`, `features.prepare_flow`; issue 15)."""
+"""TV-L1 prepared in the background (`prepare_tvl1`, `prepare_flow_backend`, `features.prepare_flow`,
+`classification.prepare_flow` and the classify binary; issue 15)."""
 
 import dataclasses
 import os
@@ -171,3 +172,47 @@ def test_an_early_end_does_not_wait_for_the_background_compilation(tmp_path, how
   assert proc.stdout == 'stdout survives\n'
   assert 'ready in' not in proc.stderr, proc.stderr[-3000:]  # it did not wait for the compilation
   print(f'{how}: {time.perf_counter() - start:.1f} s')
+
+
+@pytest.mark.slow
+def test_classify_prepares_the_flow_of_its_first_video_while_the_networks_load(tmp_path):
+  """classify.py with a flow stream and tvl1_tf: TV-L1 is traced before the networks are built and compiled
+  behind them; the predictions are those of the library's own classifier."""
+  import json
+  import i3d_tf
+  from data_pipelines.testing import write_video
+  from data_pipelines.flow import tf_tvl1
+  from i3d_tf import classification as C
+  video = write_video(str(tmp_path / 'v.avi'), 10)  # 48x64: 256x341 at the test resize
+  checkpoints = {}
+  for stream in ('rgb', 'flow'):
+    checkpoints[stream] = str(tmp_path / f'{stream}.weights.h5')
+    i3d_tf.build_model(f'i3d_{stream}', 4).save_weights(checkpoints[stream])
+  small = ','.join(f'{k}={v}' for k, v in SMALL.items())
+  env = dict(os.environ, PYTHONPATH=ROOT, I3D_TF_HOME=str(tmp_path / 'home'))
+  env.pop('TF_XLA_FLAGS', None)
+  out = tmp_path / 'predictions.json'
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'classify.py'), f'--videos={video}',
+                         '--model=two_stream_i3d', f'--rgb_checkpoint={checkpoints["rgb"]}',
+                         f'--flow_checkpoint={checkpoints["flow"]}', '--flow_backend=tvl1_tf',
+                         f'--flow_params={small}', '--flow_margin=-1', '--max_frames=9', '--precision=float32',
+                         f'--output={out}'], capture_output=True, text=True, env=env, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = [l for l in proc.stderr.splitlines() if l.startswith('tvl1_tf:')]
+  assert len(lines) == 2, proc.stderr[-3000:]
+  # 9 frames: one call of 8 pairs on a GPU (its default batch), 8 calls of 1 on a CPU; the prepared batch.
+  assert lines[0].startswith(f'tvl1_tf: tracing TV-L1 for {tf_tvl1.default_batch_size()} pair(s) of 256x341, then '
+                             'compiling it')
+  assert lines[1].startswith('tvl1_tf: 256x341 ready in ') and lines[1].endswith(' s (prepared in the background)')
+  row = json.loads(out.read_text())['videos'][0]
+  clf = C.build_classifier('two_stream_i3d', rgb_checkpoint=checkpoints['rgb'], flow_checkpoint=checkpoints['flow'],
+                           flow_backend='tvl1_tf', flow_params=tuple(SMALL.items()), flow_margin=-1, max_frames=9)
+  expected = clf.classify(video)
+  assert row['num_frames'] == 9 and row['top_k'][0]['index'] == int(np.argmax(expected.probabilities))
+  np.testing.assert_allclose([c['probability'] for c in row['top_k']],
+                             np.sort(expected.probabilities)[::-1][:len(row['top_k'])], atol=1e-5)
+  # Nothing to prepare: a model without a flow stream, OpenCV's backend; an unknown model is refused.
+  assert C.prepare_flow('i3d_rgb', [video], 'tvl1_tf') is None
+  assert C.prepare_flow('two_stream_i3d', [video], 'tvl1') is None
+  with pytest.raises(ValueError, match='classification supports'):
+    C.prepare_flow('i3d_unknown', [video], 'tvl1_tf')

@@ -235,7 +235,9 @@ def check_flow_params(backend: str, params) -> None:
       raise ValueError(f'a flow parameter of the wrong type ({e}). Received: {params}') from None
   elif backend in ('tvl1_tf', 'tvl1_tf_fast'):
     from data_pipelines.flow.tf_tvl1 import FAST_BUDGET, make_params  # pylint: disable=g-import-not-at-top
-    make_params(**({**FAST_BUDGET, **params} if backend == 'tvl1_tf_fast' else params))
+    if make_params(**({**FAST_BUDGET, **params} if backend == 'tvl1_tf_fast' else params)).use_initial_flow:
+      raise ValueError('use_initial_flow needs an initial flow, which a video backend has none of (every pair '
+                       'starts from zero, as OpenCV\'s default): leave it off')
   else:
     get_flow_backend(backend)  # unknown names raise; custom backends check their own parameters.
 
