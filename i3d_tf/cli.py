@@ -424,7 +424,8 @@ def _plain_flag_error(message: str) -> str:
 
 
 def _end_now(status: int) -> int:
-  """`status`; but a process that stops on an error or Ctrl-C while TV-L1 still compiles in the background
+  """`status`; but a process that ends (an error, Ctrl-C, or its main returning, e.g. after a loop that caught
+  Ctrl-C itself or found no video of the prepared size) while TV-L1 still compiles in the background
   (`data_pipelines.flow.prepare_tvl1`) ends at once with it (`os._exit`, after flushing), instead of waiting
   up to 20 s for a compilation nobody will use (Python would join its thread)."""
   tvl1 = sys.modules.get('data_pipelines.flow.tf_tvl1')
@@ -452,7 +453,7 @@ def run(main: Callable) -> None:
   def checked_main(argv):
     try:
       check_domains(flags.FLAGS)
-      return main(argv)
+      status = main(argv)
     except KeyboardInterrupt:
       print(f'\n{prog}: interrupted', file=sys.stderr)
       return _end_now(130)
@@ -465,6 +466,7 @@ def run(main: Callable) -> None:
       hint = '' if isinstance(e, UsageError) else ' (--verbosity=1 shows the traceback)'
       print(f'{prog}: {_one_line(e)}{hint}', file=sys.stderr)
       return _end_now(2)
+    return _end_now(0 if status is None else status)
 
   def parse(argv):  # a bad flag value: one line and status 2 like every usage error (absl: 'FATAL ...', 1)
     try:

@@ -154,6 +154,9 @@ def main(argv):
   print('stdout survives')
   if argv[1] == 'error':
     raise cli.UsageError('a bad flag, found while TV-L1 compiles')
+  if argv[1] == 'return':  # a loop that caught Ctrl-C itself (classify, extract_features) and returns
+    print('main: interrupted after 0 of 3 video(s)', file=sys.stderr)
+    return 130
   raise KeyboardInterrupt
 
 cli.run(main)
@@ -161,7 +164,8 @@ cli.run(main)
 
 
 @pytest.mark.parametrize('how, status, line', [('error', 2, 'a bad flag, found while TV-L1 compiles'),
-                                               ('interrupt', 130, 'interrupted')])
+                                               ('interrupt', 130, 'interrupted'),
+                                               ('return', 130, 'interrupted after 0 of 3 video(s)')])
 def test_an_early_end_does_not_wait_for_the_background_compilation(tmp_path, how, status, line):
   env = dict(os.environ, PYTHONPATH=ROOT, I3D_TF_HOME=str(tmp_path))  # an empty XLA cache: it compiles
   env.pop('TF_XLA_FLAGS', None)
