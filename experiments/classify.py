@@ -122,11 +122,13 @@ def _classify():
               flow_margin=_FLOW_MARGIN.value,
               max_frames=_MAX_FRAMES.value, precision=_PRECISION.value, **source)
   start = time.time()
-  if _WEIGHTS_FILE.value:  # a wrong file: refused before any compilation
-    try:
+  try:  # a wrong weights file or checkpoint: refused before any compilation
+    if _WEIGHTS_FILE.value:
       pretrained.weights_path(_WEIGHTS.value, _WEIGHTS_FILE.value)
-    except Exception as e:  # pylint: disable=broad-except
-      raise _cannot_load(e)
+    C.weight_sources(_MODEL.value, _WEIGHTS.value, source['checkpoint'], source['rgb_checkpoint'],
+                     source['flow_checkpoint'])
+  except Exception as e:  # pylint: disable=broad-except
+    raise _cannot_load(e)
   try:  # TV-L1 (tvl1_tf) compiles in the background while the networks load
     C.prepare_flow(_MODEL.value, found.paths, _FLOW_BACKEND.value, flow_params, _FLOW_MARGIN.value)
   except ValueError as e:

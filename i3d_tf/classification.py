@@ -459,6 +459,49 @@ def prepare_flow(model_name: str, video_paths: Sequence[str], flow_backend: str 
                              flow_margin)
 
 
+def weight_sources(model_name: str, weights: Optional[str] = 'kinetics400', checkpoint: Optional[str] = None,
+                   rgb_checkpoint: Optional[str] = None, flow_checkpoint: Optional[str] = None) -> Dict[str, str]:
+  """Where each stream's weights come from, checked without building anything (`build_classifier` calls it; a
+  binary calls it first, so that a wrong checkpoint is refused before any other work).
+
+  Args:
+    model_name: a key of `model_streams()`.
+    weights, checkpoint, rgb_checkpoint, flow_checkpoint: as `build_classifier`.
+
+  Returns:
+    {stream: 'kinetics400' or the checkpoint argument} for each stream of the model.
+
+  Raises:
+    ValueError: an unknown model, checkpoint arguments that do not fit it, a stream without weights.
+    FileNotFoundError: a checkpoint argument with nothing loadable behind it (`resolve_checkpoint`).
+  """
+  from i3d_tf.checkpoints.loading import resolve_checkpoint  # pylint: disable=g-import-not-at-top
+  supported = model_streams()
+  if model_name not in supported:
+    raise ValueError(f'classification supports {sorted(supported)}. Received: model={model_name}')
+  streams = supported[model_name]
+  two_streams = len(streams) > 1  # two_stream_i3d: each stream trained on its own, from its own checkpoint
+  if two_streams:
+    sources = {'rgb': rgb_checkpoint, 'flow': flow_checkpoint}
+    if checkpoint:
+      raise ValueError(f'{model_name} takes --rgb_checkpoint and --flow_checkpoint (each stream was trained '
+                       'on its own), not --checkpoint')
+  else:
+    if rgb_checkpoint or flow_checkpoint:
+      raise ValueError(f'{model_name} takes --checkpoint (--rgb_checkpoint/--flow_checkpoint are for two_stream_i3d)')
+    # The trained weights (weights='kinetics400') are an RGB I3D: the fully convolutional RGB model.
+    sources = {streams[0]: checkpoint or (weights if streams == ('rgb',) and not _view_model(model_name) else None)}
+  missing = [s for s, c in sources.items() if not c]
+  if missing:
+    raise ValueError(f'No weights for the {"/".join(missing)} stream of {model_name}: pass '
+                     + (' and '.join(f'--{m}_checkpoint' for m in missing) if two_streams else '--checkpoint')
+                     + " (trained Kinetics-400 weights exist for the RGB I3D only: weights='kinetics400')")
+  for source in sources.values():
+    if source != 'kinetics400':
+      resolve_checkpoint(source)
+  return sources
+
+
 def build_classifier(model_name: str = 'i3d_rgb', weights: Optional[str] = 'kinetics400',
                      checkpoint: Optional[str] = None, rgb_checkpoint: Optional[str] = None,
                      flow_checkpoint: Optional[str] = None, num_classes: Optional[int] = None,
@@ -481,27 +524,8 @@ def build_classifier(model_name: str = 'i3d_rgb', weights: Optional[str] = 'kine
     ValueError, FileNotFoundError: inconsistent arguments, missing checkpoints.
     i3d_tf.checkpoints.pretrained.WeightsUnavailableError: 'kinetics400' neither cached nor fetchable.
   """
-  supported = model_streams()
-  if model_name not in supported:
-    raise ValueError(f'classification supports {sorted(supported)}. Received: model={model_name}')
-  streams = supported[model_name]
+  sources = weight_sources(model_name, weights, checkpoint, rgb_checkpoint, flow_checkpoint)
   view_model = _view_model(model_name)
-  two_streams = len(streams) > 1  # two_stream_i3d: each stream trained on its own, from its own checkpoint
-  if two_streams:
-    sources = {'rgb': rgb_checkpoint, 'flow': flow_checkpoint}
-    if checkpoint:
-      raise ValueError(f'{model_name} takes --rgb_checkpoint and --flow_checkpoint (each stream was trained '
-                       'on its own), not --checkpoint')
-  else:
-    if rgb_checkpoint or flow_checkpoint:
-      raise ValueError(f'{model_name} takes --checkpoint (--rgb_checkpoint/--flow_checkpoint are for two_stream_i3d)')
-    # The trained weights (weights='kinetics400') are an RGB I3D: the fully convolutional RGB model.
-    sources = {streams[0]: checkpoint or (weights if streams == ('rgb',) and not view_model else None)}
-  missing = [s for s, c in sources.items() if not c]
-  if missing:
-    raise ValueError(f'No weights for the {"/".join(missing)} stream of {model_name}: pass '
-                     + (' and '.join(f'--{m}_checkpoint' for m in missing) if two_streams else '--checkpoint')
-                     + " (trained Kinetics-400 weights exist for the RGB I3D only: weights='kinetics400')")
   models = {}
   with precision_lib.precision_scope(precision):
     for stream, source in sources.items():

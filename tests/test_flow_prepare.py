@@ -215,6 +215,18 @@ def test_classify_prepares_the_flow_of_its_first_video_while_the_networks_load(t
   assert row['num_frames'] == 9 and row['top_k'][0]['index'] == int(np.argmax(expected.probabilities))
   np.testing.assert_allclose([c['probability'] for c in row['top_k']],
                              np.sort(expected.probabilities)[::-1][:len(row['top_k'])], atol=1e-5)
+  # A checkpoint that is not there is refused before anything is traced or built.
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'classify.py'), f'--videos={video}',
+                         '--model=two_stream_i3d', f'--rgb_checkpoint={checkpoints["rgb"]}',
+                         f'--flow_checkpoint={tmp_path / "missing.weights.h5"}', '--flow_backend=tvl1_tf'],
+                        capture_output=True, text=True, env=env, cwd=ROOT)
+  assert proc.returncode == 2 and 'tvl1_tf:' not in proc.stderr, proc.stderr[-3000:]
+  assert proc.stderr.strip().splitlines()[-1] == (
+      f'classify: cannot load the model: FileNotFoundError: No weights file at {tmp_path / "missing.weights.h5"}')
+  with pytest.raises(FileNotFoundError, match='No weights file at'):
+    C.weight_sources('i3d_flow', checkpoint=str(tmp_path / 'missing.weights.h5'))
+  assert C.weight_sources('two_stream_i3d', None, None, checkpoints['rgb'], checkpoints['flow']) == checkpoints
+  assert C.weight_sources('i3d_rgb') == {'rgb': 'kinetics400'}
   # Nothing to prepare: a model without a flow stream, OpenCV's backend; an unknown model is refused.
   assert C.prepare_flow('i3d_rgb', [video], 'tvl1_tf') is None
   assert C.prepare_flow('two_stream_i3d', [video], 'tvl1') is None
