@@ -66,6 +66,15 @@ def model_streams() -> Dict[str, Tuple[str, ...]]:
   return out
 
 
+def _streams(model_name: str) -> Tuple[str, ...]:
+  """`model_streams()[model_name]`; ValueError naming the supported models for any other name."""
+  supported = model_streams()
+  if model_name not in supported:
+    raise ValueError(f'classification supports {sorted(supported)} (two_stream and fused_3d: evaluate '
+                     f'TFRecords with experiments/evaluate.py). Received: model={model_name}')
+  return supported[model_name]
+
+
 def _view_model(model_name: str) -> bool:
   """True for a model scored on its Table 1 test clips (not fully convolutional)."""
   from i3d_tf import registry  # pylint: disable=g-import-not-at-top
@@ -227,12 +236,9 @@ class VideoClassifier:
                fps: float = constants.FPS, max_frames: Optional[int] = None):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from data_pipelines.input_specs import get_input_spec  # pylint: disable=g-import-not-at-top
-    supported = model_streams()
-    if model_name not in supported:
-      raise ValueError(f'classification supports {sorted(supported)} (two_stream and fused_3d: evaluate '
-                       f'TFRecords with experiments/evaluate.py). Received: model={model_name}')
-    if set(models) != set(supported[model_name]):
-      raise ValueError(f'{model_name} needs the streams {supported[model_name]}. Received: {sorted(models)}')
+    streams = _streams(model_name)
+    if set(models) != set(streams):
+      raise ValueError(f'{model_name} needs the streams {streams}. Received: {sorted(models)}')
     scoring.check_fusion(fusion)
     if chunk_frames is not None and chunk_frames < 8:
       raise ValueError(f'chunk_frames must be >= 8 (one output step) or None. Received: chunk_frames={chunk_frames}')
@@ -240,7 +246,7 @@ class VideoClassifier:
       raise ValueError(f'fps must be > 0. Received: fps={fps}')
     if max_frames is not None and max_frames < 1:
       raise ValueError(f'max_frames must be >= 1 or None (the whole video). Received: max_frames={max_frames}')
-    self.model_name, self.streams = model_name, supported[model_name]
+    self.model_name, self.streams = model_name, streams
     self.view_model = _view_model(model_name)
     self.models = models
     self.precision = precision_lib.model_precision(next(iter(models.values())))  # how they were built
@@ -449,10 +455,7 @@ def prepare_flow(model_name: str, video_paths: Sequence[str], flow_backend: str 
   """
   from data_pipelines.input_specs import get_input_spec  # pylint: disable=g-import-not-at-top
   from data_pipelines.streaming import prepare_window_flow  # pylint: disable=g-import-not-at-top
-  streams = model_streams()
-  if model_name not in streams:
-    raise ValueError(f'classification supports {sorted(streams)}. Received: model={model_name}')
-  if 'flow' not in streams[model_name]:
+  if 'flow' not in _streams(model_name):
     return None
   spec = get_input_spec(model_name)
   return prepare_window_flow(video_paths, flow_backend, flow_params, spec.crop_size, spec.resize_short_side,
@@ -476,10 +479,7 @@ def weight_sources(model_name: str, weights: Optional[str] = 'kinetics400', chec
     FileNotFoundError: a checkpoint argument with nothing loadable behind it (`resolve_checkpoint`).
   """
   from i3d_tf.checkpoints.loading import resolve_checkpoint  # pylint: disable=g-import-not-at-top
-  supported = model_streams()
-  if model_name not in supported:
-    raise ValueError(f'classification supports {sorted(supported)}. Received: model={model_name}')
-  streams = supported[model_name]
+  streams = _streams(model_name)
   two_streams = len(streams) > 1  # two_stream_i3d: each stream trained on its own, from its own checkpoint
   if two_streams:
     sources = {'rgb': rgb_checkpoint, 'flow': flow_checkpoint}

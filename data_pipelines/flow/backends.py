@@ -149,8 +149,16 @@ def tvl1_tf_fast(gray_frames: np.ndarray, batch_size: Optional[int] = None, **pa
   Raises:
     ValueError: `gray_frames` is not uint8 [N, H, W].
   """
+  return tvl1_tf(gray_frames, batch_size, **_tf_params('tvl1_tf_fast', params))
+
+
+def _tf_params(backend: str, params) -> Dict:
+  """The TV-L1 parameters TensorFlow backend `backend` solves with: `params`, over `FAST_BUDGET` for
+  'tvl1_tf_fast'."""
+  if backend != 'tvl1_tf_fast':
+    return dict(params)
   from data_pipelines.flow.tf_tvl1 import FAST_BUDGET  # pylint: disable=g-import-not-at-top
-  return tvl1_tf(gray_frames, batch_size, **{**FAST_BUDGET, **params})
+  return {**FAST_BUDGET, **dict(params)}
 
 
 def _check_gray(gray_frames):
@@ -234,8 +242,8 @@ def check_flow_params(backend: str, params) -> None:
     except TypeError as e:
       raise ValueError(f'a flow parameter of the wrong type ({e}). Received: {params}') from None
   elif backend in ('tvl1_tf', 'tvl1_tf_fast'):
-    from data_pipelines.flow.tf_tvl1 import FAST_BUDGET, make_params  # pylint: disable=g-import-not-at-top
-    if make_params(**({**FAST_BUDGET, **params} if backend == 'tvl1_tf_fast' else params)).use_initial_flow:
+    from data_pipelines.flow.tf_tvl1 import make_params  # pylint: disable=g-import-not-at-top
+    if make_params(**_tf_params(backend, params)).use_initial_flow:
       raise ValueError('use_initial_flow needs an initial flow, which a video backend has none of (every pair '
                        'starts from zero, as OpenCV\'s default): leave it off')
   else:
@@ -277,8 +285,8 @@ def prepare_flow_backend(name: str, height: int, width: int, **params) -> bool:
   """
   if name not in ('tvl1_tf', 'tvl1_tf_fast'):
     return False
-  from data_pipelines.flow.tf_tvl1 import FAST_BUDGET, prepare_tvl1  # pylint: disable=g-import-not-at-top
-  prepare_tvl1(height, width, **({**FAST_BUDGET, **params} if name == 'tvl1_tf_fast' else params))
+  from data_pipelines.flow.tf_tvl1 import prepare_tvl1  # pylint: disable=g-import-not-at-top
+  prepare_tvl1(height, width, **_tf_params(name, params))
   return True
 
 

@@ -743,9 +743,9 @@ def prepare_tvl1(height: int, width: int, batch_size: Optional[int] = None, jit_
   the order in which a process traces decides whether XLA's cache finds its programs (docs/flow.md); nothing
   else may trace at the same time.  The first `tvl1` / `tvl1_video` call of that shape waits for the
   preparation; if it failed (said on stderr at once), that call prepares again and raises the error.  Like a
-  first call it announces itself and its end on stderr.  A process that ends normally meanwhile waits for the
-  compilation (up to its 10-20 s on 2 CPU cores, 2-4 s from the cache); one that stops on an error or Ctrl-C
-  can end at once (`abandon_preparations`, as `i3d_tf.cli.run` does).
+  first call it announces itself and its end on stderr.  A process that ends meanwhile waits for the compilation
+  (up to its 10-20 s on 2 CPU cores, 2-4 s from the cache) unless it abandons it (`abandon_preparations`, as
+  `i3d_tf.cli.run` does however a binary ends).
 
   Args:
     height, width: the frame size in pixels (at least 3 each), as `tvl1_video` will see it.
@@ -798,7 +798,7 @@ def prepare_tvl1(height: int, width: int, batch_size: Optional[int] = None, jit_
 
 
 def abandon_preparations() -> bool:
-  """For a process that is about to end early (an error, Ctrl-C): whether a background preparation
+  """For a process that is about to end (an error, Ctrl-C, its work done): whether a background preparation
   (`prepare_tvl1`) is still running; if so, file descriptor 2 is given back first, with every line written
   so far forwarded, so the caller can end the process at once (`os._exit`) instead of waiting up to 20 s for
   the compilation (`i3d_tf.cli.run` does).  After True the process must end: the filter is torn down under
