@@ -94,9 +94,12 @@ def _check_flags(argv):
 
 
 def _cannot_load(e: Exception) -> cli.UsageError:
-  """No weights, a wrong checkpoint or weights file: one line, status 2."""
+  """No weights, a wrong checkpoint or weights file: one line, status 2.  Our loaders' messages name the file and
+  the fix, so their type is left out; anything else keeps it."""
+  from i3d_tf.checkpoints.pretrained import WeightsUnavailableError  # pylint: disable=g-import-not-at-top
   message = str(e).strip().splitlines()[0] if str(e).strip() else ''
-  return cli.UsageError(f'cannot load the model: {type(e).__name__}: {message}')
+  ours = isinstance(e, (FileNotFoundError, ValueError, WeightsUnavailableError)) and message
+  return cli.UsageError(f'cannot load the model: {"" if ours else type(e).__name__ + ": "}{message}')
 
 
 def _classify():
@@ -141,8 +144,11 @@ def _classify():
                          classifier=classifier)
   done, total = len(run.predictions), len(found.paths)
   if run.interrupted:
-    print(f'\nclassify: interrupted after {done} of {total} video(s)'
-          + (f'; their predictions are in {_OUTPUT.value}' if _OUTPUT.value else ''), file=sys.stderr)
+    written = ''
+    if _OUTPUT.value:
+      written = (f'; {_OUTPUT.value} holds {done} prediction(s) and {len(run.failed)} failure(s)'
+                 if done or run.failed else f'; {_OUTPUT.value} lists no video yet')
+    print(f'\nclassify: interrupted after {done} of {total} video(s){written}', file=sys.stderr)
     return 130
   own_weights = bool(source['checkpoint'] or source['rgb_checkpoint'])
   print(f'classify: {done} of {total} video(s) classified, {len(run.failed)} failed'

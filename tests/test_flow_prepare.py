@@ -222,7 +222,8 @@ def test_classify_prepares_the_flow_of_its_first_video_while_the_networks_load(t
                         capture_output=True, text=True, env=env, cwd=ROOT)
   assert proc.returncode == 2 and 'tvl1_tf:' not in proc.stderr, proc.stderr[-3000:]
   assert proc.stderr.strip().splitlines()[-1] == (
-      f'classify: cannot load the model: FileNotFoundError: No weights file at {tmp_path / "missing.weights.h5"}')
+      f'classify: cannot load the model: No weights file at {tmp_path / "missing.weights.h5"}: check the path (a '
+      '.weights.h5 or .keras file, a training model_dir or a checkpoint prefix)')
   with pytest.raises(FileNotFoundError, match='No weights file at'):
     C.weight_sources('i3d_flow', checkpoint=str(tmp_path / 'missing.weights.h5'))
   assert C.weight_sources('two_stream_i3d', None, None, checkpoints['rgb'], checkpoints['flow']) == checkpoints

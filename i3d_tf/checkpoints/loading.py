@@ -304,7 +304,8 @@ def resolve_checkpoint(path: str) -> str:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if path.endswith(('.weights.h5', '.keras')):
     if not os.path.isfile(path):
-      raise FileNotFoundError(f'No weights file at {path}')
+      raise FileNotFoundError(f'No weights file at {path}: check the path (a .weights.h5 or .keras file, a '
+                              'training model_dir or a checkpoint prefix)')
     check_not_lfs_pointer(path)
     return path
   if os.path.isdir(path):
