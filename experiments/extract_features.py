@@ -119,7 +119,7 @@ def main(argv):
   total = len(paths)
   recomputed = f' ({summary["recomputed"]} recomputed with --overwrite)' if summary['recomputed'] else ''
   print(f'features: {summary["done"]} extracted{recomputed}, {summary["skipped"]} already done, '
-        f'{len(summary["failed"])} failed of {total} video(s); {summary["windows"]} windows '
+        f'{len(summary["failed"])} failed of {total} video(s); {summary["windows"]} window(s) '
         f'({"+".join(streams)}, stack {options.stack_size}, step {options.step_size}, {extractor.precision}) in '
         f'{summary["seconds"]:.0f} s -> {_OUTPUT_DIR.value}')
   return 1 if summary['failed'] else 0
