@@ -151,11 +151,12 @@ def _classify():
     print(f'\nclassify: interrupted after {done} of {total} video(s){written}', file=sys.stderr)
     return 130
   own_weights = bool(source['checkpoint'] or source['rgb_checkpoint'])
+  status = cli.finished(1 if run.failed else 0)
   print(f'classify: {done} of {total} video(s) classified, {len(run.failed)} failed'
         f'{f", {len(found.skipped)} non-video file(s) skipped" if found.skipped else ""}; {run.num_frames} frames '
         f'in {time.time() - start:.1f} s ({_MODEL.value}, {"your checkpoint" if own_weights else "kinetics400 weights"}, '
         f'{classifier.precision}{", flip" if _FLIP.value else ""})' + (f' -> {_OUTPUT.value}' if _OUTPUT.value else ''))
-  return 1 if run.failed else 0
+  return status
 
 
 def console_main():

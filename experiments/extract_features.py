@@ -117,12 +117,13 @@ def main(argv):
   summary = features.extract_features(paths, root, _OUTPUT_DIR.value, extractor, options, weights=weights,
                                       overwrite=_OVERWRITE.value)
   total = len(paths)
+  status = cli.finished(1 if summary['failed'] else 0)
   recomputed = f' ({summary["recomputed"]} recomputed with --overwrite)' if summary['recomputed'] else ''
   print(f'features: {summary["done"]} extracted{recomputed}, {summary["skipped"]} already done, '
         f'{len(summary["failed"])} failed of {total} video(s); {summary["windows"]} window(s) '
         f'({"+".join(streams)}, stack {options.stack_size}, step {options.step_size}, {extractor.precision}) in '
         f'{summary["seconds"]:.0f} s -> {_OUTPUT_DIR.value}')
-  return 1 if summary['failed'] else 0
+  return status
 
 
 def console_main():

@@ -42,7 +42,9 @@ def quiet_start(argv=None) -> None:
   """Loads TensorFlow with its start-up lines discarded, unless the user asked for --verbosity.
 
   Also sets the binaries' TensorFlow defaults, before it loads: oneDNN on, and XLA's persistent compilation
-  cache (`home.enable_xla_cache`), each unless the environment already says otherwise.
+  cache (`home.enable_xla_cache`), each unless the environment already says otherwise.  Until `run` starts the
+  binary's main, Ctrl-C ends the process at once with one line, '<binary>: interrupted', and status 130 (not a
+  traceback through whatever was being imported).
 
   The lines come from C++ (absl) while TensorFlow loads and finds its devices, whatever
   TF_CPP_MIN_LOG_LEVEL says once another library has started absl logging (OpenCV does), so stderr is
@@ -53,6 +55,7 @@ def quiet_start(argv=None) -> None:
     argv: the command line to look for --verbosity / -v in (default sys.argv).
   """
   argv = sys.argv if argv is None else argv
+  _exit_on_interrupt(130, 'interrupted')  # Ctrl-C while the modules load: one line, not their traceback
   os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')  # about 2x faster Conv3D on CPU (README)
   from i3d_tf import home  # pylint: disable=g-import-not-at-top
   home.enable_xla_cache()  # TV-L1's XLA programs compiled once per frame size, kept across processes and runs
@@ -64,12 +67,14 @@ def quiet_start(argv=None) -> None:
   saved = os.dup(2)
   devnull = os.open(os.devnull, os.O_WRONLY)
   os.dup2(devnull, 2)
+  _STDERR[:] = [saved]  # a Ctrl-C meanwhile still says so (`_exit_on_interrupt`)
   try:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.list_physical_devices()
   finally:
     sys.stderr.flush()
     os.dup2(saved, 2)
+    _STDERR[:] = []
     os.close(saved)
     os.close(devnull)
 
@@ -423,11 +428,58 @@ def _plain_flag_error(message: str) -> str:
   return re.sub(r"could not convert string to float: ('.*')", r'\1 is not a number', message)
 
 
+_OURS = []  # the SIGINT handler `_exit_on_interrupt` installed last
+_STDERR = []  # the terminal's stderr while `quiet_start` points file descriptor 2 at /dev/null
+
+
+def _exit_on_interrupt(status: int, line: str = '') -> None:
+  """From now on Ctrl-C (SIGINT) ends the process at once with `status` (`os._exit`, after flushing and after
+  `line` on stderr) instead of raising KeyboardInterrupt.  For the stretches where no handler of ours could catch
+  one: the imports before `run` starts `main` (a traceback through TensorFlow's import otherwise), and the end
+  after `main` has its status (the interpreter's teardown, about 0.7 s with TensorFlow, would otherwise turn a
+  finished run into status 130).  Only from the main thread, and never over a handler someone else set."""
+  import signal  # pylint: disable=g-import-not-at-top
+  import threading  # pylint: disable=g-import-not-at-top
+  if threading.current_thread() is not threading.main_thread():
+    return
+  if signal.getsignal(signal.SIGINT) not in [signal.default_int_handler] + _OURS:
+    return
+  prog = os.path.splitext(os.path.basename(sys.argv[0] or 'python'))[0]
+
+  def handler(signum, frame):  # pylint: disable=unused-argument
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if line:
+      os.write(_STDERR[0] if _STDERR else 2, f'\n{prog}: {line}\n'.encode())
+    os._exit(status)  # pylint: disable=protected-access
+
+  _OURS[:] = [handler]
+  signal.signal(signal.SIGINT, handler)
+
+
+def finished(status: int) -> int:
+  """A binary's work is done and its summary about to be printed: from now on Ctrl-C ends the process at once
+  with `status` (0, or 1 when some inputs failed) rather than 130.  `run` does the same when main returns, but
+  freeing main's networks on its way out takes a moment in which an interrupt would still turn a finished run
+  into 'interrupted' (a newcomer trial hit it: the summary printed, then status 130).
+
+  Args:
+    status: the exit status main is about to return.
+
+  Returns:
+    `status`, for `return cli.finished(...)`.
+  """
+  _exit_on_interrupt(status)
+  return status
+
+
 def _end_now(status: int) -> int:
   """`status`; but a process that ends (an error, Ctrl-C, or its main returning, e.g. after a loop that caught
   Ctrl-C itself or found no video of the prepared size) while TV-L1 still compiles in the background
   (`data_pipelines.flow.prepare_tvl1`) ends at once with it (`os._exit`, after flushing), instead of waiting
-  up to 20 s for a compilation nobody will use (Python would join its thread)."""
+  up to 20 s for a compilation nobody will use (Python would join its thread).  From here on a Ctrl-C ends the
+  process at once with this status (`_exit_on_interrupt`)."""
+  _exit_on_interrupt(status)
   tvl1 = sys.modules.get('data_pipelines.flow.tf_tvl1')
   if tvl1 is not None and tvl1.abandon_preparations():
     sys.stdout.flush()
@@ -451,6 +503,9 @@ def run(main: Callable) -> None:
     sys.modules['__main__'].__doc__ = module.__doc__  # a console script: --help shows the binary's usage
 
   def checked_main(argv):
+    import signal  # pylint: disable=g-import-not-at-top
+    if signal.getsignal(signal.SIGINT) in _OURS:
+      signal.signal(signal.SIGINT, signal.default_int_handler)  # main's loops catch KeyboardInterrupt again
     try:
       check_domains(flags.FLAGS)
       status = main(argv)
@@ -473,6 +528,7 @@ def run(main: Callable) -> None:
       return flags.FLAGS(argv)
     except flags.Error as e:
       print(f'{prog}: {_plain_flag_error(str(e))} (--helpfull lists the flags)', file=sys.stderr)
+      _exit_on_interrupt(2)
       sys.exit(2)
 
   app.run(checked_main, flags_parser=parse)

@@ -135,3 +135,49 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path):
   assert proc.returncode == 2 and 'cannot write into' in proc.stderr.strip().splitlines()[-1], proc.stderr[-1500:]
   assert 'classified' not in proc.stdout
 
+
+
+# Ctrl-C where no handler of the binary's can catch it: while its modules load (before cli.run), and in the
+# interpreter's teardown after main has its status; and inside main, where its own loop catches it.
+INTERRUPTED = r'''
+import atexit, sys, time
+from i3d_tf import cli
+cli.quiet_start(["x", "--verbosity=1"])  # the handler as in every binary, without TensorFlow's import time
+if sys.argv[1] == 'loading':
+  print('loading', flush=True)
+  time.sleep(60)  # a slow import
+
+def main(argv):
+  if argv[1] == 'teardown':
+    atexit.register(time.sleep, 60)  # a slow teardown
+    print('done', flush=True)
+    return 1
+  print('working', flush=True)
+  try:
+    time.sleep(60)
+  except KeyboardInterrupt:
+    print('main caught it', flush=True)
+    return 3
+
+cli.run(main)
+'''
+
+
+@pytest.mark.parametrize('when, status, stdout, last_line', [('loading', 130, 'loading\n', '-c: interrupted'),
+                                                              ('teardown', 1, 'done\n', None),
+                                                              ('working', 3, 'working\nmain caught it\n', None)])
+def test_ctrl_c_while_loading_or_ending_is_one_line_and_keeps_a_finished_status(when, status, stdout, last_line):
+  import signal
+  import time
+  proc = subprocess.Popen([sys.executable, '-c', INTERRUPTED, when], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT)
+  first = proc.stdout.readline()  # the process is where the case says
+  time.sleep(0.3)
+  start = time.perf_counter()
+  proc.send_signal(signal.SIGINT)
+  out, err = proc.communicate(timeout=30)
+  assert time.perf_counter() - start < 10  # at once, not after the 60 s sleep
+  assert (proc.returncode, first + out) == (status, stdout), err[-2000:]
+  assert 'Traceback' not in err, err[-2000:]
+  lines = [l for l in err.splitlines() if l.strip()]
+  assert (lines[-1] if lines else None) == last_line, err[-2000:]
