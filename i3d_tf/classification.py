@@ -766,7 +766,7 @@ def result_rows(predictions: Sequence[VideoPrediction], failed: Dict[str, str], 
 
   Returns:
     [{'video', 'num_frames', 'duration_seconds', 'seconds', 'top_k': [{'index', 'label', 'probability'}],
-    'error'}], the shape `write_results` writes.
+    'error'}], the shape `write_results` writes; a failed video's frames, duration and seconds are None.
   """
   rows = []
   for p in predictions:
@@ -775,8 +775,8 @@ def result_rows(predictions: Sequence[VideoPrediction], failed: Dict[str, str], 
                  'seconds': round(p.seconds, 3), 'top_k': [{'index': i, 'label': l, 'probability': round(pr, 6)}
                                                            for i, l, pr in top], 'error': ''})
   for path, error in failed.items():
-    rows.append({'video': path, 'num_frames': 0, 'duration_seconds': 0.0, 'seconds': 0.0, 'top_k': [],
-                 'error': error})
+    rows.append({'video': path, 'num_frames': None, 'duration_seconds': None, 'seconds': None, 'top_k': [],
+                 'error': error})  # unknown, not 0: empty in the CSV, null in the JSON
   return sorted(rows, key=lambda r: r['video'])
 
 

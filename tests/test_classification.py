@@ -203,9 +203,12 @@ def test_result_files(tmp_path):
   assert [r['video'] for r in table] == ['bad.mp4', 'v.mp4']
   assert table[1]['top1_label'] == 'y' and table[1]['top1_probability'] == '0.700000' and table[1]['top2_index'] == '0'
   assert table[0]['error'].startswith('VideoDecodeError') and table[0]['top1_label'] == ''
+  assert [table[0][k] for k in ('num_frames', 'duration_seconds', 'seconds')] == ['', '', '']  # unknown, not 0
+  assert [table[1][k] for k in ('num_frames', 'duration_seconds', 'seconds')] == ['50', '2.0', '1.5']
   C.write_results(str(tmp_path / 'p.json'), rows, 2, extra={'model': 'i3d_rgb'})
   data = json.loads((tmp_path / 'p.json').read_text())
   assert data['model'] == 'i3d_rgb' and data['videos'][1]['top_k'][0] == {'index': 1, 'label': 'y', 'probability': 0.7}
+  assert data['videos'][0]['num_frames'] is None and data['videos'][0]['seconds'] is None
   with pytest.raises(ValueError, match='.csv or .json'):
     C.write_results(str(tmp_path / 'p.txt'), rows, 2)
 

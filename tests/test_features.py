@@ -107,6 +107,12 @@ def test_binary_refuses_without_checkpoint(tmp_path):
   base = [f'--videos={tmp_path}', f'--output_dir={tmp_path / "o"}']
   proc = _run(base + ['--streams=flow'])
   assert proc.returncode != 0 and '--flow_checkpoint' in proc.stderr and 'allow_random_weights' in proc.stderr
+  assert 'kinetics400' not in proc.stderr  # no trained flow weights install by themselves
+  proc = _run(base + ['--streams=rgb'])  # the trained RGB weights are named first
+  assert proc.returncode == 2 and proc.stderr.strip() == (
+      "extract_features: No checkpoint for stream(s) ['rgb']: pass --rgb_weights=kinetics400 (the trained "
+      'Kinetics-400 RGB I3D) or --rgb_checkpoint (or --allow_random_weights, for demos and tests only: random '
+      'features are noise).'), proc.stderr[-800:]
   proc = _run(base + ['--streams=flow', '--allow_random_weights', '--flow_backend=tvl1_tf', '--flow_params=gamma=-1'])
   assert proc.returncode == 2 and proc.stderr.strip() == ('extract_features: --flow_params: gamma must be >= 0 (0: no '
                                                     'illumination term). Received: gamma=-1'), proc.stderr[-800:]
