@@ -314,8 +314,12 @@ def _pool_results(jobs, workers):
 
 
 def _worker_init():
+  import signal  # pylint: disable=g-import-not-at-top
   import cv2  # pylint: disable=g-import-not-at-top
   cv2.setNumThreads(1)  # one process per core; OpenCV threads would oversubscribe.
+  # Python's own Ctrl-C again in the tasks: the binary's import-time handler (i3d_tf.cli.quiet_start, run again
+  # by the spawned worker) would end a task with os._exit, leaving the pool's semaphores to the resource tracker.
+  signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def write_shard(output_dir: str, subset: str, shard: int, num_shards: int, results) -> List[Dict]:

@@ -98,7 +98,7 @@ def _cannot_load(e: Exception) -> cli.UsageError:
   the fix, so their type is left out; anything else keeps it."""
   from i3d_tf.checkpoints.pretrained import WeightsUnavailableError  # pylint: disable=g-import-not-at-top
   message = str(e).strip().splitlines()[0] if str(e).strip() else ''
-  ours = isinstance(e, (FileNotFoundError, ValueError, WeightsUnavailableError)) and message
+  ours = (type(e) in (FileNotFoundError, ValueError) or isinstance(e, WeightsUnavailableError)) and message
   return cli.UsageError(f'cannot load the model: {"" if ours else type(e).__name__ + ": "}{message}')
 
 
@@ -144,6 +144,7 @@ def _classify():
                          classifier=classifier)
   done, total = len(run.predictions), len(found.paths)
   if run.interrupted:
+    cli.finished(130)  # a second Ctrl-C while the networks are freed: no second line
     written = ''
     if _OUTPUT.value:
       written = (f'; {_OUTPUT.value} holds {done} prediction(s) and {len(run.failed)} failure(s)'

@@ -70,9 +70,13 @@ def main(argv):
   checkpoints = {'rgb': _RGB_WEIGHTS.value or _RGB_CKPT.value, 'flow': _FLOW_CKPT.value}
   missing = [s for s in streams if not checkpoints[s]]
   if missing and not _ALLOW_RANDOM.value:
-    trained = '--rgb_weights=kinetics400 (the trained Kinetics-400 RGB I3D) or ' if missing[0] == 'rgb' else ''
-    raise app.UsageError(f'No checkpoint for stream(s) {missing}: pass {trained}--{missing[0]}_checkpoint '
-                         '(or --allow_random_weights, for demos and tests only: random features are noise).')
+    fixes = {('rgb',): 'pass --rgb_weights=kinetics400 (the trained Kinetics-400 RGB I3D) or --rgb_checkpoint',
+             ('flow',): 'pass --flow_checkpoint',
+             ('rgb', 'flow'): 'pass --rgb_checkpoint and --flow_checkpoint, or --streams=rgb '
+                              '--rgb_weights=kinetics400 for the trained Kinetics-400 RGB I3D alone'}
+    fix = fixes[tuple(s for s in ('rgb', 'flow') if s in missing)]
+    raise app.UsageError(f'No checkpoint for stream(s) {missing}: {fix} (or --allow_random_weights, for demos and '
+                         'tests only: random features are noise).')
   from data_pipelines import flow as flow_lib  # pylint: disable=g-import-not-at-top
   if 'flow' not in streams:
     cli.refuse_unused_flow_flags(f'--streams={",".join(streams)}', 'add the flow stream')

@@ -13,7 +13,9 @@
 * `run(main)`: `absl.app.run` whose user errors are one line on stderr, `<binary>: <message>`, with exit
   status 2 and no traceback: `UsageError`, a flag outside its domain (`DOMAINS`), a missing or existing
   file, a file that is not what it should be (ValueError from our checks, unreadable checkpoints).  A
-  traceback still comes with `--verbosity=1` (for a bug report).  Ctrl-C exits 130 with one line.
+  traceback still comes with `--verbosity=1` (for a bug report).  Ctrl-C exits 130 with one line, also while
+  the modules load (from `quiet_start` on); once main's work is done (`finished`, or main returning) it ends
+  the process at once with the run's own status.
 * `DOMAINS`: the valid values of the numeric flags the binaries share, checked by `run` before `main`
   (e.g. `--fps=0` is refused at once, not after a partial output file).
 """
@@ -44,7 +46,9 @@ def quiet_start(argv=None) -> None:
   Also sets the binaries' TensorFlow defaults, before it loads: oneDNN on, and XLA's persistent compilation
   cache (`home.enable_xla_cache`), each unless the environment already says otherwise.  Until `run` starts the
   binary's main, Ctrl-C ends the process at once with one line, '<binary>: interrupted', and status 130 (not a
-  traceback through whatever was being imported).
+  traceback through whatever was being imported); silently in a multiprocessing worker importing the binary
+  again (the parent reports), not at all in an interactive session.  A script that calls it keeps that handler
+  until `run` starts its main (a worker's initializer restores Python's own, `signal.default_int_handler`).
 
   The lines come from C++ (absl) while TensorFlow loads and finds its devices, whatever
   TF_CPP_MIN_LOG_LEVEL says once another library has started absl logging (OpenCV does), so stderr is
@@ -55,7 +59,10 @@ def quiet_start(argv=None) -> None:
     argv: the command line to look for --verbosity / -v in (default sys.argv).
   """
   argv = sys.argv if argv is None else argv
-  _exit_on_interrupt(130, 'interrupted')  # Ctrl-C while the modules load: one line, not their traceback
+  if _spawned_worker():  # it re-imports the binary: an interrupt meanwhile ends it silently, the parent reports
+    _exit_on_interrupt(130)
+  elif not (hasattr(sys, 'ps1') or sys.flags.interactive):  # (Ctrl-C must not end a REPL)
+    _exit_on_interrupt(130, 'interrupted')  # Ctrl-C while the modules load: one line, not their traceback
   os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')  # about 2x faster Conv3D on CPU (README)
   from i3d_tf import home  # pylint: disable=g-import-not-at-top
   home.enable_xla_cache()  # TV-L1's XLA programs compiled once per frame size, kept across processes and runs
@@ -66,8 +73,8 @@ def quiet_start(argv=None) -> None:
   sys.stderr.flush()
   saved = os.dup(2)
   devnull = os.open(os.devnull, os.O_WRONLY)
-  os.dup2(devnull, 2)
   _STDERR[:] = [saved]  # a Ctrl-C meanwhile still says so (`_exit_on_interrupt`)
+  os.dup2(devnull, 2)
   try:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.list_physical_devices()
@@ -447,21 +454,41 @@ def _exit_on_interrupt(status: int, line: str = '') -> None:
   prog = os.path.splitext(os.path.basename(sys.argv[0] or 'python'))[0]
 
   def handler(signum, frame):  # pylint: disable=unused-argument
-    sys.stdout.flush()
-    sys.stderr.flush()
-    if line:
-      os.write(_STDERR[0] if _STDERR else 2, f'\n{prog}: {line}\n'.encode())
-    os._exit(status)  # pylint: disable=protected-access
+    try:  # nothing here may keep the process from ending (a closed pipe, a print this signal interrupted)
+      for stream in (sys.stdout, sys.stderr):
+        try:
+          stream.flush()
+        except BaseException:  # pylint: disable=broad-except
+          pass
+      if line:
+        os.write(_STDERR[0] if _STDERR else 2, f'\n{prog}: {line}\n'.encode())
+    except BaseException:  # pylint: disable=broad-except
+      pass
+    finally:
+      os._exit(status)  # pylint: disable=protected-access
 
   _OURS[:] = [handler]
   signal.signal(signal.SIGINT, handler)
+
+
+def _spawned_worker() -> bool:
+  """A multiprocessing worker: a spawned one imports the binary again as a module `__mp_main__` that is not
+  `__main__` (elsewhere multiprocessing makes the two names one module; it sets `parent_process()` only after
+  that import)."""
+  import multiprocessing  # pylint: disable=g-import-not-at-top
+  return (sys.modules.get('__mp_main__') not in (None, sys.modules.get('__main__'))
+          or multiprocessing.parent_process() is not None)
+
+
+_RUNNING = []  # True while `run` runs a binary's main
 
 
 def finished(status: int) -> int:
   """A binary's work is done and its summary about to be printed: from now on Ctrl-C ends the process at once
   with `status` (0, or 1 when some inputs failed) rather than 130.  `run` does the same when main returns, but
   freeing main's networks on its way out takes a moment in which an interrupt would still turn a finished run
-  into 'interrupted' (a newcomer trial hit it: the summary printed, then status 130).
+  into 'interrupted' (a newcomer trial hit it: the summary printed, then status 130).  Nothing happens outside
+  `run` (a library user's own Ctrl-C handling stays as it is).
 
   Args:
     status: the exit status main is about to return.
@@ -469,7 +496,8 @@ def finished(status: int) -> int:
   Returns:
     `status`, for `return cli.finished(...)`.
   """
-  _exit_on_interrupt(status)
+  if _RUNNING:
+    _exit_on_interrupt(status)
   return status
 
 
@@ -490,7 +518,9 @@ def _end_now(status: int) -> int:
 
 def run(main: Callable) -> None:
   """`absl.app.run(main)` with one-line user errors (status 2; bad flag values too) and Ctrl-C (status 130), at
-  once even while TV-L1 compiles in the background (`_end_now`).
+  once even while TV-L1 compiles in the background (`_end_now`).  Inside main Ctrl-C raises KeyboardInterrupt
+  as usual (a loop may catch it); after main has its status (`finished`, or main returning) it ends the process
+  at once with that status.
 
   Args:
     main: the binary's main(argv) -> exit status.
@@ -506,6 +536,7 @@ def run(main: Callable) -> None:
     import signal  # pylint: disable=g-import-not-at-top
     if signal.getsignal(signal.SIGINT) in _OURS:
       signal.signal(signal.SIGINT, signal.default_int_handler)  # main's loops catch KeyboardInterrupt again
+    _RUNNING[:] = [True]
     try:
       check_domains(flags.FLAGS)
       status = main(argv)

@@ -137,23 +137,27 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path):
 
 
 
-# Ctrl-C where no handler of the binary's can catch it: while its modules load (before cli.run), and in the
-# interpreter's teardown after main has its status; and inside main, where its own loop catches it.
+# Ctrl-C where no handler of the binary's can catch it: while its modules load (before cli.run; here a
+# "tensorflow" that takes its time, loaded by the real quiet_start with file descriptor 2 at /dev/null), and
+# once main's work is done (cli.finished while main frees its networks, or the interpreter's teardown); and
+# inside main, where its own loop catches it.
 INTERRUPTED = r'''
 import atexit, sys, time
 from i3d_tf import cli
-cli.quiet_start(["x", "--verbosity=1"])  # the handler as in every binary, without TensorFlow's import time
-if sys.argv[1] == 'loading':
-  print('loading', flush=True)
-  time.sleep(60)  # a slow import
+cli.quiet_start(['x'] if sys.argv[1] == 'loading' else ['x', '--verbosity=1'])
 
 def main(argv):
   if argv[1] == 'teardown':
     atexit.register(time.sleep, 60)  # a slow teardown
     print('done', flush=True)
     return 1
-  print('working', flush=True)
+  if argv[1] == 'finished':
+    status = cli.finished(1)
+    print('done', flush=True)
+    time.sleep(60)  # freeing the networks
+    return status
   try:
+    print('working', flush=True)
     time.sleep(60)
   except KeyboardInterrupt:
     print('main caught it', flush=True)
@@ -165,12 +169,16 @@ cli.run(main)
 
 @pytest.mark.parametrize('when, status, stdout, last_line', [('loading', 130, 'loading\n', '-c: interrupted'),
                                                               ('teardown', 1, 'done\n', None),
+                                                              ('finished', 1, 'done\n', None),
                                                               ('working', 3, 'working\nmain caught it\n', None)])
-def test_ctrl_c_while_loading_or_ending_is_one_line_and_keeps_a_finished_status(when, status, stdout, last_line):
+def test_ctrl_c_while_loading_or_ending_is_one_line_and_keeps_a_finished_status(tmp_path, when, status, stdout,
+                                                                                last_line):
   import signal
   import time
+  (tmp_path / 'tensorflow').mkdir()
+  (tmp_path / 'tensorflow' / '__init__.py').write_text("import time\nprint('loading', flush=True)\ntime.sleep(60)\n")
   proc = subprocess.Popen([sys.executable, '-c', INTERRUPTED, when], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT)
+                          text=True, env=dict(os.environ, PYTHONPATH=f'{tmp_path}{os.pathsep}{ROOT}'), cwd=ROOT)
   first = proc.stdout.readline()  # the process is where the case says
   time.sleep(0.3)
   start = time.perf_counter()
@@ -181,3 +189,48 @@ def test_ctrl_c_while_loading_or_ending_is_one_line_and_keeps_a_finished_status(
   assert 'Traceback' not in err, err[-2000:]
   lines = [l for l in err.splitlines() if l.strip()]
   assert (lines[-1] if lines else None) == last_line, err[-2000:]
+
+
+POOL = r'''
+import multiprocessing, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from i3d_tf import cli
+cli.quiet_start(['x', '--verbosity=1'])
+if sys.argv[1] == 'importing':
+  time.sleep(3)  # the workers are still importing this module when the interrupt comes
+
+def main(argv):
+  from data_pipelines import conversion
+  pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context('spawn'), initializer=conversion._worker_init)
+  try:
+    futures = [pool.submit(time.sleep, 60) for _ in range(2)]
+    if argv[1] == 'working':
+      time.sleep(3)  # the workers are in their tasks
+    print('ready', flush=True)
+    futures[0].result()
+  finally:
+    pool.shutdown(wait=False, cancel_futures=True)
+
+if __name__ == '__main__':
+  cli.run(main)
+'''
+
+
+@pytest.mark.parametrize('when', ['importing', 'working'])
+def test_ctrl_c_to_a_binary_with_worker_processes_is_one_line(tmp_path, when):
+  """prepare_data --workers: the terminal's Ctrl-C reaches every process of the group; the workers (spawned:
+  they import the binary again, cli.quiet_start included) end without a word, the binary says it once."""
+  import signal
+  import time
+  script = tmp_path / 'binary.py'
+  script.write_text(POOL)
+  proc = subprocess.Popen([sys.executable, str(script), when], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT, start_new_session=True)
+  assert proc.stdout.readline() == 'ready\n'
+  time.sleep(0.5)
+  start = time.perf_counter()
+  os.killpg(proc.pid, signal.SIGINT)  # what a terminal does
+  out, err = proc.communicate(timeout=60)
+  assert time.perf_counter() - start < 20  # not after the workers' 60 s tasks
+  lines = [l for l in err.splitlines() if l.strip()]
+  assert (proc.returncode, lines) == (130, ['binary: interrupted']), err[-3000:]

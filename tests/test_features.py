@@ -108,6 +108,11 @@ def test_binary_refuses_without_checkpoint(tmp_path):
   proc = _run(base + ['--streams=flow'])
   assert proc.returncode != 0 and '--flow_checkpoint' in proc.stderr and 'allow_random_weights' in proc.stderr
   assert 'kinetics400' not in proc.stderr  # no trained flow weights install by themselves
+  proc = _run(base)  # both streams (the default): RGB alone is what trained weights exist for
+  assert proc.returncode == 2 and proc.stderr.strip() == (
+      "extract_features: No checkpoint for stream(s) ['rgb', 'flow']: pass --rgb_checkpoint and --flow_checkpoint, "
+      'or --streams=rgb --rgb_weights=kinetics400 for the trained Kinetics-400 RGB I3D alone (or '
+      '--allow_random_weights, for demos and tests only: random features are noise).'), proc.stderr[-800:]
   proc = _run(base + ['--streams=rgb'])  # the trained RGB weights are named first
   assert proc.returncode == 2 and proc.stderr.strip() == (
       "extract_features: No checkpoint for stream(s) ['rgb']: pass --rgb_weights=kinetics400 (the trained "
