@@ -137,6 +137,13 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path):
 
 
 
+def _as_from_a_terminal():
+  """Ctrl-C not ignored in the child: a test run in the background (CI, nohup) inherits SIGINT ignored, and a
+  binary started so ignores it too (rightly: quiet_start never overrides a handler it did not set)."""
+  import signal
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 # Ctrl-C where no handler of the binary's can catch it: while its modules load (before cli.run; here a
 # "tensorflow" that takes its time, loaded by the real quiet_start with file descriptor 2 at /dev/null), and
 # once main's work is done (cli.finished while main frees its networks, or the interpreter's teardown); and
@@ -178,7 +185,8 @@ def test_ctrl_c_while_loading_or_ending_is_one_line_and_keeps_a_finished_status(
   (tmp_path / 'tensorflow').mkdir()
   (tmp_path / 'tensorflow' / '__init__.py').write_text("import time\nprint('loading', flush=True)\ntime.sleep(60)\n")
   proc = subprocess.Popen([sys.executable, '-c', INTERRUPTED, when], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, env=dict(os.environ, PYTHONPATH=f'{tmp_path}{os.pathsep}{ROOT}'), cwd=ROOT)
+                          text=True, env=dict(os.environ, PYTHONPATH=f'{tmp_path}{os.pathsep}{ROOT}'), cwd=ROOT,
+                          preexec_fn=_as_from_a_terminal)
   first = proc.stdout.readline()  # the process is where the case says
   time.sleep(0.3)
   start = time.perf_counter()
@@ -225,7 +233,8 @@ def test_ctrl_c_to_a_binary_with_worker_processes_is_one_line(tmp_path, when):
   script = tmp_path / 'binary.py'
   script.write_text(POOL)
   proc = subprocess.Popen([sys.executable, str(script), when], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT, start_new_session=True)
+                          text=True, env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT, start_new_session=True,
+                          preexec_fn=_as_from_a_terminal)
   assert proc.stdout.readline() == 'ready\n'
   time.sleep(0.5)
   start = time.perf_counter()
