@@ -435,6 +435,11 @@ def _plain_flag_error(message: str) -> str:
   return re.sub(r"could not convert string to float: ('.*')", r'\1 is not a number', message)
 
 
+def _prog() -> str:
+  """The binary's name, as its one-line messages start: `classify` for experiments/classify.py."""
+  return os.path.splitext(os.path.basename(sys.argv[0] or 'python'))[0]
+
+
 _OURS = []  # the SIGINT handler `_exit_on_interrupt` installed last
 _STDERR = []  # the terminal's stderr while `quiet_start` points file descriptor 2 at /dev/null
 
@@ -451,7 +456,7 @@ def _exit_on_interrupt(status: int, line: str = '') -> None:
     return
   if signal.getsignal(signal.SIGINT) not in [signal.default_int_handler] + _OURS:
     return
-  prog = os.path.splitext(os.path.basename(sys.argv[0] or 'python'))[0]
+  prog = _prog()
 
   def handler(signum, frame):  # pylint: disable=unused-argument
     try:  # nothing here may keep the process from ending (a closed pipe, a print this signal interrupted)
@@ -527,7 +532,7 @@ def run(main: Callable) -> None:
   """
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
-  prog = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+  prog = _prog()
   module = sys.modules.get(getattr(main, '__module__', ''))
   if module is not None and module is not sys.modules.get('__main__') and module.__doc__:
     sys.modules['__main__'].__doc__ = module.__doc__  # a console script: --help shows the binary's usage
