@@ -10,10 +10,12 @@ import time
 import numpy as np
 import pytest
 
+from data_pipelines import flow as flow_lib
 from i3d_tf import features as F
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = dict(nscales=2, warps=1, outer_iterations=2)  # compiles in about a second
+XLA_SMALL = dict(SMALL, engine='xla')  # the backends' XLA engine (on a CPU their default is the native kernel)
 
 # One process: prepare (or not), a line of its own on stderr while the compilation runs, then the video's flow.
 SCRIPT = r'''
@@ -109,7 +111,7 @@ def test_prepare_flow_picks_the_first_video_with_work_and_its_window(shared_data
   videos = os.path.join(shared_data, 'videos')
   paths = [os.path.join(videos, n) for n in ('flipping_pancake.mkv', 'v_ApplyEyeMakeup_g01_c01.avi')]
   out = tmp_path / 'features'
-  options = F.ExtractionOptions(flow_backend='tvl1_tf', flow_params=tuple(sorted(SMALL.items())), crop_size=40,
+  options = F.ExtractionOptions(flow_backend='tvl1_tf', flow_params=tuple(sorted(XLA_SMALL.items())), crop_size=40,
                                 resize_short_side=48, flow_margin=8)
   # OpenCV has nothing to prepare; nor has a folder where every video has its outputs.
   assert F.prepare_flow(paths, videos, str(out), F.ExtractionOptions()) is None
@@ -122,6 +124,10 @@ def test_prepare_flow_picks_the_first_video_with_work_and_its_window(shared_data
   # 8 px each side within the frame (48x56), padded to multiples of 32: 64x64.
   os.remove(F.output_paths(str(out), F.video_id(paths[1], videos), ())['meta'])
   assert F.prepare_flow(paths, videos, str(out), options) == (64, 64)
+  # The native engine compiles nothing: nothing to prepare (its default on a CPU where the kernel is built).
+  native = dataclasses.replace(options, flow_params=tuple(sorted(dict(SMALL, engine='native').items())))
+  if flow_lib.native.available():
+    assert F.prepare_flow(paths, videos, str(out), native) is None
   batch = tf_tvl1.default_batch_size()  # what extract_features' calls will use (1 on CPU, 8 on a GPU)
   key = (tf_tvl1.make_params(**SMALL), True, (batch, 64, 64), False)
   assert key in tf_tvl1._PENDING or key in tf_tvl1._PREPARED
@@ -192,7 +198,7 @@ def test_classify_prepares_the_flow_of_its_first_video_while_the_networks_load(t
   for stream in ('rgb', 'flow'):
     checkpoints[stream] = str(tmp_path / f'{stream}.weights.h5')
     i3d_tf.build_model(f'i3d_{stream}', 4).save_weights(checkpoints[stream])
-  small = ','.join(f'{k}={v}' for k, v in SMALL.items())
+  small = ','.join(f'{k}={v}' for k, v in XLA_SMALL.items())
   env = dict(os.environ, PYTHONPATH=ROOT, I3D_TF_HOME=str(tmp_path / 'home'))
   env.pop('TF_XLA_FLAGS', None)
   out = tmp_path / 'predictions.json'
@@ -210,7 +216,7 @@ def test_classify_prepares_the_flow_of_its_first_video_while_the_networks_load(t
   assert lines[1].startswith('tvl1_tf: 256x341 ready in ') and lines[1].endswith(' s (prepared in the background)')
   row = json.loads(out.read_text())['videos'][0]
   clf = C.build_classifier('two_stream_i3d', rgb_checkpoint=checkpoints['rgb'], flow_checkpoint=checkpoints['flow'],
-                           flow_backend='tvl1_tf', flow_params=tuple(SMALL.items()), flow_margin=-1, max_frames=9)
+                           flow_backend='tvl1_tf', flow_params=tuple(XLA_SMALL.items()), flow_margin=-1, max_frames=9)
   expected = clf.classify(video)
   assert row['num_frames'] == 9 and row['top_k'][0]['index'] == int(np.argmax(expected.probabilities))
   np.testing.assert_allclose([c['probability'] for c in row['top_k']],

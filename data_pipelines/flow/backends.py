@@ -10,10 +10,13 @@ Model input: q / 127.5 - 1, within 1/255 of f / 20.
 
 Backends are pluggable.  CONTRACT: a backend is a callable
   backend(gray_frames: np.ndarray uint8 [N, H, W]) -> np.ndarray float32 [N - 1, H, W, 2]  (u, v in px)
-registered in FLOW_BACKENDS by name: 'tvl1' (OpenCV DualTVL1, default parameters), 'tvl1_tf'
-(`data_pipelines.flow.tvl1_video` with OpenCV's defaults and early stopping, imported lazily) and 'tvl1_tf_fast'
-(the same with `data_pipelines.flow.FAST_BUDGET`, a fixed budget: OpenCV's accuracy on small motion, not on fast
-motion, docs/flow.md).
+registered in FLOW_BACKENDS by name: 'tvl1' (OpenCV DualTVL1, default parameters), 'tvl1_tf' (our TV-L1 with
+OpenCV's defaults and early stopping, imported lazily) and 'tvl1_tf_fast' (the same with
+`data_pipelines.flow.FAST_BUDGET`, a fixed budget: OpenCV's accuracy on small motion, not on fast motion,
+docs/flow.md).  Our TV-L1 has two engines, chosen by `tvl1_engine`: 'native' (the compiled CPU kernel,
+`data_pipelines.flow.native`, the default on a machine without a GPU) and 'xla' (the TensorFlow program,
+`data_pipelines.flow.tvl1_video`: GPUs, and CPUs where the kernel is not built); `--flow_params=engine=xla`
+picks one.
 'none' means no flow.  A 'package.module:function' name selects any importable backend (it also works in
 the spawned worker processes, unlike a registration).
 TV-L1 parameters (`--flow_params=gamma=0.3,...`) are read by `parse_flow_params`, validated by
@@ -107,22 +110,73 @@ def tvl1_opencv(gray_frames: np.ndarray, **params) -> np.ndarray:
   return out
 
 
-def tvl1_tf(gray_frames: np.ndarray, batch_size: Optional[int] = None, **params) -> np.ndarray:
-  """TensorFlow TV-L1 from `data_pipelines.flow` (the 'tvl1_tf' backend, imported lazily).
+ENGINES = ('auto', 'native', 'xla')
+
+
+def _gpu_present() -> bool:
+  """Whether TensorFlow sees a GPU, without importing it on a machine with no NVIDIA device node."""
+  import os  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  if 'tensorflow' not in sys.modules and not os.path.exists('/dev/nvidiactl'):
+    return False
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return bool(tf.config.list_physical_devices('GPU'))
+
+
+def tvl1_engine(engine: str = 'auto', jit_compile: Optional[bool] = None) -> str:
+  """The engine our TV-L1 ('tvl1_tf', 'tvl1_tf_fast') runs on: 'native' or 'xla'.
+
+  'auto' is 'native' (the compiled CPU kernel, 2.8-2.9x the XLA program's pairs per second on 2 CPU cores,
+  docs/flow.md) when the kernel is built, TensorFlow sees no GPU and no `jit_compile` (an XLA option) is given;
+  otherwise 'xla' (the TensorFlow program: batched on GPUs, compiled once per frame size).
+
+  Args:
+    engine: 'auto', 'native' or 'xla'.
+    jit_compile: the XLA program's option, if a caller set it (None: not set).
+
+  Returns:
+    'native' or 'xla'.
+
+  Raises:
+    ValueError: an unknown engine; 'native' where the kernel is not built (the reason and the fix), or with
+      jit_compile.
+  """
+  if engine not in ENGINES:
+    raise ValueError(f'engine must be one of {list(ENGINES)}. Received: engine={engine!r}')
+  from data_pipelines.flow import native  # pylint: disable=g-import-not-at-top
+  if engine == 'native':
+    if jit_compile is not None:
+      raise ValueError('jit_compile is an option of the XLA engine; leave it out with engine=native')
+    if not native.available():
+      raise ValueError(f'engine=native: {native.why_unavailable()}')
+    return 'native'
+  if engine == 'xla' or jit_compile is not None or not native.available() or _gpu_present():
+    return 'xla'
+  return 'native'
+
+
+def tvl1_tf(gray_frames: np.ndarray, batch_size: Optional[int] = None, engine: str = 'auto',
+            **params) -> np.ndarray:
+  """Our TV-L1 (the 'tvl1_tf' backend): the native CPU kernel or the TensorFlow program (`tvl1_engine`).
 
   Args:
     gray_frames: uint8 [N, H, W] grayscale frames.
-    batch_size: frame pairs solved at once; None: `data_pipelines.flow.default_batch_size()` (1 on CPU,
-      8 with a GPU).
-    **params: TV-L1 parameters (`data_pipelines.flow.TVL1Params` names), passed through.
+    batch_size: frame pairs per call of the XLA program; None: `data_pipelines.flow.default_batch_size()` (1
+      on CPU, 8 with a GPU).  The native engine solves one pair per call, `native.default_threads()` at once.
+    engine: 'auto', 'native' or 'xla' (`tvl1_engine`).
+    **params: TV-L1 parameters (`data_pipelines.flow.TVL1Params` names), passed through; `jit_compile` and
+      `concurrent_calls` as `data_pipelines.flow.tvl1_video` takes them.
 
   Returns:
     float32 [N - 1, H, W, 2] flow (u, v) in pixels, not truncated.
 
   Raises:
     RuntimeError: the TensorFlow solver cannot be imported.
-    ValueError: `gray_frames` is not uint8 [N, H, W].
+    ValueError: `gray_frames` is not uint8 [N, H, W]; a bad engine.
   """
+  if tvl1_engine(engine, params.get('jit_compile')) == 'native':
+    from data_pipelines.flow import native  # pylint: disable=g-import-not-at-top
+    return native.tvl1_video(_check_gray(gray_frames), **params)
   try:
     from data_pipelines.flow import tf_tvl1 as tf_flow  # pylint: disable=g-import-not-at-top
     fn = tf_flow.tvl1_video
@@ -133,7 +187,8 @@ def tvl1_tf(gray_frames: np.ndarray, batch_size: Optional[int] = None, **params)
   return np.asarray(fn(gray_frames, batch_size=batch_size, **params), np.float32)
 
 
-def tvl1_tf_fast(gray_frames: np.ndarray, batch_size: Optional[int] = None, **params) -> np.ndarray:
+def tvl1_tf_fast(gray_frames: np.ndarray, batch_size: Optional[int] = None, engine: str = 'auto',
+                 **params) -> np.ndarray:
   """'tvl1_tf' with `data_pipelines.flow.FAST_BUDGET` (375 iterations per pair, no convergence test: 3.1-3.7x
   OpenCV on this 2-core CPU, RubberWhale EPE 1.012x OpenCV's, but 1.0 px from OpenCV's flow on the fast
   motion of a real clip, docs/flow.md); `params` override the budget.
@@ -141,15 +196,16 @@ def tvl1_tf_fast(gray_frames: np.ndarray, batch_size: Optional[int] = None, **pa
   Args:
     gray_frames: uint8 [N, H, W] grayscale frames.
     batch_size: frame pairs solved at once; None: `data_pipelines.flow.default_batch_size()`.
+    engine: see `tvl1_tf`.
     **params: TV-L1 parameters (`data_pipelines.flow.TVL1Params` names).
 
   Returns:
     float32 [N - 1, H, W, 2] flow (u, v) in pixels, not truncated.
 
   Raises:
-    ValueError: `gray_frames` is not uint8 [N, H, W].
+    ValueError: `gray_frames` is not uint8 [N, H, W]; a bad engine.
   """
-  return tvl1_tf(gray_frames, batch_size, **_tf_params('tvl1_tf_fast', params))
+  return tvl1_tf(gray_frames, batch_size, engine, **_tf_params('tvl1_tf_fast', params))
 
 
 def _tf_params(backend: str, params) -> Dict:
@@ -157,7 +213,7 @@ def _tf_params(backend: str, params) -> Dict:
   'tvl1_tf_fast'."""
   if backend != 'tvl1_tf_fast':
     return dict(params)
-  from data_pipelines.flow.tf_tvl1 import FAST_BUDGET  # pylint: disable=g-import-not-at-top
+  from data_pipelines.flow.params import FAST_BUDGET  # pylint: disable=g-import-not-at-top
   return {**FAST_BUDGET, **dict(params)}
 
 
@@ -233,7 +289,7 @@ def check_flow_params(backend: str, params) -> None:
       raise ValueError(f'Flow parameters {params} given but the flow backend is "none".')
     return
   if backend == 'tvl1':  # the same types and ranges as tvl1_tf (OpenCV would take gamma=-1 or warps=0), then
-    from data_pipelines.flow.tf_tvl1 import make_params  # pylint: disable=g-import-not-at-top  # its setters
+    from data_pipelines.flow.params import make_params  # pylint: disable=g-import-not-at-top  # its setters
     ours = {_OPENCV_TO_OURS.get(_OPENCV_ALIASES.get(k, k), k): v for k, v in params.items()}
     _opencv_setters(cv2.optflow.DualTVL1OpticalFlow_create(), params)  # names: OpenCV's setters
     try:
@@ -242,7 +298,8 @@ def check_flow_params(backend: str, params) -> None:
     except TypeError as e:
       raise ValueError(f'a flow parameter of the wrong type ({e}). Received: {params}') from None
   elif backend in ('tvl1_tf', 'tvl1_tf_fast'):
-    from data_pipelines.flow.tf_tvl1 import make_params  # pylint: disable=g-import-not-at-top
+    from data_pipelines.flow.params import make_params  # pylint: disable=g-import-not-at-top
+    tvl1_engine(params.pop('engine', 'auto'))
     if make_params(**_tf_params(backend, params)).use_initial_flow:
       raise ValueError('use_initial_flow needs an initial flow, which a video backend has none of (every pair '
                        'starts from zero, as OpenCV\'s default): leave it off')
@@ -268,9 +325,9 @@ def get_flow_backend(name: str, **params) -> Optional[FlowBackend]:
 def prepare_flow_backend(name: str, height: int, width: int, **params) -> bool:
   """Starts getting backend `name` ready for frames of `height` x `width` before its first call (issue 15).
 
-  The TensorFlow backends ('tvl1_tf', 'tvl1_tf_fast') trace their solver now and compile it, or load it from
-  XLA's persistent cache, in a background thread (`tf_tvl1.prepare_tvl1`; the first call of that size waits
-  for it); the others have nothing to prepare.
+  Our TV-L1 ('tvl1_tf', 'tvl1_tf_fast') on the XLA engine traces its program now and compiles it, or loads it
+  from XLA's persistent cache, in a background thread (`tf_tvl1.prepare_tvl1`; the first call of that size
+  waits for it); the native engine and the other backends have nothing to prepare.
 
   Args:
     name: a backend name (`get_flow_backend`).
@@ -281,9 +338,12 @@ def prepare_flow_backend(name: str, height: int, width: int, **params) -> bool:
     True for a backend that compiles (its preparation for this size started now or before), else False.
 
   Raises:
-    ValueError: bad parameters or sizes (as the backend's first call would).
+    ValueError: bad parameters, engine or sizes (as the backend's first call would).
   """
   if name not in ('tvl1_tf', 'tvl1_tf_fast'):
+    return False
+  params = dict(params)
+  if tvl1_engine(params.pop('engine', 'auto'), params.get('jit_compile')) == 'native':
     return False
   from data_pipelines.flow.tf_tvl1 import prepare_tvl1  # pylint: disable=g-import-not-at-top
   prepare_tvl1(height, width, **_tf_params(name, params))

@@ -1,0 +1,185 @@
+"""The native TV-L1 engine (`data_pipelines.flow.native`, `_tvl1_native.c`) against its specification, the XLA
+program (`tf_tvl1`), and OpenCV; the engine choice of the 'tvl1_tf' backends (issue 15)."""
+
+import os
+import re
+
+import numpy as np
+import pytest
+
+import data_pipelines.flow as F
+from data_pipelines.flow import native
+
+cv2 = pytest.importorskip('cv2')
+
+SHARED_DATA = os.environ.get(
+    'I3D_SHARED_DATA', os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data'))
+RUBBERWHALE = os.path.join(SHARED_DATA, 'flow', 'middlebury_rubberwhale')
+SOURCE = os.path.join(os.path.dirname(F.__file__), '_tvl1_native.c')
+SMALL = dict(nscales=3, warps=2)  # 3 levels of 48x64: compiles in seconds
+
+
+def _pair(h=48, w=64, shift=(1.3, -0.6), gain=0.0):
+  yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+
+  def texture(x, y):
+    return (128 + 40 * np.sin(0.31 * x + 0.17 * y) + 30 * np.cos(0.23 * x - 0.29 * y + 1.0)
+            + 20 * np.sin(0.077 * x + 0.41 * y + 2.0) + 15 * np.cos(0.53 * x + 0.07 * y))
+
+  a = texture(xx, yy)
+  b = texture(xx - shift[0], yy - shift[1]) + gain
+  return a.astype(np.float32), b.astype(np.float32)
+
+
+def _clip(n, size=(340, 256)):
+  cap = cv2.VideoCapture(os.path.join(SHARED_DATA, 'videos', 'arm_wrestling_kinetics.mp4'))
+  frames = []
+  while len(frames) < n:
+    ok, frame = cap.read()
+    assert ok
+    frames.append(cv2.cvtColor(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY))
+  return np.stack(frames)
+
+
+def test_the_kernel_is_built_here():
+  """The install (setup.py's optional extension) built it: the tests below run it, they are not skipped."""
+  assert native.available(), native.why_unavailable()
+  assert native.why_unavailable() is None
+
+
+def test_the_median_networks_in_c_are_params_selection_network():
+  text = open(SOURCE, encoding='utf-8').read()
+  for m in (9, 25):
+    block = re.search(rf'#define MEDIAN{m} \\\n(.*?)(?:\n#define|\n// END)', text, re.S).group(1)
+    ops = re.findall(r'([SLH])\((\d+), (\d+)\)', block)
+    want = [('S' if lo and hi else 'L' if lo else 'H', str(i), str(j))
+            for i, j, lo, hi in F.params.selection_network(m, m // 2)]
+    assert ops == want and len(ops) == {9: 24, 25: 113}[m]
+
+
+@pytest.mark.parametrize('params, bound', [
+    (dict(SMALL, early_stopping=False, outer_iterations=2, inner_iterations=10), 2e-4),  # fixed budget
+    (dict(SMALL, early_stopping=False, outer_iterations=2, inner_iterations=10, gamma=0.3), 2e-4),  # u3
+    (dict(SMALL, early_stopping=False, outer_iterations=2, inner_iterations=10, interpolation='bilinear',
+          border='replicate', median_filtering=3), 2e-4),
+    (dict(SMALL, early_stopping=False, outer_iterations=2, inner_iterations=10, median_filtering=1), 2e-4),
+    (dict(SMALL), 2e-3),  # OpenCV's early stopping
+])
+def test_native_computes_what_the_xla_program_computes(params, bound):
+  """Every option, on a textured pair moved by (1.3, -0.6) px: the same flow up to float rounding (the
+  kernel's sums and fused multiply-adds are not XLA's), the same iteration count with a fixed budget."""
+  gain = 6.0 if params.get('gamma') else 0.0
+  a, b = _pair(gain=gain)
+  want, want_count = F.tvl1(a[None], b[None], return_iterations=True, **params)
+  got, count = native.tvl1(a, b, return_iterations=True, **params)
+  diff = np.abs(got - want.numpy()[0])
+  assert got.shape == (48, 64, 2) and got.dtype == np.float32
+  assert diff.mean() < bound and diff.max() < 50 * bound, (diff.mean(), diff.max())
+  if params.get('early_stopping', True):
+    assert abs(count - float(want_count)) <= 0.02 * float(want_count)
+  else:
+    assert count == float(want_count) == 3 * 2 * 2 * 10
+  inner = got[8:-8, 8:-8]
+  if not gain:  # the motion, away from the border (with the brightness change this budget is too short)
+    assert abs(inner[..., 0].mean() - 1.3) < 0.05 and abs(inner[..., 1].mean() + 0.6) < 0.05
+
+
+def test_initial_flow_and_single_pair_api():
+  a, b = _pair()
+  init = np.zeros((48, 64, 2), np.float32)
+  init[..., 0] = 1.0
+  params = dict(SMALL, early_stopping=False, outer_iterations=1, inner_iterations=5, use_initial_flow=True)
+  want = F.tvl1(a[None], b[None], init[None], **params).numpy()[0]
+  got = native.tvl1(a, b, init, **params)
+  assert np.abs(got - want).mean() < 2e-4
+  assert np.abs(got - native.tvl1(a, b, **dict(params, use_initial_flow=False))).mean() > 1e-3  # it was used
+  np.testing.assert_array_equal(native.tvl1(a.astype(np.uint8), b.astype(np.uint8), **SMALL),
+                                native.tvl1(a.astype(np.uint8).astype(np.float32),
+                                            b.astype(np.uint8).astype(np.float32), **SMALL))
+
+
+@pytest.mark.slow
+def test_real_clip_pairs_close_to_the_xla_program_and_as_far_from_opencv():
+  """Fast motion (arm wrestling, 256x340, OpenCV's defaults): per pair within 0.02 px (mean) of the XLA
+  program, the same iterations within 2%, and no farther from OpenCV's flow than the XLA program is."""
+  gray = _clip(5)
+  got = native.tvl1_video(gray)
+  want = F.tvl1_video(gray)
+  ref = F.tvl1_opencv(gray)
+  for i in range(4):
+    diff = np.linalg.norm(got[i] - want[i], axis=-1).mean()
+    to_cv = np.linalg.norm(got[i] - ref[i], axis=-1).mean()
+    xla_to_cv = np.linalg.norm(want[i] - ref[i], axis=-1).mean()
+    print(f'pair {i}: |native - xla| {diff:.4f} px, to OpenCV {to_cv:.4f} (xla {xla_to_cv:.4f})')
+    assert diff < 0.02
+    assert to_cv < xla_to_cv + 0.01
+  assert np.abs(got).max() > 3.0  # it moves
+
+
+@pytest.mark.slow
+def test_rubberwhale_epe_within_5_percent_of_opencv():
+  a = cv2.imread(os.path.join(RUBBERWHALE, 'frame10.png'), cv2.IMREAD_GRAYSCALE)
+  b = cv2.imread(os.path.join(RUBBERWHALE, 'frame11.png'), cv2.IMREAD_GRAYSCALE)
+  gt = F.read_flo(os.path.join(RUBBERWHALE, 'flow10.flo'))
+  ref = cv2.optflow.DualTVL1OpticalFlow_create().calc(a, b, None)
+  ours = native.tvl1(a, b)
+  epe_cv, epe = F.endpoint_error(ref, gt), F.endpoint_error(ours, gt)
+  print(f'RubberWhale EPE native {epe:.4f} opencv {epe_cv:.4f}')
+  assert epe <= 1.05 * epe_cv and 0.1 < epe_cv < 0.25
+  assert np.mean(np.linalg.norm(ours - ref, axis=-1)) < 0.05
+
+
+def test_tvl1_video_is_its_pairs_whatever_the_threads():
+  gray = _clip(4, size=(64, 48))
+  one = native.tvl1_video(gray, concurrent_calls=1, **SMALL)
+  np.testing.assert_array_equal(native.tvl1_video(gray, concurrent_calls=3, **SMALL), one)
+  np.testing.assert_array_equal(one[1], native.tvl1(gray[1], gray[2], **SMALL))
+  assert native.tvl1_video(gray[:1]).shape == (0, 48, 64, 2)
+  assert native.default_threads() >= 1
+
+
+def test_bad_input_is_refused_with_the_reason():
+  with pytest.raises(ValueError, match=r'gray_frames must be \[N, H, W\] with H, W >= 3'):
+    native.tvl1_video(np.zeros((3, 2, 20), np.uint8))
+  with pytest.raises(ValueError, match='concurrent_calls must be >= 1. Received: concurrent_calls=0'):
+    native.tvl1_video(np.zeros((3, 20, 20), np.uint8), concurrent_calls=0)
+  with pytest.raises(ValueError, match='use_initial_flow needs an initial flow'):
+    native.tvl1_video(np.zeros((3, 20, 20), np.uint8), use_initial_flow=True)
+  with pytest.raises(ValueError, match='Unknown TV-L1 parameters'):
+    native.tvl1_video(np.zeros((3, 20, 20), np.uint8), wraps=3)
+  with pytest.raises(ValueError, match='of one shape, at least 3x3'):
+    native.tvl1(np.zeros((20, 20)), np.zeros((20, 21)))
+  with pytest.raises(ValueError, match=r'initial_flow must be \[H, W, 2\]'):
+    native.tvl1(np.zeros((20, 20)), np.zeros((20, 20)), np.zeros((20, 20)), use_initial_flow=True)
+
+
+def test_the_backends_engine():
+  """'tvl1_tf' runs the native kernel on a CPU (no GPU here in CI), the XLA program on request or with an XLA
+  option; a bad or unavailable engine is refused before any flow is computed."""
+  gray = _clip(3, size=(64, 48))
+  gpu = F.backends._gpu_present()
+  assert F.tvl1_engine() == ('xla' if gpu else 'native')
+  assert F.tvl1_engine('xla') == 'xla' and F.tvl1_engine('auto', jit_compile=True) == 'xla'
+  if not gpu:
+    np.testing.assert_array_equal(F.get_flow_backend('tvl1_tf', **SMALL)(gray), native.tvl1_video(gray, **SMALL))
+    assert F.prepare_flow_backend('tvl1_tf', 48, 64, **SMALL) is False  # nothing to compile
+  np.testing.assert_array_equal(F.get_flow_backend('tvl1_tf', engine='xla', **SMALL)(gray),
+                                F.tvl1_video(gray, **SMALL))
+  fast = F.get_flow_backend('tvl1_tf_fast', engine='native', nscales=2)(gray)
+  np.testing.assert_array_equal(fast, native.tvl1_video(gray, **dict(F.FAST_BUDGET, nscales=2)))
+  with pytest.raises(ValueError, match=r"engine must be one of \['auto', 'native', 'xla'\]. Received: engine='gpu'"):
+    F.check_flow_params('tvl1_tf', {'engine': 'gpu'})
+  with pytest.raises(ValueError, match='jit_compile is an option of the XLA engine'):
+    F.tvl1_engine('native', jit_compile=True)
+  F.check_flow_params('tvl1_tf', {'engine': 'native', 'warps': 3})
+  assert F.parse_flow_params('engine=xla,warps=3') == (('engine', 'xla'), ('warps', 3))
+
+
+def test_an_unavailable_kernel_says_why_and_auto_falls_back(monkeypatch):
+  monkeypatch.setattr(native, '_LIB', {'error': 'the C kernel data_pipelines/flow/_tvl1_native.c was not built'})
+  assert not native.available()
+  assert F.tvl1_engine() == 'xla'
+  with pytest.raises(ValueError, match='engine=native: the C kernel data_pipelines/flow/_tvl1_native.c was not built'):
+    F.check_flow_params('tvl1_tf', {'engine': 'native'})
+  with pytest.raises(RuntimeError, match='TV-L1 native engine unavailable: the C kernel'):
+    native.tvl1_video(np.zeros((3, 20, 20), np.uint8))
