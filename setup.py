@@ -30,10 +30,12 @@ CONSOLE_SCRIPTS = ['classify', 'prepare_data', 'train', 'evaluate', 'export', 'e
                    'convert_checkpoint', 'evaluate_sample', 'average_splits', 'model_table', 'visualize_filters']
 
 # TV-L1's CPU kernel (data_pipelines/flow/native.py): optional, so an install without a C compiler still
-# succeeds (the 'tvl1_tf' backends then run the XLA program).  On x86-64 it carries AVX-512, AVX2 and baseline
-# code, chosen when it loads (target_clones), so no flag ties it to the building CPU.
+# succeeds (the 'tvl1_tf' backends then run the XLA program, and say so once).  On x86-64 it carries AVX-512,
+# AVX2 and baseline code, chosen when it loads (target_clones), so no flag ties it to the building CPU; no
+# fused multiply-adds (-ffp-contract=off), so every clone computes the same flow.
 NATIVE_TVL1 = setuptools.Extension('data_pipelines.flow._tvl1_native', ['data_pipelines/flow/_tvl1_native.c'],
-                                   extra_compile_args=['-O3', '-fno-math-errno', '-fopenmp-simd'], optional=True)
+                                   extra_compile_args=['-O3', '-fno-math-errno', '-ffp-contract=off',
+                                                       '-fopenmp-simd'], optional=True)
 
 setuptools.setup(
     name='i3d_tf',
@@ -46,8 +48,8 @@ setuptools.setup(
     package_dir={'i3d_tf.experiments': 'experiments'},  # the binaries, importable once installed
     entry_points={'console_scripts': [f'i3d-tf-{name.replace("_", "-")} = i3d_tf.experiments.{name}:console_main'
                                       for name in CONSOLE_SCRIPTS]},
-    package_data={'data_pipelines': ['label_maps/*.txt']},
-    ext_modules=[NATIVE_TVL1],  # Kinetics-400/600 class names
+    package_data={'data_pipelines': ['label_maps/*.txt']},  # Kinetics-400/600 class names
+    ext_modules=[NATIVE_TVL1],
     python_requires='>=3.10',
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,

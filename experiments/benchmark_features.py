@@ -4,10 +4,10 @@ Issue 15's yardstick: what people assemble today is OpenCV's DualTVL1 flow plus 
 PyTorch ports), flow on the whole frame; the in-project reference stands in for it: `extract_features.py
 --flow_backend=tvl1 --precision=float32 --flow_margin=-1`.  Ours: `--flow_backend=tvl1_tf --precision=auto`
 with the default `--flow_margin` (flow on the center crop plus 64 px each side, padded to a multiple of 32: one
-256x352 window for all three clips).  Both run the whole binary in a fresh process on the same videos (mixed
-frame sizes: the shared clips resize to 256x340, 256x454 and 256x341),
-so the figures include start-up, model build, TV-L1 compilation (ours: once with an empty XLA cache, once
-with the cache a first run left) and every stage.  Per process: wall seconds, CPU seconds and utilisation
+256x352 window for all three clips), on the CPU the native TV-L1 engine; then the same with the XLA engine
+(`--flow_params=engine=xla`), with an empty XLA cache and with the cache that run left.  Each runs the whole
+binary in a fresh process on the same videos (mixed frame sizes: the shared clips resize to 256x340, 256x454
+and 256x341), so the figures include start-up, model build, TV-L1 compilation and every stage.  Per process: wall seconds, CPU seconds and utilisation
 (CPU / wall / cores).  Then, in this process, each stage alone in steady state (decode + resize, flow,
 RGB stream, flow stream), for both configurations.  Writes benchmarks/features_<cpu|gpu>.json atomically.
 
@@ -45,10 +45,11 @@ _OUTPUT = flags.DEFINE_string('output', None, 'Result JSON (default benchmarks/f
 CONFIGS = {  # name: extract_features flags
     'reference: OpenCV DualTVL1 on the whole frame + float32': ['--flow_backend=tvl1', '--precision=float32',
                                                                  '--flow_margin=-1'],
-    'ours: tvl1_tf on the crop window + auto precision, empty XLA cache': ['--flow_backend=tvl1_tf',
-                                                                           '--precision=auto'],
-    'ours: tvl1_tf on the crop window + auto precision, XLA cache of the run above': ['--flow_backend=tvl1_tf',
-                                                                                      '--precision=auto'],
+    'ours: tvl1_tf (its default engine) on the crop window + auto precision': ['--flow_backend=tvl1_tf',
+                                                                               '--precision=auto'],
+    'ours, XLA engine, empty XLA cache': ['--flow_backend=tvl1_tf', '--flow_params=engine=xla', '--precision=auto'],
+    'ours, XLA engine, XLA cache of the run above': ['--flow_backend=tvl1_tf', '--flow_params=engine=xla',
+                                                     '--precision=auto'],
 }
 
 
@@ -88,7 +89,8 @@ def _stages(paths, frames, repeats, stage_pairs):
   from i3d_tf import features  # pylint: disable=g-import-not-at-top
   extractors = {p: features.load_extractor({'rgb': 'kinetics400', 'flow': None}, allow_random_weights=True,
                                            precision=p) for p in ('float32', 'bfloat16')}
-  backends = {'tvl1': flow_lib.get_flow_backend('tvl1'), 'tvl1_tf': flow_lib.get_flow_backend('tvl1_tf')}
+  backends = {'tvl1': flow_lib.get_flow_backend('tvl1'), 'tvl1_tf': flow_lib.get_flow_backend('tvl1_tf'),
+              'xla': flow_lib.get_flow_backend('tvl1_tf', engine='xla')}
   rows = []
   for path in paths:
     row = {'video': os.path.basename(path)}
@@ -100,7 +102,8 @@ def _stages(paths, frames, repeats, stage_pairs):
     gray_window = flow_lib.to_gray(window.frames(video[:stage_pairs + 1]))
     row['flow_window'] = list(window.shape)
     for name, backend, g in (('tvl1', backends['tvl1'], gray), ('tvl1_tf_whole_frame', backends['tvl1_tf'], gray),
-                             ('tvl1_tf', backends['tvl1_tf'], gray_window)):
+                             ('tvl1_tf', backends['tvl1_tf'], gray_window),
+                             ('tvl1_tf_xla_engine', backends['xla'], gray_window)):
       backend(g[:2])  # compile / warm up at this size
       per_pair = _best(lambda backend=backend, g=g: backend(g), repeats) / stage_pairs
       row[f'flow_{name}'] = per_pair * (len(video) - 1)  # the video's frames - 1 pairs
@@ -141,7 +144,9 @@ def main(argv):
   print('Stages alone, steady state, seconds per video:', flush=True)
   stages = _stages(paths, frames, _REPEATS.value, _STAGE_PAIRS.value)
   totals = {k: sum(r[k] for r in stages) for k in stages[0] if isinstance(stages[0][k], float)}
+  from data_pipelines.flow import tvl1_engine  # pylint: disable=g-import-not-at-top
   machine = {'cores': os.cpu_count(), 'processor': platform.processor() or platform.machine(),
+             'tvl1_engine': tvl1_engine(),
              'platform': platform.platform(), 'cpu_bfloat16_flags': list(P.cpu_bfloat16_flags()),
              'auto_precision': P.resolve_precision('auto')}
   print(f'\nVideo -> two-stream features, {len(paths)} videos x {frames} frames (mixed sizes), '
@@ -155,6 +160,7 @@ def main(argv):
   print('\n| stage (all videos, steady state) | reference s | ours s | ratio |')
   print('|---|---|---|---|')
   pairs = [('decode + resize', 'decode_resize', 'decode_resize'), ('flow', 'flow_tvl1', 'flow_tvl1_tf'),
+           ('flow, XLA engine', 'flow_tvl1', 'flow_tvl1_tf_xla_engine'),
            ('RGB stream', 'rgb_stream_float32', 'rgb_stream_bfloat16'),
            ('flow stream', 'flow_stream_float32', 'flow_stream_bfloat16')]
   for label, ref, ours in pairs:

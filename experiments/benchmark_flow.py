@@ -71,6 +71,16 @@ def _frames(h, w):
       b, (w, h), interpolation=cv2.INTER_AREA)
 
 
+def _native_pairs_per_s(a, b, budget, pairs):
+  """The native engine's throughput on `pairs` copies of (a, b), `native.default_threads()` at once."""
+  from concurrent import futures
+  from data_pipelines.flow import native
+  start = time.perf_counter()
+  with futures.ThreadPoolExecutor(native.default_threads()) as pool:
+    counts = list(pool.map(lambda _: native.tvl1(a, b, return_iterations=True, **budget)[1], range(pairs)))
+  return pairs / (time.perf_counter() - start), float(np.mean(counts))
+
+
 def _speed(results):
   import cv2
   import tensorflow as tf
@@ -106,6 +116,20 @@ def _speed(results):
                    ours_iterations_per_pair=float(iters) / bs, first_call_s=compile_s)
         print(json.dumps(row), flush=True)
         results['speed'].append(row)
+      if F.native.available():  # the native engine (the CPU default of --flow=tvl1_tf), interleaved the same way
+        _native_pairs_per_s(a, b, budgets[name], 2)
+        ours, theirs = [], []
+        for _ in range(_REPEATS.value):
+          rate, iters = _native_pairs_per_s(a, b, budgets[name], 8)
+          ours.append(rate)
+          t = time.perf_counter()
+          algo.calc(a, b, None)
+          theirs.append(1.0 / (time.perf_counter() - t))
+        row = dict(size=size, budget=name, engine='native', threads=F.native.default_threads(), device='CPU',
+                   ours_pairs_per_s=float(np.median(ours)), opencv_pairs_per_s=float(np.median(theirs)),
+                   ratio=float(np.median(np.array(ours) / np.array(theirs))), ours_iterations_per_pair=iters)
+        print(json.dumps(row), flush=True)
+        results['speed'].append(row)
 
 
 def _accuracy(results):
@@ -120,8 +144,14 @@ def _accuracy(results):
                ae=F.angular_error(ref, gt), mean_diff_to_opencv=0.0)]
   flows = {}
   for name, budget in (('ours (OpenCV defaults, early stopping)', {}),
-                       ('ours (FAST_BUDGET)', F.FAST_BUDGET)):
-    flow = F.tvl1(a.astype(np.float32), b.astype(np.float32), **budget).numpy()
+                       ('ours (FAST_BUDGET)', F.FAST_BUDGET),
+                       ('ours, native engine (OpenCV defaults, early stopping)', None)):
+    if budget is None:
+      if not F.native.available():
+        continue
+      flow = F.native.tvl1(a, b)
+    else:
+      flow = F.tvl1(a.astype(np.float32), b.astype(np.float32), **budget).numpy()
     flows[name] = flow
     rows.append(dict(method=name, epe=F.endpoint_error(flow, gt), ae=F.angular_error(flow, gt),
                      mean_diff_to_opencv=float(np.mean(np.linalg.norm(flow - ref, axis=-1)))))
@@ -167,6 +197,17 @@ def _real_clips(results):
                  device='GPU' if tf.config.list_physical_devices('GPU') else 'CPU',
                  mean_diff_to_opencv=float(dist.mean()), frac_diff_over_half_px=float((dist > 0.5).mean()),
                  ours_iterations_per_pair=float(np.mean([float(n) for _, n in out])),
+                 ours_pairs_per_s=rate, opencv_pairs_per_s=opencv_rate, ratio=rate / opencv_rate)
+      print(json.dumps(row), flush=True)
+      rows.append(row)
+    if F.native.available():
+      t = time.perf_counter()
+      flows = F.native.tvl1_video(gray)
+      rate = len(flows) / (time.perf_counter() - t)
+      dist = np.linalg.norm(flows - ref, axis=-1)
+      row = dict(clip=clip, frames=f'{start}:{stop}', size='x'.join(map(str, gray.shape[1:])), budget='opencv',
+                 engine='native', threads=F.native.default_threads(), pairs=len(flows), device='CPU',
+                 mean_diff_to_opencv=float(dist.mean()), frac_diff_over_half_px=float((dist > 0.5).mean()),
                  ours_pairs_per_s=rate, opencv_pairs_per_s=opencv_rate, ratio=rate / opencv_rate)
       print(json.dumps(row), flush=True)
       rows.append(row)

@@ -151,6 +151,12 @@ def test_bad_input_is_refused_with_the_reason():
     native.tvl1(np.zeros((20, 20)), np.zeros((20, 21)))
   with pytest.raises(ValueError, match=r'initial_flow must be \[H, W, 2\]'):
     native.tvl1(np.zeros((20, 20)), np.zeros((20, 20)), np.zeros((20, 20)), use_initial_flow=True)
+  # The kernel checks what it relies on too (a 7x7 median has no network there), whoever calls it.
+  a = np.zeros((20, 20), np.float32)
+  sizes = np.asarray(F.pyramid_sizes(20, 20, 1, 0.8), np.int32)
+  with pytest.raises(ValueError, match=r'the kernel refused its arguments \(status 2\) for a 20x20 pair'):
+    native._solve(native._kernel(), a, a, F.TVL1Params(median_filtering=7, nscales=1), None, sizes)
+  assert native._solve(native._kernel(), a, a, F.TVL1Params(nscales=1), None, sizes)[0].shape == (20, 20, 2)
 
 
 def test_the_backends_engine():
@@ -175,10 +181,14 @@ def test_the_backends_engine():
   assert F.parse_flow_params('engine=xla,warps=3') == (('engine', 'xla'), ('warps', 3))
 
 
-def test_an_unavailable_kernel_says_why_and_auto_falls_back(monkeypatch):
+def test_an_unavailable_kernel_says_why_and_auto_falls_back(monkeypatch, capsys):
   monkeypatch.setattr(native, '_LIB', {'error': 'the C kernel data_pipelines/flow/_tvl1_native.c was not built'})
+  monkeypatch.setattr(F.backends, '_FELL_BACK', [])
+  monkeypatch.setattr(F.backends, '_gpu_present', lambda: False)
   assert not native.available()
-  assert F.tvl1_engine() == 'xla'
+  assert F.tvl1_engine() == 'xla' and F.tvl1_engine() == 'xla'
+  assert capsys.readouterr().err == ('tvl1_tf: the XLA engine, not the native one (the C kernel '
+                                     'data_pipelines/flow/_tvl1_native.c was not built)\n')  # once
   with pytest.raises(ValueError, match='engine=native: the C kernel data_pipelines/flow/_tvl1_native.c was not built'):
     F.check_flow_params('tvl1_tf', {'engine': 'native'})
   with pytest.raises(RuntimeError, match='TV-L1 native engine unavailable: the C kernel'):

@@ -31,15 +31,24 @@
 typedef struct {
   float l_t, taut, theta, eps2, gamma;
   int warps, inner, outer, early, bicubic, constant, median;
-  const int *net; /* comparators (i, j, need_min, need_max) of the median's selection network */
-  int net_len;
 } params_t;
 
+/* The calling convention native.py was written for: it refuses a kernel built from another version of this
+ * file (an editable install not rebuilt after a pull). */
+#define ABI_VERSION 2
+int i3d_tvl1_abi(void) { return ABI_VERSION; }
+
 /* tf.image.resize(method='bilinear', antialias=False): half-pixel centres, edge-clamped taps. */
-static void resize_bilinear(const float *src, int sh, int sw, float *dst, int dh, int dw, float mul) {
+static int resize_bilinear(const float *src, int sh, int sw, float *dst, int dh, int dw, float mul) {
   const float sy = (float)sh / (float)dh, sx = (float)sw / (float)dw;
   int *x_lo = malloc(sizeof(int) * dw), *x_hi = malloc(sizeof(int) * dw);
   float *x_t = malloc(sizeof(float) * dw);
+  if (!x_lo || !x_hi || !x_t) {
+    free(x_lo);
+    free(x_hi);
+    free(x_t);
+    return 1;
+  }
   for (int x = 0; x < dw; ++x) {
     float in = ((float)x + 0.5f) * sx - 0.5f, f = floorf(in);
     x_lo[x] = f < 0.0f ? 0 : (int)f;
@@ -63,6 +72,7 @@ static void resize_bilinear(const float *src, int sh, int sw, float *dst, int dh
   free(x_lo);
   free(x_hi);
   free(x_t);
+  return 0;
 }
 
 /* Centred differences, one-sided halves on the border (replicated edge). */
@@ -96,7 +106,9 @@ static inline void cubic_weights(float t, float *wt) {
     _Pragma("omp simd")                                                                                     \
     for (int x = 0; x < w; ++x) {                                                                           \
       const size_t k = o + x;                                                                               \
-      const float xs = (float)x + u1[k], ys = (float)y + u2[k];                                             \
+      /* clamped a few pixels outside the image: every tap beyond reads the same (0, or the edge) */        \
+      const float xs = fminf(fmaxf((float)x + u1[k], -4.0f), (float)w + 3.0f);                              \
+      const float ys = fminf(fmaxf((float)y + u2[k], -4.0f), (float)h + 3.0f);                              \
       const float x0f = floorf(xs), y0f = floorf(ys);                                                       \
       const float tx = xs - x0f, ty = ys - y0f;                                                             \
       const int x0 = (int)x0f + (OFF), y0 = (int)y0f + (OFF);                                               \
@@ -300,12 +312,16 @@ static double solve_level(const float *i0, const float *i1, float **u, int k, in
 
 /* Flow of one pair.  a, b: [h, w] float32 frames (0..255); sizes: nlev (h, w) pairs, finest first
  * (tf_tvl1.pyramid_sizes); init: [h, w, 2] initial flow or NULL; flow: [h, w, 2] output; *iterations: the
- * iterations run.  Returns 0, or 1 when memory runs out. */
+ * iterations run.  Returns 0; 1 when memory runs out; 2 for arguments native.py never passes (a median other
+ * than 0, 3 or 5, frames under 3x3, sizes[0] not (h, w), no level, warps or iterations). */
 int i3d_tvl1_pair(const float *a, const float *b, int h, int w, const int *sizes, int nlev, float l_t, float taut,
                   float theta, float eps2, float gamma, float inv_scale_step, float scale_step, int warps, int inner,
-                  int outer, int early, int bicubic, int constant, int median, const int *net, int net_len,
-                  const float *init, float *flow, double *iterations) {
-  params_t p = {l_t, taut, theta, eps2, gamma, warps, inner, outer, early, bicubic, constant, median, net, net_len};
+                  int outer, int early, int bicubic, int constant, int median, const float *init, float *flow,
+                  double *iterations) {
+  params_t p = {l_t, taut, theta, eps2, gamma, warps, inner, outer, early, bicubic, constant, median};
+  if (nlev < 1 || h < 3 || w < 3 || sizes[0] != h || sizes[1] != w || (median != 0 && median != 3 && median != 5) ||
+      warps < 1 || inner < 1 || outer < 1)
+    return 2;
   const int k = gamma != 0.0f ? 3 : 2;
   size_t total = 0, n0 = (size_t)h * w;
   for (int s = 0; s < nlev; ++s) total += (size_t)sizes[2 * s] * sizes[2 * s + 1];
@@ -325,11 +341,12 @@ int i3d_tvl1_pair(const float *a, const float *b, int h, int w, const int *sizes
     lv0[s] = cur, cur += n;
     lv1[s] = cur, cur += n;
   }
+  int bad = 0;
   memcpy(lv0[0], a, sizeof(float) * n0);
   memcpy(lv1[0], b, sizeof(float) * n0);
   for (int s = 1; s < nlev; ++s) {
-    resize_bilinear(lv0[s - 1], sizes[2 * s - 2], sizes[2 * s - 1], lv0[s], sizes[2 * s], sizes[2 * s + 1], 1.0f);
-    resize_bilinear(lv1[s - 1], sizes[2 * s - 2], sizes[2 * s - 1], lv1[s], sizes[2 * s], sizes[2 * s + 1], 1.0f);
+    bad |= resize_bilinear(lv0[s - 1], sizes[2 * s - 2], sizes[2 * s - 1], lv0[s], sizes[2 * s], sizes[2 * s + 1], 1.0f);
+    bad |= resize_bilinear(lv1[s - 1], sizes[2 * s - 2], sizes[2 * s - 1], lv1[s], sizes[2 * s], sizes[2 * s + 1], 1.0f);
   }
   float *fa = cur, *fb = fa + MAXK * n0, *work = fb + MAXK * n0;
   float *u[MAXK], *next[MAXK];
@@ -340,7 +357,7 @@ int i3d_tvl1_pair(const float *a, const float *b, int h, int w, const int *sizes
     for (int c = 0; c < 2; ++c) {
       for (size_t q = 0; q < n0; ++q) u[c][q] = init[2 * q + c];
       for (int s = 1; s < nlev; ++s) {
-        resize_bilinear(u[c], sizes[2 * s - 2], sizes[2 * s - 1], next[c], sizes[2 * s], sizes[2 * s + 1], 1.0f);
+        bad |= resize_bilinear(u[c], sizes[2 * s - 2], sizes[2 * s - 1], next[c], sizes[2 * s], sizes[2 * s + 1], 1.0f);
         size_t n = (size_t)sizes[2 * s] * sizes[2 * s + 1];
         for (size_t q = 0; q < n; ++q) u[c][q] = next[c][q] * scale_step;
       }
@@ -357,7 +374,7 @@ int i3d_tvl1_pair(const float *a, const float *b, int h, int w, const int *sizes
     if (s > 0) {
       const int fh = sizes[2 * s - 2], fw = sizes[2 * s - 1];
       for (int f = 0; f < k; ++f) {
-        resize_bilinear(u[f], lh, lw, next[f], fh, fw, f < 2 ? inv_scale_step : 1.0f);
+        bad |= resize_bilinear(u[f], lh, lw, next[f], fh, fw, f < 2 ? inv_scale_step : 1.0f);
         float *t = u[f];
         u[f] = next[f], next[f] = t;
       }
@@ -367,7 +384,7 @@ int i3d_tvl1_pair(const float *a, const float *b, int h, int w, const int *sizes
   *iterations = count;
   free(mem);
   free(lv0);
-  return 0;
+  return bad;
 }
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_tvl1_native",

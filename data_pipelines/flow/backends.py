@@ -126,7 +126,7 @@ def _gpu_present() -> bool:
 def tvl1_engine(engine: str = 'auto', jit_compile: Optional[bool] = None) -> str:
   """The engine our TV-L1 ('tvl1_tf', 'tvl1_tf_fast') runs on: 'native' or 'xla'.
 
-  'auto' is 'native' (the compiled CPU kernel, 2.8-2.9x the XLA program's pairs per second on 2 CPU cores,
+  'auto' is 'native' (the compiled CPU kernel, 2.5-2.9x the XLA program's pairs per second on 2 CPU cores,
   docs/flow.md) when the kernel is built, TensorFlow sees no GPU and no `jit_compile` (an XLA option) is given;
   otherwise 'xla' (the TensorFlow program: batched on GPUs, compiled once per frame size).
 
@@ -141,18 +141,35 @@ def tvl1_engine(engine: str = 'auto', jit_compile: Optional[bool] = None) -> str
     ValueError: an unknown engine; 'native' where the kernel is not built (the reason and the fix), or with
       jit_compile.
   """
-  if engine not in ENGINES:
-    raise ValueError(f'engine must be one of {list(ENGINES)}. Received: engine={engine!r}')
+  _check_engine(engine, jit_compile)
   from data_pipelines.flow import native  # pylint: disable=g-import-not-at-top
   if engine == 'native':
+    return 'native'
+  if engine == 'xla' or jit_compile is not None or _gpu_present():
+    return 'xla'
+  if not native.available():
+    if not _FELL_BACK:  # said once: an install without a C compiler runs the slower engine, not silently
+      _FELL_BACK.append(True)
+      import sys  # pylint: disable=g-import-not-at-top
+      print(f'tvl1_tf: the XLA engine, not the native one ({native.why_unavailable()})', file=sys.stderr, flush=True)
+    return 'xla'
+  return 'native'
+
+
+_FELL_BACK = []
+
+
+def _check_engine(engine, jit_compile=None) -> None:
+  """Raises ValueError for an unknown engine, or 'native' where it cannot run (nothing is imported but the
+  kernel's loader: no TensorFlow)."""
+  if engine not in ENGINES:
+    raise ValueError(f'engine must be one of {list(ENGINES)}. Received: engine={engine!r}')
+  if engine == 'native':
+    from data_pipelines.flow import native  # pylint: disable=g-import-not-at-top
     if jit_compile is not None:
       raise ValueError('jit_compile is an option of the XLA engine; leave it out with engine=native')
     if not native.available():
       raise ValueError(f'engine=native: {native.why_unavailable()}')
-    return 'native'
-  if engine == 'xla' or jit_compile is not None or not native.available() or _gpu_present():
-    return 'xla'
-  return 'native'
 
 
 def tvl1_tf(gray_frames: np.ndarray, batch_size: Optional[int] = None, engine: str = 'auto',
@@ -299,7 +316,7 @@ def check_flow_params(backend: str, params) -> None:
       raise ValueError(f'a flow parameter of the wrong type ({e}). Received: {params}') from None
   elif backend in ('tvl1_tf', 'tvl1_tf_fast'):
     from data_pipelines.flow.params import make_params  # pylint: disable=g-import-not-at-top
-    tvl1_engine(params.pop('engine', 'auto'))
+    _check_engine(params.pop('engine', 'auto'), params.get('jit_compile'))
     if make_params(**_tf_params(backend, params)).use_initial_flow:
       raise ValueError('use_initial_flow needs an initial flow, which a video backend has none of (every pair '
                        'starts from zero, as OpenCV\'s default): leave it off')

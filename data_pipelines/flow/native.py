@@ -3,7 +3,7 @@
 `_tvl1_native.c` computes `tf_tvl1.tvl1_graph`'s algorithm (OpenCV's DualTVL1 choices, the same parameters,
 `params.TVL1Params`) for one pair per call, each inner iteration as one sweep over the level's rows where XLA
 runs 16 kernels.  Pairs run in parallel threads (ctypes releases the GIL).  On the 2-core Intel Xeon it
-solves 2.8-2.9x the pairs per second of the XLA program (docs/flow.md); its flow is within a few thousandths
+solves 2.5-2.9x the pairs per second of the XLA program (docs/flow.md); its flow is within a few thousandths
 of a pixel of the XLA program's on real clips (tests/test_tvl1_native.py states the bounds), not bitwise.
 
 setup.py builds the kernel as an optional extension: without a C compiler the install still succeeds and
@@ -21,9 +21,10 @@ from typing import Optional
 
 import numpy as np
 
-from data_pipelines.flow.params import TVL1Params, make_params, pyramid_sizes, selection_network
+from data_pipelines.flow.params import TVL1Params, make_params, pyramid_sizes
 
 _MODULE = 'data_pipelines.flow._tvl1_native'
+_ABI_VERSION = 2  # _tvl1_native.c's ABI_VERSION: the argument list below
 _LIB = {}  # 'fn': the loaded entry point, or 'error': why there is none
 
 
@@ -35,11 +36,17 @@ def _load():
         raise OSError('the C kernel data_pipelines/flow/_tvl1_native.c was not built (no C compiler when the '
                       'package was installed?): install a C compiler and reinstall (make install, or pip install '
                       '-e .), or use engine=xla')
-      fn = ctypes.CDLL(spec.origin).i3d_tvl1_pair
+      lib = ctypes.CDLL(spec.origin)
+      abi = lib.i3d_tvl1_abi() if hasattr(lib, 'i3d_tvl1_abi') else 1
+      if abi != _ABI_VERSION:
+        raise OSError(f'the C kernel at {spec.origin} was built from another version of _tvl1_native.c (ABI {abi}, '
+                      f'this code needs {_ABI_VERSION}): rebuild it (make install, or pip install -e .), or use '
+                      'engine=xla')
+      fn = lib.i3d_tvl1_pair
       f, i = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int)
       c_f, c_i = ctypes.c_float, ctypes.c_int
       fn.argtypes = [f, f, c_i, c_i, i, c_i, c_f, c_f, c_f, c_f, c_f, c_f, c_f, c_i, c_i, c_i, c_i, c_i, c_i, c_i,
-                     i, c_i, f, f, ctypes.POINTER(ctypes.c_double)]
+                     f, f, ctypes.POINTER(ctypes.c_double)]
       fn.restype = ctypes.c_int
       _LIB['fn'] = fn
     except (OSError, AttributeError, ImportError) as e:
@@ -58,18 +65,11 @@ def why_unavailable() -> Optional[str]:
   return _LIB.get('error')
 
 
-def _network(p: TVL1Params) -> np.ndarray:
-  if p.median_filtering <= 1:
-    return np.zeros((1, 4), np.int32)
-  m = p.median_filtering * p.median_filtering
-  return np.asarray(selection_network(m, m // 2), np.int32)
-
-
 def _pointer(array, kind):
   return array.ctypes.data_as(ctypes.POINTER(kind))
 
 
-def _solve(fn, a, b, p: TVL1Params, init, sizes, net, out=None):
+def _solve(fn, a, b, p: TVL1Params, init, sizes, out=None):
   """One pair: float32 C-contiguous [H, W] frames -> (float32 [H, W, 2] flow, written into `out` if given,
   iterations)."""
   h, w = a.shape
@@ -80,11 +80,13 @@ def _solve(fn, a, b, p: TVL1Params, init, sizes, net, out=None):
               f(p.lambda_ * p.theta), f(p.tau / p.theta), f(p.theta), f(p.epsilon * p.epsilon), f(p.gamma),
               f(1.0 / p.scale_step), f(p.scale_step), p.warps, p.inner_iterations, p.outer_iterations,
               int(p.early_stopping), int(p.interpolation == 'bicubic'), int(p.border == 'constant'),
-              p.median_filtering if p.median_filtering > 1 else 0, _pointer(net, ctypes.c_int), len(net),
+              p.median_filtering if p.median_filtering > 1 else 0,
               None if init is None else _pointer(init, ctypes.c_float), _pointer(out, ctypes.c_float),
               ctypes.byref(iterations))
-  if status:
+  if status == 1:
     raise MemoryError(f'tvl1 (native): no memory for the pyramid of a {h}x{w} pair')
+  if status:
+    raise ValueError(f'tvl1 (native): the kernel refused its arguments (status {status}) for a {h}x{w} pair')
   return out, iterations.value
 
 
@@ -130,7 +132,7 @@ def tvl1(frame_a, frame_b, initial_flow=None, return_iterations: bool = False, *
     if init.shape != a.shape + (2,):
       raise ValueError(f'initial_flow must be [H, W, 2] = {a.shape + (2,)}. Received: {init.shape}')
   sizes = np.asarray(pyramid_sizes(a.shape[0], a.shape[1], p.nscales, p.scale_step), np.int32)
-  flow, count = _solve(_kernel(), a, b, p, init, sizes, _network(p))
+  flow, count = _solve(_kernel(), a, b, p, init, sizes)
   return (flow, count) if return_iterations else flow
 
 
@@ -178,16 +180,18 @@ def tvl1_video(gray_frames, concurrent_calls: Optional[int] = None, **params) ->
     return out
   frames = np.ascontiguousarray(frames, np.float32)
   sizes = np.asarray(pyramid_sizes(h, w, p.nscales, p.scale_step), np.int32)
-  net = _network(p)
 
   def solve(i):
-    _solve(fn, frames[i], frames[i + 1], p, None, sizes, net, out[i])
+    _solve(fn, frames[i], frames[i + 1], p, None, sizes, out[i])
 
   if threads == 1 or n == 2:
     for i in range(n - 1):
       solve(i)
   else:
-    with futures.ThreadPoolExecutor(min(threads, n - 1), thread_name_prefix='tvl1 native') as pool:
+    pool = futures.ThreadPoolExecutor(min(threads, n - 1), thread_name_prefix='tvl1 native')
+    try:
       for done in pool.map(solve, range(n - 1)):  # re-raises a failed pair's error
         del done
+    finally:  # an error or Ctrl-C: the pairs not started yet are dropped, not waited for
+      pool.shutdown(wait=True, cancel_futures=True)
   return out
