@@ -317,6 +317,8 @@ def _worker_init():
   import signal  # pylint: disable=g-import-not-at-top
   import cv2  # pylint: disable=g-import-not-at-top
   cv2.setNumThreads(1)  # one process per core; OpenCV threads would oversubscribe.
+  from data_pipelines.flow import native  # pylint: disable=g-import-not-at-top
+  native.set_num_threads(1)  # the same for the native TV-L1 engine's threads (one pair at a time)
   # Python's own Ctrl-C again in the tasks: the binary's import-time handler (i3d_tf.cli.quiet_start, run again
   # by the spawned worker) would end a task with os._exit, leaving the pool's semaphores to the resource tracker.
   signal.signal(signal.SIGINT, signal.default_int_handler)

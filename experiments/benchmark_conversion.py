@@ -3,8 +3,9 @@ r"""Benchmark (not a test): `prepare_data --flow=tvl1_tf` against `--flow=tvl1` 
 Issue 15's third target: the whole `prepare_data` process (start-up, decoding, TV-L1 with its compilation,
 JPEG/PNG encoding, shard writing) on a folder of videos of several frame sizes, ours at <= 0.5x OpenCV's
 wall time with the first video's compilation included.  Each configuration runs in a fresh process:
-OpenCV's DualTVL1; ours (frames padded to multiples of 32, the default) with an empty XLA cache; ours again
-with the cache the first run left (a rerun, another worker); ours without frame-size buckets
+OpenCV's DualTVL1; ours with its default engine (on a CPU the native kernel: nothing to compile); then ours
+on the XLA engine (`--flow_params=engine=xla`; frames padded to multiples of 32, the default) with an empty
+XLA cache; again with the cache the first run left (a rerun, another worker); without frame-size buckets
 (`--flow_pad_multiple=1`: one compilation per frame size) with an empty cache of its own.  The shared clips
 are linked into one class folder each (the `folder` dataset).
 Writes benchmarks/conversion_<cpu|gpu>.json atomically.
@@ -35,10 +36,11 @@ _OUTPUT = flags.DEFINE_string('output', None, 'Result JSON (default benchmarks/c
 
 CONFIGS = {  # name: (prepare_data flags, XLA cache folder: a new name starts empty)
     'reference: --flow=tvl1 (OpenCV DualTVL1)': (['--flow=tvl1'], 'xla_none'),
-    'ours: --flow=tvl1_tf, empty XLA cache': (['--flow=tvl1_tf'], 'xla_padded'),
-    'ours: --flow=tvl1_tf, XLA cache of the run above': (['--flow=tvl1_tf'], 'xla_padded'),
-    'ours: --flow=tvl1_tf --flow_pad_multiple=1 (every frame size compiles), empty XLA cache': (
-        ['--flow=tvl1_tf', '--flow_pad_multiple=1'], 'xla_unpadded'),
+    'ours: --flow=tvl1_tf (its default engine)': (['--flow=tvl1_tf'], 'xla_native'),
+    'ours, XLA engine: empty XLA cache': (['--flow=tvl1_tf', '--flow_params=engine=xla'], 'xla_padded'),
+    'ours, XLA engine: XLA cache of the run above': (['--flow=tvl1_tf', '--flow_params=engine=xla'], 'xla_padded'),
+    'ours, XLA engine, --flow_pad_multiple=1 (every frame size compiles), empty XLA cache': (
+        ['--flow=tvl1_tf', '--flow_params=engine=xla', '--flow_pad_multiple=1'], 'xla_unpadded'),
 }
 
 

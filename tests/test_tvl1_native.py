@@ -135,7 +135,16 @@ def test_tvl1_video_is_its_pairs_whatever_the_threads():
   np.testing.assert_array_equal(native.tvl1_video(gray, concurrent_calls=3, **SMALL), one)
   np.testing.assert_array_equal(one[1], native.tvl1(gray[1], gray[2], **SMALL))
   assert native.tvl1_video(gray[:1]).shape == (0, 48, 64, 2)
-  assert native.default_threads() >= 1
+  assert native.default_threads() == len(os.sched_getaffinity(0))
+  native.set_num_threads(1)  # what a conversion worker sets (data_pipelines.conversion._worker_init)
+  try:
+    assert native.default_threads() == 1
+    np.testing.assert_array_equal(native.tvl1_video(gray, **SMALL), one)
+    with pytest.raises(ValueError, match=r'threads must be >= 1 \(or None\). Received: threads=0'):
+      native.set_num_threads(0)
+  finally:
+    native.set_num_threads(None)
+  assert native.default_threads() == len(os.sched_getaffinity(0))
 
 
 def test_bad_input_is_refused_with_the_reason():

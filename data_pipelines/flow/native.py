@@ -136,8 +136,27 @@ def tvl1(frame_a, frame_b, initial_flow=None, return_iterations: bool = False, *
   return (flow, count) if return_iterations else flow
 
 
+_THREADS = []  # set_num_threads' value, if any
+
+
+def set_num_threads(threads: Optional[int]) -> None:
+  """Sets `default_threads()` for this process (None: back to the CPU count), like `cv2.setNumThreads`.
+
+  Conversion workers (`prepare_data --workers`, one process per core) set 1.
+
+  Raises:
+    ValueError: `threads` < 1.
+  """
+  if threads is not None and (not isinstance(threads, int) or threads < 1):
+    raise ValueError(f'threads must be >= 1 (or None). Received: threads={threads!r}')
+  _THREADS[:] = [] if threads is None else [threads]
+
+
 def default_threads() -> int:
-  """Pairs solved at once by `tvl1_video`: the CPUs this process may run on (`os.sched_getaffinity`)."""
+  """Pairs solved at once by `tvl1_video`: `set_num_threads`' value, else the CPUs this process may run on
+  (`os.sched_getaffinity`)."""
+  if _THREADS:
+    return _THREADS[0]
   try:
     return max(1, len(os.sched_getaffinity(0)))
   except AttributeError:  # not on Linux
