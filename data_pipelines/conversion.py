@@ -423,7 +423,8 @@ def shard_complete(output_dir: str, subset: str, shard: int, num_shards: int) ->
 # ----- what determines the output: the resume key -----
 def _options_dict(options):
   d = dataclasses.asdict(options)
-  d['flow_params'] = {k: v for k, v in options.flow_params}
+  # Not the TV-L1 engine: both compute the same algorithm (docs/flow.md); the manifest records it as flow_engine.
+  d['flow_params'] = {k: v for k, v in flow_lib.without_engine(options.flow_params)}
   if d['flow_pad_multiple'] == 1:  # as keys written before the option existed
     del d['flow_pad_multiple']
   return d
@@ -901,7 +902,7 @@ def run_conversion(entries: Sequence[VideoEntry], output_dir: str, subset: str, 
     if hasattr(results, 'close'):
       results.close()
   run = dict(plan_summary(plan, entries, output_dir, subset, num_shards), seconds=round(time.time() - t0, 2),
-             options=_options_dict(options))
+             options=_options_dict(options), flow_engine=flow_lib.flow_engine(options.flow, options.flow_params))
   if labels is not None:
     run['labels'] = list(labels)
   run.update(extra or {})

@@ -185,10 +185,12 @@ def define_flow_flags(name: str = 'flow_backend', allow_none: bool = False, flag
   where = _where(flag_values)
   choices = sorted(flow.FLOW_BACKENDS) + (['none'] if allow_none else [])
   backend = flags.DEFINE_enum(name, 'tvl1', choices, 'TV-L1 optical flow backend: tvl1 (OpenCV DualTVL1), tvl1_tf '
-                              '(ours in TensorFlow, OpenCV\'s defaults), tvl1_tf_fast (a fixed iteration budget; '
-                              'docs/flow.md)' + (', none (no flow)' if allow_none else '') + '.', **where)
+                              '(ours, OpenCV\'s defaults: a compiled C kernel on a CPU, the TensorFlow program with a '
+                              'GPU), tvl1_tf_fast (a fixed iteration budget; docs/flow.md)'
+                              + (', none (no flow)' if allow_none else '') + '.', **where)
   params = flags.DEFINE_string('flow_params', '', 'TV-L1 parameters, e.g. "gamma=0.3,warps=3" '
-                               '(data_pipelines.flow.TVL1Params names; default: OpenCV\'s).', **where)
+                               '(data_pipelines.flow.TVL1Params names; default: OpenCV\'s); with tvl1_tf and '
+                               'tvl1_tf_fast also engine=auto|native|xla.', **where)
   return backend, params
 
 

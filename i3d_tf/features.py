@@ -130,8 +130,10 @@ def run_key(options: ExtractionOptions, weights: Dict[str, str], precision: str 
   Returns:
     A JSON-able dict, stored in each video's `<id>.json` and compared on reruns.
   """
+  from data_pipelines.flow import without_engine  # pylint: disable=g-import-not-at-top
   opts = {k: v for k, v in dataclasses.asdict(options).items() if k not in NOT_IN_KEY}
-  opts['flow_params'] = [list(p) for p in opts['flow_params']]
+  # Not the TV-L1 engine: both compute the same algorithm (docs/flow.md); `<id>.json` records it as flow_engine.
+  opts['flow_params'] = [list(p) for p in without_engine(opts['flow_params'])]
   key = {'format': FEATURES_FORMAT, 'options': opts, 'weights': dict(weights), 'precision': precision}
   return key if not weights or 'flow' in weights else _without_flow_options(key)  # no flow stream, no flow options
 
@@ -465,6 +467,9 @@ def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: 
           'num_frames': int(probe.num_frames), 'frames_used': int(length), 'fps': options.fps,
           'windows': [[int(s), int(n)] for s, n in windows], 'timestamps_seconds': stamps.tolist(),
           'options': dataclasses.asdict(options), 'seconds': round(time.time() - start, 2)}
+  if 'flow' in extractor.streams:
+    from data_pipelines.flow import flow_engine  # pylint: disable=g-import-not-at-top
+    meta['flow_engine'] = flow_engine(options.flow_backend, options.flow_params)
   write_json(paths['meta'], meta)  # Last: marks the video done.
   return meta
 

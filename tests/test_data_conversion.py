@@ -125,6 +125,7 @@ def test_cli_exit_status_and_summary(video_dir, tmp_path):
       'good/a.avi': 7, 'good/b.avi': 5, 'bad/truncated.avi': 7}
   assert manifest['labels'] == ['bad', 'good']
   assert manifest['subsets']['demo']['summary']['options']['flow_params'] == {'warps': 3, 'gamma': 0.1}
+  assert manifest['subsets']['demo']['summary']['flow_engine'] is None  # OpenCV's tvl1: no engine to record
   # A bad parameter stops the job before any video is read.
   proc = subprocess.run([sys.executable, os.path.join(REPO, 'experiments', 'prepare_data.py'), '--dataset=folder',
                          f'--video_dir={video_dir}', '--subset=demo', f'--output_dir={out}_bad', '--flow=tvl1',

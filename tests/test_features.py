@@ -97,6 +97,7 @@ def test_binary_on_a_real_clip(shared_data, tmp_path):
   np.testing.assert_allclose(stamps, [[0, 0.32], [0.16, 0.48], [0.32, 0.64]])
   meta = json.loads((out / 'cls' / 'clip.avi.json').read_text())
   assert meta['num_frames'] == 17 and meta['frames_used'] == 16 and meta['streams'] == ['rgb', 'flow']
+  assert meta['flow_engine'] is None  # OpenCV's tvl1: no engine to record
   assert not [p for _, _, files in os.walk(out) for p in files if p.startswith('.tmp')]
   # A second run skips the finished video and retries the broken one.
   proc = subprocess.run(args, capture_output=True, text=True, env=ENV, cwd=ROOT)

@@ -1,6 +1,7 @@
 """The native TV-L1 engine (`data_pipelines.flow.native`, `_tvl1_native.c`) against its specification, the XLA
 program (`tf_tvl1`), and OpenCV; the engine choice of the 'tvl1_tf' backends (issue 15)."""
 
+import json
 import os
 import re
 
@@ -140,7 +141,7 @@ def test_tvl1_video_is_its_pairs_whatever_the_threads():
   try:
     assert native.default_threads() == 1
     np.testing.assert_array_equal(native.tvl1_video(gray, **SMALL), one)
-    with pytest.raises(ValueError, match=r'threads must be >= 1 \(or None\). Received: threads=0'):
+    with pytest.raises(ValueError, match=r'threads must be an integer >= 1 \(or None\). Received: threads=0'):
       native.set_num_threads(0)
   finally:
     native.set_num_threads(None)
@@ -150,8 +151,11 @@ def test_tvl1_video_is_its_pairs_whatever_the_threads():
 def test_bad_input_is_refused_with_the_reason():
   with pytest.raises(ValueError, match=r'gray_frames must be \[N, H, W\] with H, W >= 3'):
     native.tvl1_video(np.zeros((3, 2, 20), np.uint8))
-  with pytest.raises(ValueError, match='concurrent_calls must be >= 1. Received: concurrent_calls=0'):
+  with pytest.raises(ValueError, match='concurrent_calls must be an integer >= 1. Received: concurrent_calls=0'):
     native.tvl1_video(np.zeros((3, 20, 20), np.uint8), concurrent_calls=0)
+  with pytest.raises(ValueError, match='concurrent_calls must be an integer >= 1. Received: concurrent_calls=True'):
+    native.tvl1_video(np.zeros((3, 20, 20), np.uint8), concurrent_calls=True)
+  assert native.tvl1_video(np.zeros((3, 20, 20), np.uint8), concurrent_calls=np.int64(2)).shape == (2, 20, 20, 2)
   with pytest.raises(ValueError, match='use_initial_flow needs an initial flow'):
     native.tvl1_video(np.zeros((3, 20, 20), np.uint8), use_initial_flow=True)
   with pytest.raises(ValueError, match='Unknown TV-L1 parameters'):
@@ -188,6 +192,15 @@ def test_the_backends_engine():
     F.tvl1_engine('native', jit_compile=True)
   F.check_flow_params('tvl1_tf', {'engine': 'native', 'warps': 3})
   assert F.parse_flow_params('engine=xla,warps=3') == (('engine', 'xla'), ('warps', 3))
+  # jit_compile is a Python-API option: on the command line it is an unknown parameter, whatever the engine.
+  with pytest.raises(ValueError, match=r"Unknown TV-L1 parameters \['jit_compile'\]"):
+    F.check_flow_params('tvl1_tf', {'engine': 'native', 'jit_compile': True})
+  with pytest.raises(ValueError, match=r"engine chooses how our TV-L1 runs \(--flow=tvl1_tf or tvl1_tf_fast"):
+    F.check_flow_params('tvl1', {'engine': 'native'})
+  # What runs is recorded with the outputs; the resume keys leave the engine out (the same algorithm).
+  assert F.flow_engine('tvl1_tf', {'engine': 'xla'}) == 'xla' and F.flow_engine('tvl1', {}) is None
+  assert F.flow_engine('tvl1_tf_fast', (('engine', 'native'),)) == 'native'
+  assert F.without_engine((('engine', 'xla'), ('warps', 3))) == (('warps', 3),)
 
 
 def test_an_unavailable_kernel_says_why_and_auto_falls_back(monkeypatch, capsys):
@@ -202,3 +215,26 @@ def test_an_unavailable_kernel_says_why_and_auto_falls_back(monkeypatch, capsys)
     F.check_flow_params('tvl1_tf', {'engine': 'native'})
   with pytest.raises(RuntimeError, match='TV-L1 native engine unavailable: the C kernel'):
     native.tvl1_video(np.zeros((3, 20, 20), np.uint8))
+
+
+def test_the_engine_is_recorded_with_the_outputs_and_left_out_of_their_keys(tmp_path):
+  """extract_features and prepare_data record the engine that ran (`flow_engine`); a rerun naming another
+  engine finds the outputs done, not stale: both engines compute the same algorithm."""
+  from data_pipelines import conversion
+  from data_pipelines.testing import write_video
+  from i3d_tf import features
+  video = write_video(str(tmp_path / 'v.avi'), 9)
+  options = features.ExtractionOptions(flow_backend='tvl1_tf', flow_params=(('nscales', 2), ('warps', 1)),
+                                       stack_size=8, step_size=8, crop_size=32, resize_short_side=48, flow_margin=-1)
+  xla = features.ExtractionOptions(**dict(vars(options), flow_params=options.flow_params + (('engine', 'xla'),)))
+  assert features.run_key(options, {'flow': 'w'}) == features.run_key(xla, {'flow': 'w'})
+  extractor = features.load_extractor({'flow': None}, allow_random_weights=True)
+  out = str(tmp_path / 'features')
+  first = features.extract_features([video], str(tmp_path), out, extractor, options, progress=False)
+  assert first['done'] == 1 and not first['failed']
+  meta = features.output_paths(out, features.video_id(video, str(tmp_path)), ())['meta']
+  assert json.load(open(meta))['flow_engine'] == F.tvl1_engine()
+  again = features.extract_features([video], str(tmp_path), out, extractor, xla, progress=False)
+  assert again['skipped'] == 1 and again['done'] == 0 and not again['failed']
+  conv = conversion.ConversionOptions(flow='tvl1_tf', flow_params=(('engine', 'native'), ('warps', 3)))
+  assert conversion._options_dict(conv)['flow_params'] == {'warps': 3}

@@ -172,6 +172,25 @@ def _check_engine(engine, jit_compile=None) -> None:
       raise ValueError(f'engine=native: {native.why_unavailable()}')
 
 
+def flow_engine(backend: Optional[str], params=()) -> Optional[str]:
+  """The engine backend `backend` with `params` (dict or pairs) runs here: 'native' or 'xla' for our TV-L1
+  (`tvl1_engine`), None for the others.  Recorded with the outputs (not in their resume keys: both engines
+  compute the same algorithm, docs/flow.md).
+
+  Raises:
+    ValueError: a bad engine (as `tvl1_engine`).
+  """
+  if backend not in ('tvl1_tf', 'tvl1_tf_fast'):
+    return None
+  params = dict(params)
+  return tvl1_engine(params.get('engine', 'auto'), params.get('jit_compile'))
+
+
+def without_engine(params) -> Tuple[Tuple[str, object], ...]:
+  """`params` (pairs) without 'engine': what decides the flow, for resume keys."""
+  return tuple((k, v) for k, v in params if k != 'engine')
+
+
 def tvl1_tf(gray_frames: np.ndarray, batch_size: Optional[int] = None, engine: str = 'auto',
             **params) -> np.ndarray:
   """Our TV-L1 (the 'tvl1_tf' backend): the native CPU kernel or the TensorFlow program (`tvl1_engine`).
@@ -305,6 +324,9 @@ def check_flow_params(backend: str, params) -> None:
     if params:
       raise ValueError(f'Flow parameters {params} given but the flow backend is "none".')
     return
+  if backend == 'tvl1' and 'engine' in params:
+    raise ValueError('engine chooses how our TV-L1 runs (--flow=tvl1_tf or tvl1_tf_fast: native or xla); OpenCV\'s '
+                     'tvl1 has none')
   if backend == 'tvl1':  # the same types and ranges as tvl1_tf (OpenCV would take gamma=-1 or warps=0), then
     from data_pipelines.flow.params import make_params  # pylint: disable=g-import-not-at-top  # its setters
     ours = {_OPENCV_TO_OURS.get(_OPENCV_ALIASES.get(k, k), k): v for k, v in params.items()}
@@ -316,8 +338,10 @@ def check_flow_params(backend: str, params) -> None:
       raise ValueError(f'a flow parameter of the wrong type ({e}). Received: {params}') from None
   elif backend in ('tvl1_tf', 'tvl1_tf_fast'):
     from data_pipelines.flow.params import make_params  # pylint: disable=g-import-not-at-top
-    _check_engine(params.pop('engine', 'auto'), params.get('jit_compile'))
-    if make_params(**_tf_params(backend, params)).use_initial_flow:
+    engine = params.pop('engine', 'auto')
+    checked = make_params(**_tf_params(backend, params))  # unknown names first (jit_compile among them)
+    _check_engine(engine, params.get('jit_compile'))
+    if checked.use_initial_flow:
       raise ValueError('use_initial_flow needs an initial flow, which a video backend has none of (every pair '
                        'starts from zero, as OpenCV\'s default): leave it off')
   else:

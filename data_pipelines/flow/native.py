@@ -16,6 +16,7 @@ setup.py builds the kernel as an optional extension: without a C compiler the in
 import ctypes
 from concurrent import futures
 import importlib.util
+import numbers
 import os
 from typing import Optional
 
@@ -147,9 +148,13 @@ def set_num_threads(threads: Optional[int]) -> None:
   Raises:
     ValueError: `threads` < 1.
   """
-  if threads is not None and (not isinstance(threads, int) or threads < 1):
-    raise ValueError(f'threads must be >= 1 (or None). Received: threads={threads!r}')
-  _THREADS[:] = [] if threads is None else [threads]
+  if threads is not None and (not _is_int(threads) or threads < 1):
+    raise ValueError(f'threads must be an integer >= 1 (or None). Received: threads={threads!r}')
+  _THREADS[:] = [] if threads is None else [int(threads)]
+
+
+def _is_int(x) -> bool:
+  return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
 def default_threads() -> int:
@@ -190,8 +195,9 @@ def tvl1_video(gray_frames, concurrent_calls: Optional[int] = None, **params) ->
   if frames.ndim != 3 or min(frames.shape[1:]) < 3:
     raise ValueError(f'gray_frames must be [N, H, W] with H, W >= 3. Received: shape={frames.shape}')
   threads = default_threads() if concurrent_calls is None else concurrent_calls
-  if not isinstance(threads, int) or threads < 1:
-    raise ValueError(f'concurrent_calls must be >= 1. Received: concurrent_calls={concurrent_calls}')
+  if not _is_int(threads) or threads < 1:
+    raise ValueError(f'concurrent_calls must be an integer >= 1. Received: concurrent_calls={concurrent_calls!r}')
+  threads = int(threads)
   fn = _kernel()
   n, h, w = frames.shape
   out = np.empty((max(n - 1, 0), h, w, 2), np.float32)
