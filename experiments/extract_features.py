@@ -112,8 +112,9 @@ def main(argv):
   try:
     if checkpoints['rgb'] == 'kinetics400' and _WEIGHTS_FILE.value and 'rgb' in streams:  # a wrong file: refused
       pretrained.weights_path('kinetics400', _WEIGHTS_FILE.value)                        # before any compilation
-    if 'flow' in streams:  # TV-L1 compiles in the background while the networks load
-      features.prepare_flow(paths, root, _OUTPUT_DIR.value, options, _OVERWRITE.value)
+    if 'flow' in streams:  # while the networks load: TV-L1 compiles (XLA engine), or the first video is read
+      features.prepare_flow(paths, root, _OUTPUT_DIR.value, options, _OVERWRITE.value)  # and its flow computed
+      features.prefetch_first_video(paths, root, _OUTPUT_DIR.value, options, streams, _OVERWRITE.value)
     extractor = features.load_extractor({s: checkpoints[s] for s in streams}, _NUM_CLASSES.value,
                                         _ALLOW_RANDOM.value, _PRECISION.value)
   except (ValueError, FileNotFoundError, pretrained.WeightsUnavailableError) as e:

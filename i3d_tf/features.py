@@ -31,7 +31,9 @@ import collections
 import dataclasses
 import json
 import os
+import queue
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -397,6 +399,130 @@ def video_state(output_dir: str, vid: str, streams: Sequence[str], key: Dict, pa
   return 'done', []
 
 
+def _plan(path: str, streams: Sequence[str], options: ExtractionOptions):
+  """(probe, steps, windows, used): what `extract_video` reads of a video, and which steps it needs."""
+  from data_pipelines.streaming import num_steps  # pylint: disable=g-import-not-at-top
+  from data_pipelines.video import probe_video  # pylint: disable=g-import-not-at-top
+  probe = probe_video(path, options.fps, options.max_frames, min_frames=2)
+  length = num_steps(probe.num_frames, streams)
+  windows = window_starts(length, options.stack_size, options.step_size)
+  used = np.zeros(length, bool)
+  for s, n in windows:
+    used[s:s + n] = True
+  return probe, length, windows, used
+
+
+def _steps(path: str, streams: Sequence[str], options: ExtractionOptions, probe, used):
+  """The video's steps (`data_pipelines.streaming.video_steps`), flow only where `used`."""
+  from data_pipelines.streaming import video_steps  # pylint: disable=g-import-not-at-top
+  flow_fn = None
+  if 'flow' in streams:
+    flow_fn = lambda frames: compute_flow(frames, options.flow_backend, options.flow_params)  # noqa: E731
+  return video_steps(path, streams, options.crop_size, options.resize_short_side, options.fps,
+                     options.max_frames, probe=probe, flow_fn=flow_fn, needed=lambda i: bool(used[i]),
+                     flow_margin=options.flow_margin)
+
+
+_PREFETCH = {}  # 'video': the `_Prefetch` `prefetch_first_video` started
+
+
+class _Prefetch:
+  """One video's plan and steps computed in a daemon thread, at most `limit` steps ahead of the reader."""
+
+  def __init__(self, path: str, streams: Sequence[str], options: ExtractionOptions, limit: int):
+    self.key = (path, tuple(streams), options)
+    self._queue = queue.Queue(limit)
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._run, name='features prefetch', daemon=True)
+    self._thread.start()
+
+  def _put(self, item) -> bool:
+    while not self._stop.is_set():
+      try:
+        self._queue.put(item, timeout=0.1)
+        return True
+      except queue.Full:
+        continue
+    return False
+
+  def _run(self):
+    path, streams, options = self.key
+    try:
+      probe, length, windows, used = _plan(path, streams, options)
+      if not self._put(('plan', (probe, length, windows))):
+        return
+      for step in _steps(path, streams, options, probe, used):
+        if not self._put(('step', step)):
+          return
+      self._put(('end', None))
+    except BaseException as e:  # pylint: disable=broad-except  (raised again in the reader's thread)
+      self._put(('error', e))
+
+  def _get(self):
+    kind, value = self._queue.get()
+    if kind == 'error':
+      raise value
+    return kind, value
+
+  def plan(self):
+    """(probe, steps, windows); raises what reading the video raised."""
+    kind, value = self._get()
+    assert kind == 'plan', kind
+    return value
+
+  def steps(self):
+    """The steps, in order; raises what computing them raised.  A reader that stops early stops the thread."""
+    try:
+      while True:
+        kind, value = self._get()
+        if kind == 'end':
+          return
+        yield value
+    finally:
+      self.cancel()
+
+  def cancel(self) -> None:
+    """Stops the thread after the step it is on (at most one flow chunk)."""
+    self._stop.set()
+
+
+def prefetch_first_video(video_paths: Sequence[str], root: str, output_dir: str, options: ExtractionOptions,
+                         streams: Sequence[str], overwrite: bool = False) -> Optional[str]:
+  """Starts reading the first readable video of `video_paths` without outputs, its flow included, in a
+  background thread, so that it overlaps loading the networks: call it before `load_extractor` (issue 15).
+
+  Only for a flow backend that runs now, without a compilation to wait for: the native TV-L1 engine (with the
+  XLA engine `prepare_flow` compiles in the background instead).  `extract_features` takes the prefetched
+  steps for that video when its streams and options are these; otherwise they are dropped.  At most one
+  window of steps (`options.stack_size`) waits in memory.
+
+  Args:
+    video_paths, root, output_dir, overwrite: as `prepare_flow`.
+    options: the extraction options.
+    streams: the streams `load_extractor` will be given.
+
+  Returns:
+    The path being read, or None (no flow stream, another engine or backend, no video with work).
+  """
+  from data_pipelines.flow import flow_engine  # pylint: disable=g-import-not-at-top
+  from data_pipelines.video import VideoDecodeError, frame_size  # pylint: disable=g-import-not-at-top
+  if 'flow' not in streams or flow_engine(options.flow_backend, options.flow_params) != 'native':
+    return None
+  for path in video_paths:
+    if not overwrite and os.path.exists(output_paths(output_dir, video_id(path, root), ())['meta']):
+      continue
+    try:
+      frame_size(path)
+    except (VideoDecodeError, ValueError):  # unreadable: reported when it is read
+      continue
+    old = _PREFETCH.pop('video', None)
+    if old is not None:
+      old.cancel()
+    _PREFETCH['video'] = _Prefetch(path, tuple(s for s in STREAMS if s in streams), options, options.stack_size)
+    return path
+  return None
+
+
 def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: str,
                   options: ExtractionOptions, key: Optional[Dict] = None) -> Dict:
   """Extracts and writes the features of one video, streamed window by window; returns its metadata.
@@ -414,21 +540,15 @@ def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: 
     ValueError: frames smaller than the crop; non-finite features.
   """
   from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
-  from data_pipelines.streaming import num_steps, video_steps  # pylint: disable=g-import-not-at-top
-  from data_pipelines.video import probe_video  # pylint: disable=g-import-not-at-top
   start = time.time()
-  probe = probe_video(path, options.fps, options.max_frames, min_frames=2)
-  length = num_steps(probe.num_frames, extractor.streams)
-  windows = window_starts(length, options.stack_size, options.step_size)
-  used = np.zeros(length, bool)
-  for s, n in windows:
-    used[s:s + n] = True
-  flow_fn = None
-  if 'flow' in extractor.streams:
-    flow_fn = lambda frames: compute_flow(frames, options.flow_backend, options.flow_params)  # noqa: E731
-  steps = video_steps(path, extractor.streams, options.crop_size, options.resize_short_side, options.fps,
-                      options.max_frames, probe=probe, flow_fn=flow_fn, needed=lambda i: bool(used[i]),
-                      flow_margin=options.flow_margin)
+  ahead = _PREFETCH.pop('video', None)
+  if ahead is not None and ahead.key == (path, tuple(extractor.streams), options):
+    (probe, length, windows), steps = ahead.plan(), ahead.steps()  # started while the networks loaded
+  else:
+    if ahead is not None:
+      ahead.cancel()
+    probe, length, windows, used = _plan(path, extractor.streams, options)
+    steps = _steps(path, extractor.streams, options, probe, used)
   buffer, buffer_start, read = collections.deque(), 0, 0
   feats = {s: [] for s in extractor.streams}
   batch: List[Dict[str, np.ndarray]] = []
@@ -547,4 +667,7 @@ def extract_features(video_paths: Sequence[str], root: str, output_dir: str, ext
     summary['windows'] += len(meta['windows'])
     bar.set_postfix(windows=summary['windows'], failed=len(summary['failed']))
   summary['seconds'] = round(time.time() - start, 1)
+  leftover = _PREFETCH.pop('video', None)  # a video this run did not read (done already, or past max_videos)
+  if leftover is not None:
+    leftover.cancel()
   return summary

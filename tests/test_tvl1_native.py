@@ -4,6 +4,7 @@ program (`tf_tvl1`), and OpenCV; the engine choice of the 'tvl1_tf' backends (is
 import json
 import os
 import re
+import time
 
 import numpy as np
 import pytest
@@ -238,3 +239,52 @@ def test_the_engine_is_recorded_with_the_outputs_and_left_out_of_their_keys(tmp_
   assert again['skipped'] == 1 and again['done'] == 0 and not again['failed']
   conv = conversion.ConversionOptions(flow='tvl1_tf', flow_params=(('engine', 'native'), ('warps', 3)))
   assert conversion._options_dict(conv)['flow_params'] == {'warps': 3}
+
+
+def test_the_first_video_is_read_while_the_networks_load_with_the_same_outputs(tmp_path, monkeypatch):
+  """extract_features' start-up overlap with the native engine (`features.prefetch_first_video`): the first
+  video with work is decoded and its flow computed in a thread; its outputs are bitwise those of a plain run."""
+  from data_pipelines.testing import write_video
+  from i3d_tf import features
+  videos = tmp_path / 'videos'
+  videos.mkdir()
+  paths = [write_video(str(videos / f'{n}.avi'), 11, step=s) for n, s in (('a', 2), ('b', 3))]
+  (videos / 'c.mp4').write_bytes(b'not a video')
+  paths.append(str(videos / 'c.mp4'))
+  options = features.ExtractionOptions(flow_backend='tvl1_tf', flow_params=(('nscales', 2), ('warps', 1)),
+                                       stack_size=8, step_size=4, crop_size=32, resize_short_side=48, flow_margin=-1)
+  streams = ('rgb', 'flow')
+  # Nothing to read ahead without a flow stream, with OpenCV's backend or the XLA engine.
+  assert features.prefetch_first_video(paths, str(videos), str(tmp_path / 'x'), options, ('rgb',)) is None
+  opencv = features.ExtractionOptions(**dict(vars(options), flow_backend='tvl1', flow_params=()))
+  assert features.prefetch_first_video(paths, str(videos), str(tmp_path / 'x'), opencv, streams) is None
+  xla = features.ExtractionOptions(**dict(vars(options), flow_params=options.flow_params + (('engine', 'xla'),)))
+  assert features.prefetch_first_video(paths, str(videos), str(tmp_path / 'x'), xla, streams) is None
+  extractor = features.load_extractor({'rgb': None, 'flow': None}, allow_random_weights=True)
+  plain, ahead = str(tmp_path / 'plain'), str(tmp_path / 'ahead')
+  features.extract_features(paths, str(videos), plain, extractor, options, progress=False)
+  assert features.prefetch_first_video(paths, str(videos), ahead, options, streams) == paths[0]
+  prefetch = features._PREFETCH['video']
+  while not prefetch._queue.qsize():  # its plan is made: from now on count who reads a video
+    time.sleep(0.01)
+  planned = []
+  plan = features._plan
+  monkeypatch.setattr(features, '_plan', lambda path, *a: planned.append(path) or plan(path, *a))
+  summary = features.extract_features(paths, str(videos), ahead, extractor, options, progress=False)
+  assert summary['done'] == 2 and list(summary['failed']) == [paths[2]] and not features._PREFETCH
+  assert planned == paths[1:]  # the first video came from the thread
+  prefetch._thread.join(5)
+  assert not prefetch._thread.is_alive()
+  for name in ('a.avi_rgb.npy', 'a.avi_flow.npy', 'b.avi_flow.npy', 'a.avi_timestamps.npy'):
+    np.testing.assert_array_equal(np.load(os.path.join(ahead, name)), np.load(os.path.join(plain, name)))
+  # A video with outputs is passed over; other options than the run's: the steps read ahead are dropped.
+  assert features.prefetch_first_video(paths, str(videos), ahead, options, streams) is None
+  other = str(tmp_path / 'other')
+  assert features.prefetch_first_video(paths, str(videos), other, options, ('flow',)) == paths[0]
+  stale = features._PREFETCH['video']
+  summary = features.extract_features(paths[:1], str(videos), other, extractor, options, progress=False)
+  assert summary['done'] == 1 and not features._PREFETCH
+  stale._thread.join(5)
+  assert not stale._thread.is_alive()
+  np.testing.assert_array_equal(np.load(os.path.join(other, 'a.avi_flow.npy')),
+                                np.load(os.path.join(plain, 'a.avi_flow.npy')))
