@@ -333,10 +333,15 @@ def prepare_flow(video_paths: Sequence[str], root: str, output_dir: str, options
     ValueError: flow parameters the backend refuses.
   """
   from data_pipelines.streaming import prepare_window_flow  # pylint: disable=g-import-not-at-top
-  todo = (path for path in video_paths  # lazily: a large folder is checked only up to the first video with work
+  return prepare_window_flow(_with_work(video_paths, root, output_dir, overwrite), options.flow_backend,
+                             options.flow_params, options.crop_size, options.resize_short_side, options.flow_margin)
+
+
+def _with_work(video_paths: Sequence[str], root: str, output_dir: str, overwrite: bool):
+  """The videos `extract_features` will compute, as far as their outputs tell (lazily: a large folder is checked
+  only up to the first one a caller takes): all with `overwrite`, else those without `<id>.json`."""
+  return (path for path in video_paths
           if overwrite or not os.path.exists(output_paths(output_dir, video_id(path, root), ())['meta']))
-  return prepare_window_flow(todo, options.flow_backend, options.flow_params, options.crop_size,
-                             options.resize_short_side, options.flow_margin)
 
 
 def output_paths(output_dir: str, vid: str, streams: Sequence[str]) -> Dict[str, str]:
@@ -400,7 +405,7 @@ def video_state(output_dir: str, vid: str, streams: Sequence[str], key: Dict, pa
 
 
 def _plan(path: str, streams: Sequence[str], options: ExtractionOptions):
-  """(probe, steps, windows, used): what `extract_video` reads of a video, and which steps it needs."""
+  """(probe, number of steps, windows, used): what `extract_video` reads of a video, and which steps it needs."""
   from data_pipelines.streaming import num_steps  # pylint: disable=g-import-not-at-top
   from data_pipelines.video import probe_video  # pylint: disable=g-import-not-at-top
   probe = probe_video(path, options.fps, options.max_frames, min_frames=2)
@@ -424,6 +429,13 @@ def _steps(path: str, streams: Sequence[str], options: ExtractionOptions, probe,
 
 
 _PREFETCH = {}  # 'video': the `_Prefetch` `prefetch_first_video` started
+
+
+def _drop_prefetch() -> None:
+  """Stops and forgets the video `prefetch_first_video` started, if any."""
+  ahead = _PREFETCH.pop('video', None)
+  if ahead is not None:
+    ahead.cancel()
 
 
 class _Prefetch:
@@ -465,7 +477,7 @@ class _Prefetch:
     return kind, value
 
   def plan(self):
-    """(probe, steps, windows); raises what reading the video raised."""
+    """(probe, number of steps, windows); raises what reading the video raised."""
     kind, value = self._get()
     assert kind == 'plan', kind
     return value
@@ -508,16 +520,12 @@ def prefetch_first_video(video_paths: Sequence[str], root: str, output_dir: str,
   from data_pipelines.video import VideoDecodeError, frame_size  # pylint: disable=g-import-not-at-top
   if 'flow' not in streams or flow_engine(options.flow_backend, options.flow_params) != 'native':
     return None
-  for path in video_paths:
-    if not overwrite and os.path.exists(output_paths(output_dir, video_id(path, root), ())['meta']):
-      continue
+  for path in _with_work(video_paths, root, output_dir, overwrite):
     try:
       frame_size(path)
     except (VideoDecodeError, ValueError):  # unreadable: reported when it is read
       continue
-    old = _PREFETCH.pop('video', None)
-    if old is not None:
-      old.cancel()
+    _drop_prefetch()
     _PREFETCH['video'] = _Prefetch(path, tuple(s for s in STREAMS if s in streams), options, options.stack_size)
     return path
   return None
@@ -541,12 +549,12 @@ def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: 
   """
   from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
   start = time.time()
-  ahead = _PREFETCH.pop('video', None)
+  ahead = _PREFETCH.get('video')
   if ahead is not None and ahead.key == (path, tuple(extractor.streams), options):
+    del _PREFETCH['video']
     (probe, length, windows), steps = ahead.plan(), ahead.steps()  # started while the networks loaded
   else:
-    if ahead is not None:
-      ahead.cancel()
+    _drop_prefetch()
     probe, length, windows, used = _plan(path, extractor.streams, options)
     steps = _steps(path, extractor.streams, options, probe, used)
   buffer, buffer_start, read = collections.deque(), 0, 0
@@ -667,7 +675,5 @@ def extract_features(video_paths: Sequence[str], root: str, output_dir: str, ext
     summary['windows'] += len(meta['windows'])
     bar.set_postfix(windows=summary['windows'], failed=len(summary['failed']))
   summary['seconds'] = round(time.time() - start, 1)
-  leftover = _PREFETCH.pop('video', None)  # a video this run did not read (done already, or past max_videos)
-  if leftover is not None:
-    leftover.cancel()
+  _drop_prefetch()  # a video this run did not read (done already, or past max_videos)
   return summary

@@ -113,8 +113,10 @@ def tvl1_opencv(gray_frames: np.ndarray, **params) -> np.ndarray:
 ENGINES = ('auto', 'native', 'xla')
 
 
+@functools.lru_cache(maxsize=None)
 def _gpu_present() -> bool:
-  """Whether TensorFlow sees a GPU, without importing it on a machine with no NVIDIA device node."""
+  """Whether TensorFlow sees a GPU, without importing it on a machine with no NVIDIA device node.  Asked once
+  per process: `tvl1_engine` runs for every flow chunk, and TensorFlow's devices do not change once known."""
   import os  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
   if 'tensorflow' not in sys.modules and not os.path.exists('/dev/nvidiactl'):
@@ -324,11 +326,12 @@ def check_flow_params(backend: str, params) -> None:
     if params:
       raise ValueError(f'Flow parameters {params} given but the flow backend is "none".')
     return
-  if backend == 'tvl1' and 'engine' in params:
-    raise ValueError('engine chooses how our TV-L1 runs (--flow=tvl1_tf or tvl1_tf_fast: native or xla); OpenCV\'s '
-                     'tvl1 has none')
-  if backend == 'tvl1':  # the same types and ranges as tvl1_tf (OpenCV would take gamma=-1 or warps=0), then
-    from data_pipelines.flow.params import make_params  # pylint: disable=g-import-not-at-top  # its setters
+  if backend == 'tvl1':
+    if 'engine' in params:
+      raise ValueError('engine chooses how our TV-L1 runs (--flow=tvl1_tf or tvl1_tf_fast: native or xla); '
+                       'OpenCV\'s tvl1 has none')
+    # The same types and ranges as tvl1_tf (OpenCV would take gamma=-1 or warps=0), then its setters.
+    from data_pipelines.flow.params import make_params  # pylint: disable=g-import-not-at-top
     ours = {_OPENCV_TO_OURS.get(_OPENCV_ALIASES.get(k, k), k): v for k, v in params.items()}
     _opencv_setters(cv2.optflow.DualTVL1OpticalFlow_create(), params)  # names: OpenCV's setters
     try:
