@@ -12,6 +12,10 @@ The common use of I3D today: Mixed_5c features after the head's average pool (th
   video is shorter); L = number of flow fields (frames - 1) when flow is extracted, so RGB and flow
   windows cover the same frames.  Window w spans [start / fps, (start + length) / fps) seconds.
 
+`extract_features` decodes each video and computes its flow in a thread, one window ahead of the networks and
+one video ahead at most (the next video is read while the last windows of the one before are in the networks),
+so the two cores stay busy; the outputs are those of `extract_video` alone, bitwise (issue 15).
+
 Outputs per video `<id>` (`id` = the path relative to the input root, extension kept, sub-folders kept as
 sub-folders of the output: unique by construction, so `clip.avi` and `clip.mp4`, or `a/b.mp4` and
 `a__b.mp4`, never share a file):
@@ -445,6 +449,7 @@ class _Prefetch:
     self.key = (path, tuple(streams), options)
     self._queue = queue.Queue(limit)
     self._stop = threading.Event()
+    self.finished = threading.Event()  # the thread has put its last item (or was stopped)
     self._thread = threading.Thread(target=self._run, name='features prefetch', daemon=True)
     self._thread.start()
 
@@ -469,6 +474,8 @@ class _Prefetch:
       self._put(('end', None))
     except BaseException as e:  # pylint: disable=broad-except  (raised again in the reader's thread)
       self._put(('error', e))
+    finally:
+      self.finished.set()
 
   def _get(self):
     kind, value = self._queue.get()
@@ -498,15 +505,76 @@ class _Prefetch:
     self._stop.set()
 
 
+class _ReadAhead:
+  """The videos of one `extract_features` run read one video ahead of the networks (issue 15).
+
+  Each video is decoded and its flow computed in its own `_Prefetch` thread while the main thread runs the
+  streams on the windows already read: within a video, the next window is read while the current one is in the
+  networks; video k + 1 starts once video k is read to its end and its reader has taken it.  So at most two
+  videos are in flight, each at most `limit` steps ahead of its reader: memory does not grow with the videos'
+  lengths or number.  `first`, a `_Prefetch` already running for `paths[0]` with these streams and options
+  (`prefetch_first_video`), is used as that video's.
+  """
+
+  def __init__(self, paths: Sequence[str], streams: Sequence[str], options: ExtractionOptions, limit: int,
+               first: Optional[_Prefetch] = None):
+    self._paths, self._streams, self._options, self._limit = list(paths), tuple(streams), options, limit
+    self._handed = queue.Queue()  # the `_Prefetch` of each video, in order
+    self._taken = threading.Semaphore(0)  # released once per `take`
+    self._stop = threading.Event()
+    self._started: List[_Prefetch] = []
+    if first is not None and not (self._paths and first.key == (self._paths[0], self._streams, options)):
+      first.cancel()
+      first = None
+    self._thread = threading.Thread(target=self._run, args=(first,), name='features read-ahead', daemon=True)
+    self._thread.start()
+
+  def _wait(self, ready: Callable[[], bool]) -> bool:
+    while not self._stop.is_set():
+      if ready():
+        return True
+    return False
+
+  def _run(self, first):
+    for i, path in enumerate(self._paths):
+      if i and not self._wait(lambda: self._started[-1].finished.wait(0.1) and self._taken.acquire(timeout=0.1)):
+        return
+      ahead = first if i == 0 and first is not None else _Prefetch(path, self._streams, self._options, self._limit)
+      self._started.append(ahead)
+      if self._stop.is_set():
+        ahead.cancel()
+        return
+      self._handed.put(ahead)
+
+  def take(self, path: str) -> _Prefetch:
+    """The reader of `path`, the next video of `paths`."""
+    while True:
+      try:
+        ahead = self._handed.get(timeout=0.1)
+        break
+      except queue.Empty:
+        if not self._thread.is_alive() and self._handed.empty():
+          raise RuntimeError(f'the read-ahead thread ended before {path}')  # not expected: a bug
+    self._taken.release()
+    assert ahead.key[0] == path, (ahead.key[0], path)
+    return ahead
+
+  def close(self) -> None:
+    """Stops every thread after the step it is on."""
+    self._stop.set()
+    for ahead in list(self._started):
+      ahead.cancel()
+
+
 def prefetch_first_video(video_paths: Sequence[str], root: str, output_dir: str, options: ExtractionOptions,
                          streams: Sequence[str], overwrite: bool = False) -> Optional[str]:
   """Starts reading the first readable video of `video_paths` without outputs, its flow included, in a
   background thread, so that it overlaps loading the networks: call it before `load_extractor` (issue 15).
 
   Only for a flow backend that runs now, without a compilation to wait for: the native TV-L1 engine (with the
-  XLA engine `prepare_flow` compiles in the background instead).  `extract_features` takes the prefetched
-  steps for that video when its streams and options are these; otherwise they are dropped.  At most one
-  window of steps (`options.stack_size`) waits in memory.
+  XLA engine `prepare_flow` compiles in the background instead).  `extract_features` (and `extract_video`)
+  take the prefetched steps for that video when its streams and options are these and it is the first video
+  with work; otherwise they are dropped.  At most one window of steps (`options.stack_size`) waits in memory.
 
   Args:
     video_paths, root, output_dir, overwrite: as `prepare_flow`.
@@ -547,14 +615,27 @@ def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: 
     data_pipelines.video.VideoDecodeError: the file cannot be decoded into at least 2 frames.
     ValueError: frames smaller than the crop; non-finite features.
   """
-  from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
-  start = time.time()
   ahead = _PREFETCH.get('video')
   if ahead is not None and ahead.key == (path, tuple(extractor.streams), options):
-    del _PREFETCH['video']
-    (probe, length, windows), steps = ahead.plan(), ahead.steps()  # started while the networks loaded
+    del _PREFETCH['video']  # started while the networks loaded
   else:
     _drop_prefetch()
+    ahead = None
+  return _extract_video(extractor, path, vid, output_dir, options, key, ahead)
+
+
+def _extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: str, options: ExtractionOptions,
+                   key: Optional[Dict], ahead: Optional[_Prefetch]) -> Dict:
+  """`extract_video`, its frames and flow read by `ahead` when given (else here)."""
+  from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
+  start = time.time()
+  if ahead is not None:
+    try:
+      (probe, length, windows), steps = ahead.plan(), ahead.steps()
+    except BaseException:
+      ahead.cancel()
+      raise
+  else:
     probe, length, windows, used = _plan(path, extractor.streams, options)
     steps = _steps(path, extractor.streams, options, probe, used)
   buffer, buffer_start, read = collections.deque(), 0, 0
@@ -623,6 +704,10 @@ def extract_features(video_paths: Sequence[str], root: str, output_dir: str, ext
     weights: {stream: `weights_identity(...)`}, part of the run key (module docstring).
     overwrite: recompute videos whose outputs were made with other settings (else refuse).
 
+  The videos with work are read (decoded, flow computed) in threads, one video ahead of the networks at most,
+  each at most `options.stack_size` steps ahead (module docstring); a video `prefetch_first_video` started is
+  taken up when its streams and options are these.
+
   Returns a summary {'done', 'skipped', 'recomputed', 'failed': {path: error}, 'windows', 'seconds'}.
 
   Raises:
@@ -652,28 +737,37 @@ def extract_features(video_paths: Sequence[str], root: str, output_dir: str, ext
   os.makedirs(output_dir, exist_ok=True)
   summary = {'done': 0, 'skipped': 0, 'recomputed': 0, 'failed': {}, 'windows': 0}
   start = time.time()
+  # The videos with work are read (decoded, flow computed) one video ahead of the networks, in threads; the
+  # first may have been started while the networks loaded (`prefetch_first_video`).
+  ahead = _ReadAhead([p for p in paths if states[p][0] != 'done'], extractor.streams, options, options.stack_size,
+                     _PREFETCH.pop('video', None))
   bar = tqdm(paths, unit='video', disable=not progress, desc='features')
-  for path in bar:
-    vid = ids[path]
-    state = states[path][0]
-    if state == 'done':
-      summary['skipped'] += 1
-      continue
-    if state == 'stale':  # overwrite: what this run will not rewrite goes first (other streams, the old meta)
-      for old_id in (vid, _format1_id(vid)):
-        for stale_path in output_paths(output_dir, old_id, STREAMS).values():
-          if os.path.exists(stale_path):
-            os.remove(stale_path)
-    try:
-      meta = extract_video(extractor, path, vid, output_dir, options, key)
-    except Exception as e:  # pylint: disable=broad-except  (report and go on)
-      summary['failed'][path] = f'{type(e).__name__}: {e}'
-      tqdm.write(f'features: FAILED {path}: {type(e).__name__}: {e}', file=sys.stderr)
-      continue
-    summary['done'] += 1
-    summary['recomputed'] += state == 'stale'
-    summary['windows'] += len(meta['windows'])
-    bar.set_postfix(windows=summary['windows'], failed=len(summary['failed']))
+  try:
+    for path in bar:
+      vid = ids[path]
+      state = states[path][0]
+      if state == 'done':
+        summary['skipped'] += 1
+        continue
+      if state == 'stale':  # overwrite: what this run will not rewrite goes first (other streams, the old meta)
+        for old_id in (vid, _format1_id(vid)):
+          for stale_path in output_paths(output_dir, old_id, STREAMS).values():
+            if os.path.exists(stale_path):
+              os.remove(stale_path)
+      reader = ahead.take(path)
+      try:
+        meta = _extract_video(extractor, path, vid, output_dir, options, key, reader)
+      except Exception as e:  # pylint: disable=broad-except  (report and go on)
+        summary['failed'][path] = f'{type(e).__name__}: {e}'
+        tqdm.write(f'features: FAILED {path}: {type(e).__name__}: {e}', file=sys.stderr)
+        continue
+      finally:
+        reader.cancel()
+      summary['done'] += 1
+      summary['recomputed'] += state == 'stale'
+      summary['windows'] += len(meta['windows'])
+      bar.set_postfix(windows=summary['windows'], failed=len(summary['failed']))
+  finally:
+    ahead.close()
   summary['seconds'] = round(time.time() - start, 1)
-  _drop_prefetch()  # a video this run did not read (done already, or past max_videos)
   return summary

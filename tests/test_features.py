@@ -240,3 +240,65 @@ def test_a_damaged_checkpoint_is_one_error_naming_the_stream_and_file(tmp_path):
   with pytest.raises(ValueError, match=r"cannot load the rgb checkpoint '.*bad.weights.h5': .*bad.weights.h5 "
                                        r'cannot be read as a checkpoint \(OSError: .*file signature not found'):
     F.load_extractor({'rgb': str(bad)})
+
+
+def test_videos_are_read_one_ahead_of_the_networks_with_the_same_outputs(tmp_path, monkeypatch):
+  """extract_features reads (decodes, computes the flow of) each video in a thread while the networks run on the
+  one before (`features._ReadAhead`, issue 15): the outputs are bitwise those of `extract_video` alone, at
+  most two videos are in flight, and a failure in either thread is reported for its video alone."""
+  import threading
+  from data_pipelines.testing import write_video
+  videos = tmp_path / 'videos'
+  videos.mkdir()
+  paths = [write_video(str(videos / f'{n}.avi'), 14, step=s) for n, s in (('a', 2), ('b', 3), ('d', 1), ('e', 2))]
+  (videos / 'c.mp4').write_bytes(b'not a video')  # fails in the reading thread
+  paths.insert(2, str(videos / 'c.mp4'))
+  options = F.ExtractionOptions(flow_backend='tvl1', flow_params=(('nscales', 1), ('warps', 1)), stack_size=4,
+                                step_size=4, crop_size=32, resize_short_side=48, flow_margin=-1)
+  extractor = F.load_extractor({'rgb': None, 'flow': None}, allow_random_weights=True)
+  alone = str(tmp_path / 'alone')
+  for path in paths[:2] + paths[3:]:
+    F.extract_video(extractor, path, F.video_id(path, str(videos)), alone, options)
+  events, lock = [], threading.Lock()  # ('read', path) when a reader starts, ('take', path) when the networks do
+  taken = {}  # the video the networks are on
+  prefetch, take = F._Prefetch.__init__, F._ReadAhead.take
+
+  def logged_prefetch(self, path, *a):
+    with lock:
+      events.append(('read', path))
+    prefetch(self, path, *a)
+
+  def logged_take(self, path):
+    ahead = take(self, path)
+    with lock:
+      events.append(('take', path))
+    taken['path'] = path
+    return ahead
+
+  monkeypatch.setattr(F._Prefetch, '__init__', logged_prefetch)
+  monkeypatch.setattr(F._ReadAhead, 'take', logged_take)
+  batch_features = F.FeatureExtractor.batch_features
+
+  def failing_for_d(self, stream, batch):  # the networks fail on d's first window, mid-video
+    if taken['path'] == paths[3]:
+      raise RuntimeError('networks failed')
+    return batch_features(self, stream, batch)
+
+  monkeypatch.setattr(F.FeatureExtractor, 'batch_features', failing_for_d)
+  out = str(tmp_path / 'ahead')
+  summary = F.extract_features(paths, str(videos), out, extractor, options, progress=False)
+  assert summary['done'] == 3 and sorted(summary['failed']) == sorted([paths[2], paths[3]]), summary
+  assert 'VideoDecodeError' in summary['failed'][paths[2]] and 'networks failed' in summary['failed'][paths[3]]
+  for name in ('a.avi', 'b.avi', 'e.avi'):
+    for suffix in ('_rgb.npy', '_flow.npy', '_timestamps.npy'):
+      np.testing.assert_array_equal(np.load(os.path.join(out, name + suffix)),
+                                    np.load(os.path.join(alone, name + suffix)))
+  assert not os.path.exists(os.path.join(out, 'd.avi.json'))
+  # Each video is read once, in order, and only after the networks took the one before it.
+  assert [p for kind, p in events if kind == 'read'] == paths
+  for k in range(1, len(paths)):
+    assert events.index(('take', paths[k - 1])) < events.index(('read', paths[k]))
+  for thread in threading.enumerate():  # every reader has stopped
+    if thread.name.startswith('features '):
+      thread.join(5)
+      assert not thread.is_alive(), thread.name
