@@ -17,9 +17,20 @@ All functions take explicit arguments and a stateless `seed` (int32 [2]) where r
 """
 
 import numpy as np
-import tensorflow as tf
 
 from data_pipelines.constants import CROP_SIZE
+
+
+class _TensorFlow:
+  """`tf`, imported on first use: the numpy paths (`center_crop`, `crop`, `center_offsets` on decoded frames)
+  run without it, so a binary reads its first video while TensorFlow loads (`i3d_tf.cli.load_tensorflow`)."""
+
+  def __getattr__(self, name):
+    import tensorflow  # pylint: disable=g-import-not-at-top
+    return getattr(tensorflow, name)
+
+
+tf = _TensorFlow()
 
 FLOW_CENTER = 127.5
 

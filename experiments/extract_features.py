@@ -22,7 +22,7 @@ if not __package__:  # run from a checkout (installed, this is i3d_tf.experiment
 
 from i3d_tf import cli  # noqa: E402
 
-cli.quiet_start()  # before TensorFlow loads: its start-up lines off unless --verbosity
+cli.quiet_start(tensorflow=False)  # TensorFlow loads in main (quietly), while the first video is read
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -98,7 +98,6 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(str(e))
   from data_pipelines.video import VIDEO_EXTENSIONS, find_videos  # pylint: disable=g-import-not-at-top
-  from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
   try:
     found = find_videos(_VIDEOS.value)
   except FileNotFoundError as e:
@@ -109,12 +108,23 @@ def main(argv):
   if found.skipped:
     print(f'features: skipped {len(found.skipped)} non-video file(s), e.g. {found.skipped[0]}', file=sys.stderr)
   paths = paths[:_MAX_VIDEOS.value] if _MAX_VIDEOS.value else paths
+  # The native TV-L1 engine reads the first videos (decoding and flow, in threads) while TensorFlow and the
+  # networks load; the XLA engine compiles TV-L1 in the background instead, once TensorFlow is there.
+  reading = None
+  if 'flow' in streams and not flow_lib.gpu_device_node():  # the engine is known without TensorFlow
+    try:
+      reading = features.prefetch_videos(paths, root, _OUTPUT_DIR.value, options, streams, _OVERWRITE.value)
+    except ValueError as e:
+      raise app.UsageError(f'--flow_params: {e}')
+  cli.load_tensorflow()
+  from i3d_tf.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
   try:
     if checkpoints['rgb'] == 'kinetics400' and _WEIGHTS_FILE.value and 'rgb' in streams:  # a wrong file: refused
       pretrained.weights_path('kinetics400', _WEIGHTS_FILE.value)                        # before any compilation
-    if 'flow' in streams:  # while the networks load: TV-L1 compiles (XLA engine), or the first video is read
-      features.prepare_flow(paths, root, _OUTPUT_DIR.value, options, _OVERWRITE.value)  # and its flow computed
-      features.prefetch_first_video(paths, root, _OUTPUT_DIR.value, options, streams, _OVERWRITE.value)
+    if 'flow' in streams:
+      features.prepare_flow(paths, root, _OUTPUT_DIR.value, options, _OVERWRITE.value)
+      if reading is None:
+        features.prefetch_videos(paths, root, _OUTPUT_DIR.value, options, streams, _OVERWRITE.value)
     extractor = features.load_extractor({s: checkpoints[s] for s in streams}, _NUM_CLASSES.value,
                                         _ALLOW_RANDOM.value, _PRECISION.value)
   except (ValueError, FileNotFoundError, pretrained.WeightsUnavailableError) as e:

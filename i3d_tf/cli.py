@@ -9,7 +9,9 @@
 * `quiet_start()`: TensorFlow 2.21 prints start-up lines from C++ (absl's "All log messages before
   absl::InitializeLog()", oneDNN and CUDA notes, "failed call to cuInit" on a CPU-only machine) that
   TF_CPP_MIN_LOG_LEVEL set from Python does not silence; the binary loads TensorFlow first with stderr
-  pointed at /dev/null.  `--verbosity=N` / `-v N` (absl's flag) keeps everything as TensorFlow prints it.
+  pointed at /dev/null (`load_tensorflow`; `quiet_start(tensorflow=False)` leaves that to main, which can
+  start work that needs no TensorFlow first).  `--verbosity=N` / `-v N` (absl's flag) keeps everything as
+  TensorFlow prints it.
 * `run(main)`: `absl.app.run` whose user errors are one line on stderr, `<binary>: <message>`, with exit
   status 2 and no traceback: `UsageError`, a flag outside its domain (`DOMAINS`), a missing or existing
   file, a file that is not what it should be (ValueError from our checks, unreadable checkpoints).  A
@@ -40,23 +42,22 @@ def _verbose(argv) -> bool:
   return False
 
 
-def quiet_start(argv=None) -> None:
-  """Loads TensorFlow with its start-up lines discarded, unless the user asked for --verbosity.
+def quiet_start(argv=None, tensorflow: bool = True) -> None:
+  """Loads TensorFlow with its start-up lines discarded (`load_tensorflow`), unless the user asked for --verbosity.
 
   Also sets the binaries' TensorFlow defaults, before it loads: oneDNN on, and XLA's persistent compilation
-  cache (`home.enable_xla_cache`), each unless the environment already says otherwise.  Until `run` starts the
-  binary's main, Ctrl-C ends the process at once with one line, '<binary>: interrupted', and status 130 (not a
-  traceback through whatever was being imported); silently in a multiprocessing worker importing the binary
-  again (the parent reports), not at all in an interactive session.  A script that calls it keeps that handler
-  until `run` starts its main (a worker's initializer restores Python's own, `signal.default_int_handler`).
-
-  The lines come from C++ (absl) while TensorFlow loads and finds its devices, whatever
-  TF_CPP_MIN_LOG_LEVEL says once another library has started absl logging (OpenCV does), so stderr is
-  pointed at /dev/null for exactly that time: the import and `tf.config.list_physical_devices()`.  A
-  failing import still raises, and its traceback shows (stderr is back by then).
+  cache (`home.enable_xla_cache`), each unless the environment already says otherwise; and FFmpeg's own
+  lines ("moov atom not found") off for files our decoder then reports with their reason.  Until `run` starts
+  the binary's main, Ctrl-C ends the process at once with one line, '<binary>: interrupted', and status 130
+  (not a traceback through whatever was being imported); silently in a multiprocessing worker importing the
+  binary again (the parent reports), not at all in an interactive session.  A script that calls it keeps that
+  handler until `run` starts its main (a worker's initializer restores Python's own,
+  `signal.default_int_handler`).
 
   Args:
     argv: the command line to look for --verbosity / -v in (default sys.argv).
+    tensorflow: load TensorFlow now; False leaves it to the binary's main (`load_tensorflow`), which can then
+      start work that needs no TensorFlow first (`extract_features` reads its first video meanwhile).
   """
   argv = sys.argv if argv is None else argv
   if _spawned_worker():  # it re-imports the binary: an interrupt meanwhile ends it silently, the parent reports
@@ -66,10 +67,29 @@ def quiet_start(argv=None) -> None:
   os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')  # about 2x faster Conv3D on CPU (README)
   from i3d_tf import home  # pylint: disable=g-import-not-at-top
   home.enable_xla_cache()  # TV-L1's XLA programs compiled once per frame size, kept across processes and runs
+  if not _verbose(argv[1:]):
+    os.environ.setdefault('OPENCV_FFMPEG_LOGLEVEL', '-8')
+  if tensorflow:
+    load_tensorflow(argv)
+
+
+def load_tensorflow(argv=None) -> None:
+  """Imports TensorFlow with its start-up lines discarded, unless the user asked for --verbosity or it is loaded.
+
+  The lines come from C++ (absl) while TensorFlow loads and finds its devices, whatever
+  TF_CPP_MIN_LOG_LEVEL says once another library has started absl logging (OpenCV does), so stderr (file
+  descriptor 2) is pointed at /dev/null for exactly that time: the import and
+  `tf.config.list_physical_devices()`.  What another thread writes to stderr meanwhile is discarded too (the
+  reader thread `extract_features` starts first writes nothing; its errors are raised in the main thread).  A
+  failing import still raises, and its traceback shows (stderr is back by then).  `quiet_start` calls it
+  unless told not to.
+
+  Args:
+    argv: the command line to look for --verbosity / -v in (default sys.argv).
+  """
+  argv = sys.argv if argv is None else argv
   if _verbose(argv[1:]) or 'tensorflow' in sys.modules:
     return
-  # FFmpeg's own lines ("moov atom not found") for files our decoder then reports with their reason.
-  os.environ.setdefault('OPENCV_FFMPEG_LOGLEVEL', '-8')
   sys.stderr.flush()
   saved = os.dup(2)
   devnull = os.open(os.devnull, os.O_WRONLY)

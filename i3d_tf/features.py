@@ -12,9 +12,10 @@ The common use of I3D today: Mixed_5c features after the head's average pool (th
   video is shorter); L = number of flow fields (frames - 1) when flow is extracted, so RGB and flow
   windows cover the same frames.  Window w spans [start / fps, (start + length) / fps) seconds.
 
-`extract_features` decodes each video and computes its flow in a thread, one window ahead of the networks and
-one video ahead at most (the next video is read while the last windows of the one before are in the networks),
-so the two cores stay busy; the outputs are those of `extract_video` alone, bitwise (issue 15).
+`extract_features` decodes each video and computes its flow in a thread, one window ahead of the networks,
+and the next video while the last windows of the one before are in the networks (`_ReadAhead`; with the native
+TV-L1 engine the first two videos while TensorFlow and the networks load, `prefetch_videos`), so the two cores
+stay busy; the outputs are those of `extract_video` alone, bitwise (issue 15).
 
 Outputs per video `<id>` (`id` = the path relative to the input root, extension kept, sub-folders kept as
 sub-folders of the output: unique by construction, so `clip.avi` and `clip.mp4`, or `a/b.mp4` and
@@ -432,14 +433,14 @@ def _steps(path: str, streams: Sequence[str], options: ExtractionOptions, probe,
                      flow_margin=options.flow_margin)
 
 
-_PREFETCH = {}  # 'video': the `_Prefetch` `prefetch_first_video` started
+_PREFETCH = {}  # 'videos': the `_ReadAhead` `prefetch_videos` started
 
 
 def _drop_prefetch() -> None:
-  """Stops and forgets the video `prefetch_first_video` started, if any."""
-  ahead = _PREFETCH.pop('video', None)
+  """Stops and forgets the reading `prefetch_videos` started, if any."""
+  ahead = _PREFETCH.pop('videos', None)
   if ahead is not None:
-    ahead.cancel()
+    ahead.close()
 
 
 class _Prefetch:
@@ -447,7 +448,7 @@ class _Prefetch:
 
   def __init__(self, path: str, streams: Sequence[str], options: ExtractionOptions, limit: int):
     self.key = (path, tuple(streams), options)
-    self._queue = queue.Queue(limit)
+    self._queue = queue.Queue(limit + 2)  # `limit` steps, the plan and the end
     self._stop = threading.Event()
     self.finished = threading.Event()  # the thread has put its last item (or was stopped)
     self._thread = threading.Thread(target=self._run, name='features prefetch', daemon=True)
@@ -506,40 +507,39 @@ class _Prefetch:
 
 
 class _ReadAhead:
-  """The videos of one `extract_features` run read one video ahead of the networks (issue 15).
+  """Videos read (decoded, flow computed) in threads ahead of the networks, in order (issue 15).
 
-  Each video is decoded and its flow computed in its own `_Prefetch` thread while the main thread runs the
-  streams on the windows already read: within a video, the next window is read while the current one is in the
-  networks; video k + 1 starts once video k is read to its end and its reader has taken it.  So at most two
-  videos are in flight, each at most `limit` steps ahead of its reader: memory does not grow with the videos'
-  lengths or number.  `first`, a `_Prefetch` already running for `paths[0]` with these streams and options
-  (`prefetch_first_video`), is used as that video's.
+  Each video is read by its own `_Prefetch` thread, at most `limit` steps ahead of its reader, while the main
+  thread runs the networks on the windows already read: within a video the next window is read while the
+  current one is in the networks.  Video k + 1 starts once video k is read to its end and the networks have
+  taken video k - 1: at most three videos are held (the one in the networks, one read, one being read), each
+  at most `limit` steps, so memory does not grow with the videos' lengths or number.  Before the networks are
+  loaded that is the first two videos (`prefetch_videos`).
+
+  Args:
+    paths: the videos, in the order `take` will ask for them.
+    streams: the steps' streams.
+    options: the extraction options.
+    limit: steps held per video (one window: `options.stack_size`).
   """
 
-  def __init__(self, paths: Sequence[str], streams: Sequence[str], options: ExtractionOptions, limit: int,
-               first: Optional[_Prefetch] = None):
-    self._paths, self._streams, self._options, self._limit = list(paths), tuple(streams), options, limit
+  def __init__(self, paths: Sequence[str], streams: Sequence[str], options: ExtractionOptions, limit: int):
+    self.key = (tuple(paths), tuple(streams), options)
+    self._limit = limit
     self._handed = queue.Queue()  # the `_Prefetch` of each video, in order
-    self._taken = threading.Semaphore(0)  # released once per `take`
+    self._taken = 0  # videos `take` has handed to the networks
     self._stop = threading.Event()
     self._started: List[_Prefetch] = []
-    if first is not None and not (self._paths and first.key == (self._paths[0], self._streams, options)):
-      first.cancel()
-      first = None
-    self._thread = threading.Thread(target=self._run, args=(first,), name='features read-ahead', daemon=True)
+    self._thread = threading.Thread(target=self._run, name='features read-ahead', daemon=True)
     self._thread.start()
 
-  def _wait(self, ready: Callable[[], bool]) -> bool:
-    while not self._stop.is_set():
-      if ready():
-        return True
-    return False
-
-  def _run(self, first):
-    for i, path in enumerate(self._paths):
-      if i and not self._wait(lambda: self._started[-1].finished.wait(0.1) and self._taken.acquire(timeout=0.1)):
-        return
-      ahead = first if i == 0 and first is not None else _Prefetch(path, self._streams, self._options, self._limit)
+  def _run(self):
+    paths, streams, options = self.key
+    for i, path in enumerate(paths):
+      while i and not (self._started[i - 1].finished.is_set() and self._taken >= i - 1):
+        if self._stop.wait(0.02):
+          return
+      ahead = _Prefetch(path, streams, options, self._limit)
       self._started.append(ahead)
       if self._stop.is_set():
         ahead.cancel()
@@ -547,7 +547,7 @@ class _ReadAhead:
       self._handed.put(ahead)
 
   def take(self, path: str) -> _Prefetch:
-    """The reader of `path`, the next video of `paths`."""
+    """The reader of `path`, the next video of `paths` (blocks until it is started)."""
     while True:
       try:
         ahead = self._handed.get(timeout=0.1)
@@ -555,8 +555,9 @@ class _ReadAhead:
       except queue.Empty:
         if not self._thread.is_alive() and self._handed.empty():
           raise RuntimeError(f'the read-ahead thread ended before {path}')  # not expected: a bug
-    self._taken.release()
-    assert ahead.key[0] == path, (ahead.key[0], path)
+    self._taken += 1
+    if ahead.key[0] != path:
+      raise RuntimeError(f'read ahead {ahead.key[0]}, asked for {path}')  # not expected: a bug
     return ahead
 
   def close(self) -> None:
@@ -566,15 +567,18 @@ class _ReadAhead:
       ahead.cancel()
 
 
-def prefetch_first_video(video_paths: Sequence[str], root: str, output_dir: str, options: ExtractionOptions,
-                         streams: Sequence[str], overwrite: bool = False) -> Optional[str]:
-  """Starts reading the first readable video of `video_paths` without outputs, its flow included, in a
-  background thread, so that it overlaps loading the networks: call it before `load_extractor` (issue 15).
+def prefetch_videos(video_paths: Sequence[str], root: str, output_dir: str, options: ExtractionOptions,
+                    streams: Sequence[str], overwrite: bool = False) -> Optional[List[str]]:
+  """Starts reading the videos of `video_paths` without outputs, their flow included, in background threads, so
+  that the first two are read while TensorFlow and the networks load: call it before `load_extractor` (issue
+  15).  No TensorFlow is imported (on a machine without an NVIDIA device node, `flow.gpu_device_node`).
 
-  Only for a flow backend that runs now, without a compilation to wait for: the native TV-L1 engine (with the
-  XLA engine `prepare_flow` compiles in the background instead).  `extract_features` (and `extract_video`)
-  take the prefetched steps for that video when its streams and options are these and it is the first video
-  with work; otherwise they are dropped.  At most one window of steps (`options.stack_size`) waits in memory.
+  Only for the native TV-L1 engine: nothing to compile, and fast enough that start-up is a good share of a run
+  (with the XLA engine `prepare_flow` compiles in the background instead; OpenCV's TV-L1 takes about 15 s a
+  video, against which start-up hardly counts).  `extract_features` goes on with these readers when its
+  videos with work, streams and options are these (the usual case); otherwise they are stopped and it reads
+  the videos again (e.g. outputs with a stream file missing: their `<id>.json` exists, so they are not read
+  here).  At most the first two videos' first windows (`options.stack_size` steps each) wait in memory.
 
   Args:
     video_paths, root, output_dir, overwrite: as `prepare_flow`.
@@ -582,21 +586,20 @@ def prefetch_first_video(video_paths: Sequence[str], root: str, output_dir: str,
     streams: the streams `load_extractor` will be given.
 
   Returns:
-    The path being read, or None (no flow stream, another engine or backend, no video with work).
+    The videos being read, or None (no flow stream, another engine or backend, no video with work).
+
+  Raises:
+    ValueError: a bad TV-L1 engine (`flow.tvl1_engine`).
   """
   from data_pipelines.flow import flow_engine  # pylint: disable=g-import-not-at-top
-  from data_pipelines.video import VideoDecodeError, frame_size  # pylint: disable=g-import-not-at-top
   if 'flow' not in streams or flow_engine(options.flow_backend, options.flow_params) != 'native':
     return None
-  for path in _with_work(video_paths, root, output_dir, overwrite):
-    try:
-      frame_size(path)
-    except (VideoDecodeError, ValueError):  # unreadable: reported when it is read
-      continue
-    _drop_prefetch()
-    _PREFETCH['video'] = _Prefetch(path, tuple(s for s in STREAMS if s in streams), options, options.stack_size)
-    return path
-  return None
+  paths = list(_with_work(video_paths, root, output_dir, overwrite))
+  if not paths:
+    return None
+  _drop_prefetch()
+  _PREFETCH['videos'] = _ReadAhead(paths, tuple(s for s in STREAMS if s in streams), options, options.stack_size)
+  return paths
 
 
 def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: str,
@@ -615,13 +618,7 @@ def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: 
     data_pipelines.video.VideoDecodeError: the file cannot be decoded into at least 2 frames.
     ValueError: frames smaller than the crop; non-finite features.
   """
-  ahead = _PREFETCH.get('video')
-  if ahead is not None and ahead.key == (path, tuple(extractor.streams), options):
-    del _PREFETCH['video']  # started while the networks loaded
-  else:
-    _drop_prefetch()
-    ahead = None
-  return _extract_video(extractor, path, vid, output_dir, options, key, ahead)
+  return _extract_video(extractor, path, vid, output_dir, options, key, None)
 
 
 def _extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: str, options: ExtractionOptions,
@@ -704,9 +701,9 @@ def extract_features(video_paths: Sequence[str], root: str, output_dir: str, ext
     weights: {stream: `weights_identity(...)`}, part of the run key (module docstring).
     overwrite: recompute videos whose outputs were made with other settings (else refuse).
 
-  The videos with work are read (decoded, flow computed) in threads, one video ahead of the networks at most,
-  each at most `options.stack_size` steps ahead (module docstring); a video `prefetch_first_video` started is
-  taken up when its streams and options are these.
+  The videos with work are read (decoded, flow computed) in threads ahead of the networks (module docstring),
+  each at most `options.stack_size` steps ahead; the reading `prefetch_videos` started is taken up when its
+  videos, streams and options are these.
 
   Returns a summary {'done', 'skipped', 'recomputed', 'failed': {path: error}, 'windows', 'seconds'}.
 
@@ -737,10 +734,14 @@ def extract_features(video_paths: Sequence[str], root: str, output_dir: str, ext
   os.makedirs(output_dir, exist_ok=True)
   summary = {'done': 0, 'skipped': 0, 'recomputed': 0, 'failed': {}, 'windows': 0}
   start = time.time()
-  # The videos with work are read (decoded, flow computed) one video ahead of the networks, in threads; the
-  # first may have been started while the networks loaded (`prefetch_first_video`).
-  ahead = _ReadAhead([p for p in paths if states[p][0] != 'done'], extractor.streams, options, options.stack_size,
-                     _PREFETCH.pop('video', None))
+  # The videos with work are read (decoded, flow computed) in threads ahead of the networks; the first ones
+  # may have been started while the networks loaded (`prefetch_videos`).
+  work = (tuple(p for p in paths if states[p][0] != 'done'), tuple(extractor.streams), options)
+  ahead = _PREFETCH.pop('videos', None)
+  if ahead is None or ahead.key != work:
+    if ahead is not None:
+      ahead.close()
+    ahead = _ReadAhead(*work, options.stack_size)
   bar = tqdm(paths, unit='video', disable=not progress, desc='features')
   try:
     for path in bar:

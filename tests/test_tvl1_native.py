@@ -241,9 +241,11 @@ def test_the_engine_is_recorded_with_the_outputs_and_left_out_of_their_keys(tmp_
   assert conversion._options_dict(conv)['flow_params'] == {'warps': 3}
 
 
-def test_the_first_video_is_read_while_the_networks_load_with_the_same_outputs(tmp_path, monkeypatch):
-  """extract_features' start-up overlap with the native engine (`features.prefetch_first_video`): the first
-  video with work is decoded and its flow computed in a thread; its outputs are bitwise those of a plain run."""
+def test_the_first_videos_are_read_while_the_networks_load_with_the_same_outputs(tmp_path, monkeypatch):
+  """extract_features' start-up overlap with the native engine (`features.prefetch_videos`): the videos with work
+  are read (decoded, flow computed) in threads, the first two before the networks take any; extract_features goes
+  on with those readers, and the outputs are bitwise those of a plain run."""
+  import threading
   from data_pipelines.testing import write_video
   from i3d_tf import features
   videos = tmp_path / 'videos'
@@ -252,39 +254,44 @@ def test_the_first_video_is_read_while_the_networks_load_with_the_same_outputs(t
   (videos / 'c.mp4').write_bytes(b'not a video')
   paths.append(str(videos / 'c.mp4'))
   options = features.ExtractionOptions(flow_backend='tvl1_tf', flow_params=(('nscales', 2), ('warps', 1)),
-                                       stack_size=8, step_size=4, crop_size=32, resize_short_side=48, flow_margin=-1)
+                                       stack_size=10, step_size=4, crop_size=32, resize_short_side=48, flow_margin=-1)
   streams = ('rgb', 'flow')
   # Nothing to read ahead without a flow stream, with OpenCV's backend or the XLA engine.
-  assert features.prefetch_first_video(paths, str(videos), str(tmp_path / 'x'), options, ('rgb',)) is None
+  assert features.prefetch_videos(paths, str(videos), str(tmp_path / 'x'), options, ('rgb',)) is None
   opencv = features.ExtractionOptions(**dict(vars(options), flow_backend='tvl1', flow_params=()))
-  assert features.prefetch_first_video(paths, str(videos), str(tmp_path / 'x'), opencv, streams) is None
+  assert features.prefetch_videos(paths, str(videos), str(tmp_path / 'x'), opencv, streams) is None
   xla = features.ExtractionOptions(**dict(vars(options), flow_params=options.flow_params + (('engine', 'xla'),)))
-  assert features.prefetch_first_video(paths, str(videos), str(tmp_path / 'x'), xla, streams) is None
+  assert features.prefetch_videos(paths, str(videos), str(tmp_path / 'x'), xla, streams) is None
+  assert not features._PREFETCH
   extractor = features.load_extractor({'rgb': None, 'flow': None}, allow_random_weights=True)
   plain, ahead = str(tmp_path / 'plain'), str(tmp_path / 'ahead')
   features.extract_features(paths, str(videos), plain, extractor, options, progress=False)
-  assert features.prefetch_first_video(paths, str(videos), ahead, options, streams) == paths[0]
-  prefetch = features._PREFETCH['video']
-  while not prefetch._queue.qsize():  # its plan is made: from now on count who reads a video
-    time.sleep(0.01)
-  planned = []
-  plan = features._plan
-  monkeypatch.setattr(features, '_plan', lambda path, *a: planned.append(path) or plan(path, *a))
+  assert features.prefetch_videos(paths, str(videos), ahead, options, streams) == paths
+  reading = features._PREFETCH['videos']
+  while not (len(reading._started) == 2 and reading._started[1].finished.is_set()):
+    time.sleep(0.01)  # a and b read (one window each: the readers hold it); c waits for the networks to take a
+  time.sleep(0.2)
+  assert len(reading._started) == 2
+  made = []
+  init = features._ReadAhead.__init__
+  monkeypatch.setattr(features._ReadAhead, '__init__', lambda self, *a: made.append(a) or init(self, *a))
   summary = features.extract_features(paths, str(videos), ahead, extractor, options, progress=False)
   assert summary['done'] == 2 and list(summary['failed']) == [paths[2]] and not features._PREFETCH
-  assert planned == paths[1:]  # the first video came from the thread
-  prefetch._thread.join(5)
-  assert not prefetch._thread.is_alive()
+  assert not made  # the readers started before were used
   for name in ('a.avi_rgb.npy', 'a.avi_flow.npy', 'b.avi_flow.npy', 'a.avi_timestamps.npy'):
     np.testing.assert_array_equal(np.load(os.path.join(ahead, name)), np.load(os.path.join(plain, name)))
-  # A video with outputs is passed over; other options than the run's: the steps read ahead are dropped.
-  assert features.prefetch_first_video(paths, str(videos), ahead, options, streams) is None
+  # Videos with outputs are passed over; other streams than the run's: the readers are stopped, the run reads
+  # again.
+  assert features.prefetch_videos(paths, str(videos), ahead, options, streams) == paths[2:]
   other = str(tmp_path / 'other')
-  assert features.prefetch_first_video(paths, str(videos), other, options, ('flow',)) == paths[0]
-  stale = features._PREFETCH['video']
+  assert features.prefetch_videos(paths, str(videos), other, options, ('flow',)) == paths
+  stale, before = features._PREFETCH['videos'], len(made)
   summary = features.extract_features(paths[:1], str(videos), other, extractor, options, progress=False)
-  assert summary['done'] == 1 and not features._PREFETCH
-  stale._thread.join(5)
-  assert not stale._thread.is_alive()
+  assert summary['done'] == 1 and not features._PREFETCH and len(made) == before + 1
+  for thread in threading.enumerate():
+    if thread.name.startswith('features '):
+      thread.join(5)
+      assert not thread.is_alive(), thread.name
+  assert all(r.finished.is_set() for r in stale._started)
   np.testing.assert_array_equal(np.load(os.path.join(other, 'a.avi_flow.npy')),
                                 np.load(os.path.join(plain, 'a.avi_flow.npy')))

@@ -21,7 +21,7 @@ from data_pipelines.flow.backends import (FLOW_BACKENDS, FLOW_BOUND, NUM_LEVELS,
                                           check_flow_params,
                                           compute_flow, dequantize_flow, get_flow_backend, parse_flow_params,
                                           prepare_flow_backend, quantize_flow, register_flow_backend, to_gray,
-                                          flow_engine, tvl1_engine, tvl1_opencv, tvl1_tf, tvl1_tf_fast,
+                                          flow_engine, gpu_device_node, tvl1_engine, tvl1_opencv, tvl1_tf, tvl1_tf_fast,
                                           without_engine)
 from data_pipelines.flow import native
 from data_pipelines.flow.params import FAST_BUDGET, TVL1Params, make_params, opencv_defaults, pyramid_sizes
@@ -35,7 +35,7 @@ _TF_TVL1 = ('centered_gradient', 'default_batch_size', 'default_concurrent_calls
 __all__ = sorted([
     'FLOW_BACKENDS', 'FLOW_BOUND', 'NUM_LEVELS', 'FlowBackend', 'centred_padding', 'check_flow_params', 'compute_flow',
     'dequantize_flow', 'get_flow_backend', 'parse_flow_params', 'prepare_flow_backend', 'quantize_flow',
-    'register_flow_backend', 'to_gray', 'flow_engine', 'tvl1_engine', 'without_engine', 'native', 'tvl1_opencv', 'tvl1_tf', 'tvl1_tf_fast',
+    'register_flow_backend', 'to_gray', 'flow_engine', 'gpu_device_node', 'tvl1_engine', 'without_engine', 'native', 'tvl1_opencv', 'tvl1_tf', 'tvl1_tf_fast',
     'read_flo', 'valid_mask', 'write_flo', 'angular_error', 'endpoint_error', 'color_wheel', 'flow_to_color',
     'save_flow_png', 'save_png',
     'FAST_BUDGET', 'TVL1Params', 'make_params', 'opencv_defaults', 'pyramid_sizes', *_TF_TVL1])

@@ -113,13 +113,20 @@ def tvl1_opencv(gray_frames: np.ndarray, **params) -> np.ndarray:
 ENGINES = ('auto', 'native', 'xla')
 
 
+def gpu_device_node() -> bool:
+  """Whether this machine has an NVIDIA device node (/dev/nvidiactl).  Without one, choosing the TV-L1 engine
+  (`tvl1_engine`) imports no TensorFlow (it cannot see a CUDA GPU), so a binary can start the native engine's
+  work before TensorFlow has loaded."""
+  import os  # pylint: disable=g-import-not-at-top
+  return os.path.exists('/dev/nvidiactl')
+
+
 @functools.lru_cache(maxsize=None)
 def _gpu_present() -> bool:
   """Whether TensorFlow sees a GPU, without importing it on a machine with no NVIDIA device node.  Asked once
   per process: `tvl1_engine` runs for every flow chunk, and TensorFlow's devices do not change once known."""
-  import os  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
-  if 'tensorflow' not in sys.modules and not os.path.exists('/dev/nvidiactl'):
+  if 'tensorflow' not in sys.modules and not gpu_device_node():
     return False
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return bool(tf.config.list_physical_devices('GPU'))
