@@ -98,6 +98,13 @@ static inline void cubic_weights(float t, float *wt) {
   wt[3] = 1.0f - wt[0] - wt[1] - wt[2];
 }
 
+/* fminf(fmaxf(v, lo), hi), bitwise, NaN giving lo as fmaxf does, without the libm calls GCC makes for those
+ * (which kept the warp from being compiled inline). */
+static inline float clampf(float v, float lo, float hi) {
+  const float m = v > lo ? v : lo;
+  return m < hi ? m : hi;
+}
+
 /* Samples (i1, ix, iy) at (x + u1, y + v1) like tf_tvl1.warp (taps in the same order), then the data term's
  * fields: ix, iy, 1 / max(|grad|^2, FLT_EPSILON) and rho_c = i1w - ix u1 - iy u2 - i0. */
 #define WARP_TAPS(N, OFF, WEIGHTS)                                                                          \
@@ -107,8 +114,8 @@ static inline void cubic_weights(float t, float *wt) {
     for (int x = 0; x < w; ++x) {                                                                           \
       const size_t k = o + x;                                                                               \
       /* clamped a few pixels outside the image: every tap beyond reads the same (0, or the edge) */        \
-      const float xs = fminf(fmaxf((float)x + u1[k], -4.0f), (float)w + 3.0f);                              \
-      const float ys = fminf(fmaxf((float)y + u2[k], -4.0f), (float)h + 3.0f);                              \
+      const float xs = clampf((float)x + u1[k], -4.0f, (float)w + 3.0f);                                    \
+      const float ys = clampf((float)y + u2[k], -4.0f, (float)h + 3.0f);                                    \
       const float x0f = floorf(xs), y0f = floorf(ys);                                                       \
       const float tx = xs - x0f, ty = ys - y0f;                                                             \
       const int x0 = (int)x0f + (OFF), y0 = (int)y0f + (OFF);                                               \
@@ -253,20 +260,27 @@ CLONES static void median_filter(float *u, int h, int w, int ks, float *out, flo
     }
     float *o = out + (size_t)y * w;
     if (ks == 5) {
-      const float *r0 = rows, *r1 = r0 + pw, *r2 = r1 + pw, *r3 = r2 + pw, *r4 = r3 + pw;
+      /* tap (i, j) of pixel x is rows[i][x + j]: one shifted row pointer per tap, so each is a contiguous load */
+      const float *t[25];
+      for (int i = 0; i < 25; ++i) t[i] = rows + (size_t)(i / 5) * pw + i % 5;
+      const float *t0 = t[0], *t1 = t[1], *t2 = t[2], *t3 = t[3], *t4 = t[4], *t5 = t[5], *t6 = t[6], *t7 = t[7],
+                  *t8 = t[8], *t9 = t[9], *t10 = t[10], *t11 = t[11], *t12 = t[12], *t13 = t[13], *t14 = t[14],
+                  *t15 = t[15], *t16 = t[16], *t17 = t[17], *t18 = t[18], *t19 = t[19], *t20 = t[20], *t21 = t[21],
+                  *t22 = t[22], *t23 = t[23], *t24 = t[24];
 #pragma omp simd
       for (int x = 0; x < w; ++x) {
-        float v[25] = {r0[x], r0[x + 1], r0[x + 2], r0[x + 3], r0[x + 4], r1[x], r1[x + 1], r1[x + 2], r1[x + 3],
-                       r1[x + 4], r2[x], r2[x + 1], r2[x + 2], r2[x + 3], r2[x + 4], r3[x], r3[x + 1], r3[x + 2],
-                       r3[x + 3], r3[x + 4], r4[x], r4[x + 1], r4[x + 2], r4[x + 3], r4[x + 4]};
+        float v[25] = {t0[x],  t1[x],  t2[x],  t3[x],  t4[x],  t5[x],  t6[x],  t7[x],  t8[x],  t9[x],  t10[x], t11[x],
+                       t12[x], t13[x], t14[x], t15[x], t16[x], t17[x], t18[x], t19[x], t20[x], t21[x], t22[x], t23[x],
+                       t24[x]};
         MEDIAN25
         o[x] = v[12];
       }
     } else {
-      const float *r0 = rows, *r1 = r0 + pw, *r2 = r1 + pw;
+      const float *t0 = rows, *t1 = t0 + 1, *t2 = t0 + 2, *t3 = t0 + pw, *t4 = t3 + 1, *t5 = t3 + 2, *t6 = t3 + pw,
+                  *t7 = t6 + 1, *t8 = t6 + 2;
 #pragma omp simd
       for (int x = 0; x < w; ++x) {
-        float v[9] = {r0[x], r0[x + 1], r0[x + 2], r1[x], r1[x + 1], r1[x + 2], r2[x], r2[x + 1], r2[x + 2]};
+        float v[9] = {t0[x], t1[x], t2[x], t3[x], t4[x], t5[x], t6[x], t7[x], t8[x]};
         MEDIAN9
         o[x] = v[4];
       }
