@@ -623,15 +623,11 @@ def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: 
 
 def _extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: str, options: ExtractionOptions,
                    key: Optional[Dict], ahead: Optional[_Prefetch]) -> Dict:
-  """`extract_video`, its frames and flow read by `ahead` when given (else here)."""
+  """`extract_video`, its frames and flow read by `ahead` (a `_ReadAhead` reader) when given, else here."""
   from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
   start = time.time()
-  if ahead is not None:
-    try:
-      (probe, length, windows), steps = ahead.plan(), ahead.steps()
-    except BaseException:
-      ahead.cancel()
-      raise
+  if ahead is not None:  # (the caller stops it, whatever happens here)
+    (probe, length, windows), steps = ahead.plan(), ahead.steps()
   else:
     probe, length, windows, used = _plan(path, extractor.streams, options)
     steps = _steps(path, extractor.streams, options, probe, used)
