@@ -243,3 +243,25 @@ def test_ctrl_c_to_a_binary_with_worker_processes_is_one_line(tmp_path, when):
   assert time.perf_counter() - start < 20  # not after the workers' 60 s tasks
   lines = [l for l in err.splitlines() if l.strip()]
   assert (proc.returncode, lines) == (130, ['binary: interrupted']), err[-3000:]
+
+
+def test_tensorflow_loads_quietly_with_its_objects_frozen_and_extract_features_defers_it():
+  """`quiet_start` imports TensorFlow with the garbage collector off and freezes what the import made (full
+  collections had walked those ~320,000 objects again, issue 15); `extract_features` imports its module and
+  starts main without TensorFlow, which `load_tensorflow` then loads, so its first videos are read meanwhile."""
+  code = r'''
+import gc, sys
+from i3d_tf import cli
+sys.argv = ['experiments/extract_features.py']
+import experiments.extract_features  # its module: flags and imports, not main
+print('tf after the binary imports:', 'tensorflow' in sys.modules)
+cli.load_tensorflow(['x'])
+print('tf after load_tensorflow:', 'tensorflow' in sys.modules, 'gc enabled:', gc.isenabled(),
+      'frozen:', gc.get_freeze_count() > 100000)
+'''
+  proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                        env=dict(os.environ, PYTHONPATH=ROOT))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.splitlines() == ['tf after the binary imports: False',
+                                      'tf after load_tensorflow: True gc enabled: True frozen: True'], proc.stdout
+  assert 'oneDNN' not in proc.stderr and 'cuInit' not in proc.stderr, proc.stderr[-2000:]
