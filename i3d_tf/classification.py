@@ -391,13 +391,14 @@ class VideoClassifier:
     Raises:
       data_pipelines.video.VideoDecodeError: the file cannot be decoded (missing, empty, not a video,
         truncated, too short).
-      ValueError: frames smaller than the crop.
+      ValueError: frames smaller than the crop; 1 frame in bfloat16 (`precision.check_clip_frames`).
     """
     from data_pipelines.video import probe_video  # pylint: disable=g-import-not-at-top
     start = time.time()
     with_flow = 'flow' in self.streams
     probe = probe_video(path, self.fps, self.max_frames, min_frames=2 if with_flow else 1)
     num_inputs = probe.num_frames - 1 if with_flow else probe.num_frames
+    precision_lib.check_clip_frames(num_inputs, self.precision)
     views = (False, True) if self.flip else (False,)
     if self.view_model:
       logits, times = self._view_logits(path, probe, num_inputs, views)

@@ -480,6 +480,13 @@ def _prog() -> str:
 
 
 _OURS = []  # the SIGINT handler `_exit_on_interrupt` installed last
+_INTERRUPTED = []  # True once Ctrl-C reached main (`_interrupt`)
+
+
+def _interrupt(signum, frame):  # pylint: disable=unused-argument
+  """main's SIGINT handler: Python's own (KeyboardInterrupt), remembering that it came."""
+  _INTERRUPTED[:] = [True]
+  raise KeyboardInterrupt
 _STDERR = []  # the terminal's stderr while `quiet_start` points file descriptor 2 at /dev/null
 
 
@@ -493,7 +500,7 @@ def _exit_on_interrupt(status: int, line: str = '') -> None:
   import threading  # pylint: disable=g-import-not-at-top
   if threading.current_thread() is not threading.main_thread():
     return
-  if signal.getsignal(signal.SIGINT) not in [signal.default_int_handler] + _OURS:
+  if signal.getsignal(signal.SIGINT) not in [signal.default_int_handler, _interrupt] + _OURS:
     return
   prog = _prog()
 
@@ -549,11 +556,14 @@ def _end_now(status: int) -> int:
   """`status`; but a process that ends (an error, Ctrl-C, or its main returning, e.g. after a loop that caught
   Ctrl-C itself or found no video of the prepared size) while TV-L1 still compiles in the background
   (`data_pipelines.flow.prepare_tvl1`) ends at once with it (`os._exit`, after flushing), instead of waiting
-  up to 20 s for a compilation nobody will use (Python would join its thread).  From here on a Ctrl-C ends the
+  up to 20 s for a compilation nobody will use (Python would join its thread); so does one whose video readers
+  (`i3d_tf.features.reading`) are still in a step: Python's teardown stops such a thread inside OpenCV's C++
+  code, which aborts the process (status 134, a newcomer trial's Ctrl-C during extract_features).  From here on a Ctrl-C ends the
   process at once with this status (`_exit_on_interrupt`)."""
   _exit_on_interrupt(status)
   tvl1 = sys.modules.get('data_pipelines.flow.tf_tvl1')
-  if tvl1 is not None and tvl1.abandon_preparations():
+  features = sys.modules.get('i3d_tf.features')
+  if (tvl1 is not None and tvl1.abandon_preparations()) or (features is not None and features.reading()):
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)  # pylint: disable=protected-access
@@ -579,14 +589,19 @@ def run(main: Callable) -> None:
   def checked_main(argv):
     import signal  # pylint: disable=g-import-not-at-top
     if signal.getsignal(signal.SIGINT) in _OURS:
-      signal.signal(signal.SIGINT, signal.default_int_handler)  # main's loops catch KeyboardInterrupt again
+      signal.signal(signal.SIGINT, _interrupt)  # main's loops catch KeyboardInterrupt again
     _RUNNING[:] = [True]
     try:
-      check_domains(flags.FLAGS)
-      status = main(argv)
-    except KeyboardInterrupt:
-      print(f'\n{prog}: interrupted', file=sys.stderr)
-      return _end_now(130)
+      try:
+        check_domains(flags.FLAGS)
+        status = main(argv)
+      except BaseException as e:  # pylint: disable=broad-except
+        # Ctrl-C, or an error it caused inside a C extension (a newcomer trial saw a SystemError raised in its
+        # place): one line and status 130.
+        if isinstance(e, KeyboardInterrupt) or (_INTERRUPTED and not isinstance(e, SystemExit)):
+          print(f'\n{prog}: interrupted', file=sys.stderr)
+          return _end_now(130)
+        raise
     except app.UsageError as e:  # a binary's own argument check: the same one line
       print(f'{prog}: {e}', file=sys.stderr)
       return _end_now(2)

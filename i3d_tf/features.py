@@ -15,7 +15,9 @@ The common use of I3D today: Mixed_5c features after the head's average pool (th
 `extract_features` decodes each video and computes its flow in a thread, one window ahead of the networks,
 and the next video while the last windows of the one before are in the networks (`_ReadAhead`; with the native
 TV-L1 engine the first two videos while TensorFlow and the networks load, `prefetch_videos`), so the two cores
-stay busy; the outputs are those of `extract_video` alone, bitwise (issue 15).
+stay busy; the outputs are those of `extract_video` alone, bitwise (issue 15).  (Once windows of two lengths
+have gone through a network in one process, e.g. a short video's, TensorFlow runs a shape-generic graph
+(`reduce_retracing`) whose features can differ from a fresh process's in the last bits, about 1e-7.)
 
 Outputs per video `<id>` (`id` = the path relative to the input root, extension kept, sub-folders kept as
 sub-folders of the output: unique by construction, so `clip.avi` and `clip.mp4`, or `a/b.mp4` and
@@ -443,6 +445,15 @@ def _drop_prefetch() -> None:
     ahead.close()
 
 
+_READERS = []  # every `_Prefetch` started (`reading`); finished ones are dropped as new ones start
+
+
+def reading() -> bool:
+  """Whether a video reader thread (`extract_features`' reading ahead) is still in a step: its thread must not
+  meet Python's teardown inside OpenCV (`i3d_tf.cli` then ends the process with `os._exit`)."""
+  return any(r._thread.is_alive() for r in list(_READERS))  # pylint: disable=protected-access
+
+
 class _Prefetch:
   """One video's plan and steps computed in a daemon thread, at most `limit` steps ahead of the reader."""
 
@@ -452,6 +463,7 @@ class _Prefetch:
     self._stop = threading.Event()
     self.finished = threading.Event()  # the thread has put its last item (or was stopped)
     self._thread = threading.Thread(target=self._run, name='features prefetch', daemon=True)
+    _READERS[:] = [r for r in _READERS if r._thread.is_alive()] + [self]  # pylint: disable=protected-access
     self._thread.start()
 
   def _put(self, item) -> bool:
@@ -616,7 +628,8 @@ def extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir: 
 
   Raises:
     data_pipelines.video.VideoDecodeError: the file cannot be decoded into at least 2 frames.
-    ValueError: frames smaller than the crop; non-finite features.
+    ValueError: frames smaller than the crop; non-finite features; a window of 1 frame in bfloat16
+      (`precision.check_clip_frames`).
   """
   return _extract_video(extractor, path, vid, output_dir, options, key, None)
 
@@ -626,11 +639,14 @@ def _extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir:
   """`extract_video`, its frames and flow read by `ahead` (a `_ReadAhead` reader) when given, else here."""
   from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
   start = time.time()
+  from i3d_tf.precision import check_clip_frames  # pylint: disable=g-import-not-at-top
   if ahead is not None:  # (the caller stops it, whatever happens here)
     (probe, length, windows), steps = ahead.plan(), ahead.steps()
   else:
     probe, length, windows, used = _plan(path, extractor.streams, options)
     steps = _steps(path, extractor.streams, options, probe, used)
+  for _, n in windows:
+    check_clip_frames(n, extractor.precision)
   buffer, buffer_start, read = collections.deque(), 0, 0
   feats = {s: [] for s in extractor.streams}
   batch: List[Dict[str, np.ndarray]] = []
@@ -755,6 +771,8 @@ def extract_features(video_paths: Sequence[str], root: str, output_dir: str, ext
       try:
         meta = _extract_video(extractor, path, vid, output_dir, options, key, reader)
       except Exception as e:  # pylint: disable=broad-except  (report and go on)
+        if isinstance(e, SystemError):  # the interpreter's, not the video's (e.g. Ctrl-C inside a C extension)
+          raise
         summary['failed'][path] = f'{type(e).__name__}: {e}'
         tqdm.write(f'features: FAILED {path}: {type(e).__name__}: {e}', file=sys.stderr)
         continue

@@ -109,3 +109,28 @@ def model_precision(model) -> str:
     if layer.weights:
       return 'bfloat16' if 'bfloat16' in str(layer.compute_dtype) else 'float32'
   return 'float32'
+
+
+BFLOAT16_MIN_FRAMES = 2  # clips of 1 frame: oneDNN's bfloat16 Conv3D returns garbage (below)
+
+
+def check_clip_frames(num_frames: int, precision: str) -> None:
+  """Raises ValueError for a clip the network cannot compute correctly in `precision`.
+
+  With `mixed_bfloat16` on the CPU (oneDNN, TensorFlow 2.21), a clip of a single frame gives garbage from the
+  first Conv3D (7 frames of kernel over 1 frame and 6 of padding): values up to 1e36 or another input's
+  features, different at every call (a newcomer trial found it; tests/test_precision.py).  2 frames and more
+  are exact to bfloat16 rounding, and float32 is right at any length.  So such clips are refused, not
+  computed.
+
+  Args:
+    num_frames: frames (time steps) of the clip or window the network is given.
+    precision: 'float32' or 'bfloat16' (the models' precision, `model_precision`).
+
+  Raises:
+    ValueError: fewer than `BFLOAT16_MIN_FRAMES` frames in bfloat16 (the message gives the fix).
+  """
+  if precision == 'bfloat16' and num_frames < BFLOAT16_MIN_FRAMES:
+    raise ValueError(f'a clip of {num_frames} frame(s): in bfloat16 the network returns garbage for fewer than '
+                     f'{BFLOAT16_MIN_FRAMES} frames on the CPU (oneDNN); pass --precision=float32 for such clips, '
+                     'or give more frames')
