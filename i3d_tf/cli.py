@@ -592,20 +592,18 @@ def run(main: Callable) -> None:
       signal.signal(signal.SIGINT, _interrupt)  # main's loops catch KeyboardInterrupt again
     _RUNNING[:] = [True]
     try:
-      try:
-        check_domains(flags.FLAGS)
-        status = main(argv)
-      except BaseException as e:  # pylint: disable=broad-except
-        # Ctrl-C, or an error it caused inside a C extension (a newcomer trial saw a SystemError raised in its
-        # place): one line and status 130.
-        if isinstance(e, KeyboardInterrupt) or (_INTERRUPTED and not isinstance(e, SystemExit)):
-          print(f'\n{prog}: interrupted', file=sys.stderr)
-          return _end_now(130)
-        raise
-    except app.UsageError as e:  # a binary's own argument check: the same one line
-      print(f'{prog}: {e}', file=sys.stderr)
-      return _end_now(2)
+      check_domains(flags.FLAGS)
+      status = main(argv)
+    except KeyboardInterrupt:
+      print(f'\n{prog}: interrupted', file=sys.stderr)
+      return _end_now(130)
     except Exception as e:  # pylint: disable=broad-except
+      if _INTERRUPTED:  # an error Ctrl-C caused inside a C extension (a newcomer trial saw a SystemError)
+        print(f'\n{prog}: interrupted', file=sys.stderr)
+        return _end_now(130)
+      if isinstance(e, app.UsageError):  # a binary's own argument check: the same one line
+        print(f'{prog}: {e}', file=sys.stderr)
+        return _end_now(2)
       if not isinstance(e, _user_errors()) or _verbose(sys.argv[1:]):
         raise
       hint = '' if isinstance(e, UsageError) else ' (--verbosity=1 shows the traceback)'

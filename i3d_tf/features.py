@@ -445,13 +445,13 @@ def _drop_prefetch() -> None:
     ahead.close()
 
 
-_READERS = []  # every `_Prefetch` started (`reading`); finished ones are dropped as new ones start
+_READER = 'features prefetch'  # the name of every `_Prefetch` thread
 
 
 def reading() -> bool:
   """Whether a video reader thread (`extract_features`' reading ahead) is still in a step: its thread must not
   meet Python's teardown inside OpenCV (`i3d_tf.cli` then ends the process with `os._exit`)."""
-  return any(r._thread.is_alive() for r in list(_READERS))  # pylint: disable=protected-access
+  return any(t.name == _READER for t in threading.enumerate())
 
 
 class _Prefetch:
@@ -462,8 +462,7 @@ class _Prefetch:
     self._queue = queue.Queue(limit + 2)  # `limit` steps, the plan and the end
     self._stop = threading.Event()
     self.finished = threading.Event()  # the thread has put its last item (or was stopped)
-    self._thread = threading.Thread(target=self._run, name='features prefetch', daemon=True)
-    _READERS[:] = [r for r in _READERS if r._thread.is_alive()] + [self]  # pylint: disable=protected-access
+    self._thread = threading.Thread(target=self._run, name=_READER, daemon=True)
     self._thread.start()
 
   def _put(self, item) -> bool:
@@ -638,8 +637,8 @@ def _extract_video(extractor: FeatureExtractor, path: str, vid: str, output_dir:
                    key: Optional[Dict], ahead: Optional[_Prefetch]) -> Dict:
   """`extract_video`, its frames and flow read by `ahead` (a `_ReadAhead` reader) when given, else here."""
   from data_pipelines import preprocessing as pp  # pylint: disable=g-import-not-at-top
-  start = time.time()
   from i3d_tf.precision import check_clip_frames  # pylint: disable=g-import-not-at-top
+  start = time.time()
   if ahead is not None:  # (the caller stops it, whatever happens here)
     (probe, length, windows), steps = ahead.plan(), ahead.steps()
   else:
